@@ -1,0 +1,1 @@
+//! The tfctl app-file model.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything tfctl's build, tests and benchmarks need on a fresh Debian 12 machine.
+# Idempotent: packages already present are left alone. Run as root.
+set -euo pipefail
+
+packages=(
+  # build: nftnl-sys and mnl-sys link against these
+  pkg-config libnftnl-dev libmnl-dev
+  # the busybox image the samples and tests are made of
+  busybox-static
+  # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth
+  docker-registry nftables iproute2 strace openssl apache2-utils python3 curl
+  # benchmarks: the peers tfctl is compared with
+  skopeo umoci crun hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts the registry as a service on :5000; tests run their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+  pkill -x docker-registry 2>/dev/null || true
+fi
