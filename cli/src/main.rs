@@ -1,1 +1,33 @@
-fn main() {}
+//! The `tfctl` binary: parses the command line and hands it to a command. Everything that does
+//! work lives in the `tfctl-schema` and `tfctl-runtime` crates; this crate owns the terminal
+//! (output, progress, exit codes).
+
+mod args;
+mod cmd;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
+        }
+    };
+    match cmd::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Some(report) = failure.report {
+                eprintln!("{report:?}");
+            }
+            ExitCode::from(failure.exit.code())
+        }
+    }
+}
