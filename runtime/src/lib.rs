@@ -1,1 +1,5 @@
-//! The tfctl container runtime.
+//! The tfctl container runtime: images, root filesystems, processes and isolation, network,
+//! firewall, hooks and state. It knows nothing of KDL: it works from the resolved model of
+//! `tfctl-schema` and from OCI runtime specs.
+
+pub mod state;

@@ -1,0 +1,5 @@
+//! What tfctl keeps on disk: the state root and, per app, its record.
+
+mod root;
+
+pub use root::{RootError, StateRoot};
