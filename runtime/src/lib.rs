@@ -3,3 +3,5 @@
 //! `tfctl-schema` and from OCI runtime specs.
 
 pub mod state;
+pub mod supervise;
+pub mod logs;
