@@ -5,3 +5,4 @@
 pub mod state;
 pub mod supervise;
 pub mod logs;
+pub mod hooks;
