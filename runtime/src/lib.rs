@@ -6,3 +6,4 @@ pub mod state;
 pub mod supervise;
 pub mod logs;
 pub mod hooks;
+pub mod control;
