@@ -7,3 +7,4 @@ pub mod supervise;
 pub mod logs;
 pub mod hooks;
 pub mod control;
+pub mod health;
