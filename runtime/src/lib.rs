@@ -8,3 +8,4 @@ pub mod logs;
 pub mod hooks;
 pub mod control;
 pub mod health;
+pub mod trust;
