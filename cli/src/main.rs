@@ -5,6 +5,7 @@
 mod args;
 mod cmd;
 mod exit;
+mod output;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Some(report) = failure.report {
-                eprintln!("{report:?}");
+                let mut out = String::new();
+                if output::report_handler().render_report(&mut out, report.as_ref()).is_err() {
+                    out = format!("error: {report}\n");
+                }
+                eprint!("{out}");
             }
             ExitCode::from(failure.exit.code())
         }

@@ -1,5 +1,6 @@
 //! One module per command group; `dispatch` routes a parsed command line to it.
 
+mod check;
 mod completions;
 mod generate_man;
 
@@ -8,7 +9,6 @@ use crate::exit::{CmdResult, Exit, Failure};
 
 pub fn dispatch(cli: Cli) -> CmdResult {
     let Cli { global, command } = cli;
-    let _ = &global;
     match command {
         Command::Completions(args) => completions::run(args),
         Command::Version => {
@@ -16,8 +16,8 @@ pub fn dispatch(cli: Cli) -> CmdResult {
             Ok(())
         }
         Command::GenerateMan { dir } => generate_man::run(&dir),
-        Command::Check(_) => not_built("check", 2),
-        Command::Config(_) => not_built("config", 2),
+        Command::Check(args) => check::check(args, &global),
+        Command::Config(args) => check::config(args, &global),
         Command::Pull(_) => not_built("pull", 3),
         Command::Images(_) => not_built("images", 3),
         Command::Login(_) => not_built("login", 3),
