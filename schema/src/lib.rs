@@ -1,1 +1,2 @@
 //! The tfctl app-file model.
+pub mod reference;
