@@ -1,1 +1,3 @@
 //! The tfctl container runtime.
+
+pub mod image;
