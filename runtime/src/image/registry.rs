@@ -151,7 +151,15 @@ impl Remote {
         let mut writer = store.blob_writer(&desc.digest)?;
         let mut last_report = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ImageError::Connect { registry: self.registry.clone(), message: format!("download of {} broke off: {}", desc.digest, chain(&e)) })?;
+            let chunk = chunk.map_err(|e| match e.get_ref().and_then(|i| i.downcast_ref::<oci_client::errors::DigestError>()) {
+                // oci-client checks the digest at the end of the stream too; same verdict as ours.
+                Some(oci_client::errors::DigestError::VerificationError { expected, actual }) => ImageError::DigestMismatch {
+                    what: format!("blob {} of {}", desc.digest, self.reference),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                },
+                _ => ImageError::Connect { registry: self.registry.clone(), message: format!("download of {} broke off: {}", desc.digest, chain(&e)) },
+            })?;
             writer.write_chunk(&chunk)?;
             if size > 0 && writer.written() > size {
                 return Err(ImageError::DigestMismatch {
