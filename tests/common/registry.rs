@@ -273,3 +273,38 @@ impl TestImage {
         serde_json::json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
     }
 }
+
+impl TestImage {
+    /// Writes this image as an OCI image layout at `dir`, tagged `tag`.
+    pub fn write_oci_layout(&self, dir: &Path, tag: &str) -> String {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |b: &[u8]| {
+            let d = sha256(b);
+            std::fs::write(blobs.join(&d[7..]), b).unwrap();
+            d
+        };
+        let layers: Vec<serde_json::Value> = self
+            .layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": l.media_type, "digest": put(&l.blob), "size": l.blob.len()}))
+            .collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&self.config), "size": self.config.len()},
+            "layers": layers
+        }))
+        .unwrap();
+        let md = put(&manifest);
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        std::fs::write(
+            dir.join("index.json"),
+            serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+            .unwrap(),
+        )
+        .unwrap();
+        md
+    }
+}
