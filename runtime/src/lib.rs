@@ -9,3 +9,5 @@ pub mod hooks;
 pub mod control;
 pub mod health;
 pub mod trust;
+
+pub mod image;

@@ -15,6 +15,7 @@ mod crossref;
 pub mod diag;
 mod lower;
 pub mod model;
+pub mod reference;
 mod reader;
 mod render;
 mod syntax;
