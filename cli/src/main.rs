@@ -4,8 +4,10 @@
 
 mod args;
 mod cmd;
+mod context;
 mod exit;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

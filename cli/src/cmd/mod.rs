@@ -1,8 +1,9 @@
 //! One module per command group; `dispatch` routes a parsed command line to it.
 
-mod check;
+pub mod check;
 mod completions;
 mod generate_man;
+mod images;
 
 use crate::args::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
@@ -18,10 +19,10 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::GenerateMan { dir } => generate_man::run(&dir),
         Command::Check(args) => check::check(args, &global),
         Command::Config(args) => check::config(args, &global),
-        Command::Pull(_) => not_built("pull", 3),
-        Command::Images(_) => not_built("images", 3),
-        Command::Login(_) => not_built("login", 3),
-        Command::Logout(_) => not_built("logout", 3),
+        Command::Pull(args) => images::pull(args, &global),
+        Command::Images(args) => images::images(args, &global),
+        Command::Login(args) => images::login(args, &global),
+        Command::Logout(args) => images::logout(args, &global),
         Command::Run(_) => not_built("run", 4),
         Command::Up(_) => not_built("up", 5),
         Command::Down(_) => not_built("down", 5),
