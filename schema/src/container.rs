@@ -176,14 +176,14 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                 }
             }
             "after" => {
-                let until = match cx.choice(s.prop("until"), "until", &["started", "healthy", "completed"]) {
+                let until = match cx.choice(s.prop("until"), "`until` value", &["started", "healthy", "completed"]) {
                     Some("healthy") => Until::Healthy,
                     Some("completed") => Until::Completed,
                     _ => Until::Started,
                 };
                 if let Some(target) = cx.str(arg0) {
                     let span = value_span(arg0?);
-                    refs.uses.push((RefKind::Container, target.clone(), span, "after"));
+                    refs.uses.push((RefKind::Container, target.clone(), span, "`after`"));
                     refs.afters.push((owner_name.clone(), target.clone(), span, until));
                     c.after.push(After { container: target, until });
                 }
@@ -410,7 +410,7 @@ fn template_refs(cx: &mut Cx<'_>, text: &str, refs: &mut Refs, span_of: impl Fn(
             _ => None,
         };
         match kind {
-            Some((k, n)) => refs.uses.push((k, n.to_string(), span, "template")),
+            Some((k, n)) => refs.uses.push((k, n.to_string(), span, "the template")),
             None => {
                 let p = cx
                     .problem("tfctl::invalid-template", span, format!("unknown placeholder `{{{{ {inner} }}}}`"))
@@ -426,7 +426,7 @@ fn template_refs(cx: &mut Cx<'_>, text: &str, refs: &mut Refs, span_of: impl Fn(
 fn secret_use(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Option<SecretUse> {
     let name_e = s.arg(0)?;
     let name = cx.str(Some(name_e))?;
-    refs.uses.push((RefKind::Secret, name.clone(), value_span(name_e), "secret"));
+    refs.uses.push((RefKind::Secret, name.clone(), value_span(name_e), "`secret`"));
     if let Some(env) = s.prop("env") {
         if let Some(file_prop) = ["at", "mode", "owner"].iter().find_map(|k| s.prop(k)) {
             let p = cx
@@ -492,7 +492,7 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
     let source = if src.starts_with("./") || src.starts_with("../") || src.starts_with('/') {
         MountSource::Bind(cx.host_path(&src))
     } else {
-        refs.uses.push((RefKind::Volume, src.clone(), value_span(src_e), "mount"));
+        refs.uses.push((RefKind::Volume, src.clone(), value_span(src_e), "`mount`"));
         MountSource::Volume(src)
     };
     Some(Mount { source, target: target?, read_only })
@@ -572,7 +572,7 @@ fn allow(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs) -> Option<Allow> {
             Peer::Cidr(cidr(cx, from_e, f)?)
         }
         f => {
-            refs.uses.push((RefKind::Container, f.to_string(), value_span(from_e), "allow"));
+            refs.uses.push((RefKind::Container, f.to_string(), value_span(from_e), "`allow`"));
             Peer::Container(f.to_string())
         }
     };

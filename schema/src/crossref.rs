@@ -33,7 +33,7 @@ pub struct Refs {
     pub containers: Vec<(String, SourceSpan)>,
     pub volumes: Vec<(String, SourceSpan)>,
     pub secrets: Vec<(String, SourceSpan)>,
-    /// (kind, name, place, what refers: "after", "allow", "mount", "secret", "template").
+    /// (kind, name, place, what refers to it: "`after`", "`allow`", "`mount`", "`secret`", "the template").
     pub uses: Vec<(RefKind, String, SourceSpan, &'static str)>,
     /// (container, the container it waits for, place, until).
     pub afters: Vec<(String, String, SourceSpan, Until)>,
@@ -67,7 +67,7 @@ pub fn check(cx: &mut Cx<'_>, app: &mut App, refs: &Refs) {
             RefKind::Secret => format!("define it at the top level: secret \"{name}\" generate=32"),
         });
         let p = cx
-            .problem("tfctl::unknown-reference", *span, format!("{what} refers to {noun} `{name}`, which the app does not define"))
+            .problem("tfctl::unknown-reference", *span, format!("{} refers to {noun} `{name}`, which the app does not define", capitalise(what)))
             .label(format!("no such {noun}"))
             .help(help);
         cx.push(p);
@@ -192,5 +192,13 @@ fn after_cycles(cx: &mut Cx<'_>, refs: &Refs, containers: &HashMap<&str, SourceS
                 _ => {}
             }
         }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }

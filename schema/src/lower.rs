@@ -88,6 +88,7 @@ pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
             _ => {}
         }
     }
+    let no_containers = container_nodes.is_empty();
     for n in container_nodes {
         if let Some(c) = crate::container::container(cx, n, &mut refs) {
             app.containers.push(c);
@@ -100,7 +101,7 @@ pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
             .help("name the app on the first line: app \"NAME\"");
         cx.push(p);
     }
-    if app.containers.is_empty() && refs.containers.is_empty() {
+    if no_containers {
         let p = cx
             .problem("tfctl::missing-container", SourceSpan::from(0..0), "the app has no `container`")
             .label("the app file starts here")
@@ -147,7 +148,10 @@ pub fn egress(cx: &mut Cx<'_>, n: Node<'_>) -> Option<Egress> {
 
 fn secret_def(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<SecretDef> {
     let name = named(cx, n, "secret");
-    let sources: Vec<&kdl::KdlEntry> = ["from-file", "from-env", "generate"].iter().filter_map(|k| n.prop(k)).collect();
+    let sources: Vec<&kdl::KdlEntry> = n
+        .props()
+        .filter(|e| e.name().is_some_and(|k| matches!(k.value(), "from-file" | "from-env" | "generate")))
+        .collect();
     if sources.len() != 1 {
         let (span, msg, label) = match sources.get(1) {
             Some(second) => (second.span(), "a secret has more than one source", "second source"),
@@ -209,7 +213,7 @@ pub fn hook(cx: &mut Cx<'_>, n: Node<'_>, events: &[Event], in_container: bool) 
     let event = cx
         .choice(n.arg(0), if in_container { "container event" } else { "app event" }, &names)
         .and_then(|s| events.iter().copied().find(|e| e.as_str() == s));
-    let on_fail = match cx.choice(n.prop("on-fail"), "on-fail", &["fail", "ignore"]) {
+    let on_fail = match cx.choice(n.prop("on-fail"), "`on-fail` value", &["fail", "ignore"]) {
         Some("fail") => Some(OnFail::Fail),
         Some(_) => Some(OnFail::Ignore),
         None => None,

@@ -352,7 +352,7 @@ impl<'a> Cx<'a> {
                 let p = self
                     .problem("tfctl::not-positive", value_span(e), format!("{what} must be more than 0, found {n}"))
                     .label("not positive")
-                    .help(format!("write a whole number from 1 to {}", u64::MAX));
+                    .help("write a whole number of 1 or more");
                 self.push(p);
                 None
             }
@@ -430,8 +430,8 @@ impl<'a> Cx<'a> {
         }
         let list = choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
         let help = match vocab::did_you_mean(&s, choices.iter().copied()) {
-            Some(c) => format!("did you mean \"{c}\"? {what} is one of {list}"),
-            None => format!("{what} is one of {list}"),
+            Some(c) => format!("did you mean \"{c}\"? Write one of {list}"),
+            None => format!("write one of {list}"),
         };
         let p = self
             .problem("tfctl::invalid-choice", value_span(e), format!("`{s}` is not a valid {what}"))
@@ -443,7 +443,7 @@ impl<'a> Cx<'a> {
 
     /// A host path, relative to the app file's folder, made absolute.
     pub fn host_path(&self, s: &str) -> PathBuf {
-        self.dir.join(s)
+        normalize(&self.dir.join(s))
     }
 
     /// Checks that a host file the app file names can be read now.
@@ -465,6 +465,24 @@ impl<'a> Cx<'a> {
             }
         }
     }
+}
+
+/// Removes `.` components and resolves `..` lexically, as Compose does with relative paths.
+pub fn normalize(p: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
 }
 
 fn spec_max(spec: &NodeSpec) -> usize {

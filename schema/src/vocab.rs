@@ -40,7 +40,7 @@ impl Ctx {
             Ctx::Container => "CONTAINER NODES",
             Ctx::Health => "HEALTH NODES",
             Ctx::Hook => "HOOK NODES",
-            Ctx::Config => "CONFIG NODES",
+            Ctx::Config => "SETTINGS",
         }
     }
 }
