@@ -1,1 +1,4 @@
 //! The tfctl container runtime.
+
+pub mod capabilities;
+pub mod seccomp;
