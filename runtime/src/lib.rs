@@ -1,4 +1,5 @@
 //! The tfctl container runtime.
 
 pub mod capabilities;
+pub mod cgroup;
 pub mod seccomp;
