@@ -2,4 +2,6 @@
 
 pub mod capabilities;
 pub mod cgroup;
+pub mod files;
 pub mod seccomp;
+pub mod secrets;
