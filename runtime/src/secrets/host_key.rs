@@ -116,6 +116,8 @@ impl HostKey {
                 info.extend_from_slice(part);
             }
             info.extend_from_slice(&generation.to_be_bytes());
+            // The length too, so a shorter secret is not a prefix of a longer one.
+            info.extend_from_slice(&(length as u64).to_be_bytes());
             info.extend_from_slice(&counter.to_be_bytes());
             hk.expand(&info, block.as_mut()).expect("255 bytes is within HKDF's limit");
             // 248 = 4 * 62: bytes above it would favour the first characters.
