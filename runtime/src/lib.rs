@@ -2,12 +2,16 @@
 //! firewall, hooks and state. It knows nothing of KDL: it works from the resolved model of
 //! `tfctl-schema` and from OCI runtime specs.
 
+pub mod capabilities;
+pub mod cgroup;
+pub mod control;
+pub mod files;
+pub mod health;
+pub mod hooks;
+pub mod image;
+pub mod logs;
+pub mod seccomp;
+pub mod secrets;
 pub mod state;
 pub mod supervise;
-pub mod logs;
-pub mod hooks;
-pub mod control;
-pub mod health;
 pub mod trust;
-
-pub mod image;
