@@ -5,12 +5,15 @@
 
 #[path = "start/fixture.rs"]
 mod fixture;
+#[path = "start/lifetime.rs"]
+mod lifetime;
 
 use fixture::*;
 use std::os::fd::{AsRawFd, OwnedFd};
 use tfctl_runtime::spawn::*;
 
 fn main() {
+    lifetime::maybe_play_holder();
     let spawner = Spawner::start().expect("the spawner starts while we are single-threaded");
     if nix::unistd::geteuid().as_raw() != 0 {
         println!("SKIP: the start tests need root");
@@ -37,6 +40,9 @@ fn main() {
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
         ("nothing_left_behind", nothing_left_behind),
+        ("container_dies_with_a_killed_client", lifetime::container_dies_with_a_killed_client),
+        ("dropping_the_spawner_ends_everything", lifetime::dropping_the_spawner_ends_everything),
+        ("async_launch_and_large_plan", async_launch_and_large_plan),
     ];
     run_cases(cases, &spawner, &fx);
 }
@@ -344,4 +350,24 @@ fn nothing_left_behind(s: &Spawner, f: &Fixture) {
     // Only our own spawner remains a child of ours.
     let _ = s.pid();
     let _ = std::fs::File::open("/proc/self/ns/pid").map(|f| f.as_raw_fd());
+}
+
+fn async_launch_and_large_plan(s: &Spawner, f: &Fixture) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // 1 MiB of environment: far more than a default socket buffer (~200 KiB) holds.
+    let mut plan = f.plan(&["sh", "-c", "env | grep -c ^BIG; echo ${#BIG15}; exit 5"]);
+    plan.process.env.extend((0..16).map(|i| format!("BIG{i}={}", "x".repeat(64 << 10))));
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let status = rt.block_on(async {
+        let child = s.launch_async(&plan, StartFds { stdout: Some(out_w), ..Default::default() }).await.unwrap();
+        let net = child.namespace(Namespace::Net).unwrap();
+        let ours = std::fs::metadata("/proc/self/ns/net").unwrap();
+        let theirs = nix::sys::stat::fstat(&net).unwrap();
+        assert_ne!(std::os::unix::fs::MetadataExt::ino(&ours), theirs.st_ino, "the container has its own network namespace");
+        child.wait_async().await.unwrap()
+    });
+    assert_eq!(status, ExitStatus::Exited(5));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).unwrap();
+    assert_eq!(out, format!("16\n{}\n", 64 << 10));
 }

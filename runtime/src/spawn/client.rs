@@ -75,6 +75,15 @@ impl Spawner {
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| SpawnerError::Socket(e.into()))?;
+        // A plan carries seccomp programs and the environment: allow packets of a few MiB where
+        // the host lets us (root may exceed wmem_max), else keep the default (~200 KiB).
+        for sock in [&ours, &theirs] {
+            let size: libc::c_int = 8 << 20;
+            // SAFETY: setsockopt reads one int from a valid pointer.
+            unsafe {
+                libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, (&size as *const libc::c_int).cast(), 4);
+            }
+        }
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
         // SAFETY: we checked that we are the only thread, so the child may run ordinary code.
@@ -253,6 +262,13 @@ impl Child {
     /// Sends a signal through the pidfd (never through a pid that may have been reused).
     pub fn signal(&self, sig: i32) -> std::io::Result<()> {
         crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig).map_err(std::io::Error::from_raw_os_error)
+    }
+
+    /// A descriptor of one of the process's namespaces (e.g. the network namespace for probes).
+    pub fn namespace(&self, ns: crate::sys::Namespace) -> std::io::Result<OwnedFd> {
+        let fd = crate::sys::pidfd_namespace(self.pidfd.as_raw_fd(), ns).map_err(std::io::Error::from_raw_os_error)?;
+        // SAFETY: the ioctl returned a new descriptor we own.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
     }
 
     /// Waits for the exit. Blocking: not on a tokio worker thread (use [`Child::wait_async`]).

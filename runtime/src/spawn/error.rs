@@ -78,6 +78,7 @@ fn hint(step: Step, errno: i32) -> &'static str {
     match (step, errno) {
         (Step::Exec, libc::ENOENT) => ": no such executable in the container (argv[0] was searched in its PATH)",
         (Step::Exec, libc::EACCES) => ": the file is not executable, or sits on a noexec mount",
+        (Step::Exec, libc::E2BIG) => ": the arguments and environment are too long (at most 128 KiB per string)",
         (Step::Exec, libc::ENOEXEC) => ": not an executable for this machine's architecture",
         (Step::Cwd, libc::ENOENT) => ": the working directory does not exist in the container",
         (Step::Rlimit, libc::EPERM) => {

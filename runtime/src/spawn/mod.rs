@@ -24,6 +24,7 @@ mod protocol;
 mod server;
 
 pub use crate::start::step::Step;
+pub use crate::sys::Namespace;
 pub use client::{Child, ExitStatus, ExitWaiter, Spawner};
 pub use error::{SpawnerError, StartError};
 pub use plan::*;

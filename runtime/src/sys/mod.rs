@@ -365,3 +365,28 @@ pub fn pipe2(flags: libc::c_int) -> SysResult<[RawFd; 2]> {
     check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
     Ok(fds)
 }
+
+/// The namespaces a pidfd can hand out (PIDFD_GET_*_NAMESPACE, Linux 6.11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Namespace {
+    Cgroup,
+    Ipc,
+    Mount,
+    Net,
+    Pid,
+    Uts,
+}
+
+/// A descriptor of one namespace of the process behind `pidfd` (for setns, or to keep it).
+pub fn pidfd_namespace(pidfd: RawFd, ns: Namespace) -> SysResult<RawFd> {
+    let req = match ns {
+        Namespace::Cgroup => libc::PIDFD_GET_CGROUP_NAMESPACE,
+        Namespace::Ipc => libc::PIDFD_GET_IPC_NAMESPACE,
+        Namespace::Mount => libc::PIDFD_GET_MNT_NAMESPACE,
+        Namespace::Net => libc::PIDFD_GET_NET_NAMESPACE,
+        Namespace::Pid => libc::PIDFD_GET_PID_NAMESPACE,
+        Namespace::Uts => libc::PIDFD_GET_UTS_NAMESPACE,
+    };
+    // SAFETY: these ioctls take no argument and return a new descriptor.
+    check_int(unsafe { libc::ioctl(pidfd, req as _, 0) })
+}

@@ -75,12 +75,13 @@ impl Fixture {
 
     /// Docker's defaults: the standard mounts, masks, read-only paths, default caps, no_new_privs.
     pub fn plan(&self, argv: &[&str]) -> StartPlan {
+        Fixture::plan_for(self.layer.clone(), self.mountpoint(), argv)
+    }
+
+    pub fn plan_for(layer: PathBuf, mountpoint: PathBuf, argv: &[&str]) -> StartPlan {
         StartPlan {
             mode: Mode::Container(Box::new(ContainerSetup {
-                rootfs: Rootfs {
-                    source: RootfsSource::Overlay { layers: vec![self.layer.clone()], upper: OverlayUpper::Tmpfs { size_bytes: 16 << 20 } },
-                    mountpoint: self.mountpoint(),
-                },
+                rootfs: Rootfs { source: RootfsSource::Overlay { layers: vec![layer], upper: OverlayUpper::Tmpfs { size_bytes: 16 << 20 } }, mountpoint },
                 mounts: MountStep::defaults(),
                 files: vec![],
                 masked_paths: MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
