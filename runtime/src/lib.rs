@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod image;
+pub(crate) mod rootfs;
 pub mod logs;
 pub mod seccomp;
 pub mod secrets;
