@@ -1,1 +1,2 @@
 //! The tfctl container runtime.
+pub mod net;
