@@ -285,9 +285,9 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
         ChainDef { name: "input", nat: false, hook: Hook::In, hook_name: "input", priority: 0, rules: input },
         ChainDef { name: "forward", nat: false, hook: Hook::Forward, hook_name: "forward", priority: 0, rules: forward },
         ChainDef { name: "output", nat: false, hook: Hook::Out, hook_name: "output", priority: 0, rules: output },
-        ChainDef { name: "dnat_in", nat: true, hook: Hook::PreRouting, hook_name: "prerouting", priority: -100, rules: nat_pre },
-        ChainDef { name: "dnat_local", nat: true, hook: Hook::Out, hook_name: "output", priority: -100, rules: nat_out },
-        ChainDef { name: "snat", nat: true, hook: Hook::PostRouting, hook_name: "postrouting", priority: 100, rules: snat },
+        ChainDef { name: "nat_pre", nat: true, hook: Hook::PreRouting, hook_name: "prerouting", priority: -100, rules: nat_pre },
+        ChainDef { name: "nat_local", nat: true, hook: Hook::Out, hook_name: "output", priority: -100, rules: nat_out },
+        ChainDef { name: "nat_post", nat: true, hook: Hook::PostRouting, hook_name: "postrouting", priority: 100, rules: snat },
     ];
     Ok(Ruleset { table, sets, chains, elements })
 }
@@ -326,5 +326,24 @@ impl Ruleset {
             s += "  }\n";
         }
         s + "}\n"
+    }
+}
+
+impl Ruleset {
+    /// Every rule as (chain, expressions printed as `nft --debug=netlink` prints them), in order.
+    pub fn expr_texts(&self) -> Vec<(String, String)> {
+        let table = nftnl::Table::new(std::ffi::CString::new(self.table.as_str()).unwrap(), ProtoFamily::Inet);
+        let mut out = Vec::new();
+        for c in &self.chains {
+            let chain = nftnl::Chain::new(std::ffi::CString::new(c.name).unwrap(), &table);
+            for r in &c.rules {
+                let mut rule = nftnl::Rule::new(&chain);
+                for e in &r.exprs {
+                    rule.add_expr(e);
+                }
+                out.push((c.name.to_string(), crate::net::nft::expr::rule_text(&rule)));
+            }
+        }
+        out
     }
 }

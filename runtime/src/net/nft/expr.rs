@@ -96,13 +96,16 @@ pub enum Expr {
 }
 
 /// Loads `fields` into consecutive registers the way nft lays out a concatenation (the first at
-/// reg 1, each next one in the 32-bit register after the previous field's rounded length) and
+/// reg 1, each next one right after the previous field's length rounded to 4 bytes) and
 /// returns the loads and the key's length in bytes.
 pub fn concat(fields: &[Field]) -> (Vec<Expr>, u32) {
     let mut exprs = Vec::with_capacity(fields.len());
     let mut offset = 0;
     for f in fields {
-        let reg = if offset == 0 { REG_1 } else { NFT_REG32_00 + offset / 4 };
+        // As nft numbers them: a field starting on a 16-byte boundary uses the 128-bit
+        // register name (reg 1, reg 2, ...), any other the 32-bit one (reg 9, reg 13, ...).
+        let word = offset / 4;
+        let reg = if word % 4 == 0 { REG_1 + word / 4 } else { NFT_REG32_00 + word };
         exprs.push(f.load(reg));
         offset += f.len().div_ceil(4) * 4;
     }
