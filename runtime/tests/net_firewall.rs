@@ -310,6 +310,27 @@ fn forward_guard_and_foreign_drop(bnf: bool) {
     drop(lan);
 }
 
+fn overlapping_allows(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    let i = f.app("ovl", "10.89.0.0/24", &["a", "b"]);
+    f.apps[i].c.get_mut("b").unwrap().httpd(Ipv4Addr::UNSPECIFIED, 80, "b");
+    f.apps[i].c.get_mut("b").unwrap().httpd(Ipv4Addr::UNSPECIFIED, 95, "b-95");
+    let subnet = f.apps[i].rec.subnet;
+    f.w.outside.sh(&format!("ip route add {subnet} via {UPLINK_IP}"));
+    // Overlapping sources and port ranges for one container, as users write them.
+    f.update(i, |app| {
+        let b = app.rules("b");
+        b.allow.push(allow(Source::Container("a".into()), Some(80), Some(Proto::Tcp)));
+        b.allow.push(allow(Source::Cidr("10.0.0.0/8".parse().unwrap()), Some(80), Some(Proto::Tcp)));
+        b.allow.push(Allow { from: Source::Cidr("10.89.0.0/16".parse().unwrap()), ports: Some(PortRange { first: 70, last: 90 }), proto: Some(Proto::Tcp) });
+        b.allow.push(Allow { from: Source::Container("a".into()), ports: Some(PortRange { first: 85, last: 100 }), proto: Some(Proto::Tcp) });
+    });
+    let app = &f.apps[i];
+    assert!(reach(&app.c["a"], app.at("b", 80)) && reach(&app.c["a"], app.at("b", 95)));
+    assert!(!reach(&f.w.outside, app.at("b", 80)), "outside is in none of the ranges");
+    f.finish();
+}
+
 macro_rules! both_modes {
     ($($name:ident),*) => {
         mod bridge_nf_default { $( #[test] fn $name() { super::$name(false) } )* }
@@ -326,5 +347,6 @@ both_modes!(
     spoofed_source_not_admitted,
     ipv6_link_local_refused,
     two_apps_isolated,
-    forward_guard_and_foreign_drop
+    forward_guard_and_foreign_drop,
+    overlapping_allows
 );

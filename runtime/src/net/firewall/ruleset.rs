@@ -109,6 +109,17 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     let mut put = |set: &str, k: &KeyBuilder, owner: &str| {
         elements.entry(set.to_string()).or_default().push((k.build(interval_of(set)), owner.to_string()));
     };
+    // Ranges for the interval sets, gathered per (set, veth) and made disjoint before they
+    // become elements: the kernel's concatenated-range sets refuse overlapping elements, and
+    // `allow from="any" port=80` next to `allow from="a" port=80` is ordinary input.
+    let mut rects: BTreeMap<(String, String, String), Vec<Rect>> = BTreeMap::new();
+    let mut rect = |set: String, veth: &str, owner: &str, addr: Option<(Ipv4Addr, Ipv4Addr)>, ports: Option<(u16, u16)>| {
+        let r = Rect {
+            addr: addr.map_or((0, 0), |(a, b)| (u32::from(a) as u64, u32::from(b) as u64)),
+            port: ports.map_or((0, 0), |(a, b)| (a as u64, b as u64)),
+        };
+        rects.entry((set, veth.to_string(), owner.to_string())).or_default().push(r);
+    };
     let mut nat_pre = Vec::new();
     let mut nat_out = Vec::new();
     for c in &spec.containers {
@@ -128,37 +139,17 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
                 Source::Host => None,
             };
             for (p, ports) in proto_sets(a.proto, a.ports) {
-                let mut k = KeyBuilder::default();
-                let set = match src {
-                    Some((first, last)) => {
-                        k.addr_range(first, last);
-                        format!("in_{p}")
-                    }
-                    None => format!("host_{p}"),
-                };
-                k.ifname(&me.veth);
-                if let Some((f, l)) = ports {
-                    k.port_range(f, l);
-                }
-                put(&set, &k, &c.name);
+                let set = if src.is_some() { format!("in_{p}") } else { format!("host_{p}") };
+                rect(set, &me.veth, &c.name, src, ports);
             }
         }
         for e in &c.allow_egress {
             for (p, ports) in proto_sets(e.proto, e.ports) {
-                let mut k = KeyBuilder::default();
-                let set = match &e.to {
-                    Destination::Cidr(net) => {
-                        let (f, l) = range(net);
-                        k.addr_range(f, l);
-                        format!("out_{p}")
-                    }
-                    Destination::Host => format!("tohost_{p}"),
+                let (set, dst) = match &e.to {
+                    Destination::Cidr(net) => (format!("out_{p}"), Some(range(net))),
+                    Destination::Host => (format!("tohost_{p}"), None),
                 };
-                k.ifname(&me.veth);
-                if let Some((f, l)) = ports {
-                    k.port_range(f, l);
-                }
-                put(&set, &k, &c.name);
+                rect(set, &me.veth, &c.name, dst, ports);
             }
         }
         for p in &c.publish {
@@ -199,6 +190,23 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
                     RuleDef::new(label).addr(Field::Daddr, host, CmpOp::Eq).dport(proto, p.host_port).dnat(me.address, p.container_port),
                 );
             }
+        }
+    }
+
+    for ((set, veth, owner), rs) in rects {
+        let fields = &SETS.iter().find(|(n, _, _)| *n == set).expect("known set").1;
+        let has_addr = fields.contains(&KeyField::Ipv4Addr);
+        let has_port = fields.contains(&KeyField::InetService);
+        for r in disjoint(rs) {
+            let mut k = KeyBuilder::default();
+            if has_addr {
+                k.addr_range(Ipv4Addr::from(r.addr.0 as u32), Ipv4Addr::from(r.addr.1 as u32));
+            }
+            k.ifname(&veth);
+            if has_port {
+                k.port_range(r.port.0 as u16, r.port.1 as u16);
+            }
+            put(&set, &k, &owner);
         }
     }
 
@@ -292,6 +300,46 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     Ok(Ruleset { table, sets, chains, elements })
 }
 
+/// An address range times a port range (inclusive bounds; unused dimensions are 0..=0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rect {
+    pub addr: (u64, u64),
+    pub port: (u64, u64),
+}
+
+fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The same union of rectangles as disjoint rectangles: cut the address axis at every edge,
+/// merge the port ranges over each slice, then rejoin neighbouring slices with equal ports.
+pub fn disjoint(rs: Vec<Rect>) -> Vec<Rect> {
+    let mut cuts: Vec<u64> = rs.iter().flat_map(|r| [r.addr.0, r.addr.1 + 1]).collect();
+    cuts.sort();
+    cuts.dedup();
+    let mut slices: Vec<((u64, u64), Vec<(u64, u64)>)> = Vec::new();
+    for w in cuts.windows(2) {
+        let (lo, hi) = (w[0], w[1] - 1);
+        let ports = merge(rs.iter().filter(|r| r.addr.0 <= lo && hi <= r.addr.1).map(|r| r.port).collect());
+        if ports.is_empty() {
+            continue;
+        }
+        match slices.last_mut() {
+            Some((addr, p)) if addr.1 + 1 == lo && *p == ports => addr.1 = hi,
+            _ => slices.push(((lo, hi), ports)),
+        }
+    }
+    slices.into_iter().flat_map(|(addr, ports)| ports.into_iter().map(move |port| Rect { addr, port })).collect()
+}
+
 impl Ruleset {
     /// The table in nft syntax without elements (for the golden tests and for humans).
     pub fn nft_text(&self) -> String {
@@ -345,5 +393,36 @@ impl Ruleset {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(rs: &[Rect], a: u64, p: u64) -> bool {
+        rs.iter().any(|r| r.addr.0 <= a && a <= r.addr.1 && r.port.0 <= p && p <= r.port.1)
+    }
+
+    #[test]
+    fn disjoint_keeps_the_union_and_removes_overlaps() {
+        let input = vec![
+            Rect { addr: (0, u32::MAX as u64), port: (80, 80) },
+            Rect { addr: (100, 100), port: (80, 80) },
+            Rect { addr: (50, 150), port: (70, 90) },
+            Rect { addr: (120, 200), port: (85, 100) },
+        ];
+        let out = disjoint(input.clone());
+        for (i, a) in out.iter().enumerate() {
+            for b in &out[i + 1..] {
+                let overlap = a.addr.0 <= b.addr.1 && b.addr.0 <= a.addr.1 && a.port.0 <= b.port.1 && b.port.0 <= a.port.1;
+                assert!(!overlap, "{a:?} overlaps {b:?}");
+            }
+        }
+        for a in [0, 49, 50, 100, 119, 120, 150, 151, 200, 201, 5000] {
+            for p in [69, 70, 80, 84, 85, 90, 91, 100, 101] {
+                assert_eq!(covered(&input, a, p), covered(&out, a, p), "addr {a} port {p}");
+            }
+        }
     }
 }
