@@ -92,6 +92,10 @@ impl Fixture {
         reach(&self.w.host, dst)
     }
 
+    fn host_blocked(&self, dst: SocketAddrV4) -> bool {
+        blocked(&self.w.host, dst)
+    }
+
     /// Tears everything down and checks the namespace is as before (ruleset, links, forwarding).
     fn finish(mut self) {
         let fwd_before = "0";
@@ -117,12 +121,12 @@ fn allow_from_container_port(bnf: bool) {
     f.apps[i].c.get_mut("b").unwrap().httpd(Ipv4Addr::UNSPECIFIED, 80, "b-80");
     let app = &f.apps[i];
     // Nothing admitted yet.
-    assert!(!reach(&app.c["a"], app.at("b", 5432)), "a reached b:5432 with no allow");
+    assert!(blocked(&app.c["a"], app.at("b", 5432)), "a reached b:5432 with no allow");
     f.update(i, |app| app.rules("b").allow.push(allow(Source::Container("a".into()), Some(5432), Some(Proto::Tcp))));
     let app = &f.apps[i];
     assert!(reach(&app.c["a"], app.at("b", 5432)), "allow from=a port=5432 did not let a in");
-    assert!(!reach(&app.c["a"], app.at("b", 80)), "a reached b on 80");
-    assert!(!reach(&app.c["c"], app.at("b", 5432)), "c reached b:5432");
+    assert!(blocked(&app.c["a"], app.at("b", 80)), "a reached b on 80");
+    assert!(blocked(&app.c["c"], app.at("b", 5432)), "c reached b:5432");
     // The set holds the element as nft reads it back (our key encoding).
     let set = f.w.host.sh(&format!("nft list set inet {} in_tcp", app.rec.table));
     assert!(set.contains(&format!("{} . \"{}\" . 5432", app.ip("a"), app.rec.containers["b"].veth)), "{set}");
@@ -142,16 +146,16 @@ fn host_any_and_cidr_sources(bnf: bool) {
     let subnet = f.apps[i].rec.subnet;
     f.w.outside.sh(&format!("ip route add {subnet} via {UPLINK_IP}"));
     let b80 = f.apps[i].at("b", 80);
-    assert!(!f.host_reach(b80), "the host got in without from=host");
-    assert!(!reach(&f.w.outside, b80), "the outside got in with no allow");
+    assert!(f.host_blocked(b80), "the host got in without from=host");
+    assert!(blocked(&f.w.outside, b80), "the outside got in with no allow");
     f.update(i, |app| app.rules("b").allow.push(allow(Source::Host, Some(80), Some(Proto::Tcp))));
     assert!(f.host_reach(b80), "from=host did not admit the host");
-    assert!(!reach(&f.w.outside, b80), "from=host admitted the outside");
+    assert!(blocked(&f.w.outside, b80), "from=host admitted the outside");
     f.update(i, |app| app.rules("b").allow = vec![allow(Source::Cidr("203.0.113.0/24".parse().unwrap()), Some(80), None)]);
-    assert!(!reach(&f.w.outside, b80), "a CIDR not covering the outside admitted it");
+    assert!(blocked(&f.w.outside, b80), "a CIDR not covering the outside admitted it");
     f.update(i, |app| app.rules("b").allow = vec![allow(Source::Cidr("198.51.100.0/24".parse().unwrap()), Some(80), None)]);
     assert!(reach(&f.w.outside, b80), "a covering CIDR did not admit the outside");
-    assert!(!f.host_reach(b80), "a CIDR not covering the host's source admitted the host");
+    assert!(f.host_blocked(b80), "a CIDR not covering the host's source admitted the host");
     f.update(i, |app| app.rules("b").allow = vec![allow(Source::Any, Some(80), Some(Proto::Tcp))]);
     assert!(reach(&f.w.outside, b80) && f.host_reach(b80), "from=any must admit everyone");
     f.finish();
@@ -163,8 +167,8 @@ fn container_to_host(bnf: bool) {
     let i = f.app("egr", "10.89.0.0/24", &["a"]);
     let gw = SocketAddrV4::new(f.apps[i].rec.gateway, 8081);
     let uplink = SocketAddrV4::new(UPLINK_IP, 8081);
-    assert!(!reach(&f.apps[i].c["a"], gw), "a reached the host via the gateway");
-    assert!(!reach(&f.apps[i].c["a"], uplink), "a reached the host's other address");
+    assert!(blocked(&f.apps[i].c["a"], gw), "a reached the host via the gateway");
+    assert!(blocked(&f.apps[i].c["a"], uplink), "a reached the host's other address");
     f.update(i, |app| {
         app.rules("a").allow_egress.push(AllowEgress { to: Destination::Host, ports: Some(PortRange::one(8081)), proto: Some(Proto::Tcp) })
     });
@@ -181,7 +185,7 @@ fn egress_deny_and_allow(bnf: bool) {
     let page = http_get(&f.apps[i].c["a"], None, outside).expect("egress allow did not reach the outside");
     assert!(page.contains("hello from outside"));
     f.update(i, |app| app.rules("a").egress = Egress::Deny);
-    assert!(!reach(&f.apps[i].c["a"], outside), "egress deny let a out");
+    assert!(blocked(&f.apps[i].c["a"], outside), "egress deny let a out");
     f.update(i, |app| {
         app.rules("a").allow_egress.push(AllowEgress { to: Destination::Cidr("198.51.100.1/32".parse().unwrap()), ports: Some(PortRange::one(80)), proto: None })
     });
@@ -198,7 +202,7 @@ fn publish_is_no_back_door(bnf: bool) {
     f.w.outside.sh(&format!("ip route add {subnet} via {UPLINK_IP}"));
     let published = SocketAddrV4::new(UPLINK_IP, 8080);
     let local_only = SocketAddrV4::new(UPLINK_IP, 9090);
-    assert!(!reach(&f.w.outside, published), "reachable before publishing");
+    assert!(blocked(&f.w.outside, published), "reachable before publishing");
     f.update(i, |app| {
         let web = app.rules("web");
         web.publish.push(Publish { host_ip: Ipv4Addr::UNSPECIFIED, host_port: 8080, container_port: 80, proto: Proto::Tcp });
@@ -206,13 +210,13 @@ fn publish_is_no_back_door(bnf: bool) {
     });
     let app = &f.apps[i];
     assert!(reach(&f.w.outside, published), "the publish is not reachable from outside");
-    assert!(!reach(&f.w.outside, app.at("web", 80)), "the container port is open from outside without the publish");
-    assert!(!reach(&f.w.outside, app.at("web", 5432)), "the publish opened another port");
-    assert!(!reach(&f.w.outside, local_only), "a loopback publish is reachable from outside");
+    assert!(blocked(&f.w.outside, app.at("web", 80)), "the container port is open from outside without the publish");
+    assert!(blocked(&f.w.outside, app.at("web", 5432)), "the publish opened another port");
+    assert!(blocked(&f.w.outside, local_only), "a loopback publish is reachable from outside");
     assert!(f.host_reach(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)), "0.0.0.0 publish not reachable on the host's loopback");
     assert!(f.host_reach(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090)), "loopback publish not reachable from the host");
     assert!(f.host_reach(published), "publish not reachable from the host via its own address");
-    assert!(!f.host_reach(app.at("web", 80)), "the host reached web directly without from=host");
+    assert!(f.host_blocked(app.at("web", 80)), "the host reached web directly without from=host");
     // Hairpin: another container, and web itself, through the published port.
     assert!(reach(&app.c["a"], published), "a container cannot use the published port");
     assert!(reach(&app.c["web"], published), "web cannot reach itself through its publish");
@@ -269,8 +273,8 @@ fn two_apps_isolated(bnf: bool) {
     f.update(one, |app| app.rules("b").allow.push(allow(Source::Container("a".into()), Some(80), None)));
     let (a1, a2) = (&f.apps[one], &f.apps[two]);
     assert!(reach(&a1.c["a"], a1.at("b", 80)), "a cannot reach b in its own app");
-    assert!(!reach(&a2.c["x"], a1.at("b", 80)), "x (another app) reached b");
-    assert!(!reach(&a1.c["a"], a2.at("x", 80)), "a reached x (another app)");
+    assert!(blocked(&a2.c["x"], a1.at("b", 80)), "x (another app) reached b");
+    assert!(blocked(&a1.c["a"], a2.at("x", 80)), "a reached x (another app)");
     f.finish();
 }
 
@@ -291,7 +295,7 @@ fn forward_guard_and_foreign_drop(bnf: bool) {
     let i = f.app("guard", "10.89.0.0/24", &["a", "b"]);
     assert_eq!(f.w.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
     let lan80 = SocketAddrV4::new("192.0.2.2".parse().unwrap(), 80);
-    assert!(!reach(&f.w.outside, lan80), "the host routes between its other interfaces");
+    assert!(blocked(&f.w.outside, lan80), "the host routes between its other interfaces");
     let guard = f.host.guard_table.clone().unwrap();
     f.w.host.sh(&format!("nft delete table inet {guard}"));
     assert!(reach(&f.w.outside, lan80), "control: without the guard the host forwards");
@@ -304,7 +308,7 @@ fn forward_guard_and_foreign_drop(bnf: bool) {
     f.w.host.sh("nft add table inet hostfw && nft add chain inet hostfw hostchain '{ type filter hook forward priority 0; policy drop; }'");
     let warnings = f.w.host.run(firewall::foreign_drop_policies).unwrap();
     assert!(warnings.len() == 1 && warnings[0].contains("hostfw") && warnings[0].contains("forward"), "{warnings:?}");
-    assert!(!reach(&f.apps[i].c["a"], f.apps[i].at("b", 80)), "a host drop policy should drop tfctl traffic (hence the warning)");
+    assert!(blocked(&f.apps[i].c["a"], f.apps[i].at("b", 80)), "a host drop policy should drop tfctl traffic (hence the warning)");
     f.w.host.sh("nft delete table inet hostfw");
     f.finish();
     drop(lan);
@@ -327,7 +331,74 @@ fn overlapping_allows(bnf: bool) {
     });
     let app = &f.apps[i];
     assert!(reach(&app.c["a"], app.at("b", 80)) && reach(&app.c["a"], app.at("b", 95)));
-    assert!(!reach(&f.w.outside, app.at("b", 80)), "outside is in none of the ranges");
+    assert!(blocked(&f.w.outside, app.at("b", 80)), "outside is in none of the ranges");
+    f.finish();
+}
+
+fn link_local_destinations_blocked(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    // A "metadata service" in the outside namespace, routed from the host.
+    f.w.outside.sh("ip addr add 169.254.169.254/32 dev out0");
+    f.w.outside.httpd("169.254.169.254".parse().unwrap(), 80, "metadata");
+    f.w.host.sh(&format!("ip route add 169.254.169.254/32 via {OUTSIDE_IP}"));
+    let i = f.app("meta", "10.89.0.0/24", &["a"]);
+    let md = SocketAddrV4::new("169.254.169.254".parse().unwrap(), 80);
+    assert!(reach(&f.apps[i].c["a"], SocketAddrV4::new(OUTSIDE_IP, 80)), "egress allow reaches the outside");
+    assert!(blocked(&f.apps[i].c["a"], md), "a reached 169.254.0.0/16 without allow-egress");
+    f.update(i, |app| {
+        app.rules("a").allow_egress.push(AllowEgress { to: Destination::Cidr("169.254.169.254/32".parse().unwrap()), ports: Some(PortRange::one(80)), proto: Some(Proto::Tcp) })
+    });
+    assert!(reach(&f.apps[i].c["a"], md), "allow-egress did not open 169.254.169.254");
+    f.w.host.sh("ip route del 169.254.169.254/32");
+    f.finish();
+}
+
+/// CVE-2020-8558: with route_localnet on tfctl's veths, a container that routes 127.0.0.1 to
+/// the host (it needs NET_ADMIN in its namespace) must still not reach the host's loopback.
+fn container_cannot_reach_host_loopback(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    f.w.host.httpd(Ipv4Addr::UNSPECIFIED, 8081, "host");
+    let i = f.app("lo", "10.89.0.0/24", &["a"]);
+    f.update(i, |app| {
+        app.rules("a").allow_egress.push(AllowEgress { to: Destination::Host, ports: Some(PortRange::one(8081)), proto: Some(Proto::Tcp) })
+    });
+    let gw = f.apps[i].rec.gateway;
+    let a = &f.apps[i].c["a"];
+    assert!(reach(a, SocketAddrV4::new(gw, 8081)), "allowed path to the host works");
+    a.sh(&format!(
+        "sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1 && \
+         ip route del table local 127.0.0.1 dev lo && ip route del table local 127.0.0.0/8 dev lo && \
+         ip route add 127.0.0.1/32 via {gw} dev eth0 && ip addr del 127.0.0.1/8 dev lo"
+    ));
+    assert!(blocked(a, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8081)), "a container reached the host's 127.0.0.1");
+    f.finish();
+}
+
+fn restart_keeps_address_and_rules(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    let i = f.app("rst", "10.89.0.0/24", &["a", "b"]);
+    f.apps[i].c.get_mut("b").unwrap().httpd(Ipv4Addr::UNSPECIFIED, 80, "b");
+    f.update(i, |app| app.rules("b").allow.push(allow(Source::Container("a".into()), Some(80), None)));
+    let before = f.apps[i].ip("a");
+    assert!(reach(&f.apps[i].c["a"], f.apps[i].at("b", 80)));
+    // The container stops (its namespace goes, and its veth with it) and starts again.
+    let old = f.apps[i].c.remove("a").unwrap();
+    drop(old);
+    let veth = f.apps[i].rec.containers["a"].veth.clone();
+    for _ in 0..100 {
+        if !f.w.host.try_sh(&format!("ip link show {veth}")).status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let fresh = Ns::new("a2");
+    let rec = f.apps[i].rec.clone();
+    let fd = fresh.file();
+    f.w.host.run(|| AppNet::attach_container(&rec, "a", fd.as_fd())).unwrap();
+    assert_eq!(f.apps[i].ip("a"), before);
+    assert!(fresh.sh("ip -4 -o addr show dev eth0").contains(&before.to_string()));
+    assert!(reach(&fresh, f.apps[i].at("b", 80)), "the restarted container lost its allow");
+    f.apps[i].c.insert("a", fresh);
     f.finish();
 }
 
@@ -348,5 +419,8 @@ both_modes!(
     ipv6_link_local_refused,
     two_apps_isolated,
     forward_guard_and_foreign_drop,
-    overlapping_allows
+    overlapping_allows,
+    link_local_destinations_blocked,
+    container_cannot_reach_host_loopback,
+    restart_keeps_address_and_rules
 );

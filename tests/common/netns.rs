@@ -135,8 +135,15 @@ pub fn http_get(from: &Ns, src: Option<Ipv4Addr>, dst: SocketAddrV4) -> Option<S
     })
 }
 
+/// True when the page arrives; retried twice, since a "can reach" must not fail because a
+/// loaded machine was slow once.
 pub fn reach(from: &Ns, dst: SocketAddrV4) -> bool {
-    http_get(from, None, dst).is_some()
+    (0..3).any(|_| http_get(from, None, dst).is_some())
+}
+
+/// True when the page does not arrive within one short attempt (for "cannot reach").
+pub fn blocked(from: &Ns, dst: SocketAddrV4) -> bool {
+    http_get(from, None, dst).is_none()
 }
 
 fn socket2_bind(ip: Ipv4Addr) -> Option<std::os::fd::OwnedFd> {

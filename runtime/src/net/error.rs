@@ -55,7 +55,6 @@ impl NetError {
         let hint = match errno {
             libc::EEXIST => " (an object of that name exists: a previous run was not torn down; run `tfctl down` for that app)",
             libc::EPERM => " (tfctl needs root, CAP_NET_ADMIN, for networking)",
-            libc::EOPNOTSUPP | libc::ENOENT if false => "",
             _ => "",
         };
         NetError::Refused { what: what.into(), source: io::Error::from_raw_os_error(errno), hint }

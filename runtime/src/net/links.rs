@@ -78,7 +78,10 @@ pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd
     std::thread::scope(|s| {
         // The container side, on a thread inside the container's namespace, while this thread
         // finishes the host side.
-        let inside = s.spawn(move || netns::run_in(netns, move || configure_inside(address, gateway)));
+        let inside = s.spawn(move || {
+            netns::enter(netns)?;
+            configure_inside(address, gateway)
+        });
         let host = configure_host_end(&mut rt, c, gateway);
         let inside = inside.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         host.and(inside)

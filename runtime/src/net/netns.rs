@@ -1,29 +1,20 @@
-//! Running a closure inside another network namespace.
+//! Entering a container's network namespace, and sysctls.
 //!
 //! The network namespace is per thread, so a short-lived thread enters the container's namespace
-//! with setns(2) and runs the closure there; the calling thread (and the rest of the process) stays
-//! in the host namespace. Sockets and /proc/sys files opened on that thread stay bound to the
+//! with setns(2) and does the container's side there; the calling thread (and the rest of the
+//! process) stays in the host namespace. Sockets and /proc/sys files opened on that thread stay bound to the
 //! container's namespace after the thread ends.
 
 use super::error::NetError;
 use nix::sched::{setns, CloneFlags};
 use std::os::fd::BorrowedFd;
 
-/// Runs `f` on a new thread that has entered the network namespace `netns`.
-pub(crate) fn run_in<T: Send>(
-    netns: BorrowedFd<'_>,
-    f: impl FnOnce() -> Result<T, NetError> + Send,
-) -> Result<T, NetError> {
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            setns(netns, CloneFlags::CLONE_NEWNET).map_err(|e| NetError::Namespace {
-                what: "entering the container's network namespace (setns)".into(),
-                source: e.into(),
-            })?;
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+/// Moves the calling thread into the network namespace `netns`. Call it only on a thread of
+/// our own that ends afterwards: the network namespace is per thread.
+pub(crate) fn enter(netns: BorrowedFd<'_>) -> Result<(), NetError> {
+    setns(netns, CloneFlags::CLONE_NEWNET).map_err(|e| NetError::Namespace {
+        what: "entering the container's network namespace (setns)".into(),
+        source: e.into(),
     })
 }
 
