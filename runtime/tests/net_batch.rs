@@ -71,3 +71,24 @@ fn a_large_batch_goes_in_one_piece() {
     let listed = ns.sh("nft list set inet tfctl_bigbatch s | grep -o tfvx | wc -l");
     assert_eq!(listed.trim(), n.to_string());
 }
+
+#[test]
+fn delete_if_exists_both_ways() {
+    use tfctl_runtime::net::nft::table::{delete_if_exists_with, exists};
+    let ns = Ns::new("del");
+    for destroy in [true, false] {
+        ns.sh("nft add table inet tfctl_deltest");
+        ns.run(|| {
+            assert!(exists("tfctl_deltest", ProtoFamily::Inet).unwrap());
+            for _ in 0..2 {
+                // Present the first time, absent the second: both succeed.
+                let mut b = Batch::new();
+                delete_if_exists_with(&mut b, "tfctl_deltest", ProtoFamily::Inet, destroy).unwrap();
+                if !b.is_empty() {
+                    b.finalize().send().unwrap();
+                }
+            }
+            assert!(!exists("tfctl_deltest", ProtoFamily::Inet).unwrap());
+        });
+    }
+}

@@ -18,7 +18,7 @@ use super::names::{host_table, AppId};
 use super::netns::{read_sysctl, write_sysctl};
 use super::nft::batch::Batch;
 use super::nft::expr::{CmpOp, Field, Verdict};
-use super::nft::set::destroy_table;
+use super::nft::table::delete_if_exists;
 use nftnl::{Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -74,7 +74,7 @@ impl HostRecord {
 
 fn install_guard(table_name: &str) -> Result<(), NetError> {
     let mut batch = Batch::new();
-    destroy_table(&mut batch, table_name, ProtoFamily::Inet);
+    delete_if_exists(&mut batch, table_name, ProtoFamily::Inet)?;
     let table = Table::new(CString::new(table_name).expect("no NUL"), ProtoFamily::Inet);
     batch.add(&table, MsgType::Add, format!("creating table {table_name}"));
     let mut chain = Chain::new(c"forward", &table);

@@ -75,7 +75,7 @@ pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd
 
     let gateway = record.gateway;
     let address = c.address;
-    std::thread::scope(|s| {
+    let wired = std::thread::scope(|s| {
         // The container side, on a thread inside the container's namespace, while this thread
         // finishes the host side.
         let inside = s.spawn(move || {
@@ -85,7 +85,12 @@ pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd
         let host = configure_host_end(&mut rt, c, gateway);
         let inside = inside.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         host.and(inside)
-    })
+    });
+    if wired.is_err() {
+        // Leave nothing half-wired; the error that matters is the first one.
+        let _ = delete_link(&c.veth);
+    }
+    wired
 }
 
 fn configure_host_end(rt: &mut Rtnl, c: &ContainerAddr, gateway: Ipv4Addr) -> Result<(), NetError> {

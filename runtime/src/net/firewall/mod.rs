@@ -25,7 +25,7 @@ pub use spec::*;
 
 use crate::net::error::NetError;
 use crate::net::nft::batch::Batch;
-use crate::net::nft::set::{delete_table, destroy_table};
+use crate::net::nft::table::delete_if_exists;
 use crate::net::record::NetRecord;
 use nftnl::{Chain, ChainType, MsgType, Policy, ProtoFamily, Rule, Table};
 use ruleset::Ruleset;
@@ -44,8 +44,8 @@ fn cstr(s: &str) -> CString {
 }
 
 /// Adds the whole table (after deleting it if it exists) to `batch`.
-fn add_ruleset(batch: &mut Batch, rs: &Ruleset) {
-    destroy_table(batch, &rs.table, ProtoFamily::Inet);
+fn add_ruleset(batch: &mut Batch, rs: &Ruleset) -> Result<(), NetError> {
+    delete_if_exists(batch, &rs.table, ProtoFamily::Inet)?;
     let table = Table::new(cstr(&rs.table), ProtoFamily::Inet);
     batch.add(&table, MsgType::Add, format!("creating table {}", rs.table));
     for s in &rs.sets {
@@ -70,13 +70,14 @@ fn add_ruleset(batch: &mut Batch, rs: &Ruleset) {
             s.elements_to(batch, elems, false);
         }
     }
+    Ok(())
 }
 
 /// Builds the batch that replaces the app's table with `spec` (exposed for the benchmark).
 pub fn plan(record: &NetRecord, spec: &FirewallSpec) -> Result<Batch, NetError> {
     let rs = ruleset::build(record, spec)?;
     let mut batch = Batch::new();
-    add_ruleset(&mut batch, &rs);
+    add_ruleset(&mut batch, &rs)?;
     Ok(batch)
 }
 
@@ -136,20 +137,11 @@ pub fn remove(table: &str) -> Result<(), NetError> {
 
 pub(crate) fn remove_family(table: &str, family: ProtoFamily) -> Result<(), NetError> {
     let mut batch = Batch::new();
-    destroy_table(&mut batch, table, family);
-    match batch.finalize().send() {
-        Ok(()) => Ok(()),
-        // Kernels before 6.3 lack DESTROYTABLE: delete, and a missing table is fine.
-        Err(e) if matches!(e.errno(), Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)) => {
-            let mut batch = Batch::new();
-            delete_table(&mut batch, table, family);
-            match batch.finalize().send() {
-                Err(e) if e.errno() == Some(libc::ENOENT) => Ok(()),
-                r => r,
-            }
-        }
-        Err(e) => Err(e),
+    delete_if_exists(&mut batch, table, family)?;
+    if batch.is_empty() {
+        return Ok(());
     }
+    batch.finalize().send()
 }
 
 mod foreign;

@@ -1,6 +1,6 @@
 //! Named sets with what the nftnl crate's `Set` lacks: concatenated key types, set flags
 //! (interval + concat, the kernel's pipapo sets), elements given as [key, key_end] ranges, and
-//! element deletes; plus delete-if-exists for tables (NFT_MSG_DESTROYTABLE).
+//! element deletes.
 
 use super::batch::Batch;
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -8,8 +8,6 @@ use nftnl::ProtoFamily;
 use std::ffi::{c_void, CString};
 use std::net::Ipv4Addr;
 
-/// NFT_MSG_DESTROYTABLE (Linux 6.3): delete the table if it exists, succeed if it does not.
-pub const NFT_MSG_DESTROYTABLE: u16 = 26;
 const NFT_SET_CONCAT: u32 = 0x80;
 const TYPE_BITS: u32 = 6;
 
@@ -209,33 +207,5 @@ fn summarize(owners: &[&str]) -> String {
         format!("{}, {}, ... {}", v[0], v[1], v[v.len() - 1])
     } else {
         v.join(", ")
-    }
-}
-
-/// Adds "delete table `name` if it exists" (NFT_MSG_DESTROYTABLE).
-pub fn destroy_table(batch: &mut Batch, name: &str, family: ProtoFamily) {
-    table_msg(batch, name, family, NFT_MSG_DESTROYTABLE, format!("removing table {name}"));
-}
-
-/// Adds "delete table `name`" (for kernels before 6.3, which lack DESTROYTABLE).
-pub fn delete_table(batch: &mut Batch, name: &str, family: ProtoFamily) {
-    table_msg(batch, name, family, libc::NFT_MSG_DELTABLE as u16, format!("removing table {name}"));
-}
-
-fn table_msg(batch: &mut Batch, name: &str, family: ProtoFamily, ty: u16, label: String) {
-    let cname = CString::new(name).expect("no NUL");
-    // SAFETY: a fresh table object, freed below; the message is a few dozen bytes.
-    unsafe {
-        let t = sys::nftnl_table_alloc();
-        if t.is_null() {
-            std::process::abort();
-        }
-        sys::nftnl_table_set_str(t, sys::NFTNL_TABLE_NAME as u16, cname.as_ptr());
-        sys::nftnl_table_set_u32(t, sys::NFTNL_TABLE_FAMILY as u16, family as u32);
-        batch.add_raw(label, |buf: *mut c_void, seq| {
-            let nlh = sys::nftnl_nlmsg_build_hdr(buf.cast(), ty, family as u16, 0, seq);
-            sys::nftnl_table_nlmsg_build_payload(nlh, t);
-        });
-        sys::nftnl_table_free(t);
     }
 }
