@@ -65,7 +65,9 @@ impl CapSet {
     }
 
     pub fn caps(self) -> impl Iterator<Item = Capability> {
-        caps::all().into_iter().filter(move |c| self.contains(c.index()))
+        caps::all()
+            .into_iter()
+            .filter(move |c| self.contains(c.index()))
     }
 
     /// Canonical names, sorted by capability number.
@@ -94,7 +96,8 @@ pub struct ProcessCaps {
 
 /// One capability by name: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
 pub fn parse_cap(name: &str) -> Result<Capability, CapError> {
-    Capability::from_str(&caps::to_canonical(name.trim())).map_err(|_| CapError::Unknown(name.to_string()))
+    Capability::from_str(&caps::to_canonical(name.trim()))
+        .map_err(|_| CapError::Unknown(name.to_string()))
 }
 
 /// A capability's number, by name.
@@ -123,11 +126,19 @@ fn parse_list(names: &[String]) -> Result<(CapSet, bool), CapError> {
 /// Computes a container's capability sets from its `cap-add`/`cap-drop` and whether it runs as
 /// root (uid 0). Docker's order: drop `ALL` empties the default set, then adds apply, then named
 /// drops; add `ALL` gives everything but what is dropped by name.
-pub fn resolve(cap_add: &[String], cap_drop: &[String], root_user: bool) -> Result<ProcessCaps, CapError> {
+pub fn resolve(
+    cap_add: &[String],
+    cap_drop: &[String],
+    root_user: bool,
+) -> Result<ProcessCaps, CapError> {
     let (added, add_all) = parse_list(cap_add)?;
     let (dropped, drop_all) = parse_list(cap_drop)?;
     let supported = CapSet::all_supported();
-    let mut set = if drop_all { CapSet::EMPTY } else { CapSet::default_set() };
+    let mut set = if drop_all {
+        CapSet::EMPTY
+    } else {
+        CapSet::default_set()
+    };
     if add_all {
         set.0 |= supported.0;
     }
@@ -145,7 +156,13 @@ pub fn resolve(cap_add: &[String], cap_drop: &[String], root_user: bool) -> Resu
     }
     // Only what was asked for by name survives execve for a non-root user.
     let asked = CapSet(if add_all { set.0 } else { added.0 & set.0 });
-    Ok(ProcessCaps { bounding: set, permitted: asked, effective: asked, inheritable: asked, ambient: asked })
+    Ok(ProcessCaps {
+        bounding: set,
+        permitted: asked,
+        effective: asked,
+        inheritable: asked,
+        ambient: asked,
+    })
 }
 
 #[cfg(test)]
@@ -169,7 +186,12 @@ mod tests {
 
     #[test]
     fn add_and_drop_adjust_the_set() {
-        let c = resolve(&names(&["SYS_PTRACE", "cap_net_admin"]), &names(&["CAP_CHOWN"]), true).unwrap();
+        let c = resolve(
+            &names(&["SYS_PTRACE", "cap_net_admin"]),
+            &names(&["CAP_CHOWN"]),
+            true,
+        )
+        .unwrap();
         assert!(c.bounding.contains(Capability::CAP_SYS_PTRACE.index()));
         assert!(c.bounding.contains(Capability::CAP_NET_ADMIN.index()));
         assert!(!c.bounding.contains(Capability::CAP_CHOWN.index()));
@@ -185,7 +207,10 @@ mod tests {
         let c = resolve(&names(&["ALL"]), &names(&["SYS_ADMIN"]), true).unwrap();
         assert!(c.bounding.contains(Capability::CAP_SYS_MODULE.index()));
         assert!(!c.bounding.contains(Capability::CAP_SYS_ADMIN.index()));
-        assert_eq!(c.bounding.0 | Capability::CAP_SYS_ADMIN.bitmask(), CapSet::all_supported().0);
+        assert_eq!(
+            c.bounding.0 | Capability::CAP_SYS_ADMIN.bitmask(),
+            CapSet::all_supported().0
+        );
     }
 
     #[test]
@@ -196,7 +221,10 @@ mod tests {
         assert_eq!(c.ambient, CapSet::EMPTY);
         let c = resolve(&names(&["NET_BIND_SERVICE"]), &[], false).unwrap();
         let nbs = CapSet::from_caps([Capability::CAP_NET_BIND_SERVICE]);
-        assert_eq!((c.effective, c.permitted, c.inheritable, c.ambient), (nbs, nbs, nbs, nbs));
+        assert_eq!(
+            (c.effective, c.permitted, c.inheritable, c.ambient),
+            (nbs, nbs, nbs, nbs)
+        );
         // Asked for, then dropped: not given.
         let c = resolve(&names(&["NET_RAW"]), &names(&["NET_RAW"]), false).unwrap();
         assert_eq!(c.ambient, CapSet::EMPTY);
@@ -204,6 +232,9 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused() {
-        assert_eq!(resolve(&names(&["FLY"]), &[], true), Err(CapError::Unknown("FLY".into())));
+        assert_eq!(
+            resolve(&names(&["FLY"]), &[], true),
+            Err(CapError::Unknown("FLY".into()))
+        );
     }
 }

@@ -5,3 +5,4 @@ pub mod cgroup;
 pub mod files;
 pub mod seccomp;
 pub mod secrets;
+pub mod spec;
