@@ -7,6 +7,8 @@
 //! (`CAP_CHOWN` = 0); the two 32-bit halves of `capset`'s data are `mask as u32` and
 //! `(mask >> 32) as u32`.
 //!
+//! [`drop_bounding`] and [`set_process_caps`] do exactly that, without allocating.
+//!
 //! Policy, as Docker: the default set below, `cap-add`/`cap-drop` (with `ALL`) adjust it;
 //! bounding = permitted = effective; inheritable and ambient empty. A non-root user starts
 //! with nothing effective (the kernel clears a non-root process's permitted set at `execve`
@@ -92,6 +94,71 @@ pub struct ProcessCaps {
     pub effective: CapSet,
     pub inheritable: CapSet,
     pub ambient: CapSet,
+}
+
+/// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`), read
+/// in the parent; the child drops bounding bits up to it.
+pub fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Child side, step 1 (before changing user, while CAP_SETPCAP is held): drops every bounding
+/// capability not in `caps.bounding`, numbers `0..=last_cap`. Async-signal-safe.
+pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno::Errno> {
+    for cap in 0..=last_cap {
+        if !caps.bounding.contains(cap) {
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Child side, step 2 (after `setuid`, done with `PR_SET_KEEPCAPS` so the permitted set
+/// survives): sets effective, permitted and inheritable with `capset(2)`, then raises the
+/// ambient set. Async-signal-safe.
+pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let half = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
+    let data = [false, true].map(|hi| Data {
+        effective: half(caps.effective, hi),
+        permitted: half(caps.permitted, hi),
+        inheritable: half(caps.inheritable, hi),
+    });
+    // SAFETY: header and the two data words are valid for the call, as capset(2) requires.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } != 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    for cap in 0..64u8 {
+        if caps.ambient.contains(cap) {
+            // SAFETY: prctl with integer arguments.
+            let rc = unsafe {
+                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, libc::c_ulong::from(cap), 0, 0)
+            };
+            if rc != 0 {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One capability by name: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
