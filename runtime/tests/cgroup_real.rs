@@ -97,6 +97,45 @@ fn fork_bomb_stops_at_pids_max(d: &dyn CgroupDriver) {
     println!("ok: fork bomb stopped at pids.max=20 (19 forks); cleanup killed the rest and removed the dirs");
 }
 
+/// The v1 files hold what was asked (read back from the kernel).
+fn v1_files_hold_the_limits(d: &dyn CgroupDriver) {
+    let limits = CgroupLimits { memory: Some(64 << 20), cpus: Some(0.5), pids: 99, pids_explicit: true };
+    let cg = Guard(d.create(&name("files"), &limits).unwrap());
+    let read = |file: &str| -> Option<String> {
+        cg.0.paths().iter().map(|p| p.join(file)).find(|p| p.exists()).map(|p| std::fs::read_to_string(p).unwrap())
+    };
+    assert_eq!(read("memory.limit_in_bytes").unwrap().trim(), (64u64 << 20).to_string());
+    if let Some(memsw) = read("memory.memsw.limit_in_bytes") {
+        assert_eq!(memsw.trim(), (64u64 << 20).to_string(), "no swap on top");
+    }
+    assert_eq!(read("pids.max").unwrap().trim(), "99");
+    assert_eq!(read("cpu.cfs_quota_us").unwrap().trim(), "50000");
+    assert_eq!(read("cpu.cfs_period_us").unwrap().trim(), "100000");
+    let mut list: Vec<String> = read("devices.list").unwrap().lines().map(str::to_string).collect();
+    list.sort();
+    let mut want: Vec<String> = ALLOWED_DEVICES.iter().map(|d| d.v1_line()).collect();
+    want.sort();
+    assert_eq!(list, want, "devices.list is exactly the allow-list");
+    // Each hierarchy nests under this process's own path in it.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for p in cg.0.paths() {
+        let s = p.display().to_string();
+        assert!(s.contains("/tfctl/tfctl-test-"), "{s}");
+        if s.starts_with("/sys/fs/cgroup/memory/") {
+            let mine = own
+                .lines()
+                .find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    parts.next();
+                    (parts.next()? == "memory").then(|| parts.next())?
+                })
+                .unwrap();
+            assert!(s.starts_with(&format!("/sys/fs/cgroup/memory{}/tfctl/", mine.trim_end_matches('/'))), "{s} under {mine}");
+        }
+    }
+    println!("ok: v1 files: memory(+memsw), pids.max, cfs quota/period and devices.list as asked, under the caller's path per hierarchy");
+}
+
 fn memory_hog_is_oom_killed(d: &dyn CgroupDriver) {
     let limits = CgroupLimits {
         memory: Some(32 << 20),
@@ -238,6 +277,7 @@ fn main() {
     let d = cgroup::detect().unwrap();
     match d.version() {
         CgroupVersion::V1 => {
+            v1_files_hold_the_limits(d.as_ref());
             fork_bomb_stops_at_pids_max(d.as_ref());
             memory_hog_is_oom_killed(d.as_ref());
             planted_devices_are_refused(d.as_ref());
