@@ -14,6 +14,7 @@ pub mod net;
 pub mod seccomp;
 pub mod secrets;
 pub mod spawn;
+pub mod spec;
 pub mod start;
 pub mod state;
 pub mod supervise;

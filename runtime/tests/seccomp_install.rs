@@ -6,7 +6,9 @@ use std::time::Instant;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use tfctl_runtime::capabilities::{self, CapSet};
-use tfctl_runtime::seccomp::{self, Arch, KernelVersion, Layout, SeccompPolicy, SeccompPrograms, MOBY_DEFAULT};
+use tfctl_runtime::seccomp::{
+    self, Arch, KernelVersion, Layout, SeccompPolicy, SeccompPrograms, MOBY_DEFAULT,
+};
 
 fn errno_of(rc: libc::c_long) -> i32 {
     if rc == -1 {
@@ -44,11 +46,25 @@ fn probe(progs: Option<&SeccompPrograms>) -> Seen {
             let (unshare_user, clone3, kcmp) = unsafe {
                 (
                     errno_of(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
-                    errno_of(libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize)),
-                    errno_of(libc::syscall(libc::SYS_kcmp, libc::getpid(), libc::getpid(), 0, 0, 0)),
+                    errno_of(libc::syscall(
+                        libc::SYS_clone3,
+                        std::ptr::null::<u8>(),
+                        0usize,
+                    )),
+                    errno_of(libc::syscall(
+                        libc::SYS_kcmp,
+                        libc::getpid(),
+                        libc::getpid(),
+                        0,
+                        0,
+                        0,
+                    )),
                 )
             };
-            let thread_ok = std::thread::spawn(|| 42).join().map(|v| v == 42).unwrap_or(false);
+            let thread_ok = std::thread::spawn(|| 42)
+                .join()
+                .map(|v| v == 42)
+                .unwrap_or(false);
             let msg = format!("{unshare_user} {clone3} {kcmp} {}", thread_ok as u8);
             nix::unistd::write(&w, msg.as_bytes()).unwrap();
             // SAFETY: leave without running the parent's atexit handlers.
@@ -58,9 +74,18 @@ fn probe(progs: Option<&SeccompPrograms>) -> Seen {
             drop(w);
             let mut out = String::new();
             std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut out).unwrap();
-            assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "probe child failed");
+            assert_eq!(
+                waitpid(child, None).unwrap(),
+                WaitStatus::Exited(child, 0),
+                "probe child failed"
+            );
             let v: Vec<i32> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
-            Seen { unshare_user: v[0], clone3: v[1], kcmp: v[2], thread_ok: v[3] == 1 }
+            Seen {
+                unshare_user: v[0],
+                clone3: v[1],
+                kcmp: v[2],
+                thread_ok: v[3] == 1,
+            }
         }
     }
 }
@@ -106,36 +131,70 @@ fn main() {
         return;
     }
     let unconfined = probe(None);
-    assert_eq!(unconfined.unshare_user, 0, "control: unconfined unshare -U works as root");
-    assert_ne!(unconfined.clone3, libc::ENOSYS, "control: the kernel has clone3");
+    assert_eq!(
+        unconfined.unshare_user, 0,
+        "control: unconfined unshare -U works as root"
+    );
+    assert_ne!(
+        unconfined.clone3,
+        libc::ENOSYS,
+        "control: the kernel has clone3"
+    );
     assert_eq!(unconfined.kcmp, 0, "control: kcmp works as root");
     assert!(unconfined.thread_ok);
     println!("ok: unconfined control {unconfined:?}");
 
     for layout in [Layout::Tree, Layout::Linear] {
-        let p = seccomp::resolve(&MOBY_DEFAULT, Arch::native(), KernelVersion::running().unwrap(), default_caps(&[])).unwrap();
+        let p = seccomp::resolve(
+            &MOBY_DEFAULT,
+            Arch::native(),
+            KernelVersion::running().unwrap(),
+            default_caps(&[]),
+        )
+        .unwrap();
         let progs = seccomp::compile(&p, layout).unwrap();
         let seen = probe(Some(&progs));
-        assert_eq!(seen.unshare_user, libc::EPERM, "{layout:?}: unshare -U refused by seccomp");
-        assert_eq!(seen.clone3, libc::ENOSYS, "{layout:?}: clone3 answers ENOSYS");
+        assert_eq!(
+            seen.unshare_user,
+            libc::EPERM,
+            "{layout:?}: unshare -U refused by seccomp"
+        );
+        assert_eq!(
+            seen.clone3,
+            libc::ENOSYS,
+            "{layout:?}: clone3 answers ENOSYS"
+        );
         assert_eq!(seen.kcmp, libc::EPERM, "{layout:?}: kcmp needs SYS_PTRACE");
-        assert!(seen.thread_ok, "{layout:?}: threads still start (glibc falls back to clone)");
+        assert!(
+            seen.thread_ok,
+            "{layout:?}: threads still start (glibc falls back to clone)"
+        );
         println!("ok: default profile, {layout:?} layout: {seen:?}");
     }
 
-    let ptrace = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_PTRACE"])).unwrap().unwrap();
+    let ptrace = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_PTRACE"]))
+        .unwrap()
+        .unwrap();
     let seen = probe(Some(&ptrace));
     assert_eq!(seen.kcmp, 0, "cap-add SYS_PTRACE allows kcmp");
     assert_eq!(seen.unshare_user, libc::EPERM);
     println!("ok: cap-add SYS_PTRACE: {seen:?}");
 
-    let admin = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_ADMIN"])).unwrap().unwrap();
+    let admin = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_ADMIN"]))
+        .unwrap()
+        .unwrap();
     let seen = probe(Some(&admin));
     assert_eq!(seen.unshare_user, 0, "cap-add SYS_ADMIN allows unshare");
     assert_ne!(seen.clone3, libc::ENOSYS, "cap-add SYS_ADMIN allows clone3");
     println!("ok: cap-add SYS_ADMIN: {seen:?}");
 
-    let p = seccomp::resolve(&MOBY_DEFAULT, Arch::native(), KernelVersion::running().unwrap(), default_caps(&[])).unwrap();
+    let p = seccomp::resolve(
+        &MOBY_DEFAULT,
+        Arch::native(),
+        KernelVersion::running().unwrap(),
+        default_caps(&[]),
+    )
+    .unwrap();
     let tree = seccomp::compile(&p, Layout::Tree).unwrap();
     let linear = seccomp::compile(&p, Layout::Linear).unwrap();
     println!(
