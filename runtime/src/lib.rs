@@ -4,6 +4,7 @@
 
 pub mod capabilities;
 pub mod cgroup;
+pub mod container;
 pub mod control;
 pub mod files;
 pub mod health;
