@@ -47,3 +47,29 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A busybox-static OCI image layout built once per test binary by scripts/busybox-image.py;
+/// returns its `oci:` reference.
+pub fn busybox_image() -> String {
+    use std::sync::OnceLock;
+    static LAYOUT: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+    let (_, reference) = LAYOUT.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("tfctl-busybox-").tempdir().unwrap();
+        let layout = dir.path().join("busybox");
+        let out = Command::new("python3")
+            .arg(repo().join("scripts/busybox-image.py"))
+            .arg(&layout)
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "busybox-image.py: {}", String::from_utf8_lossy(&out.stderr));
+        (dir, format!("oci:{}", layout.display()))
+    });
+    reference.clone()
+}
+
+/// Mount points whose path contains `needle` (e.g. a test's state root).
+pub fn mounts_under(needle: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let needle = needle.to_string_lossy();
+    info.lines().filter(|l| l.contains(needle.as_ref())).map(str::to_string).collect()
+}

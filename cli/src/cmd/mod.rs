@@ -4,11 +4,20 @@ pub mod check;
 mod completions;
 mod generate_man;
 mod images;
+mod run;
+
+use tfctl_runtime::spawn::Spawner;
 
 use crate::args::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
-pub fn dispatch(cli: Cli) -> CmdResult {
+/// Commands that put processes into containers: `main` starts the spawner for them before
+/// anything else, while the process still has one thread.
+pub fn needs_spawner(command: &Command) -> bool {
+    matches!(command, Command::Run(_))
+}
+
+pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
     let Cli { global, command } = cli;
     match command {
         Command::Completions(args) => completions::run(args),
@@ -23,7 +32,7 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Images(args) => images::images(args, &global),
         Command::Login(args) => images::login(args, &global),
         Command::Logout(args) => images::logout(args, &global),
-        Command::Run(_) => not_built("run", 4),
+        Command::Run(args) => run::run(args, &global, spawner.expect("main starts the spawner for run")),
         Command::Up(_) => not_built("up", 5),
         Command::Down(_) => not_built("down", 5),
         Command::Exec(_) => not_built("exec", 5),
