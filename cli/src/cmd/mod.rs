@@ -5,6 +5,7 @@ mod completions;
 mod generate_man;
 mod images;
 mod run;
+mod up;
 
 use tfctl_runtime::spawn::Spawner;
 
@@ -33,11 +34,11 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Login(args) => images::login(args, &global),
         Command::Logout(args) => images::logout(args, &global),
         Command::Run(args) => run::run(args, &global, spawner.expect("main starts the spawner for run")),
-        Command::Up(_) => not_built("up", 5),
-        Command::Down(_) => not_built("down", 5),
+        Command::Up(args) => up::up(args, &global),
+        Command::Down(args) => up::down(args, &global),
         Command::Exec(_) => not_built("exec", 5),
         Command::Restart(_) => not_built("restart", 5),
-        Command::Ps(_) => not_built("ps", 6),
+        Command::Ps(args) => up::ps(args, &global),
         Command::Logs(_) => not_built("logs", 6),
         Command::Plan(_) => not_built("plan", 7),
         Command::Cp(_) => not_built("cp", 7),

@@ -84,8 +84,11 @@ pub struct Prepared {
 #[derive(Default)]
 pub struct Inputs {
     pub templates: TemplateContext,
-    /// Secret files (`secret "NAME" at=`), already read or derived.
-    pub secret_files: Vec<FileInit>,
+    /// Secret files (`secret "NAME" at=`), already read or derived, each with whether the app
+    /// file gave its owner (else it goes to the container's user).
+    pub secret_files: Vec<(FileInit, bool)>,
+    /// Files tfctl itself writes into the rootfs before boot (/etc/hosts, /etc/resolv.conf).
+    pub rootfs_files: Vec<FileInit>,
     /// Extra environment (secrets asked for with `env=`), `KEY=VALUE`.
     pub extra_env: Vec<String>,
     /// A network namespace to join (the app network's); `None`: a new one with loopback only.
@@ -136,7 +139,18 @@ pub fn prepare(
     }
 
     let rendered = files::render_files(&c.files, &inputs.templates).map_err(|source| CreateError::Files { container: c.name.clone(), source })?;
-    let mut extra = ExtraFiles { rootfs: Vec::new(), secrets: inputs.secret_files };
+    let (uid, gid) = (compiled.user.uid, compiled.user.gid);
+    let secrets = inputs
+        .secret_files
+        .into_iter()
+        .map(|(mut f, owner_given)| {
+            if !owner_given {
+                (f.uid, f.gid) = (uid, gid);
+            }
+            f
+        })
+        .collect();
+    let mut extra = ExtraFiles { rootfs: inputs.rootfs_files, secrets };
     for f in rendered {
         let init = FileInit { path: f.path.clone(), data: f.content.to_vec(), mode: f.mode, uid: f.owner.uid, gid: f.owner.gid };
         if f.uses_secret {
