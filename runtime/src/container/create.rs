@@ -118,6 +118,9 @@ pub fn prepare(
     let upper = match writes {
         Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: 0 },
         Writes::Kept => {
+            // A `volatile` overlay leaves work/incompat/volatile behind, and overlayfs refuses
+            // that work folder next time: the work folder holds nothing worth keeping.
+            let _ = fs::remove_dir_all(dirs.work());
             for d in [dirs.upper(), dirs.work()] {
                 fs::create_dir_all(&d).map_err(io("create", &d))?;
             }
@@ -125,6 +128,12 @@ pub fn prepare(
         }
     };
 
+    for m in &c.mounts {
+        if let tfctl_schema::model::MountSource::Volume(v) = &m.source {
+            let dir = ContainerDirs::volumes(root, app).join(v);
+            super::volumes::ensure(&dir, &image.layers, &m.target).map_err(io("create the volume", &dir))?;
+        }
+    }
     let users_at = user_db_layer(&image.layers).cloned().unwrap_or_else(|| dirs.mountpoint());
     let users_fd = fs::File::open(&users_at).map_err(io("open", &users_at))?;
     let volumes = ContainerDirs::volumes(root, app);

@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod plan;
+pub mod volumes;
 
 pub use create::{prepare, remove, ContainerDirs, CreateError, Inputs, Prepared, Writes};
 pub use plan::{start_plan, ExtraFiles, PlanError, RootfsPlan};
