@@ -111,7 +111,8 @@ pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno:
     for cap in 0..=last_cap {
         if !caps.bounding.contains(cap) {
             // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
+            {
                 return Err(nix::errno::Errno::last());
             }
         }
@@ -136,7 +137,10 @@ pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
         inheritable: u32,
     }
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let half = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
     let data = [false, true].map(|hi| Data {
         effective: half(caps.effective, hi),
@@ -151,7 +155,13 @@ pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
         if caps.ambient.contains(cap) {
             // SAFETY: prctl with integer arguments.
             let rc = unsafe {
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, libc::c_ulong::from(cap), 0, 0)
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                )
             };
             if rc != 0 {
                 return Err(nix::errno::Errno::last());
