@@ -96,6 +96,18 @@ pub struct ProcessCaps {
     pub ambient: CapSet,
 }
 
+impl From<ProcessCaps> for crate::spawn::plan::CapSets {
+    fn from(c: ProcessCaps) -> Self {
+        crate::spawn::plan::CapSets {
+            bounding: c.bounding.0,
+            permitted: c.permitted.0,
+            effective: c.effective.0,
+            inheritable: c.inheritable.0,
+            ambient: c.ambient.0,
+        }
+    }
+}
+
 /// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`), read
 /// in the parent; the child drops bounding bits up to it.
 pub fn last_cap() -> u8 {
@@ -305,6 +317,12 @@ mod tests {
         // Asked for, then dropped: not given.
         let c = resolve(&names(&["NET_RAW"]), &names(&["NET_RAW"]), false).unwrap();
         assert_eq!(c.ambient, CapSet::EMPTY);
+    }
+
+    #[test]
+    fn the_spawners_default_agrees() {
+        let c: crate::spawn::plan::CapSets = resolve(&[], &[], true).unwrap().into();
+        assert_eq!(c, crate::spawn::plan::CapSets::docker_default());
     }
 
     #[test]
