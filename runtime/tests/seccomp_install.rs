@@ -1,8 +1,6 @@
 //! Installs the compiled filters in forked children and probes what the kernel then allows.
 //! `harness = false`: the process stays single-threaded, so forking is safe.
 
-use std::time::Instant;
-
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use tfctl_runtime::capabilities::{self, CapSet};
@@ -93,36 +91,6 @@ fn probe(progs: Option<&SeccompPrograms>) -> Seen {
 fn default_caps(add: &[&str]) -> CapSet {
     let add: Vec<String> = add.iter().map(|s| s.to_string()).collect();
     capabilities::resolve(&add, &[], true).unwrap().bounding
-}
-
-/// Time to install a filter, median of 51 forked children (microseconds).
-fn install_time(prog: &[seccomp::sock_filter]) -> u128 {
-    let mut samples = Vec::new();
-    for _ in 0..51 {
-        let (r, w) = nix::unistd::pipe().unwrap();
-        // SAFETY: single-threaded test binary.
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                // SAFETY: plain prctl.
-                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-                let t = Instant::now();
-                seccomp::install(prog).unwrap();
-                let us = t.elapsed().as_nanos() as u64;
-                nix::unistd::write(&w, &us.to_le_bytes()).unwrap();
-                // SAFETY: see above.
-                unsafe { libc::_exit(0) };
-            }
-            ForkResult::Parent { child } => {
-                drop(w);
-                let mut b = [0u8; 8];
-                std::io::Read::read_exact(&mut std::fs::File::from(r), &mut b).unwrap();
-                waitpid(child, None).unwrap();
-                samples.push(u64::from_le_bytes(b));
-            }
-        }
-    }
-    samples.sort();
-    u128::from(samples[samples.len() / 2]) / 1000
 }
 
 fn main() {
@@ -221,34 +189,6 @@ fn main() {
         "{e}"
     );
 
-    let p = seccomp::resolve(
-        &MOBY_DEFAULT,
-        Arch::native(),
-        KernelVersion::running().unwrap(),
-        default_caps(&[]),
-    )
-    .unwrap();
-    let tree = seccomp::compile(&p, Layout::Tree).unwrap();
-    let linear = seccomp::compile(&p, Layout::Linear).unwrap();
-    println!(
-        "measured: install tree {} insns {} us, linear {} insns {} us (median of 51)",
-        tree.main.len(),
-        install_time(&tree.main),
-        linear.main.len(),
-        install_time(&linear.main)
-    );
-    // Resolution + tree compilation, from the built-in table (what a cache miss costs).
-    let caps = default_caps(&["NET_ADMIN"]);
-    let kernel = KernelVersion::running().unwrap();
-    let t = Instant::now();
-    let n = 200;
-    for _ in 0..n {
-        let r = seccomp::resolve(&MOBY_DEFAULT, Arch::native(), kernel, caps).unwrap();
-        std::hint::black_box(seccomp::compile(&r, Layout::Tree).unwrap());
-    }
-    println!(
-        "measured: resolve + compile (tree) {} us per container (mean of {n}, debug build)",
-        t.elapsed().as_micros() / n
-    );
+    // Timings: bench/confine.sh.
     println!("seccomp_install: all passed");
 }
