@@ -20,7 +20,7 @@ fn main() {
         return;
     }
     let fx = Fixture::new();
-    let cases: &[(&str, fn(&Spawner, &Fixture))] = &[
+    let cases: &[Case] = &[
         ("capabilities_and_no_new_privs", capabilities_and_no_new_privs),
         ("non_root_user_gets_planned_caps", non_root_user_gets_planned_caps),
         ("only_std_fds_open", only_std_fds_open),
