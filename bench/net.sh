@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Network benchmark: time to wire one container (goal < 5 ms) and firewall apply time and batch
+# size for apps of growing size (should grow linearly). Runs inside a throwaway network
+# namespace; needs root. Usage: bench/net.sh [--smoke]   (BENCH_PROFILE=release for a release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${BENCH_PROFILE:-dev}"
+cargo build -q --profile "$profile" -p tfctl-runtime --example net_bench
+dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/examples
+ns="tfnet-bench-$$"
+ip netns add "$ns"
+trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+ip netns exec "$ns" ip link set lo up
+ip netns exec "$ns" "$dir/net_bench" "$@"
