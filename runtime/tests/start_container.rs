@@ -20,7 +20,7 @@ fn main() {
         return;
     }
     let fx = Fixture::new();
-    let cases: &[(&str, fn(&Spawner, &Fixture))] = &[
+    let cases: &[Case] = &[
         ("capabilities_and_no_new_privs", capabilities_and_no_new_privs),
         ("non_root_user_gets_planned_caps", non_root_user_gets_planned_caps),
         ("only_std_fds_open", only_std_fds_open),
@@ -43,6 +43,7 @@ fn main() {
         ("container_dies_with_a_killed_client", lifetime::container_dies_with_a_killed_client),
         ("dropping_the_spawner_ends_everything", lifetime::dropping_the_spawner_ends_everything),
         ("async_launch_and_large_plan", async_launch_and_large_plan),
+        ("terminal_becomes_controlling_tty", terminal_becomes_controlling_tty),
     ];
     run_cases(cases, &spawner, &fx);
 }
@@ -370,4 +371,31 @@ fn async_launch_and_large_plan(s: &Spawner, f: &Fixture) {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).unwrap();
     assert_eq!(out, format!("16\n{}\n", 64 << 10));
+}
+
+fn terminal_becomes_controlling_tty(s: &Spawner, f: &Fixture) {
+    assert_ne!(tty_nr_on_a_pty(s, f, true), 0, "the terminal is the session's controlling tty");
+    assert_eq!(tty_nr_on_a_pty(s, f, false), 0, "the control: a new session has no controlling tty");
+}
+
+/// Runs a container on a new pty; returns its controlling tty number (field 7 of stat).
+fn tty_nr_on_a_pty(s: &Spawner, f: &Fixture, controlling_tty: bool) -> u64 {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = || -> Option<OwnedFd> { Some(pty.slave.try_clone().unwrap()) };
+    let mut plan = f.plan(&["sh", "-c", "[ -t 0 ] && echo is-a-tty; cut -d' ' -f7 /proc/self/stat"]);
+    plan.controlling_tty = controlling_tty;
+    let child = s.launch(&plan, StartFds { stdin: slave(), stdout: slave(), stderr: slave(), ..Default::default() }).unwrap();
+    drop(pty.slave);
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let mut out = Vec::new();
+    let mut master = std::fs::File::from(pty.master);
+    let mut buf = [0u8; 4096];
+    // The master reads EIO once the last slave descriptor is closed.
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("is-a-tty"), "{text}");
+    lines.next().unwrap().trim().parse().unwrap()
 }

@@ -36,6 +36,7 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
     // Children inherit non-dumpable (their /proc entries stay root-only until execve).
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
+    ensure_stdio_open();
     let own_pidns = match std::fs::File::open("/proc/self/ns/pid") {
         Ok(f) => OwnedFd::from(f),
         Err(e) => {
@@ -67,6 +68,18 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => eprintln!("tfctl spawner: bad request: {e}"),
                 Err(_) => sys::exit(0),
             }
+        }
+    }
+}
+
+/// Descriptors received later must not land on 0-2 (the child's dup3 onto 0-2 would clobber
+/// them): fill any standard descriptor the CLI had closed with /dev/null.
+fn ensure_stdio_open() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: open of a constant path; the lowest free number is `fd` itself.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
         }
     }
 }

@@ -149,7 +149,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
 pub(crate) fn exec(cfg: &ChildConfig) -> Failure {
     let mut errno = libc::ENOENT;
     for (i, path) in cfg.exec_candidates.iter().enumerate() {
-        let e = sys::execve(path, cfg.argv_ptrs.as_ptr(), cfg.env_ptrs.as_ptr());
+        // SAFETY: ChildConfig::prepare built both arrays null-terminated, pointing into strings
+        // it owns, and cfg outlives this call.
+        let e = unsafe { sys::execve(path, cfg.argv_ptrs.as_ptr(), cfg.env_ptrs.as_ptr()) };
         // As execvp: keep looking past missing entries, remember a permission problem.
         match e {
             libc::ENOENT | libc::ENOTDIR => {}

@@ -283,9 +283,12 @@ pub fn seccomp_filter(filter: &[libc::sock_filter]) -> SysResult<()> {
 }
 
 /// execve; returns only on failure.
-pub fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
-    // SAFETY: argv and envp are null-terminated arrays of NUL-terminated strings kept alive by
-    // the caller's precomputed configuration.
+///
+/// # Safety
+/// `argv` and `envp` must be null-terminated arrays of pointers to NUL-terminated strings, all
+/// alive for the call.
+pub unsafe fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
+    // SAFETY: guaranteed by the caller.
     unsafe { libc::execve(path.as_ptr(), argv, envp) };
     errno()
 }
