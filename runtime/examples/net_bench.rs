@@ -11,7 +11,9 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use tfctl_runtime::net::firewall::{self, Allow, ContainerRules, FirewallSpec, PortRange, Proto, Source};
+use tfctl_runtime::net::firewall::{
+    self, Allow, ContainerRules, FirewallSpec, PortRange, Proto, Source,
+};
 use tfctl_runtime::net::{self as tfnet, AppId, AppNet, NetRecord};
 
 fn new_netns() -> File {
@@ -33,7 +35,11 @@ fn spec_for(names: &[String]) -> FirewallSpec {
                 // container adds elements and changes none.
                 let mut c = ContainerRules::new(n.clone());
                 let peer = &names[i.saturating_sub(1)];
-                c.allow.push(Allow { from: Source::Container(peer.clone()), ports: Some(PortRange::one(5432)), proto: Some(Proto::Tcp) });
+                c.allow.push(Allow {
+                    from: Source::Container(peer.clone()),
+                    ports: Some(PortRange::one(5432)),
+                    proto: Some(Proto::Tcp),
+                });
                 c
             })
             .collect(),
@@ -85,18 +91,34 @@ fn main() {
         namespaces.push(ns);
     }
     println!("wire one container ({n_wire} in a row, app growing):");
-    println!("  attach (veth in netns, addresses, routes) : {}", stats(attach));
-    println!("  rules  (set-element adds)                 : {}", stats(rules));
-    println!("  total                                     : {}   goal < 5 ms", stats(both));
+    println!(
+        "  attach (veth in netns, addresses, routes) : {}",
+        stats(attach)
+    );
+    println!(
+        "  rules  (set-element adds)                 : {}",
+        stats(rules)
+    );
+    println!(
+        "  total                                     : {}   goal < 5 ms",
+        stats(both)
+    );
     tfnet::teardown(&rec).expect("teardown");
     drop(namespaces);
 
     // 2. Firewall apply for N containers with one allow each.
-    let sizes: &[usize] = if smoke { &[5, 10, 20] } else { &[25, 50, 100, 200, 400, 800, 1600] };
+    let sizes: &[usize] = if smoke {
+        &[5, 10, 20]
+    } else {
+        &[25, 50, 100, 200, 400, 800, 1600]
+    };
     let reps = if smoke { 2 } else { 7 };
     println!("firewall apply, one allow per container (whole table, one batch):");
     let mut replace = Vec::new();
-    println!("  {:>5}  {:>9}  {:>9}  {:>9}  {:>12}  {:>12}", "N", "median ms", "messages", "bytes", "ms per cont.", "B per cont.");
+    println!(
+        "  {:>5}  {:>9}  {:>9}  {:>9}  {:>12}  {:>12}",
+        "N", "median ms", "messages", "bytes", "ms per cont.", "B per cont."
+    );
     for &n in sizes {
         let id = AppId::derive(&root, &format!("fw{n}"));
         let mut rec = NetRecord::plan(id, "10.90.0.0/16".parse().unwrap()).unwrap();
@@ -133,6 +155,12 @@ fn main() {
         replace.push((n, t.elapsed()));
         firewall::remove(&rec.table).expect("remove");
     }
-    let line: Vec<String> = replace.iter().map(|(n, d)| format!("N={n}: {:.2} ms", d.as_secs_f64() * 1e3)).collect();
-    println!("  replacing an existing table (delete + create, one batch): {}", line.join(", "));
+    let line: Vec<String> = replace
+        .iter()
+        .map(|(n, d)| format!("N={n}: {:.2} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "  replacing an existing table (delete + create, one batch): {}",
+        line.join(", ")
+    );
 }

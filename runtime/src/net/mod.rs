@@ -47,7 +47,11 @@ impl AppNet {
     }
 
     /// Wires a container whose network namespace is `netns` (see [`links::attach_container`]).
-    pub fn attach_container(record: &NetRecord, container: &str, netns: BorrowedFd<'_>) -> Result<(), NetError> {
+    pub fn attach_container(
+        record: &NetRecord,
+        container: &str,
+        netns: BorrowedFd<'_>,
+    ) -> Result<(), NetError> {
         let c = record
             .containers
             .get(container)

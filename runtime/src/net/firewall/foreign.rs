@@ -10,7 +10,10 @@ const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "post
 /// warnings: they drop tfctl's packets too unless they accept tfctl's interfaces. Tables whose
 /// names start with `tfctl_` are tfctl's and skipped.
 pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
-    let sock = mnl::Socket::new(mnl::Bus::Netfilter).map_err(|source| NetError::Netlink { step: "socket", source })?;
+    let sock = mnl::Socket::new(mnl::Bus::Netfilter).map_err(|source| NetError::Netlink {
+        step: "socket",
+        source,
+    })?;
     let mut req = vec![0u8; 256];
     // SAFETY: the buffer holds the 20-byte GETCHAIN dump request nftnl writes.
     let len = unsafe {
@@ -23,11 +26,19 @@ pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
         );
         (*nlh).nlmsg_len as usize
     };
-    sock.send(&req[..len]).map_err(|source| NetError::Netlink { step: "send (list chains)", source })?;
+    sock.send(&req[..len]).map_err(|source| NetError::Netlink {
+        step: "send (list chains)",
+        source,
+    })?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     'recv: loop {
-        let n = sock.recv_raw(&mut buf).map_err(|source| NetError::Netlink { step: "receive (list chains)", source })?;
+        let n = sock
+            .recv_raw(&mut buf)
+            .map_err(|source| NetError::Netlink {
+                step: "receive (list chains)",
+                source,
+            })?;
         let mut off = 0;
         while off + 16 <= n {
             let mlen = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
@@ -48,15 +59,24 @@ pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
                 {
                     let family = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_FAMILY as u16) as i32;
                     let policy = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_POLICY as u16) as i32;
-                    let hook = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16) as usize;
-                    let table = CStr::from_ptr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_TABLE as u16)).to_string_lossy().into_owned();
-                    let name = CStr::from_ptr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_NAME as u16)).to_string_lossy().into_owned();
+                    let hook =
+                        sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16) as usize;
+                    let table =
+                        CStr::from_ptr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_TABLE as u16))
+                            .to_string_lossy()
+                            .into_owned();
+                    let name =
+                        CStr::from_ptr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_NAME as u16))
+                            .to_string_lossy()
+                            .into_owned();
                     let fam = match family {
                         libc::NFPROTO_IPV4 => Some("ip"),
                         libc::NFPROTO_INET => Some("inet"),
                         _ => None,
                     };
-                    if let (Some(fam), true, false) = (fam, policy == libc::NF_DROP, table.starts_with("tfctl_")) {
+                    if let (Some(fam), true, false) =
+                        (fam, policy == libc::NF_DROP, table.starts_with("tfctl_"))
+                    {
                         out.push(format!(
                             "table {fam} {table}, chain {name} (hook {}) has policy drop: it also drops tfctl's container traffic unless it accepts iifname \"tfv*\" and oifname \"tfv*\"",
                             HOOK_NAMES.get(hook).unwrap_or(&"?")

@@ -18,6 +18,7 @@
 //! ACCEPTs ahead of the host's): a host forward chain that drops also drops published traffic.
 
 pub mod compose;
+pub mod disjoint;
 pub mod ruleset;
 pub mod spec;
 
@@ -54,7 +55,11 @@ fn add_ruleset(batch: &mut Batch, rs: &Ruleset) -> Result<(), NetError> {
     for c in &rs.chains {
         let mut chain = Chain::new(cstr(c.name), &table);
         chain.set_hook(c.hook, c.priority);
-        chain.set_type(if c.nat { ChainType::Nat } else { ChainType::Filter });
+        chain.set_type(if c.nat {
+            ChainType::Nat
+        } else {
+            ChainType::Filter
+        });
         chain.set_policy(Policy::Accept);
         batch.add(&chain, MsgType::Add, format!("creating chain {}", c.name));
         for r in &c.rules {
@@ -62,7 +67,11 @@ fn add_ruleset(batch: &mut Batch, rs: &Ruleset) -> Result<(), NetError> {
             for e in &r.exprs {
                 rule.add_expr(e);
             }
-            batch.add(&rule, MsgType::Add, format!("rule `{}` ({})", r.text, r.label));
+            batch.add(
+                &rule,
+                MsgType::Add,
+                format!("rule `{}` ({})", r.text, r.label),
+            );
         }
     }
     for s in &rs.sets {
@@ -84,7 +93,10 @@ pub fn plan(record: &NetRecord, spec: &FirewallSpec) -> Result<Batch, NetError> 
 /// Replaces the app's table with the one `spec` describes, atomically.
 pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetError> {
     let fin = plan(record, spec)?.finalize();
-    let stats = ApplyStats { messages: fin.messages(), bytes: fin.bytes() };
+    let stats = ApplyStats {
+        messages: fin.messages(),
+        bytes: fin.bytes(),
+    };
     fin.send()?;
     Ok(stats)
 }
@@ -92,16 +104,24 @@ pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetE
 /// Moves the app's table from `old` to `new` with set-element adds and deletes only, when the
 /// rules themselves (publishes, subnet) are unchanged; otherwise replaces the table. This is
 /// the cheap path for adding or removing a container.
-pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Result<ApplyStats, NetError> {
+pub fn update(
+    record: &NetRecord,
+    old: &FirewallSpec,
+    new: &FirewallSpec,
+) -> Result<ApplyStats, NetError> {
     let (a, b) = match (ruleset::build(record, old), ruleset::build(record, new)) {
         (Ok(a), Ok(b)) => (a, b),
         (_, Err(e)) => return Err(e),
         (Err(_), Ok(_)) => return apply(record, new),
     };
-    let same_rules = a.chains.iter().map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()).eq(b
+    let same_rules = a
         .chains
         .iter()
-        .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()));
+        .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>())
+        .eq(b
+            .chains
+            .iter()
+            .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()));
     if !same_rules {
         return apply(record, new);
     }
@@ -112,8 +132,16 @@ pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Res
         let after = b.elements.get(&s.name).unwrap_or(&empty);
         let before_keys: BTreeSet<_> = before.iter().map(|(e, _)| e).collect();
         let after_keys: BTreeSet<_> = after.iter().map(|(e, _)| e).collect();
-        let gone: Vec<_> = before.iter().filter(|(e, _)| !after_keys.contains(e)).cloned().collect();
-        let new_elems: Vec<_> = after.iter().filter(|(e, _)| !before_keys.contains(e)).cloned().collect();
+        let gone: Vec<_> = before
+            .iter()
+            .filter(|(e, _)| !after_keys.contains(e))
+            .cloned()
+            .collect();
+        let new_elems: Vec<_> = after
+            .iter()
+            .filter(|(e, _)| !before_keys.contains(e))
+            .cloned()
+            .collect();
         if !gone.is_empty() {
             s.elements_to(&mut batch, &gone, true);
         }
@@ -122,10 +150,16 @@ pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Res
         }
     }
     if batch.is_empty() {
-        return Ok(ApplyStats { messages: 0, bytes: 0 });
+        return Ok(ApplyStats {
+            messages: 0,
+            bytes: 0,
+        });
     }
     let fin = batch.finalize();
-    let stats = ApplyStats { messages: fin.messages(), bytes: fin.bytes() };
+    let stats = ApplyStats {
+        messages: fin.messages(),
+        bytes: fin.bytes(),
+    };
     fin.send()?;
     Ok(stats)
 }
