@@ -221,6 +221,17 @@ impl FinalBatch {
                 .map_or("an unlabelled message", |(_, l)| l.as_str());
             return Err(NetError::refused(format!("nf_tables: {label}"), errno));
         }
+        if !pending.is_empty() {
+            // Never report success for messages the kernel did not confirm.
+            return Err(NetError::Decode {
+                what: "an nf_tables batch".into(),
+                detail: format!(
+                    "the kernel confirmed {} of {} messages",
+                    self.labels.len() - pending.len(),
+                    self.labels.len()
+                ),
+            });
+        }
         Ok(())
     }
 }

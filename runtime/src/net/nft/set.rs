@@ -243,3 +243,39 @@ fn summarize(owners: &[&str]) -> String {
         v.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_padded_per_field_like_registers() {
+        let e = KeyBuilder::default()
+            .addr_range(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9))
+            .ifname("tfvab")
+            .port_range(80, 443)
+            .build(true);
+        assert_eq!(e.key.len(), 4 + 16 + 4);
+        assert_eq!(&e.key[..4], &[10, 0, 0, 1]);
+        assert_eq!(&e.key[4..9], b"tfvab");
+        assert!(e.key[9..20].iter().all(|b| *b == 0));
+        assert_eq!(
+            &e.key[20..],
+            &[0, 80, 0, 0],
+            "port in network order, then padding"
+        );
+        assert_eq!(&e.key_end.as_ref().unwrap()[20..], &[1, 187, 0, 0]);
+        assert_eq!(KeyBuilder::default().ifname("x").build(false).key_end, None);
+        let set = SetDef {
+            table: "t".into(),
+            family: ProtoFamily::Inet,
+            name: "s".into(),
+            id: 1,
+            fields: vec![KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+            interval: true,
+        };
+        assert_eq!(set.key_len(), 24);
+        // nft's concatenated type id: ipv4_addr(7) . ifname(41) . inet_service(13), 6 bits each.
+        assert_eq!(set.key_type(), (7 << 12) | (41 << 6) | 13);
+    }
+}
