@@ -113,6 +113,45 @@ fn proto_sets(
     }
 }
 
+/// The DNAT rules of one publish: for packets arriving from elsewhere (none for a loopback
+/// host-ip, which must stay unreachable from other hosts), and for the host's own connections.
+fn publish_rules(
+    container: &str,
+    addr: Ipv4Addr,
+    p: &super::spec::Publish,
+) -> (Option<RuleDef>, RuleDef) {
+    let proto = if p.proto == Proto::Udp { UDP } else { TCP };
+    let label = format!(
+        "publish {}:{}/{} to {}:{}",
+        p.host_ip,
+        p.host_port,
+        if proto == UDP { "udp" } else { "tcp" },
+        container,
+        p.container_port
+    );
+    let loopback: Ipv4Net = "127.0.0.0/8".parse().unwrap();
+    if p.host_ip.is_unspecified() {
+        // From other hosts: any local address but loopback; from the host: any local address.
+        let pre = RuleDef::new(label.clone())
+            .fib_daddr_local()
+            .addr(Field::Daddr, loopback, CmpOp::Neq)
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        let local = RuleDef::new(label)
+            .fib_daddr_local()
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        (Some(pre), local)
+    } else {
+        let host = Ipv4Net::from(p.host_ip);
+        let rule = RuleDef::new(label)
+            .addr(Field::Daddr, host, CmpOp::Eq)
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        ((!p.host_ip.is_loopback()).then(|| rule.clone()), rule)
+    }
+}
+
 /// Builds the app's ruleset.
 pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetError> {
     let table = record.table.clone();
@@ -213,49 +252,9 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             }
         }
         for p in &c.publish {
-            let proto = if p.proto == Proto::Udp { UDP } else { TCP };
-            let label = format!(
-                "publish {}:{}/{} to {}:{}",
-                p.host_ip,
-                p.host_port,
-                if proto == UDP { "udp" } else { "tcp" },
-                c.name,
-                p.container_port
-            );
-            let loopback: Ipv4Net = "127.0.0.0/8".parse().unwrap();
-            if p.host_ip.is_unspecified() {
-                // From other hosts: any local address but loopback (never reachable from
-                // outside); from the host itself: any local address.
-                nat_pre.push(
-                    RuleDef::new(label.clone())
-                        .fib_daddr_local()
-                        .addr(Field::Daddr, loopback, CmpOp::Neq)
-                        .dport(proto, p.host_port)
-                        .dnat(me.address, p.container_port),
-                );
-                nat_out.push(
-                    RuleDef::new(label)
-                        .fib_daddr_local()
-                        .dport(proto, p.host_port)
-                        .dnat(me.address, p.container_port),
-                );
-            } else {
-                let host = Ipv4Net::from(p.host_ip);
-                if !p.host_ip.is_loopback() {
-                    nat_pre.push(
-                        RuleDef::new(label.clone())
-                            .addr(Field::Daddr, host, CmpOp::Eq)
-                            .dport(proto, p.host_port)
-                            .dnat(me.address, p.container_port),
-                    );
-                }
-                nat_out.push(
-                    RuleDef::new(label)
-                        .addr(Field::Daddr, host, CmpOp::Eq)
-                        .dport(proto, p.host_port)
-                        .dnat(me.address, p.container_port),
-                );
-            }
+            let (pre, local) = publish_rules(&c.name, me.address, p);
+            nat_pre.extend(pre);
+            nat_out.push(local);
         }
     }
 
