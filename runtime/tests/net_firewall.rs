@@ -575,6 +575,33 @@ fn forward_guard_and_foreign_drop(bnf: bool) {
         "a host drop policy should drop tfctl traffic (hence the warning)"
     );
     f.w.host.sh("nft delete table inet hostfw");
+    // firewalld's way: policy accept, then a final unconditional reject.
+    f.w.host.sh("nft -f - <<'EOF'
+table inet fakefirewalld {
+  chain filter_FORWARD {
+    type filter hook forward priority 10; policy accept;
+    ct state established,related accept
+    ip saddr 192.0.2.99 drop
+    counter reject with icmpx type admin-prohibited
+  }
+}
+EOF");
+    let warnings = f.w.host.run(firewall::foreign_drop_policies).unwrap();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("fakefirewalld")
+            && warnings[0].contains("reject"),
+        "{warnings:?}"
+    );
+    // Control: the same chain whose last rule is conditional is not reported.
+    f.w.host.sh("nft delete rule inet fakefirewalld filter_FORWARD handle $(nft -a list chain inet fakefirewalld filter_FORWARD | awk '/reject/ {print $NF}')");
+    assert!(f
+        .w
+        .host
+        .run(firewall::foreign_drop_policies)
+        .unwrap()
+        .is_empty());
+    f.w.host.sh("nft delete table inet fakefirewalld");
     f.finish();
     drop(lan);
 }
