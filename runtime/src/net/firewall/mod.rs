@@ -9,13 +9,20 @@
 //! prerouting, from the host itself via output) and the forward/output chains admit exactly
 //! the connections that were translated (`ct status dnat`). See [`ruleset`] for the layout.
 //!
-//! Coexistence: tfctl's chains accept by policy and drop only on its interfaces, so they never
-//! override the host's firewall; but a host table with a `policy drop` forward chain (ufw,
-//! firewalld, a hand-written nftables config) also drops tfctl's traffic, since a packet must
-//! pass every base chain of its hook. [`foreign_drop_policies`] finds such chains so `up` can
-//! warn; the remedy is an accept for `iifname "tfv*"`/`oifname "tfv*"` in the host's table.
-//! Published ports do not bypass that host chain (unlike Docker's iptables rules, which insert
-//! ACCEPTs ahead of the host's): a host forward chain that drops also drops published traffic.
+//! # Coexistence with a host firewall
+//! tfctl's chains accept by policy and drop only on its own interfaces, so they never loosen
+//! or tighten anything else. A packet must pass every base chain of its hook, so a host firewall
+//! still has the last word over tfctl's traffic: a forward chain with `policy drop` (ufw's
+//! default DEFAULT_FORWARD_POLICY="DROP", a plain nftables config) or ending in an unconditional
+//! reject (firewalld) drops containers' traffic and published ports alike. [`foreign_drop_policies`]
+//! lists such chains so that `up` can warn; the fix is on the host side: accept tfctl's
+//! interfaces (nftables: `iifname "tfv*" accept` and `oifname "tfv*" accept` in that chain; ufw:
+//! `ufw route allow in on tfv+` and `ufw route allow out on tfv+`; firewalld: put the `tfv+`
+//! interfaces in a zone that forwards, or a policy). Unlike Docker's iptables rules, which insert
+//! ACCEPTs ahead of the host's chains, a published port is therefore never silently opened past
+//! a host forward policy; it does bypass rules that filter only the host's `input` hook (the
+//! translated packets are forwarded, not delivered locally), which is the usual Docker surprise:
+//! publish on `host-ip="127.0.0.1"` or a specific address to limit exposure.
 
 pub mod compose;
 pub mod disjoint;
