@@ -404,3 +404,55 @@ impl TestImage {
         md
     }
 }
+
+/// A loopback TCP proxy in front of a registry that slows responses to `bytes_per_sec`, so a
+/// test can kill a pull in the middle of a layer. Stops accepting on Drop.
+pub struct ThrottleProxy {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ThrottleProxy {
+    pub fn start(upstream: &str, bytes_per_sec: usize) -> ThrottleProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, upstream) = (stop.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let chunk = (bytes_per_sec / 20).max(1);
+                    let mut buf = vec![0u8; chunk];
+                    loop {
+                        let n = match std::io::Read::read(&mut s_read, &mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+        });
+        ThrottleProxy { addr, stop }
+    }
+}
+
+impl Drop for ThrottleProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
