@@ -2,6 +2,7 @@
 # Installs everything tfctl's build, tests and benchmarks need on a fresh Debian 12 machine.
 # Idempotent: packages already present are left alone. Run as root.
 set -euo pipefail
+command -v cargo >/dev/null || { echo "setup.sh: a Rust toolchain (cargo, from rustup) is needed first" >&2; exit 1; }
 
 packages=(
   # build: nftnl-sys and mnl-sys link against these
@@ -28,3 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   pkill -x docker-registry 2>/dev/null || true
 fi
+
+# The image every sample uses (`image "oci:images/busybox"`), built from busybox-static so the
+# samples run offline. Reproducible: rebuilding gives the same digests.
+here=$(cd "$(dirname "$0")/.." && pwd)
+python3 "$here/scripts/busybox-image.py" "$here/samples/images/busybox" >/dev/null

@@ -1,0 +1,573 @@
+//! The resolved app model: what an app file means once it is parsed, validated, variables
+//! expanded, defaults filled in and relative paths made absolute.
+//!
+//! Nothing here knows KDL: the runtime and the CLI work from these types only. Secrets appear
+//! only as their source, never as their value.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// One app: everything one app file describes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct App {
+    pub name: String,
+    /// The app file, absolute.
+    pub file: PathBuf,
+    /// The folder relative paths in the file were resolved against (the app file's folder).
+    pub dir: PathBuf,
+    /// `network subnet=`: `None` takes a free /24 from the host's subnet pool.
+    pub subnet: Option<Ipv4Net>,
+    /// `egress`: the app-wide default for traffic to the outside world.
+    pub egress: Egress,
+    pub secrets: Vec<SecretDef>,
+    pub volumes: Vec<VolumeDef>,
+    pub containers: Vec<Container>,
+    /// App-level host hooks (`on "up"|"down"|"failed"`).
+    pub hooks: Vec<Hook>,
+}
+
+impl App {
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&SecretDef> {
+        self.secrets.iter().find(|s| s.name == name)
+    }
+}
+
+/// An IPv4 network in CIDR notation, e.g. `10.89.7.0/24`. The address is kept as written
+/// (`10.0.0.1/8` stays so); [`Ipv4Net::network`] gives the masked base address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
+        (prefix <= 32).then_some(Self { addr, prefix })
+    }
+
+    pub fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network())
+    }
+
+    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
+        let shorter = if self.prefix <= other.prefix { self } else { other };
+        let longer = if self.prefix <= other.prefix { other } else { self };
+        shorter.contains(longer.network())
+    }
+
+    /// Number of addresses in the network (2^(32-prefix)).
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - u32::from(self.prefix))
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Why a CIDR did not parse; the message is written to follow "invalid CIDR: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("`{0}` has no `/PREFIX`: write it as ADDRESS/PREFIX, e.g. 10.89.7.0/24")]
+    NoPrefix(String),
+    #[error("`{0}` is not an IPv4 address (tfctl is IPv4-only for now)")]
+    BadAddress(String),
+    #[error("prefix `{0}` is not a number from 0 to 32")]
+    BadPrefix(String),
+}
+
+impl FromStr for Ipv4Net {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| CidrError::NoPrefix(s.to_string()))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::BadAddress(addr.to_string()))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| CidrError::BadPrefix(prefix.to_string()))?;
+        Ok(Ipv4Net { addr, prefix })
+    }
+}
+
+impl Serialize for Ipv4Net {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    Allow,
+    Deny,
+}
+
+/// A secret the app defines (`secret "NAME" from-file=|from-env=|generate=`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretDef {
+    pub name: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretSource {
+    /// Read from a host file at start (absolute path).
+    FromFile(PathBuf),
+    /// Read from the environment of `tfctl up` (the variable's name).
+    FromEnv(String),
+    /// Derived from the host key: this many characters.
+    Generate(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeDef {
+    pub name: String,
+}
+
+/// One container of the app.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Container {
+    pub name: String,
+    /// The image reference as written, local source paths made absolute
+    /// (`oci:/abs/path:tag`); parsed by `reference`.
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    /// `UID[:GID]` or a user name from the image's /etc/passwd.
+    pub user: Option<String>,
+    /// Defaults to the container's name.
+    pub hostname: String,
+    /// In order: `env-file` entries first, then `env` nodes; a later key wins.
+    pub env: Vec<(String, String)>,
+    pub files: Vec<PreBootFile>,
+    pub secrets: Vec<SecretUse>,
+    pub mounts: Vec<Mount>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub publish: Vec<Publish>,
+    pub allow: Vec<Allow>,
+    /// `None`: the app's default.
+    pub egress: Option<Egress>,
+    pub allow_egress: Vec<AllowEgress>,
+    pub after: Vec<After>,
+    pub health: Option<Health>,
+    pub restart: Restart,
+    pub hooks: Vec<Hook>,
+    pub limits: Limits,
+    pub ulimits: Vec<Ulimit>,
+    /// Capability names, canonical (`CAP_NET_ADMIN`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub seccomp: Seccomp,
+    pub sysctls: Vec<(String, String)>,
+    /// Canonical signal name (`SIGTERM`).
+    pub stop_signal: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_timeout: Duration,
+    pub read_only: bool,
+    pub init: bool,
+    pub sleep: bool,
+    /// A task expected to run to completion (`one-shot`, or the target of an
+    /// `after ... until="completed"`).
+    pub one_shot: bool,
+}
+
+impl Container {
+    /// The egress policy in force: the container's own, else the app's.
+    pub fn egress_or(&self, app_default: Egress) -> Egress {
+        self.egress.unwrap_or(app_default)
+    }
+}
+
+/// A file written into the container's filesystem before its process starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreBootFile {
+    /// Absolute path inside the container.
+    pub path: String,
+    pub content: FileContent,
+    /// `{{ ip.NAME }}`, `{{ name.NAME }}`, `{{ secret.NAME }}` are rendered at start.
+    pub template: bool,
+    pub mode: u32,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileContent {
+    Inline(String),
+    /// A host file, absolute, read at start.
+    From(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A secret a container receives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretUse {
+    pub name: String,
+    pub target: SecretTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretTarget {
+    /// A file on the secrets tmpfs. `owner: None` means the container's user.
+    File { path: String, mode: u32, owner: Option<Owner> },
+    /// An environment variable: only when the app file asks (`env="VAR"`).
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mount {
+    pub source: MountSource,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountSource {
+    /// A named volume of the app.
+    Volume(String),
+    /// A host path, absolute.
+    Bind(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tmpfs {
+    pub path: String,
+    /// Bytes; `None` is the kernel's default (half of RAM).
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Publish {
+    /// 0: take a free host port at start.
+    pub host_port: u16,
+    pub container_port: u16,
+    pub host_ip: Ipv4Addr,
+    pub proto: Proto,
+}
+
+/// An inclusive port range; a single port has `start == end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Who may connect in (`allow from=`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Peer {
+    Container(String),
+    Host,
+    Any,
+    Cidr(Ipv4Net),
+}
+
+/// `allow`: inbound connections admitted to a container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Allow {
+    pub from: Peer,
+    /// `None`: every port.
+    pub ports: Option<PortRange>,
+    /// `None`: tcp and udp.
+    pub proto: Option<Proto>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EgressDest {
+    Host,
+    Cidr(Ipv4Net),
+}
+
+/// `allow-egress`: outbound destinations admitted beyond the app's peers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllowEgress {
+    pub to: EgressDest,
+    pub ports: Option<PortRange>,
+    pub proto: Option<Proto>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Until {
+    Started,
+    Healthy,
+    Completed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct After {
+    pub container: String,
+    pub until: Until,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    pub probe: Probe,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub retries: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    Exec(Vec<String>),
+    Http(String),
+    Tcp(u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    Always,
+    OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    /// `None`: no limit.
+    pub max: Option<u32>,
+}
+
+/// Events hooks fire on. Container events and app events share the type; validation keeps each
+/// where it belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    Started,
+    Healthy,
+    Unhealthy,
+    Stopping,
+    Exited,
+    Failed,
+    Up,
+    Down,
+}
+
+impl Event {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Event::Started => "started",
+            Event::Healthy => "healthy",
+            Event::Unhealthy => "unhealthy",
+            Event::Stopping => "stopping",
+            Event::Exited => "exited",
+            Event::Failed => "failed",
+            Event::Up => "up",
+            Event::Down => "down",
+        }
+    }
+
+    /// Whether `exec` (inside the container) may run on this event: only while it runs.
+    pub fn allows_exec(&self) -> bool {
+        matches!(self, Event::Started | Event::Healthy | Event::Unhealthy | Event::Stopping)
+    }
+
+    /// `on-fail` when the file does not say: started and healthy hooks gate readiness.
+    pub fn default_on_fail(&self) -> OnFail {
+        match self {
+            Event::Started | Event::Healthy => OnFail::Fail,
+            _ => OnFail::Ignore,
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFail {
+    Fail,
+    Ignore,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hook {
+    pub event: Event,
+    pub on_fail: OnFail,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub steps: Vec<HookStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookStep {
+    /// Inside the container, fully confined.
+    Exec(Vec<String>),
+    /// On the host, in the app file's folder.
+    Run(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Limits {
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    /// `None`: the runtime's default (4096).
+    pub pids: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ulimit {
+    /// The name as written (`nofile`); `RLIMIT_` + uppercase is the resource.
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Seccomp {
+    Default,
+    Unconfined,
+    /// A Docker-format JSON profile, absolute path.
+    Profile(PathBuf),
+}
+
+/// Host settings from tfctl's config file (tfctl-config(5)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostConfig {
+    /// `HOST:PORT` entries, `localhost` normalised.
+    pub insecure_registries: Vec<String>,
+    pub subnet_pool: Ipv4Net,
+    /// Bytes per container log before rotation.
+    pub log_size: u64,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            insecure_registries: Vec::new(),
+            subnet_pool: Ipv4Net { addr: Ipv4Addr::new(10, 89, 0, 0), prefix: 16 },
+            log_size: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Renders a duration the way app files write them: `1m30s`, `500ms`, `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let (h, rem) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rem) = (rem / 60_000, rem % 60_000);
+    let (s, ms) = (rem / 1000, rem % 1000);
+    let mut out = String::new();
+    for (v, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    out
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses_and_overlaps() {
+        let a: Ipv4Net = "10.89.0.0/16".parse().unwrap();
+        let b: Ipv4Net = "10.89.7.0/24".parse().unwrap();
+        let c: Ipv4Net = "10.90.0.0/24".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!a.overlaps(&c));
+        assert_eq!(b.size(), 256);
+        assert!(matches!("10.0.0.0".parse::<Ipv4Net>(), Err(CidrError::NoPrefix(_))));
+        assert!(matches!("10.0.0.0/33".parse::<Ipv4Net>(), Err(CidrError::BadPrefix(_))));
+        assert!(matches!("fe80::/64".parse::<Ipv4Net>(), Err(CidrError::BadAddress(_))));
+        assert_eq!("0.0.0.0/0".parse::<Ipv4Net>().unwrap().mask(), 0);
+    }
+
+    #[test]
+    fn durations_render_as_written() {
+        assert_eq!(format_duration(Duration::from_millis(90_000)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(3600 + 1)), "1h1s");
+    }
+}

@@ -1,0 +1,214 @@
+//! The samples load, and the resolved model survives a trip through `to_kdl`: loading the
+//! rendered file from the same folder gives the same model.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tfctl_schema::model::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
+}
+
+/// Renders `app` and loads the result as the same file name in the same folder.
+fn reload(app: &App) -> App {
+    let text = tfctl_schema::to_kdl(app);
+    let name = app.file.file_name().unwrap().to_str().unwrap();
+    match tfctl_schema::load_str(name, &text, &app.dir, &no_env) {
+        Ok(again) => again,
+        Err(d) => panic!("to_kdl output does not load:\n{text}\n{}", d.render_plain(100)),
+    }
+}
+
+#[test]
+fn every_sample_loads_and_round_trips() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(samples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "kdl") {
+            let app = tfctl_schema::load(&path, &no_env)
+                .unwrap_or_else(|d| panic!("{} does not load:\n{}", path.display(), d.render_plain(100)));
+            assert!(app.file.is_absolute() && app.dir.is_absolute());
+            for c in &app.containers {
+                assert!(c.image.starts_with("oci:/"), "{}: samples use the local busybox image", c.name);
+                assert!(c.image.ends_with("/samples/images/busybox"), "{}", c.image);
+            }
+            assert_eq!(reload(&app), app, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "expected web, three-tier and fixture samples, found {seen}");
+}
+
+#[test]
+fn three_tier_sample_has_what_it_promises() {
+    let app = tfctl_schema::load(&samples().join("three-tier.kdl"), &no_env).unwrap();
+    assert_eq!(app.secrets[0].source, SecretSource::Generate(32));
+    let db = app.container("db").unwrap();
+    assert!(matches!(&db.mounts[0].source, MountSource::Volume(v) if v == "db-data"));
+    assert_eq!(db.allow, [Allow { from: Peer::Container("api".into()), ports: Some(PortRange { start: 5432, end: 5432 }), proto: None }]);
+    let api = app.container("api").unwrap();
+    assert_eq!(api.after, [After { container: "db".into(), until: Until::Healthy }]);
+    let conf = api.files.iter().find(|f| f.path == "/etc/api.conf").unwrap();
+    assert!(conf.template && conf.mode == 0o400);
+    let cgi = api.files.iter().find(|f| f.path == "/var/www/cgi-bin/status").unwrap();
+    match &cgi.content {
+        // `$$` in the app file hands a literal `$` to the shell.
+        FileContent::Inline(s) => assert!(s.starts_with("#!/bin/sh\n") && s.contains("$DB_HOST")),
+        other => panic!("{other:?}"),
+    }
+    let front = app.container("front").unwrap();
+    assert_eq!(front.publish[0].host_port, 8080);
+    assert!(app.containers.iter().all(|c| c.health.is_some()));
+    assert!(!app.hooks.is_empty() && app.containers.iter().any(|c| !c.hooks.is_empty()));
+}
+
+/// An app using every node and property of the language.
+const EVERYTHING: &str = r#"
+app "everything"
+network subnet="10.89.7.0/24"
+egress "deny"
+secret "pw" from-file="./secrets/pw"
+secret "token" from-env="API_TOKEN"
+secret "key" generate=48
+volume "data"
+on "up" on-fail="fail" timeout="1m" { run "./notify.sh" "up"; }
+on "down" { run "true"; }
+container "db" {
+    image "oci:images/busybox:1.36"
+    command "sh" "-c" "exec nc -ll -p 5432 -e cat /data/x"
+    one-shot
+}
+container "web" {
+    image "registry.example.com:5000/shop/web:1.4"
+    entrypoint "/bin/sh" "-c"
+    command "exec httpd -f" 8080
+    workdir "/srv"
+    user "1000:1000"
+    hostname "www"
+    env-file "./web.env"
+    env A="1" B=2 MODE="${MODE:-prod}" DOLLAR="$$HOME"
+    file "/etc/motd" "hello\n" mode=0o600 owner="0:0"
+    file "/etc/app.conf" from="./conf/app.conf" template=#true
+    file "/etc/db.conf" "host={{ ip.db }} name={{ name.db }} pw={{ secret.pw }}" template=#true
+    secret "pw"
+    secret "key" at="/keys/key" mode=0o440 owner="1000:1000"
+    secret "token" env="TOKEN"
+    mount "data" at="/data" read-only=#true
+    mount "./html" at="/var/www"
+    tmpfs "/tmp" size="64M"
+    tmpfs "/run/cache"
+    publish 8080 to=80
+    publish 0 to=8443 host-ip="127.0.0.1" proto="tcp"
+    publish 5353 to=53 proto="udp"
+    allow from="db" port=80
+    allow from="host"
+    allow from="any" port="8000-8099" proto="tcp"
+    allow from="10.0.0.0/8" proto="udp"
+    egress "allow"
+    allow-egress to="host" port=53 proto="udp"
+    allow-egress to="192.0.2.0/24"
+    after "db" until="completed"
+    health {
+        http "http://127.0.0.1:80/health"
+        interval "1m30s"
+        timeout "500ms"
+        retries 5
+        start-period "10s"
+    }
+    restart "on-failure" max=4
+    on "started" { exec "test" "-f" "/etc/motd"; run "echo" "started"; }
+    on "exited" on-fail="ignore" timeout="5s" { run "echo" "$$TFCTL_EXIT_CODE"; }
+    limits memory="256M" cpus=0.5 pids=256
+    ulimit "nofile" soft=1024 hard=2048
+    ulimit "nproc" soft=64
+    cap-add "NET_ADMIN" "cap_sys_ptrace"
+    cap-drop "MKNOD"
+    seccomp "./seccomp.json"
+    sysctl "net.ipv4.ip_unprivileged_port_start" 0
+    stop-signal "QUIT"
+    stop-timeout "0s"
+    read-only
+    init
+    sleep
+}
+"#;
+
+#[test]
+fn every_node_resolves_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (path, text) in [
+        ("secrets/pw", "hunter2"),
+        ("web.env", "A=from-file\nC=3\n"),
+        ("conf/app.conf", "db={{ ip.db }}\n"),
+        ("seccomp.json", "{}"),
+        ("app.kdl", EVERYTHING),
+    ] {
+        std::fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
+        std::fs::write(d.join(path), text).unwrap();
+    }
+    let app = tfctl_schema::load(&d.join("app.kdl"), &no_env).unwrap_or_else(|e| panic!("{}", e.render_plain(100)));
+    let web = app.container("web").unwrap();
+    let dir = std::path::absolute(d).unwrap();
+    assert_eq!(app.subnet.unwrap().to_string(), "10.89.7.0/24");
+    assert_eq!(app.secrets[0].source, SecretSource::FromFile(dir.join("secrets/pw")));
+    assert_eq!(app.container("db").unwrap().image, format!("oci:{}:1.36", dir.join("images/busybox").display()));
+    assert!(app.container("db").unwrap().one_shot);
+    assert_eq!(web.command.as_deref(), Some(&["exec httpd -f".to_string(), "8080".to_string()][..]));
+    // env-file first, then env nodes; a later key wins in the place of its first use.
+    let env: Vec<(&str, &str)> = web.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(env, [("A", "1"), ("C", "3"), ("B", "2"), ("MODE", "prod"), ("DOLLAR", "$HOME")]);
+    assert_eq!(web.files[0].mode, 0o600);
+    assert_eq!(web.files[1].mode, 0o644, "default file mode");
+    assert_eq!(web.files[1].content, FileContent::From(dir.join("conf/app.conf")));
+    assert_eq!(
+        web.secrets[0].target,
+        SecretTarget::File { path: "/run/secrets/pw".into(), mode: 0o400, owner: None }
+    );
+    assert_eq!(web.secrets[2].target, SecretTarget::Env("TOKEN".into()));
+    assert_eq!(web.mounts[1].source, MountSource::Bind(dir.join("html")));
+    assert_eq!(web.tmpfs[0].size, Some(64 << 20));
+    assert_eq!(web.publish[1].host_ip.to_string(), "127.0.0.1");
+    assert_eq!(web.publish[0].host_ip.to_string(), "0.0.0.0");
+    assert_eq!(web.publish[2].proto, Proto::Udp);
+    assert_eq!(web.allow[2].ports, Some(PortRange { start: 8000, end: 8099 }));
+    let h = web.health.as_ref().unwrap();
+    assert_eq!((h.interval, h.timeout, h.retries), (Duration::from_secs(90), Duration::from_millis(500), 5));
+    assert_eq!(web.hooks[0].on_fail, OnFail::Fail, "started hooks fail by default");
+    assert_eq!(web.hooks[1].timeout, Duration::from_secs(5));
+    assert_eq!(app.hooks[1].timeout, Duration::from_secs(30), "default hook timeout");
+    assert_eq!(web.limits.cpus, Some(0.5));
+    assert_eq!(web.ulimits[1].hard, 64, "hard defaults to soft");
+    assert_eq!(web.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_PTRACE"]);
+    assert_eq!(web.seccomp, Seccomp::Profile(dir.join("seccomp.json")));
+    assert_eq!(web.stop_signal, "SIGQUIT");
+    assert_eq!(web.stop_timeout, Duration::ZERO);
+    assert!(web.read_only && web.init && web.sleep && !web.one_shot);
+    assert_eq!(reload(&app), app);
+
+    // Secrets appear only by their source.
+    let rendered = tfctl_schema::to_kdl(&app);
+    assert!(!rendered.contains("hunter2"));
+    let json = serde_json::to_string(&app).unwrap();
+    assert!(!json.contains("hunter2"));
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let app = tfctl_schema::load_str("a.kdl", "app \"a\"\ncontainer \"c\" { image \"busybox\"; health { tcp 80; }; }\n", Path::new("/x"), &no_env).unwrap();
+    let c = &app.containers[0];
+    assert_eq!(app.egress, Egress::Allow);
+    assert_eq!(c.hostname, "c");
+    assert_eq!(c.stop_signal, "SIGTERM");
+    assert_eq!(c.stop_timeout, Duration::from_secs(10));
+    assert_eq!(c.restart, Restart { policy: RestartPolicy::No, max: None });
+    assert_eq!(c.seccomp, Seccomp::Default);
+    let h = c.health.as_ref().unwrap();
+    assert_eq!((h.interval, h.timeout, h.retries, h.start_period), (Duration::from_secs(5), Duration::from_secs(3), 3, Duration::ZERO));
+    assert_eq!(app.file, Path::new("/x/a.kdl"));
+}
