@@ -161,3 +161,36 @@ async fn two_tfctl_pulls_of_one_image_at_once_both_succeed() {
     assert_eq!(fs::read_dir(t.root.path().join("state/layers")).unwrap().count(), 3);
     assert_eq!(fs::read_dir(t.root.path().join("state/tmp/images")).unwrap().count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credential_helper_supplies_the_password() {
+    let reg = Registry::start(RegistryOptions { basic_auth: Some(("dave".into(), "helper-pass-3".into())), ..Default::default() });
+    reg.push("team/helped", "v1", &TestImage::busybox("h")).await;
+    let t = Tfctl::new();
+    // A docker-credential-* helper that knows only this registry, found on PATH.
+    let bin = t.root.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let helper = format!("tfctltest{}", std::process::id());
+    let script = bin.join(format!("docker-credential-{helper}"));
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nif [ \"$server\" = \"{}\" ]; then echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"dave\",\"Secret\":\"helper-pass-3\"}}'; else echo 'credentials not found in native keychain'; exit 1; fi\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let auth = t.root.path().join("auth.json");
+    fs::write(&auth, serde_json::json!({"credHelpers": {reg.addr.clone(): helper}}).to_string()).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let reference = format!("{}/team/helped:v1", reg.addr);
+    let o = cmd(&t, &auth).env("PATH", &path).args(["pull", "--insecure-registry", &reg.addr, &reference]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A helper that is not installed: a clear error naming the registry and the helper.
+    fs::write(&auth, serde_json::json!({"credHelpers": {reg.addr.clone(): "tfctl-missing-helper"}}).to_string()).unwrap();
+    let o = cmd(&t, &auth).args(["pull", "--insecure-registry", &reg.addr, &reference]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("docker-credential-tfctl-missing-helper") && stderr(&o).contains(&reg.addr), "{}", stderr(&o));
+}
