@@ -326,7 +326,20 @@ pub fn parse_dotenv(
         }
         let _ = key_span;
     }
-    (vars, problems)
+    (vars, problems.into_iter().map(|p| without_snippet(p, text)).collect())
+}
+
+/// `.env` files often hold passwords: a problem in one names the file, line and column, but
+/// shows none of its lines.
+fn without_snippet(mut p: Problem, text: &str) -> Problem {
+    let before = text.get(..p.span.offset()).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let name = p.file_name().unwrap_or(".env").to_string();
+    p.message = format!("{name}:{line}:{col}: {}", p.message);
+    p.src = None;
+    p.related_spans.clear();
+    p
 }
 
 /// The content of a double-quoted `.env` value (after the opening quote), unescaped; `None` when

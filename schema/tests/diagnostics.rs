@@ -188,6 +188,21 @@ fn dotenv_beside_the_app_file_supplies_variables() {
 }
 
 #[test]
+fn dotenv_errors_name_the_line_but_show_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "OK=1\nDB_PASSWORD=\"s3cr3t-value\nNEXT=${UNSET_ONE}\n").unwrap();
+    std::fs::write(dir.path().join("app.kdl"), "app \"shop\"\ncontainer \"web\" { image \"busybox\"; }\n").unwrap();
+    let none = |_: &str| None;
+    let d = tfctl_schema::load(&dir.path().join("app.kdl"), &none).unwrap_err();
+    let codes: Vec<&str> = d.iter().map(|p| p.code).collect();
+    assert_eq!(codes, ["tfctl::invalid-env-file", "tfctl::unset-variable"]);
+    let out = d.render_plain(100);
+    assert!(!out.contains("s3cr3t"), "{out}");
+    let env_path = dir.path().join(".env").display().to_string();
+    insta::assert_snapshot!("dotenv_errors", out.replace(&env_path, "[DIR]/.env"));
+}
+
+#[test]
 fn config_file_errors() {
     let none = |_: &str| None;
     let text = "insecure-registry \"my registry\"\nsubnet-pool \"10.89.0.0/26\"\nlog-size \"ten megs\"\nlogsize \"1M\"\n";
