@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         let result = tfctl_schema::load(path, &tfctl_schema::process_env);
         let total = start.elapsed();
         match result {
-            Ok(app) => eprintln!("{arg}: app `{}` is valid ({} containers)", app.name, app.containers.len()),
+            Ok(app) => eprintln!(
+                "{arg}: app `{}` is valid ({} containers)",
+                app.name,
+                app.containers.len()
+            ),
             Err(d) => {
                 eprint!("{}", d.render_plain(100));
                 failed = true;

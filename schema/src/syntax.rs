@@ -19,9 +19,14 @@ pub fn parse(src: &Source, text: &str) -> Result<KdlDocument, Vec<Problem>> {
         return Err(vec![p]);
     }
     let failed = |why: &str| {
-        vec![Problem::new("tfctl::kdl-syntax", src, SourceSpan::from(0..0), format!("the KDL parser failed on this file: {why}"))
-            .label("somewhere in this file")
-            .help("check the file's syntax against https://kdl.dev (KDL 2.0)")]
+        vec![Problem::new(
+            "tfctl::kdl-syntax",
+            src,
+            SourceSpan::from(0..0),
+            format!("the KDL parser failed on this file: {why}"),
+        )
+        .label("somewhere in this file")
+        .help("check the file's syntax against https://kdl.dev (KDL 2.0)")]
     };
     let parsed = std::thread::scope(|scope| {
         let parser = std::thread::Builder::new()
@@ -40,7 +45,11 @@ pub fn parse(src: &Source, text: &str) -> Result<KdlDocument, Vec<Problem>> {
     });
     match parsed {
         Ok(Ok(Ok(Ok(doc)))) => Ok(doc),
-        Ok(Ok(Ok(Err(span)))) => Err(vec![deep_problem(src, span, format!("blocks are nested more than {MAX_DEPTH} deep"))]),
+        Ok(Ok(Ok(Err(span)))) => Err(vec![deep_problem(
+            src,
+            span,
+            format!("blocks are nested more than {MAX_DEPTH} deep"),
+        )]),
         Ok(Ok(Err(e))) => Err(problems(src, text, &e)),
         Ok(Err(_)) => Err(failed("it panicked")),
         Err(e) => Err(failed(&format!("cannot start its thread: {e}"))),
@@ -64,7 +73,11 @@ fn too_deep(src: &Source, text: &str) -> Option<Problem> {
     } else {
         format!("blocks are nested {depth} deep")
     };
-    Some(deep_problem(src, SourceSpan::from(at..at + usize::from(at < text.len())), msg))
+    Some(deep_problem(
+        src,
+        SourceSpan::from(at..at + usize::from(at < text.len())),
+        msg,
+    ))
 }
 
 fn deep_problem(src: &Source, span: SourceSpan, msg: String) -> Problem {
@@ -93,7 +106,11 @@ fn deepest(doc: &KdlDocument, level: usize) -> Option<SourceSpan> {
 fn max_depth(b: &[u8]) -> Option<(usize, usize)> {
     let (mut depth, mut max, mut at) = (0usize, 0usize, 0usize);
     let mut i = 0;
-    let find = |from: usize, pat: &[u8]| b.get(from..).and_then(|rest| rest.windows(pat.len()).position(|w| w == pat)).map(|p| from + p);
+    let find = |from: usize, pat: &[u8]| {
+        b.get(from..)
+            .and_then(|rest| rest.windows(pat.len()).position(|w| w == pat))
+            .map(|p| from + p)
+    };
     while i < b.len() {
         match b[i] {
             b'{' => {
@@ -171,8 +188,14 @@ fn problems(src: &Source, text: &str, e: &KdlError) -> Vec<Problem> {
     for d in &e.diagnostics {
         let span = clamp(d.span, text.len());
         let at = text.get(span.offset()..).unwrap_or("");
-        let word: String = at.chars().take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '{' | '}' | '=' | '"')).collect();
-        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_string());
+        let word: String = at
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '{' | '}' | '=' | '"'))
+            .collect();
+        let message = d
+            .message
+            .clone()
+            .unwrap_or_else(|| "invalid KDL".to_string());
         let mut p = Problem::new("tfctl::kdl-syntax", src, span, message)
             .label(d.label.clone().unwrap_or_else(|| "here".to_string()));
         if let Some(h) = &d.help {
@@ -192,15 +215,23 @@ fn problems(src: &Source, text: &str, e: &KdlError) -> Vec<Problem> {
             }
         }
         // One parse error often yields several diagnostics at one place: keep the first.
-        if out.iter().any(|o| o.span.offset() == p.span.offset() && o.code == p.code) {
+        if out
+            .iter()
+            .any(|o| o.span.offset() == p.span.offset() && o.code == p.code)
+        {
             continue;
         }
         out.push(p);
     }
     if out.is_empty() {
         out.push(
-            Problem::new("tfctl::kdl-syntax", src, SourceSpan::from(0..0), "invalid KDL")
-                .help("check the file's syntax against https://kdl.dev (KDL 2.0)"),
+            Problem::new(
+                "tfctl::kdl-syntax",
+                src,
+                SourceSpan::from(0..0),
+                "invalid KDL",
+            )
+            .help("check the file's syntax against https://kdl.dev (KDL 2.0)"),
         );
     }
     out
@@ -209,16 +240,25 @@ fn problems(src: &Source, text: &str, e: &KdlError) -> Vec<Problem> {
 fn hint(word: &str, text: &str, offset: usize) -> Option<(&'static str, String)> {
     match word {
         "true" | "false" | "null" | "inf" | "-inf" | "nan" => {
-            return Some(("tfctl::kdl-v1-keyword", format!("KDL 2 writes keywords with a `#`: #{word}")));
+            return Some((
+                "tfctl::kdl-v1-keyword",
+                format!("KDL 2 writes keywords with a `#`: #{word}"),
+            ));
         }
         _ => {}
     }
     let pathish = word.starts_with("./")
         || word.starts_with("../")
         || word.starts_with('~')
-        || (word.starts_with('/') && !word.starts_with("//") && !word.starts_with("/*") && !word.starts_with("/-"));
+        || (word.starts_with('/')
+            && !word.starts_with("//")
+            && !word.starts_with("/*")
+            && !word.starts_with("/-"));
     if pathish && word.len() > 1 {
-        return Some(("tfctl::unquoted-path", format!("write paths as strings: \"{word}\"")));
+        return Some((
+            "tfctl::unquoted-path",
+            format!("write paths as strings: \"{word}\""),
+        ));
     }
     // A property written `key = value` with spaces, or `key="a" "b"` leftovers, are the parser's
     // business; so is everything else.
@@ -239,8 +279,14 @@ mod tests {
     #[test]
     fn depth_ignores_strings_and_comments() {
         assert_eq!(max_depth(b"a { b { c; }; }").map(|d| d.0), Some(2));
-        assert_eq!(max_depth(b"a \"{{{\" /* { /* { */ { */ // {{\nb { }").map(|d| d.0), Some(1));
-        assert_eq!(max_depth(b"a #\"{\"{\"# b \"\"\"\n{{\n\"\"\" { }").map(|d| d.0), Some(1));
+        assert_eq!(
+            max_depth(b"a \"{{{\" /* { /* { */ { */ // {{\nb { }").map(|d| d.0),
+            Some(1)
+        );
+        assert_eq!(
+            max_depth(b"a #\"{\"{\"# b \"\"\"\n{{\n\"\"\" { }").map(|d| d.0),
+            Some(1)
+        );
         // An unclosed single-line string ends at the newline, as KDL's recovery does.
         assert_eq!(max_depth(b"a \"x\n{ {").map(|d| d.0), Some(2));
         assert_eq!(max_depth(b"a \"\"\"\n{"), None);
@@ -255,7 +301,10 @@ mod tests {
         assert_eq!(err[0].code, "tfctl::too-deep");
         // Within the unchecked budget the parser's own thread holds the depth.
         let parsed_then_refused = format!("{}{}", "a {".repeat(9_000), "}".repeat(9_000));
-        assert_eq!(parse(&src, &parsed_then_refused).unwrap_err()[0].code, "tfctl::too-deep");
+        assert_eq!(
+            parse(&src, &parsed_then_refused).unwrap_err()[0].code,
+            "tfctl::too-deep"
+        );
         let ok = format!("{}{}", "a {".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
         assert!(parse(&src, &ok).is_ok());
     }

@@ -16,7 +16,10 @@ pub struct Vars<'a> {
 
 impl<'a> Vars<'a> {
     pub fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Vars { env, dotenv: HashMap::new() }
+        Vars {
+            env,
+            dotenv: HashMap::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -143,7 +146,10 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
                 i = j;
             }
             _ => {
-                let end = s[i + 1..].chars().next().map_or(i + 1, |c| i + 1 + c.len_utf8());
+                let end = s[i + 1..]
+                    .chars()
+                    .next()
+                    .map_or(i + 1, |c| i + 1 + c.len_utf8());
                 return Err(VarError {
                     start,
                     end,
@@ -179,10 +185,16 @@ fn matching_brace(b: &[u8], from: usize) -> Option<usize> {
 
 /// Expands the inside of `${...}`. Errors with `start == usize::MAX` concern the whole reference.
 fn expand_braced(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, VarError> {
-    let whole = |kind| VarError { start: usize::MAX, end: 0, kind };
+    let whole = |kind| VarError {
+        start: usize::MAX,
+        end: 0,
+        kind,
+    };
     let b = inner.as_bytes();
     if b.is_empty() || !is_name_start(b[0]) {
-        return Err(whole(VarErrorKind::Syntax(format!("`${{{inner}}}` does not start with a variable name"))));
+        return Err(whole(VarErrorKind::Syntax(format!(
+            "`${{{inner}}}` does not start with a variable name"
+        ))));
     }
     let mut j = 1;
     while j < b.len() && is_name_char(b[j]) {
@@ -262,7 +274,10 @@ pub fn parse_dotenv(
             continue;
         }
         let (body, body_at) = match trimmed.strip_prefix("export ") {
-            Some(b) => (b.trim_start(), at + lead + (trimmed.len() - b.trim_start().len())),
+            Some(b) => (
+                b.trim_start(),
+                at + lead + (trimmed.len() - b.trim_start().len()),
+            ),
             None => (trimmed, at + lead),
         };
         let (key, value_part) = match body.split_once('=') {
@@ -272,9 +287,14 @@ pub fn parse_dotenv(
         let key_span = SourceSpan::from(body_at..body_at + key.len());
         if key.is_empty() || key.contains(char::is_whitespace) {
             problems.push(
-                Problem::new("tfctl::invalid-env-file", src, SourceSpan::from(at..at + line.len()), "expected KEY=VALUE")
-                    .label("not a KEY=VALUE line")
-                    .help("write one KEY=VALUE per line; lines starting with # are comments"),
+                Problem::new(
+                    "tfctl::invalid-env-file",
+                    src,
+                    SourceSpan::from(at..at + line.len()),
+                    "expected KEY=VALUE",
+                )
+                .label("not a KEY=VALUE line")
+                .help("write one KEY=VALUE per line; lines starting with # are comments"),
             );
             continue;
         }
@@ -286,7 +306,12 @@ pub fn parse_dotenv(
         };
         let value_at = body_at + (body.len() - v.len());
         let known = |name: &str| {
-            lookup(name).or_else(|| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            lookup(name).or_else(|| {
+                vars.iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
         };
         let v_trim = v.trim_start();
         let v_at = value_at + (v.len() - v_trim.len());
@@ -319,14 +344,25 @@ pub fn parse_dotenv(
             Ok(value) => vars.push((key.to_string(), value)),
             Err(("", _, _)) => {}
             Err((msg, off, len)) => problems.push(
-                Problem::new("tfctl::invalid-env-file", src, SourceSpan::from(off..off + len), msg)
-                    .label("unclosed quote")
-                    .help("close the quote on the same line"),
+                Problem::new(
+                    "tfctl::invalid-env-file",
+                    src,
+                    SourceSpan::from(off..off + len),
+                    msg,
+                )
+                .label("unclosed quote")
+                .help("close the quote on the same line"),
             ),
         }
         let _ = key_span;
     }
-    (vars, problems.into_iter().map(|p| without_snippet(p, text)).collect())
+    (
+        vars,
+        problems
+            .into_iter()
+            .map(|p| without_snippet(p, text))
+            .collect(),
+    )
 }
 
 /// `.env` files often hold passwords: a problem in one names the file, line and column, but
@@ -393,19 +429,35 @@ mod tests {
         assert_eq!((e.start, e.end), (2, 7));
         assert_eq!(e.kind, VarErrorKind::Unset("NOPE".into()));
         let e = expand("${NOPE:?give it}", &env).unwrap_err();
-        assert_eq!(e.kind, VarErrorKind::Required("NOPE".into(), "give it".into()));
+        assert_eq!(
+            e.kind,
+            VarErrorKind::Required("NOPE".into(), "give it".into())
+        );
         assert_eq!((e.start, e.end), (0, 16));
         let e = expand("${X:-$NOPE}", &env).unwrap_err();
         assert_eq!((e.start, e.end), (5, 10));
-        assert!(matches!(expand("a $ b", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${HOME", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${}", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${A!b}", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
+        assert!(matches!(
+            expand("a $ b", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${HOME", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${}", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${A!b}", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
     }
 
     #[test]
     fn dotenv_lines() {
-        let text = "# c\nA=1\nexport B = two # note\nC='lit $A'\nD=\"x\\ny $A\"\nE=${A}${B}\nHOME\n";
+        let text =
+            "# c\nA=1\nexport B = two # note\nC='lit $A'\nD=\"x\\ny $A\"\nE=${A}${B}\nHOME\n";
         let src = crate::diag::source(".env", text);
         let (vars, problems) = parse_dotenv(&src, text, &env);
         assert!(problems.is_empty(), "{problems:?}");
