@@ -114,10 +114,8 @@ pub fn allow(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs) -> Option<Allow> {
     let peer = match from.as_str() {
         "host" => Peer::Host,
         "any" => Peer::Any,
-        f if f.contains('/')
-            || f.parse::<Ipv4Addr>().is_ok()
-            || f.starts_with(|c: char| c.is_ascii_digit()) =>
-        {
+        // Container names have no `.` or `/`; addresses and networks do.
+        f if f.contains('/') || (f.contains('.') && f.bytes().all(|c| c.is_ascii_digit() || c == b'.')) => {
             Peer::Cidr(cidr(cx, from_e, f)?)
         }
         f => {

@@ -314,6 +314,15 @@ case!(
     &with("    limits memory=\"0M\"")
 );
 
+case!(invalid_hostname, "tfctl::invalid-hostname", &with("    hostname \"web_1\""));
+case!(invalid_host_ip, "tfctl::invalid-address", &with("    publish 8080 to=80 host-ip=\"localhost\""));
+case!(invalid_allow_address, "tfctl::invalid-cidr", &with("    allow from=\"10.0.0.300/8\""));
+case!(invalid_ulimit_name, "tfctl::invalid-ulimit", &with("    ulimit \"openfiles\" soft=1024"));
+case!(path_with_dotdot, "tfctl::invalid-path", &with("    tmpfs \"/var/../etc\""));
+case!(generated_secret_too_long, "tfctl::invalid-length", &top("secret \"pw\" generate=100000"));
+case!(missing_seccomp_profile, "tfctl::unreadable-file", &with("    seccomp \"./profiles/strict.json\""));
+case!(too_deep, "tfctl::too-deep", &format!("app \"shop\"\n{}{}\n", "a{".repeat(65), "}".repeat(65)));
+
 // Choices.
 case!(
     choice_egress,
@@ -446,6 +455,20 @@ fn all_errors_of_a_file_in_one_run() {
         ]
     );
     insta::assert_snapshot!("all_errors_of_a_file_in_one_run", out);
+}
+
+#[test]
+fn unreadable_app_file() {
+    let d = tfctl_schema::load(Path::new("/nonexistent/app.kdl"), &env).unwrap_err();
+    assert_eq!(d.iter().map(|p| p.code).collect::<Vec<_>>(), ["tfctl::unreadable-file"]);
+    insta::assert_snapshot!("unreadable_app_file", d.render_plain(100));
+}
+
+#[test]
+fn a_container_named_like_a_number_is_a_container() {
+    let text = "app \"shop\"\ncontainer \"1st\" { image \"busybox\"; }\ncontainer \"web\" {\n    image \"busybox\"\n    allow from=\"1st\"\n}\n";
+    let app = tfctl_schema::load_str("app.kdl", text, Path::new("/srv/app"), &env).unwrap();
+    assert_eq!(app.containers[1].allow[0].from, tfctl_schema::model::Peer::Container("1st".into()));
 }
 
 #[test]
