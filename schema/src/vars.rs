@@ -269,42 +269,35 @@ pub fn parse_dotenv(
         line_start += raw.len();
         let line = raw.trim_end_matches(['\n', '\r']);
         let trimmed = line.trim_start();
-        let lead = line.len() - trimmed.len();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let (body, body_at) = match trimmed.strip_prefix("export ") {
-            Some(b) => (
-                b.trim_start(),
-                at + lead + (trimmed.len() - b.trim_start().len()),
-            ),
-            None => (trimmed, at + lead),
-        };
-        let (key, value_part) = match body.split_once('=') {
+        let body = trimmed
+            .strip_prefix("export ")
+            .map_or(trimmed, str::trim_start);
+        let (key, value) = match body.split_once('=') {
             Some((k, v)) => (k.trim_end(), Some(v)),
             None => (body.trim_end(), None),
         };
-        let key_span = SourceSpan::from(body_at..body_at + key.len());
         if key.is_empty() || key.contains(char::is_whitespace) {
+            let span = SourceSpan::from(at..at + line.len());
             problems.push(
-                Problem::new(
-                    "tfctl::invalid-env-file",
-                    src,
-                    SourceSpan::from(at..at + line.len()),
-                    "expected KEY=VALUE",
-                )
-                .label("not a KEY=VALUE line")
-                .help("write one KEY=VALUE per line; lines starting with # are comments"),
+                Problem::new("tfctl::invalid-env-file", src, span, "expected KEY=VALUE")
+                    .label("not a KEY=VALUE line")
+                    .help("write one KEY=VALUE per line; lines starting with # are comments"),
             );
             continue;
         }
-        let Some(v) = value_part else {
-            if let Some(value) = lookup(key) {
-                vars.push((key.to_string(), value));
+        let Some(value) = value else {
+            // A bare KEY passes the variable through from the environment.
+            if let Some(v) = lookup(key) {
+                vars.push((key.to_string(), v));
             }
             continue;
         };
-        let value_at = body_at + (body.len() - v.len());
+        let value = value.trim_start();
+        // Byte offset of the value in `text`: both are slices of it.
+        let value_at = value.as_ptr() as usize - text.as_ptr() as usize;
         let known = |name: &str| {
             lookup(name).or_else(|| {
                 vars.iter()
@@ -313,48 +306,26 @@ pub fn parse_dotenv(
                     .map(|(_, v)| v.clone())
             })
         };
-        let v_trim = v.trim_start();
-        let v_at = value_at + (v.len() - v_trim.len());
-        let parsed = if let Some(q) = v_trim.strip_prefix('\'') {
-            match q.find('\'') {
-                Some(end) => Ok(q[..end].to_string()),
-                None => Err(("a single-quoted value is not closed", v_at, v_trim.len())),
+        match dotenv_value(value, &known) {
+            Ok(v) => vars.push((key.to_string(), v)),
+            Err(DotenvError::Unclosed(what)) => {
+                let span = SourceSpan::from(value_at..value_at + value.len());
+                problems.push(
+                    Problem::new(
+                        "tfctl::invalid-env-file",
+                        src,
+                        span,
+                        format!("a {what} value is not closed"),
+                    )
+                    .label("unclosed quote")
+                    .help("close the quote on the same line"),
+                );
             }
-        } else if let Some(q) = v_trim.strip_prefix('"') {
-            match double_quoted(q) {
-                Some(unescaped) => expand(&unescaped, &known).map_err(|e| {
-                    problems.push(e.to_problem(src, SourceSpan::from(v_at..v_at + v_trim.len())));
-                    ("", 0, 0)
-                }),
-                None => Err(("a double-quoted value is not closed", v_at, v_trim.len())),
-            }
-        } else {
-            let unquoted = match v_trim.find(" #").or_else(|| v_trim.find("\t#")) {
-                Some(c) => &v_trim[..c],
-                None => v_trim,
-            }
-            .trim_end();
-            expand(unquoted, &known).map_err(|e| {
-                let span = SourceSpan::from(v_at + e.start..v_at + e.end.max(e.start));
+            Err(DotenvError::Var(e)) => {
+                let span = SourceSpan::from(value_at + e.start..value_at + e.end.max(e.start));
                 problems.push(e.to_problem(src, span));
-                ("", 0, 0)
-            })
-        };
-        match parsed {
-            Ok(value) => vars.push((key.to_string(), value)),
-            Err(("", _, _)) => {}
-            Err((msg, off, len)) => problems.push(
-                Problem::new(
-                    "tfctl::invalid-env-file",
-                    src,
-                    SourceSpan::from(off..off + len),
-                    msg,
-                )
-                .label("unclosed quote")
-                .help("close the quote on the same line"),
-            ),
+            }
         }
-        let _ = key_span;
     }
     (
         vars,
@@ -363,6 +334,40 @@ pub fn parse_dotenv(
             .map(|p| without_snippet(p, text))
             .collect(),
     )
+}
+
+enum DotenvError {
+    Unclosed(&'static str),
+    /// Offsets are relative to the value (for double-quoted values: the whole value).
+    Var(VarError),
+}
+
+/// One `.env` value (after `=` and leading blanks): quoted literally, double-quoted with escapes
+/// and variables, or unquoted with variables up to an inline comment.
+fn dotenv_value(
+    value: &str,
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, DotenvError> {
+    if let Some(q) = value.strip_prefix('\'') {
+        return q
+            .find('\'')
+            .map(|end| q[..end].to_string())
+            .ok_or(DotenvError::Unclosed("single-quoted"));
+    }
+    if let Some(q) = value.strip_prefix('"') {
+        let unescaped = double_quoted(q).ok_or(DotenvError::Unclosed("double-quoted"))?;
+        // Escapes shift offsets: an error covers the whole value.
+        return expand(&unescaped, known).map_err(|mut e| {
+            e.start = 0;
+            e.end = value.len();
+            DotenvError::Var(e)
+        });
+    }
+    let unquoted = match value.find(" #").or_else(|| value.find("\t#")) {
+        Some(c) => &value[..c],
+        None => value,
+    };
+    expand(unquoted.trim_end(), known).map_err(DotenvError::Var)
 }
 
 /// `.env` files often hold passwords: a problem in one names the file, line and column, but
