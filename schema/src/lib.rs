@@ -1,6 +1,20 @@
 //! The tfctl app-file model: KDL parsing, validation with miette diagnostics, and the vocabulary
 //! reference. Nothing here touches the host beyond reading the files an app file names.
 //!
+//! - [`load`] / [`load_str`]: an app file to the resolved [`model::App`], or every problem of
+//!   the file as [`Diagnostics`].
+//! - [`load_config`] / [`load_config_str`]: tfctl's own config file (tfctl-config(5)) to a
+//!   [`model::HostConfig`], validated the same way.
+//! - [`to_kdl`]: the resolved app as KDL, for `tfctl config`.
+//! - [`vocab`]: the table of every node and property, which validation, suggestions and the
+//!   man pages' test share.
+//!
+//! Each [`Problem`] is a `miette::Diagnostic` with a stable code (`tfctl::unknown-node`, ...),
+//! the file as its source, a primary label at the offending occurrence and a help line.
+//! Render them all with [`Diagnostics::render_plain`] (no colour, fixed width) or
+//! [`Diagnostics::render_with`] and a handler of your own; miette's graphical handler heads each
+//! one with `[FILE:LINE:COL]` of its primary label.
+//!
 //! ```no_run
 //! let app = tfctl_schema::load(std::path::Path::new("app.kdl"), &tfctl_schema::process_env);
 //! match app {
