@@ -314,14 +314,46 @@ case!(
     &with("    limits memory=\"0M\"")
 );
 
-case!(invalid_hostname, "tfctl::invalid-hostname", &with("    hostname \"web_1\""));
-case!(invalid_host_ip, "tfctl::invalid-address", &with("    publish 8080 to=80 host-ip=\"localhost\""));
-case!(invalid_allow_address, "tfctl::invalid-cidr", &with("    allow from=\"10.0.0.300/8\""));
-case!(invalid_ulimit_name, "tfctl::invalid-ulimit", &with("    ulimit \"openfiles\" soft=1024"));
-case!(path_with_dotdot, "tfctl::invalid-path", &with("    tmpfs \"/var/../etc\""));
-case!(generated_secret_too_long, "tfctl::invalid-length", &top("secret \"pw\" generate=100000"));
-case!(missing_seccomp_profile, "tfctl::unreadable-file", &with("    seccomp \"./profiles/strict.json\""));
-case!(too_deep, "tfctl::too-deep", &format!("app \"shop\"\n{}{}\n", "a{".repeat(65), "}".repeat(65)));
+case!(
+    invalid_hostname,
+    "tfctl::invalid-hostname",
+    &with("    hostname \"web_1\"")
+);
+case!(
+    invalid_host_ip,
+    "tfctl::invalid-address",
+    &with("    publish 8080 to=80 host-ip=\"localhost\"")
+);
+case!(
+    invalid_allow_address,
+    "tfctl::invalid-cidr",
+    &with("    allow from=\"10.0.0.300/8\"")
+);
+case!(
+    invalid_ulimit_name,
+    "tfctl::invalid-ulimit",
+    &with("    ulimit \"openfiles\" soft=1024")
+);
+case!(
+    path_with_dotdot,
+    "tfctl::invalid-path",
+    &with("    tmpfs \"/var/../etc\"")
+);
+case!(
+    generated_secret_too_long,
+    "tfctl::invalid-length",
+    &top("secret \"pw\" generate=100000")
+);
+case!(
+    missing_seccomp_profile,
+    "tfctl::unreadable-file",
+    &with("    seccomp \"./profiles/strict.json\"")
+);
+case!(
+    too_deep,
+    "tfctl::too-deep",
+    &format!("app \"shop\"\n{}{}\n", "a{".repeat(65), "}".repeat(65))
+);
 
 // Choices.
 case!(
@@ -460,7 +492,10 @@ fn all_errors_of_a_file_in_one_run() {
 #[test]
 fn unreadable_app_file() {
     let d = tfctl_schema::load(Path::new("/nonexistent/app.kdl"), &env).unwrap_err();
-    assert_eq!(d.iter().map(|p| p.code).collect::<Vec<_>>(), ["tfctl::unreadable-file"]);
+    assert_eq!(
+        d.iter().map(|p| p.code).collect::<Vec<_>>(),
+        ["tfctl::unreadable-file"]
+    );
     insta::assert_snapshot!("unreadable_app_file", d.render_plain(100));
 }
 
@@ -468,7 +503,10 @@ fn unreadable_app_file() {
 fn a_container_named_like_a_number_is_a_container() {
     let text = "app \"shop\"\ncontainer \"1st\" { image \"busybox\"; }\ncontainer \"web\" {\n    image \"busybox\"\n    allow from=\"1st\"\n}\n";
     let app = tfctl_schema::load_str("app.kdl", text, Path::new("/srv/app"), &env).unwrap();
-    assert_eq!(app.containers[1].allow[0].from, tfctl_schema::model::Peer::Container("1st".into()));
+    assert_eq!(
+        app.containers[1].allow[0].from,
+        tfctl_schema::model::Peer::Container("1st".into())
+    );
 }
 
 #[test]
@@ -534,4 +572,26 @@ fn config_file_errors() {
     let text = "insecure-registry \"my registry\"\nsubnet-pool \"10.89.0.0/26\"\nlog-size \"ten megs\"\nlogsize \"1M\"\n";
     let diags = tfctl_schema::load_config_str("config.kdl", text, &none).unwrap_err();
     insta::assert_snapshot!("config_file_errors", diags.render_plain(100));
+}
+
+#[test]
+fn diagnostics_as_one_report_show_every_problem() {
+    // For callers that hand the whole set to miette as one report.
+    let d = tfctl_schema::load_str(
+        "app.kdl",
+        "app \"A\"\ncontainer \"web\" { imgae \"x\"; }\n",
+        Path::new("/srv/app"),
+        &env,
+    )
+    .unwrap_err();
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, &d).unwrap();
+    assert!(out.contains("3 errors in app.kdl"), "{out}");
+    for p in d.iter() {
+        assert!(out.contains(&p.message), "{out}");
+    }
+    assert!(out.contains("[app.kdl:2:19]"), "{out}");
 }
