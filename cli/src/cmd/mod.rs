@@ -2,9 +2,11 @@
 
 pub mod check;
 mod completions;
+mod exec;
 mod generate_man;
 mod images;
 mod run;
+mod target;
 mod up;
 
 use tfctl_runtime::spawn::Spawner;
@@ -36,10 +38,10 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Run(args) => run::run(args, &global, spawner.expect("main starts the spawner for run")),
         Command::Up(args) => up::up(args, &global),
         Command::Down(args) => up::down(args, &global),
-        Command::Exec(_) => not_built("exec", 5),
+        Command::Exec(args) => exec::exec(args, &global),
         Command::Restart(_) => not_built("restart", 5),
         Command::Ps(args) => up::ps(args, &global),
-        Command::Logs(_) => not_built("logs", 6),
+        Command::Logs(args) => exec::logs(args, &global),
         Command::Plan(_) => not_built("plan", 7),
         Command::Cp(_) => not_built("cp", 7),
         Command::Start(_) => not_built("start", 7),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
-use tfctl_runtime::spawn::{Spawner, StartError, Step};
+use tfctl_runtime::spawn::{Spawner, StartError};
 use tfctl_runtime::state::files::Lock;
 use tfctl_schema::model::*;
 use tfctl_schema::values;
@@ -172,13 +172,11 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
     })
 }
 
-/// How a failed start maps to `docker run`'s statuses: a command not found is 127, one that
-/// cannot be executed 126, anything else tfctl's own failure, 125.
+/// A failed start exits as `docker run` does (127 not found, 126 not executable, else 125).
 fn start_failure(e: StartError) -> Failure {
-    let exit = match (e.step(), e.errno()) {
-        (Some(Step::Exec), Some(libc::ENOENT)) => Exit::NotFound,
-        (Some(Step::Exec), Some(_)) => Exit::CannotExecute,
-        (Some(Step::Cwd), Some(_)) => Exit::CannotExecute,
+    let exit = match e.run_status() {
+        127 => Exit::NotFound,
+        126 => Exit::CannotExecute,
         _ => Exit::RunFailed,
     };
     Failure::msg(exit, e.to_string())

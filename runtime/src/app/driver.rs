@@ -181,19 +181,35 @@ impl HostDriver {
 
     /// Runs `argv` in the running container `name` with its confinement, capturing output.
     pub async fn exec_captured(&self, name: &str, argv: &[String], timeout: Duration, stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>) -> Result<HostOutcome, String> {
+        self.exec_in(name, argv, &[], timeout, stdio).await.map_err(|(_, e)| e)
+    }
+
+    /// Runs `argv` (with `env` added) in the running container `name`. A failure to start says
+    /// the status `docker exec` would exit with (125, 126, 127) and why.
+    pub async fn exec_in(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[String],
+        timeout: Duration,
+        stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
+    ) -> Result<HostOutcome, (i32, String)> {
+        let fail = |e: String| (125, e);
         let (mut plan, target, attach) = {
-            let slots = self.slots.lock().map_err(|_| "state poisoned".to_string())?;
-            let slot = slots.get(name).ok_or_else(|| format!("container {name} is not running"))?;
-            let plan = slot.plan.clone().ok_or_else(|| format!("container {name} is not running"))?;
-            let target = slot.pidfd.as_ref().ok_or_else(|| format!("container {name} is not running"))?.try_clone().map_err(|e| e.to_string())?;
+            let slots = self.slots.lock().map_err(|_| fail("state poisoned".to_string()))?;
+            let not_running = || fail(format!("container {name} is not running"));
+            let slot = slots.get(name).ok_or_else(not_running)?;
+            let plan = slot.plan.clone().ok_or_else(not_running)?;
+            let target = slot.pidfd.as_ref().ok_or_else(not_running)?.try_clone().map_err(|e| fail(e.to_string()))?;
             let attach = match &slot.cgroup {
-                Some(cg) => cg.attach_files().map_err(|e| e.to_string())?.fds,
+                Some(cg) => cg.attach_files().map_err(|e| fail(e.to_string()))?.fds,
                 None => Vec::new(),
             };
             (plan, target, attach)
         };
         plan.mode = Mode::Join;
         plan.process.argv = argv.to_vec();
+        plan.process.env.extend(env.iter().cloned());
         plan.init = false;
         let mut fds = StartFds { target: Some(target), cgroup_procs: attach, ..StartFds::default() };
         let mut capture = None;
@@ -204,14 +220,14 @@ impl HostDriver {
                 fds.stderr = Some(e);
             }
             None => {
-                let (r, w) = pipe().map_err(|e| e.to_string())?;
-                fds.stdin = Some(OwnedFd::from(std::fs::File::open("/dev/null").map_err(|e| e.to_string())?));
-                fds.stderr = Some(w.try_clone().map_err(|e| e.to_string())?);
+                let (r, w) = pipe().map_err(|e| fail(e.to_string()))?;
+                fds.stdin = Some(OwnedFd::from(std::fs::File::open("/dev/null").map_err(|e| fail(e.to_string()))?));
+                fds.stderr = Some(w.try_clone().map_err(|e| fail(e.to_string()))?);
                 fds.stdout = Some(w);
                 capture = Some(r);
             }
         }
-        let child = self.ctx.spawner.launch_async(&plan, fds).await.map_err(|e| e.to_string())?;
+        let child = self.ctx.spawner.launch_async(&plan, fds).await.map_err(|e| (e.run_status(), e.to_string()))?;
         let (_, pidfd, waiter) = child.into_parts();
         let read = async move {
             let mut out = Vec::new();
@@ -224,7 +240,7 @@ impl HostDriver {
         };
         match tokio::time::timeout(timeout, async { tokio::join!(waiter.wait_async(), read) }).await {
             Ok((status, output)) => {
-                let status = status.map_err(|e| e.to_string())?;
+                let status = status.map_err(|e| fail(e.to_string()))?;
                 Ok(HostOutcome { status: Some(status.code()), timed_out: false, output })
             }
             Err(_) => {

@@ -297,6 +297,13 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         let _ = conn.send(&serde_json::json!({"ok": true})).await;
                         break StopReason::Down;
                     }
+                    Some("exec") => {
+                        // Served beside the control loop: an exec may run as long as it likes.
+                        let sup = sup.clone();
+                        let fds = conn.take_fds();
+                        let req = req.clone().unwrap_or_default();
+                        tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
+                    }
                     Some("ps") => {
                         let map: StatusMap = sup.status().borrow().clone();
                         let _ = conn.send(&serde_json::json!({"ok": true, "pid": std::process::id(), "containers": map})).await;
@@ -315,6 +322,50 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     drop(control);
     remove_objects(&root, &mut record)?;
     Ok(reason)
+}
+
+async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Connection, fds: Vec<std::os::fd::OwnedFd>, req: &serde_json::Value) {
+    let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let container = req["container"].as_str().unwrap_or_default();
+    let argv = strings(&req["argv"]);
+    let env = strings(&req["env"]);
+    let mut fds = fds.into_iter();
+    let stdio = match (fds.next(), fds.next(), fds.next()) {
+        (Some(i), Some(o), Some(e)) => Some((i, o, e)),
+        _ => None,
+    };
+    let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    let reply = match sup.driver().exec_in(container, &argv, &env, forever, stdio).await {
+        Ok(outcome) => serde_json::json!({"ok": true, "status": outcome.status.unwrap_or(137)}),
+        Err((status, error)) => serde_json::json!({"ok": false, "status": status, "error": error}),
+    };
+    let _ = conn.send(&reply).await;
+}
+
+/// Runs `argv` in a container of a live app, with the caller's stdin, stdout and stderr.
+/// Returns the exit status, or the status and message of a failure to start.
+pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[String], env: &[String]) -> Result<i32, (i32, String)> {
+    use std::os::fd::AsFd;
+    let dir = record::app_dir(root, app).join("run");
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let mut conn = crate::control::Connection::connect_with_fds(&dir, &fds)
+        .await
+        .map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
+    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": env}))
+        .await
+        .map_err(|e| (125, e.to_string()))?;
+    let reply: serde_json::Value = conn
+        .recv()
+        .await
+        .map_err(|e| (125, e.to_string()))?
+        .ok_or_else(|| (125, format!("the supervisor of {app} closed the connection")))?;
+    let status = reply["status"].as_i64().unwrap_or(125) as i32;
+    if reply["ok"] == true {
+        Ok(status)
+    } else {
+        Err((status, reply["error"].as_str().unwrap_or("exec failed").to_string()))
+    }
 }
 
 /// Asks a live supervisor to stop its app. Returns false when none answers.
