@@ -108,3 +108,25 @@ pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// `tfctl stop`, `start`, `restart`: sent to the app's supervisor.
+pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>, reset: bool, global: &GlobalOpts) -> CmdResult {
+    if reset {
+        return Err(Failure::msg(Exit::Failed, "`restart --reset` is not built yet (issue 7)"));
+    }
+    let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
+    let rt = context::runtime();
+    for target in targets {
+        let t = target::resolve(&root, target, file, op == "restart")?;
+        let live = record::load(&root, &t.app).ok().flatten().and_then(|r| r.supervisor).is_some_and(|s| s.is_alive());
+        if !live {
+            return Err(Failure::msg(Exit::Failed, format!("app {} is not up: `tfctl up` starts it", t.app)));
+        }
+        rt.block_on(lifecycle::request_op(&root, &t.app, op, t.container.as_deref())).map_err(|e| Failure::msg(Exit::Failed, e))?;
+        if !global.quiet {
+            let what = t.container.map(|c| format!("{}/{c}", t.app)).unwrap_or(t.app);
+            eprintln!("{what}: {op} done");
+        }
+    }
+    Ok(())
+}

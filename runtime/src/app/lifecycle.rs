@@ -304,6 +304,32 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         let req = req.clone().unwrap_or_default();
                         tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
                     }
+                    Some(op @ ("stop" | "start" | "restart")) => {
+                        let (sup, op) = (sup.clone(), op.to_string());
+                        let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
+                            Some(c) => vec![c.to_string()],
+                            None => app.containers.iter().map(|c| c.name.clone()).collect(),
+                        };
+                        tokio::spawn(async move {
+                            let mut errors = Vec::new();
+                            for n in &names {
+                                let done = match op.as_str() {
+                                    "stop" => sup.stop(n).await,
+                                    "start" => sup.start(n).await,
+                                    _ => sup.restart(n).await,
+                                };
+                                if let Err(e) = done {
+                                    errors.push(e);
+                                }
+                            }
+                            let reply = if errors.is_empty() {
+                                serde_json::json!({"ok": true})
+                            } else {
+                                serde_json::json!({"ok": false, "error": errors.join("; ")})
+                            };
+                            let _ = conn.send(&reply).await;
+                        });
+                    }
                     Some("ps") => {
                         let map: StatusMap = sup.status().borrow().clone();
                         let _ = conn.send(&serde_json::json!({"ok": true, "pid": std::process::id(), "containers": map})).await;
@@ -365,6 +391,19 @@ pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[
         Ok(status)
     } else {
         Err((status, reply["error"].as_str().unwrap_or("exec failed").to_string()))
+    }
+}
+
+/// Asks a live supervisor to `stop`, `start` or `restart` one container (or all).
+pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), String> {
+    let dir = record::app_dir(root, app).join("run");
+    let mut conn = crate::control::Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
+    conn.send(&serde_json::json!({"op": op, "container": container})).await.map_err(|e| e.to_string())?;
+    let reply: serde_json::Value = conn.recv().await.map_err(|e| e.to_string())?.ok_or("the supervisor closed the connection")?;
+    if reply["ok"] == true {
+        Ok(())
+    } else {
+        Err(reply["error"].as_str().unwrap_or("failed").to_string())
     }
 }
 
