@@ -131,6 +131,11 @@ impl<D: Driver> Supervisor<D> {
         let has_health = self.inner.app.container(name).is_some_and(|c| c.health.is_some());
         update(&self.inner, name, |s| *s = ContainerStatus::waiting(has_health));
         self.spawn_task(name);
+        // Return once it runs (or ended), so what follows a `start` finds it running.
+        let mut rx = self.status();
+        let _ = rx
+            .wait_for(|m| m.get(name).is_none_or(|s| (s.state == State::Running && s.started_hooks_done) || is_terminal(s.state)))
+            .await;
         Ok(())
     }
 
