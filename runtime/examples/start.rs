@@ -1,7 +1,9 @@
 //! Times the start sequence: container starts of `/bin/true` in a busybox rootfs through the
 //! spawner, back to back and isolated (50 ms apart, as `hyperfine --prepare 'sleep 0.05'`).
 //!
-//! usage: start [--iterations N] [--layer DIR] [--upper tmpfs|dirs] [--init] [--no-masks]
+//! usage: start [--iterations N] [--layer DIR] [--upper tmpfs|dirs] [--init] [--no-masks] [--seccomp]
+//!
+//! `--seccomp` installs Moby's default profile (compiled once, as tfctl caches it per capability set).
 //!
 //! Prints, per mode, the median, p90, min and max of launch-to-exec ("started") and
 //! launch-to-exit ("run") in milliseconds. Needs root. Without --layer it builds a busybox layer
@@ -47,7 +49,7 @@ fn main() {
         user: User::default(),
         caps: CapSets::docker_default(),
         no_new_privs: true,
-        seccomp: vec![],
+        seccomp: if flag("--seccomp") { default_seccomp() } else { vec![] },
         rlimits: vec![],
         init: flag("--init"),
         controlling_tty: false,
@@ -96,4 +98,11 @@ fn busybox_layer(dir: &Path) -> PathBuf {
         std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
     }
     layer
+}
+
+fn default_seccomp() -> Vec<BpfProgram> {
+    use tfctl_runtime::seccomp::{programs, SeccompPolicy};
+    let caps = tfctl_runtime::capabilities::CapSet(CapSets::docker_default().bounding);
+    let p = programs(&SeccompPolicy::Default, caps).expect("profile").expect("confined");
+    std::iter::once(p.main.clone()).chain(p.clone3_enosys.clone()).map(BpfProgram::from).collect()
 }

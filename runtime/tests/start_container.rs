@@ -36,6 +36,7 @@ fn main() {
         ("failures_name_the_step", failures_name_the_step),
         ("rlimits_applied_and_refused_above_hard", rlimits_applied_and_refused_above_hard),
         ("seccomp_filter_installed_last", seccomp_filter_installed_last),
+        ("default_seccomp_profile_end_to_end", default_seccomp_profile_end_to_end),
         ("files_and_tmpfs_written_from_memory", files_and_tmpfs_written_from_memory),
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
@@ -318,7 +319,8 @@ fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     let (c, o, e) = launch(s, &plan, StartFds::default()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     let target: OwnedFd = c.pidfd().try_clone_to_owned().unwrap();
-    let join = StartPlan { mode: Mode::Join, init: false, ..f.plan(&["sh", "-c", "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'; ls /proc | grep -c '^[0-9]'"]) };
+    let mut join = StartPlan { mode: Mode::Join, init: false, ..f.plan(&["sh", "-c", "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; ls /proc | grep -c '^[0-9]'"]) };
+    join.seccomp = default_seccomp();
     let (jc, jo, je) = launch(s, &join, StartFds { target: Some(target), ..Default::default() }).unwrap();
     let out = finish(jc, jo, je);
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
@@ -327,7 +329,8 @@ fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     assert_eq!(lines[1], "tfctl-test", "same hostname");
     assert_eq!(lines[2].split_whitespace().nth(1), Some(cap_hex(CapSets::docker_default().effective).as_str()));
     assert_eq!(lines[3], "NoNewPrivs:\t1");
-    let pids: usize = lines[4].parse().unwrap();
+    assert_eq!(lines[4], "Seccomp:\t2");
+    let pids: usize = lines[5].parse().unwrap();
     assert!(pids <= 6, "same pid namespace: init, sleep, and the exec'd shell's processes ({pids})");
     c.signal(libc::SIGKILL).unwrap();
     assert_eq!(finish(c, o, e).status, ExitStatus::Signaled(9));
@@ -398,4 +401,28 @@ fn tty_nr_on_a_pty(s: &Spawner, f: &Fixture, controlling_tty: bool) -> u64 {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("is-a-tty"), "{text}");
     lines.next().unwrap().trim().parse().unwrap()
+}
+
+/// The compiled Moby profile for Docker's default capabilities, as the plan carries it.
+pub fn default_seccomp() -> Vec<BpfProgram> {
+    use tfctl_runtime::seccomp::{programs, SeccompPolicy};
+    let caps = tfctl_runtime::capabilities::CapSet(CapSets::docker_default().bounding);
+    let p = programs(&SeccompPolicy::Default, caps).unwrap().expect("the default policy compiles");
+    std::iter::once(p.main.clone()).chain(p.clone3_enosys.clone()).map(BpfProgram::from).collect()
+}
+
+fn default_seccomp_profile_end_to_end(s: &Spawner, f: &Fixture) {
+    // Probes only seccomp refuses: a user namespace needs no capability.
+    let mut plan = f.plan(&["unshare", "-U", "true"]);
+    assert_eq!(run(s, &plan).unwrap().status, ExitStatus::Exited(0), "the control: unconfined, unshare -U works");
+    plan.seccomp = default_seccomp();
+    let out = run(s, &plan).unwrap();
+    assert_ne!(out.status, ExitStatus::Exited(0));
+    assert!(out.stderr.contains("Operation not permitted"), "{}", out.stderr);
+    // The init reaper runs under the same filters: fork, wait, signals.
+    plan.init = true;
+    plan.process.argv = vec!["sh".into(), "-c".into(), "grep Seccomp: /proc/self/status; sleep 0.05 & wait; exit 7".into()];
+    let out = run(s, &plan).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(7), "{}", out.stderr);
+    assert_eq!(out.stdout.split_whitespace().nth(1), Some("2"));
 }

@@ -64,7 +64,6 @@ impl StartError {
             Step::Exec => plan.process.argv.first().cloned(),
             Step::Cwd => Some(plan.process.cwd.clone()),
             Step::Seccomp => Some(format!("filter #{i}")),
-            Step::BoundingSet | Step::Ambient => Some(format!("capability {i}")),
             Step::CgroupAttach => Some(format!("cgroup file #{i}")),
             Step::Uid => Some(plan.user.uid.to_string()),
             Step::Gid => Some(plan.user.gid.to_string()),

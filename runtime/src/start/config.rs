@@ -1,6 +1,7 @@
 //! `ChildConfig`: a [`StartPlan`] compiled by the spawner into C strings, flags and descriptor
 //! numbers, so the cloned child only reads memory and makes syscalls (it never allocates).
 
+use crate::capabilities::{self, CapSet, ProcessCaps};
 use crate::spawn::plan::{CapSets, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CString;
@@ -32,8 +33,6 @@ pub enum PrepareError {
     NoLayers,
     #[error("cannot inspect bind source {path}: {source}")]
     BindSource { path: String, source: std::io::Error },
-    #[error("cannot read /proc/sys/kernel/cap_last_cap: {0}")]
-    CapLastCap(std::io::Error),
 }
 
 fn cstr(what: &'static str, s: impl AsRef<[u8]>) -> Result<CString, PrepareError> {
@@ -117,10 +116,10 @@ pub(crate) struct ChildConfig {
     pub gid: libc::gid_t,
     pub groups: Vec<libc::gid_t>,
     pub cwd: CString,
-    pub caps: CapSets,
-    pub last_cap: u32,
+    pub caps: ProcessCaps,
+    pub last_cap: u8,
     pub no_new_privs: bool,
-    pub seccomp: Vec<Vec<libc::sock_filter>>,
+    pub seccomp: Vec<seccompiler::BpfProgram>,
     /// Every path execve tries, in order (argv[0] joined to each PATH entry, or argv[0] itself).
     pub exec_candidates: Vec<CString>,
     pub init: bool,
@@ -162,9 +161,14 @@ pub fn rlimit_name(resource: u32) -> String {
     NAMES.get(resource as usize).map_or_else(|| format!("resource {resource}"), |n| n.to_string())
 }
 
-fn last_cap() -> Result<u32, PrepareError> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").map_err(PrepareError::CapLastCap)?;
-    text.trim().parse().map_err(|e| PrepareError::CapLastCap(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+fn process_caps(c: CapSets) -> ProcessCaps {
+    ProcessCaps {
+        bounding: CapSet(c.bounding),
+        permitted: CapSet(c.permitted),
+        effective: CapSet(c.effective),
+        inheritable: CapSet(c.inheritable),
+        ambient: CapSet(c.ambient),
+    }
 }
 
 impl ChildConfig {
@@ -219,10 +223,14 @@ impl ChildConfig {
             gid: plan.user.gid,
             groups: plan.user.additional_gids.clone(),
             cwd: container_path("working directory", &plan.process.cwd)?,
-            caps: plan.caps,
-            last_cap: last_cap()?,
+            caps: process_caps(plan.caps),
+            last_cap: capabilities::last_cap(),
             no_new_privs: plan.no_new_privs,
-            seccomp: plan.seccomp.iter().map(|p| p.0.clone()).collect(),
+            seccomp: plan
+                .seccomp
+                .iter()
+                .map(|p| p.0.iter().map(|i| seccompiler::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect())
+                .collect(),
             exec_candidates,
             init: plan.init && matches!(plan.mode, Mode::Container(_)),
             controlling_tty: plan.controlling_tty,

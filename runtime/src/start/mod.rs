@@ -10,7 +10,9 @@ pub(crate) mod config;
 mod init;
 pub mod step;
 
+use crate::capabilities;
 use crate::rootfs;
+use crate::seccomp;
 use crate::sys;
 use config::ChildConfig;
 use std::convert::Infallible;
@@ -101,11 +103,7 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
 
     // Keep the permitted set across setuid to a non-root user; capset below decides what stays.
     sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).step(Step::KeepCaps)?;
-    for cap in 0..=cfg.last_cap {
-        if cap < 64 && cfg.caps.bounding & (1 << cap) == 0 {
-            sys::prctl(libc::PR_CAPBSET_DROP, cap as _, 0, 0, 0).step_at(Step::BoundingSet, cap as usize)?;
-        }
-    }
+    capabilities::drop_bounding(&cfg.caps, cfg.last_cap).map_err(|e| Failure::new(Step::BoundingSet, e as i32))?;
     sys::setgroups(&cfg.groups).step(Step::Groups)?;
     sys::setresgid(cfg.gid).step(Step::Gid)?;
     sys::setresuid(cfg.uid).step(Step::Uid)?;
@@ -119,13 +117,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
         Err(e) => return Err(Failure::new(Step::Cwd, e)),
     }
 
-    sys::capset(cfg.caps.permitted, cfg.caps.effective, cfg.caps.inheritable).step(Step::Capset)?;
+    // The ambient set starts empty (the spawner's is); set_process_caps raises the planned bits.
     sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as _, 0, 0, 0).step(Step::Ambient)?;
-    for cap in 0..64u32 {
-        if cfg.caps.ambient & (1 << cap) != 0 {
-            sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as _, cap as _, 0, 0).step_at(Step::Ambient, cap as usize)?;
-        }
-    }
+    capabilities::set_process_caps(&cfg.caps).map_err(|e| Failure::new(Step::Capset, e as i32))?;
     if cfg.no_new_privs {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).step(Step::NoNewPrivs)?;
     }
@@ -135,7 +129,7 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC).step(Step::CloseFds)?;
     // Last: after this only the syscalls the filters allow remain.
     for (i, filter) in cfg.seccomp.iter().enumerate() {
-        sys::seccomp_filter(filter).step_at(Step::Seccomp, i)?;
+        seccomp::install(filter).map_err(|e| Failure { step: Step::Seccomp, errno: e as i32, index: i as u32 })?;
     }
 
     if cfg.init {

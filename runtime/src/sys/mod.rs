@@ -253,35 +253,6 @@ pub fn setresuid(uid: libc::uid_t) -> SysResult<()> {
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
-/// capset for this thread with the three 64-bit sets (version 3 ABI: two 32-bit halves).
-pub fn capset(permitted: u64, effective: u64, inheritable: u64) -> SysResult<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let half = |v: u64, i: usize| (v >> (32 * i)) as u32;
-    let data = [0, 1].map(|i| Data { effective: half(effective, i), permitted: half(permitted, i), inheritable: half(inheritable, i) });
-    // SAFETY: header and data match the kernel's v3 layout and live across the call.
-    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) }).map(drop)
-}
-
-/// Installs one classic BPF seccomp filter.
-pub fn seccomp_filter(filter: &[libc::sock_filter]) -> SysResult<()> {
-    let prog = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: prog points at filter, alive for the call; the kernel copies the program.
-    check(unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const libc::sock_fprog) }).map(drop)
-}
-
 /// execve; returns only on failure.
 ///
 /// # Safety
