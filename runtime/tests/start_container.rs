@@ -37,6 +37,7 @@ fn main() {
         ("rlimits_applied_and_refused_above_hard", rlimits_applied_and_refused_above_hard),
         ("seccomp_filter_installed_last", seccomp_filter_installed_last),
         ("default_seccomp_profile_end_to_end", default_seccomp_profile_end_to_end),
+        ("cgroup_attached_by_the_child", cgroup_attached_by_the_child),
         ("files_and_tmpfs_written_from_memory", files_and_tmpfs_written_from_memory),
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
@@ -425,4 +426,54 @@ fn default_seccomp_profile_end_to_end(s: &Spawner, f: &Fixture) {
     let out = run(s, &plan).unwrap();
     assert_eq!(out.status, ExitStatus::Exited(7), "{}", out.stderr);
     assert_eq!(out.stdout.split_whitespace().nth(1), Some("2"));
+}
+
+/// Removes the test's cgroup when the case ends, passed or not.
+struct CgroupGuard(Box<dyn tfctl_runtime::cgroup::ContainerCgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove() {
+            eprintln!("cleanup of {:?} failed: {e}", self.0.paths());
+        }
+    }
+}
+
+fn cgroup_attached_by_the_child(s: &Spawner, f: &Fixture) {
+    use tfctl_runtime::cgroup::{detect, CgroupLimits};
+    let driver = detect().unwrap();
+    let limits = CgroupLimits { memory: None, cpus: None, pids: 20, pids_explicit: true };
+    let cg = CgroupGuard(driver.create(&format!("tfctl-test-{}-start", std::process::id()), &limits).unwrap());
+    let attach = cg.0.attach_files().unwrap();
+    // A fork bomb of 40 background sleeps stops at pids.max; the cgroup namespace shows the
+    // container's own cgroup as its root.
+    // The bomb runs in a subshell that dies on its first failed fork; the shell then execs (no
+    // fork needed) and keeps the container alive while the test looks.
+    let script = "cat /proc/self/cgroup; (while :; do sleep 3 & done); echo bombed; exec sleep 1";
+    let (c, o, e) = launch(s, &f.plan(&["sh", "-c", script]), StartFds { cgroup_procs: attach.fds, ..Default::default() }).unwrap();
+    let mut waited = 0;
+    while cg.0.pids().unwrap().len() < 19 && waited < 250 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+    }
+    let pids = cg.0.pids().unwrap();
+    assert!(pids.contains(&c.pid()), "the container's init is in its cgroup: {pids:?}");
+    assert!(pids.len() <= 20, "{} processes in a cgroup with pids.max 20", pids.len());
+    // It ends by itself (the init's exit takes the bomb with it); a hang is killed, and fails.
+    let mut p = libc::pollfd { fd: c.pidfd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, 10_000) } != 1 {
+        c.signal(libc::SIGKILL).unwrap();
+    }
+    let out = finish(c, o, e);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.len() > 3, "{}", out.stdout);
+    assert_eq!(lines.last(), Some(&"bombed"), "{}", out.stderr);
+    for l in &lines[..lines.len() - 1] {
+        assert!(l.ends_with(":/"), "cgroup paths seen from inside: {}", out.stdout);
+    }
+    assert!(out.stderr.contains("fork"), "the fork bomb hit pids.max: {}", out.stderr);
+    assert!(pids.len() >= 19, "the bomb filled the cgroup: {}", pids.len());
+    assert!(cg.0.pids().unwrap().is_empty(), "nothing left in the cgroup");
 }
