@@ -38,6 +38,7 @@ fn main() {
         ("seccomp_filter_installed_last", seccomp_filter_installed_last),
         ("default_seccomp_profile_end_to_end", default_seccomp_profile_end_to_end),
         ("cgroup_attached_by_the_child", cgroup_attached_by_the_child),
+        ("read_only_rootfs_and_bind_volumes", read_only_rootfs_and_bind_volumes),
         ("files_and_tmpfs_written_from_memory", files_and_tmpfs_written_from_memory),
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
@@ -317,11 +318,12 @@ fn persistent_upper_and_directory_rootfs(s: &Spawner, f: &Fixture) {
 fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     let mut plan = f.plan(&["sh", "-c", "echo inside > /tmp/mark; exec sleep 100"]);
     plan.init = true;
+    plan.seccomp = default_seccomp();
     let (c, o, e) = launch(s, &plan, StartFds::default()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     let target: OwnedFd = c.pidfd().try_clone_to_owned().unwrap();
-    let mut join = StartPlan { mode: Mode::Join, init: false, ..f.plan(&["sh", "-c", "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; ls /proc | grep -c '^[0-9]'"]) };
-    join.seccomp = default_seccomp();
+    let script = "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; ls /proc | grep -c '^[0-9]'";
+    let join = plan.exec_in(vec!["sh".into(), "-c".into(), script.into()], None);
     let (jc, jo, je) = launch(s, &join, StartFds { target: Some(target), ..Default::default() }).unwrap();
     let out = finish(jc, jo, je);
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
@@ -476,4 +478,24 @@ fn cgroup_attached_by_the_child(s: &Spawner, f: &Fixture) {
     assert!(out.stderr.contains("fork"), "the fork bomb hit pids.max: {}", out.stderr);
     assert!(pids.len() >= 19, "the bomb filled the cgroup: {}", pids.len());
     assert!(cg.0.pids().unwrap().is_empty(), "nothing left in the cgroup");
+}
+
+fn read_only_rootfs_and_bind_volumes(s: &Spawner, f: &Fixture) {
+    let vol = f.path("volume");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data"), "from the host\n").unwrap();
+    let conf = f.path("app.conf");
+    std::fs::write(&conf, "setting=1\n").unwrap();
+    let script = "cat /data/data /etc/app/app.conf; echo x > /data/new && echo wrote-volume; touch /rootfile || echo ro-root; \
+                  touch /etc/app/app.conf || echo ro-file; echo x > /dev/shm/ok && echo shm-ok";
+    let mut plan = f.plan(&["sh", "-c", script]);
+    let set = setup(&mut plan);
+    set.readonly_rootfs = true;
+    set.mounts.push(MountStep::Bind { source: vol.clone(), target: "/data".into(), recursive: true, flags: MountFlags::HARDENED });
+    // A file bind onto a path the image lacks: the directory and the file are made by descriptor.
+    let ro = MountFlags { readonly: true, ..MountFlags::HARDENED };
+    set.mounts.push(MountStep::Bind { source: conf, target: "/etc/app/app.conf".into(), recursive: false, flags: ro });
+    let out = run(s, &plan).unwrap();
+    assert_eq!(out.stdout, "from the host\nsetting=1\nwrote-volume\nro-root\nro-file\nshm-ok\n", "{}", out.stderr);
+    assert!(vol.join("new").exists(), "the volume write reached the host directory");
 }

@@ -37,6 +37,18 @@ impl ExitStatus {
     }
 }
 
+impl From<ExitStatus> for crate::supervise::driver::ExitStatus {
+    fn from(s: ExitStatus) -> Self {
+        crate::supervise::driver::ExitStatus {
+            code: s.code(),
+            signal: match s {
+                ExitStatus::Signaled(n) => Some(n),
+                ExitStatus::Exited(_) => None,
+            },
+        }
+    }
+}
+
 type StartReply = Result<(i32, OwnedFd), StartError>;
 
 struct Pending {

@@ -10,6 +10,22 @@ use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+impl StartPlan {
+    /// A plan for `exec` (or an in-container hook or probe) in the container this plan started:
+    /// the same user, capabilities, no_new_privs, seccomp and rlimits, and environment, with
+    /// `argv` (and `cwd`, if given) instead. Send it with the container's init pidfd as
+    /// [`StartFds::target`] and the container's cgroup attach files.
+    pub fn exec_in(&self, argv: Vec<String>, cwd: Option<String>) -> StartPlan {
+        StartPlan {
+            mode: Mode::Join,
+            process: Process { argv, env: self.process.env.clone(), cwd: cwd.unwrap_or_else(|| self.process.cwd.clone()) },
+            init: false,
+            controlling_tty: false,
+            ..self.clone()
+        }
+    }
+}
+
 /// One process to start: a new container's first process, or a process joining a running one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StartPlan {
