@@ -5,6 +5,24 @@
 //! the first failure is written to the sync socket as (step, errno, index) and the child exits.
 //! Success is the sync socket closing at execve (it is close-on-exec), or, under `init`, an
 //! explicit message once the process under the init has been executed.
+//!
+//! Why this order:
+//! - the parent-death signal first, then a check that the spawner is still there;
+//! - `/` rprivate before any mount, so nothing propagates to the host;
+//! - cgroups joined by the child writing "0" to files opened before the clone (an attach from
+//!   outside waits for an RCU grace period), and only then the cgroup namespace unshared, so the
+//!   container sees its own cgroup as `/`;
+//! - a given network namespace joined before /sys is mounted (sysfs shows the mounter's);
+//! - every mount, file and mask while CAP_SYS_ADMIN is still held, all resolved by descriptor
+//!   under the rootfs ([`crate::rootfs`]); masks and read-only paths after pivot_root, on the
+//!   container's own /proc and /sys;
+//! - the bounding set dropped while CAP_SETPCAP is held, before the user change (with
+//!   PR_SET_KEEPCAPS so the permitted set survives setuid), then capset and the ambient set;
+//! - no_new_privs before seccomp (which needs it), and seccomp last: after it only the syscalls
+//!   the filters allow remain (a late sethostname would fail);
+//! - close_range(CLOEXEC) keeps the sync socket open until execve, so an exec failure is still
+//!   reported.
+//! Non-dumpable is inherited from the spawner (set before any namespace exists) and set again.
 
 pub(crate) mod config;
 mod init;
