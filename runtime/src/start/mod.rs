@@ -125,6 +125,11 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::setgroups(&cfg.groups).step(Step::Groups)?;
     sys::setresgid(cfg.gid).step(Step::Gid)?;
     sys::setresuid(cfg.uid).step(Step::Uid)?;
+    // A change of user or group clears the parent-death signal: set it again.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
+        sys::exit(FAILED_EXIT);
+    }
     sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).step(Step::KeepCaps)?;
 
     sys::chdir(&cfg.cwd).step(Step::Cwd)?;

@@ -17,6 +17,10 @@ pub fn maybe_play_holder() {
     let mountpoint = std::env::var("TFCTL_START_TEST_MNT").unwrap();
     let mut plan = Fixture::plan_for(layer.into(), mountpoint.into(), &["sleep", "100"]);
     plan.init = role.ends_with("-init");
+    if role.ends_with("-user") {
+        plan.user = User { uid: 1000, gid: 1000, additional_gids: vec![] };
+        plan.caps = CapSets { bounding: plan.caps.bounding, ..CapSets::default() };
+    }
     let child = spawner.launch(&plan, StartFds::default()).unwrap();
     println!("{} {}", spawner.pid(), child.pid());
     if role.starts_with("drop") {
@@ -62,12 +66,18 @@ fn holder(f: &Fixture, role: &str) -> (std::process::Child, std::io::Lines<std::
 }
 
 pub fn container_dies_with_a_killed_client(_: &Spawner, f: &Fixture) {
-    for role in ["kill", "kill-init"] {
+    // As a non-root user too: a change of uid clears the parent-death signal.
+    for role in ["kill", "kill-init", "kill-user"] {
         let (mut helper, _, spawner, container) = holder(f, role);
         helper.kill().unwrap();
         helper.wait().unwrap();
         assert!(exits_within(&spawner, Duration::from_secs(5)), "{role}: the spawner dies with its client");
-        assert!(exits_within(&container, Duration::from_secs(5)), "{role}: the container dies with the spawner");
+        let died = exits_within(&container, Duration::from_secs(5));
+        if !died {
+            // Leave nothing behind, then fail.
+            let _ = tfctl_runtime::sys::pidfd_send_signal(container.as_raw_fd(), libc::SIGKILL);
+        }
+        assert!(died, "{role}: the container dies with the spawner");
     }
 }
 
