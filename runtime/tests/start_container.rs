@@ -354,9 +354,14 @@ fn nothing_left_behind(s: &Spawner, f: &Fixture) {
         .collect();
     assert!(left.is_empty(), "processes of the container left: {left:?}");
     assert!(mounts_under(f.dir.path()).is_empty(), "mounts left: {:?}", mounts_under(f.dir.path()));
-    // Only our own spawner remains a child of ours.
-    let _ = s.pid();
-    let _ = std::fs::File::open("/proc/self/ns/pid").map(|f| f.as_raw_fd());
+    // The spawner keeps no descriptor of finished starts (successful or failed).
+    let spawner_fds = || std::fs::read_dir(format!("/proc/{}/fd", s.pid())).unwrap().count();
+    let before = spawner_fds();
+    for argv in [&["true"][..], &["/no/such"][..], &["sh", "-c", "exit 2"][..]] {
+        let netns: OwnedFd = std::fs::File::open("/proc/self/ns/net").unwrap().into();
+        let _ = launch(s, &f.plan(argv), StartFds { netns: Some(netns), ..Default::default() }).map(|(c, o, e)| finish(c, o, e));
+    }
+    assert_eq!(spawner_fds(), before, "descriptors held by the spawner");
 }
 
 fn async_launch_and_large_plan(s: &Spawner, f: &Fixture) {
