@@ -316,3 +316,23 @@ pub struct StartFds {
     /// For [`Mode::Join`]: a pidfd of the target container's init.
     pub target: Option<OwnedFd>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpf_programs_cross_the_wire_intact() {
+        let prog = BpfProgram(vec![libc::sock_filter { code: 0x20, jt: 1, jf: 2, k: 0xdead_beef }, libc::sock_filter { code: 6, jt: 0, jf: 0, k: 0x7fff_0000 }]);
+        let back: BpfProgram = serde_json::from_str(&serde_json::to_string(&prog).unwrap()).unwrap();
+        let words = |p: &BpfProgram| p.0.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect::<Vec<_>>();
+        assert_eq!(words(&back), words(&prog));
+        assert!(serde_json::from_str::<BpfProgram>("\"0011\"").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let f = FileInit { path: "/run/secrets/t".into(), data: b"hunter2".to_vec(), mode: 0o400, uid: 0, gid: 0 };
+        assert!(!format!("{f:?}").contains("hunter2"));
+    }
+}

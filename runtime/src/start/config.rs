@@ -287,3 +287,85 @@ fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
     };
     Ok(MountConfig { target: container_path("mount target", step.target())?, kind })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spawn::plan::*;
+
+    fn plan(argv: &[&str], env: &[&str]) -> StartPlan {
+        StartPlan {
+            mode: Mode::Container(Box::new(ContainerSetup {
+                rootfs: Rootfs { source: RootfsSource::Directory("/nonexistent".into()), mountpoint: "/mnt".into() },
+                mounts: vec![],
+                files: vec![],
+                masked_paths: vec![],
+                readonly_paths: vec![],
+                readonly_rootfs: false,
+                hostname: None,
+            })),
+            process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
+            user: User::default(),
+            caps: CapSets::docker_default(),
+            no_new_privs: true,
+            seccomp: vec![],
+            rlimits: vec![],
+            init: false,
+            controlling_tty: false,
+        }
+    }
+
+    fn candidates(p: &StartPlan) -> Vec<String> {
+        let cfg = ChildConfig::prepare(p, ChildFds::default(), -1, -1).unwrap();
+        cfg.exec_candidates.iter().map(|c| c.to_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn argv0_is_searched_in_the_containers_path() {
+        assert_eq!(candidates(&plan(&["ls"], &["PATH=/usr/bin:/bin/"])), ["/usr/bin/ls", "/bin/ls"]);
+        assert_eq!(candidates(&plan(&["./run"], &["PATH=/bin"])), ["./run"]);
+        assert_eq!(candidates(&plan(&["ls"], &[])).len(), DEFAULT_PATH.split(':').count());
+    }
+
+    #[test]
+    fn argv_and_env_arrays_are_null_terminated() {
+        let cfg = ChildConfig::prepare(&plan(&["a", "b"], &["X=1"]), ChildFds::default(), -1, -1).unwrap();
+        assert_eq!(cfg.argv_ptrs.len(), 3);
+        assert!(cfg.argv_ptrs[2].is_null() && cfg.env_ptrs.len() == 2 && cfg.env_ptrs[1].is_null());
+    }
+
+    #[test]
+    fn bad_plans_are_refused_before_any_clone() {
+        assert!(matches!(ChildConfig::prepare(&plan(&[], &[]), ChildFds::default(), -1, -1), Err(PrepareError::NoCommand)));
+        assert!(matches!(ChildConfig::prepare(&plan(&["a\0b"], &[]), ChildFds::default(), -1, -1), Err(PrepareError::Nul { .. })));
+        let mut p = plan(&["true"], &[]);
+        p.process.cwd = "relative".into();
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::NotAbsolute { .. })));
+        let mut p = plan(&["true"], &[]);
+        p.rlimits = vec![Rlimit { resource: libc::RLIMIT_NOFILE, soft: 10, hard: 5 }];
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::RlimitSoftAboveHard { .. })));
+        let (_, hard) = crate::sys::getrlimit(libc::RLIMIT_NOFILE).unwrap();
+        if hard != u64::MAX {
+            p.rlimits = vec![Rlimit { resource: libc::RLIMIT_NOFILE, soft: 1, hard: hard + 1 }];
+            let err = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).err().unwrap();
+            assert!(err.to_string().contains("CAP_SYS_RESOURCE"), "{err}");
+        }
+        let mut p = plan(&["true"], &[]);
+        p.mode = Mode::Join;
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::MissingFd(_))));
+    }
+
+    #[test]
+    fn overlay_layers_are_given_top_first() {
+        let mut p = plan(&["true"], &[]);
+        if let Mode::Container(s) = &mut p.mode {
+            s.rootfs.source = RootfsSource::Overlay { layers: vec!["/l/base".into(), "/l/top".into()], upper: OverlayUpper::Tmpfs { size_bytes: 1 } };
+        }
+        let cfg = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).unwrap();
+        let Some(ContainerConfig { root: RootConfig { kind: RootKind::OverlayOnTmpfs { layers, upper, .. }, .. }, .. }) = &cfg.container else {
+            panic!("overlay on tmpfs")
+        };
+        assert_eq!(layers.iter().map(|l| l.to_str().unwrap()).collect::<Vec<_>>(), ["/l/top", "/l/base"]);
+        assert_eq!(upper.to_str().unwrap(), "/mnt/upper");
+    }
+}
