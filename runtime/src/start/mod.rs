@@ -22,6 +22,7 @@
 //!   the filters allow remain (a late sethostname would fail);
 //! - close_range(CLOEXEC) keeps the sync socket open until execve, so an exec failure is still
 //!   reported.
+//!
 //! Non-dumpable is inherited from the spawner (set before any namespace exists) and set again.
 
 pub(crate) mod config;
