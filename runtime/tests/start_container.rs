@@ -45,6 +45,7 @@ fn main() {
         ("nothing_left_behind", nothing_left_behind),
         ("container_dies_with_a_killed_client", lifetime::container_dies_with_a_killed_client),
         ("dropping_the_spawner_ends_everything", lifetime::dropping_the_spawner_ends_everything),
+        ("a_stuck_start_times_out", lifetime::a_stuck_start_times_out),
         ("async_launch_and_large_plan", async_launch_and_large_plan),
         ("terminal_becomes_controlling_tty", terminal_becomes_controlling_tty),
     ];

@@ -77,9 +77,18 @@ fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
 }
 
+/// How long a start may take from clone to execve by default (a hung mount or filesystem
+/// otherwise stalls every later start: the spawner serves one start at a time).
+pub const DEFAULT_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Spawner {
     /// Forks the spawner. Call it first thing in `main`, while the process is single-threaded.
     pub fn start() -> Result<Spawner, SpawnerError> {
+        Spawner::start_with_timeout(DEFAULT_START_TIMEOUT)
+    }
+
+    /// As [`Spawner::start`], with another limit on the time from clone to execve.
+    pub fn start_with_timeout(start_timeout: std::time::Duration) -> Result<Spawner, SpawnerError> {
         let threads = thread_count();
         if threads != 1 {
             return Err(SpawnerError::NotSingleThreaded(threads));
@@ -102,7 +111,7 @@ impl Spawner {
         match unsafe { nix::unistd::fork() }.map_err(|e| SpawnerError::Fork(e.into()))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                server::serve(theirs, parent)
+                server::serve(theirs, parent, start_timeout)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);

@@ -21,12 +21,14 @@ struct Running {
 
 struct Server {
     sock: RawFd,
+    /// How long a child may take from clone to execve before the spawner gives up on it.
+    start_timeout_ms: i32,
     own_pidns: OwnedFd,
     running: Vec<Running>,
 }
 
 /// The spawner's main loop. Never returns.
-pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
+pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // SAFETY: getppid cannot fail.
@@ -44,7 +46,8 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
             sys::exit(1)
         }
     };
-    let mut server = Server { sock: sock.as_raw_fd(), own_pidns, running: Vec::new() };
+    let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, running: Vec::new() };
     loop {
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
             .chain(server.running.iter().map(|r| r.pidfd.as_raw_fd()))
@@ -186,6 +189,16 @@ impl Server {
         let init = cfg.init;
         drop(cfg);
         // Exec success is the socket closing at execve (or, with init, an explicit message).
+        // A child stuck in its sequence (a hung filesystem) must not stop every later start.
+        if let Ok(0) = sys::poll_one(sync_parent.as_raw_fd(), libc::POLLIN, self.start_timeout_ms) {
+            let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+            // SAFETY: pid is our child, just killed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            return Err(Outcome::Refused(format!(
+                "the start sequence did not reach execve within {:.1} s (a hung mount or filesystem?); the process was killed",
+                self.start_timeout_ms as f64 / 1000.0
+            )));
+        }
         let mut buf = [0u8; SYNC_MSG_LEN];
         let n = loop {
             // SAFETY: buf is writable for its length.
