@@ -252,3 +252,25 @@ async fn local_sources_need_no_network() {
     assert!(err.contains("example/second:2"), "{err}");
     let _ = PathBuf::new();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_auth() {
+    let reg = Registry::start(RegistryOptions { token_auth: Some(("bob".into(), "tok-pw".into())), ..Default::default() });
+    reg.push("test/token", "v1", &TestImage::busybox("tok")).await;
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(state.path()).unwrap();
+    let name = format!("{}/test/token:v1", reg.addr);
+    let auth_file = state.path().join("auth.json");
+    let mut o = opts(&reg, true);
+    o.auth_files = vec![auth_file.clone()];
+    let err = store.pull(&src(&name), &o, &NoProgress).await.unwrap_err().to_string();
+    assert!(err.contains(&reg.addr) && err.contains("tfctl login"), "anonymous: {err}");
+    let wrong = tfctl_runtime::image::Credentials { username: "bob".into(), password: "nope-pw-9".into() };
+    tfctl_runtime::image::login(&reg.addr, &wrong, &auth_file).unwrap();
+    let err = store.pull(&src(&name), &o, &NoProgress).await.unwrap_err().to_string();
+    assert!(err.contains("refused the credentials") && !err.contains("nope-pw-9"), "{err}");
+    let right = tfctl_runtime::image::Credentials { username: "bob".into(), password: "tok-pw".into() };
+    tfctl_runtime::image::login(&reg.addr, &right, &auth_file).unwrap();
+    let pulled = store.pull(&src(&name), &o, &NoProgress).await.unwrap();
+    assert_eq!(pulled.downloaded_blobs, 4);
+}

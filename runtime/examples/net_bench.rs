@@ -11,7 +11,9 @@
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use tfctl_runtime::net::firewall::{self, Allow, ContainerRules, FirewallSpec, PortRange, Proto, Source};
+use tfctl_runtime::net::firewall::{
+    self, Allow, ContainerRules, FirewallSpec, PortRange, Proto, Source,
+};
 use tfctl_runtime::net::{self as tfnet, AppId, AppNet, NetRecord};
 
 fn new_netns() -> File {
@@ -21,6 +23,16 @@ fn new_netns() -> File {
     })
     .join()
     .unwrap()
+}
+
+/// CPU time (user + system, all threads) used by this process so far: unlike wall time, it does
+/// not grow when the machine is busy with other work.
+fn cpu() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .expect("getrusage");
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(u.user_time()) + tv(u.system_time())
 }
 
 fn spec_for(names: &[String]) -> FirewallSpec {
@@ -33,7 +45,11 @@ fn spec_for(names: &[String]) -> FirewallSpec {
                 // container adds elements and changes none.
                 let mut c = ContainerRules::new(n.clone());
                 let peer = &names[i.saturating_sub(1)];
-                c.allow.push(Allow { from: Source::Container(peer.clone()), ports: Some(PortRange::one(5432)), proto: Some(Proto::Tcp) });
+                c.allow.push(Allow {
+                    from: Source::Container(peer.clone()),
+                    ports: Some(PortRange::one(5432)),
+                    proto: Some(Proto::Tcp),
+                });
                 c
             })
             .collect(),
@@ -65,19 +81,21 @@ fn main() {
     let mut names: Vec<String> = Vec::new();
     let mut spec = FirewallSpec::default();
     firewall::apply(&rec, &spec).expect("apply the empty firewall");
-    let (mut attach, mut rules, mut both) = (vec![], vec![], vec![]);
+    let (mut attach, mut rules, mut both, mut cpus) = (vec![], vec![], vec![], vec![]);
     let mut namespaces = Vec::new();
     for i in 0..n_wire {
         let ns = new_netns();
         let name = format!("c{i}");
         rec.assign(&name).unwrap();
         names.push(name.clone());
+        let c0 = cpu();
         let t0 = Instant::now();
         AppNet::attach_container(&rec, &name, ns.as_fd()).expect("attach");
         let t1 = Instant::now();
         let new_spec = spec_for(&names);
         firewall::update(&rec, &spec, &new_spec).expect("rules for the new container");
         let t2 = Instant::now();
+        cpus.push(cpu() - c0);
         spec = new_spec;
         attach.push(t1 - t0);
         rules.push(t2 - t1);
@@ -85,18 +103,44 @@ fn main() {
         namespaces.push(ns);
     }
     println!("wire one container ({n_wire} in a row, app growing):");
-    println!("  attach (veth in netns, addresses, routes) : {}", stats(attach));
-    println!("  rules  (set-element adds)                 : {}", stats(rules));
-    println!("  total                                     : {}   goal < 5 ms", stats(both));
+    println!(
+        "  attach (veth in netns, addresses, routes) : {}",
+        stats(attach)
+    );
+    println!(
+        "  rules  (set-element adds)                 : {}",
+        stats(rules)
+    );
+    println!(
+        "  total                                     : {}   goal < 5 ms",
+        stats(both)
+    );
+    println!(
+        "  total, CPU time of this process           : {}",
+        stats(cpus)
+    );
+    println!(
+        "  (load average: {})",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     tfnet::teardown(&rec).expect("teardown");
     drop(namespaces);
 
     // 2. Firewall apply for N containers with one allow each.
-    let sizes: &[usize] = if smoke { &[5, 10, 20] } else { &[25, 50, 100, 200, 400, 800, 1600] };
+    let sizes: &[usize] = if smoke {
+        &[5, 10, 20]
+    } else {
+        &[25, 50, 100, 200, 400, 800, 1600]
+    };
     let reps = if smoke { 2 } else { 7 };
     println!("firewall apply, one allow per container (whole table, one batch):");
     let mut replace = Vec::new();
-    println!("  {:>5}  {:>9}  {:>9}  {:>9}  {:>12}  {:>12}", "N", "median ms", "messages", "bytes", "ms per cont.", "B per cont.");
+    println!(
+        "  {:>5}  {:>9}  {:>9}  {:>9}  {:>12}  {:>12}",
+        "N", "median ms", "messages", "bytes", "ms per cont.", "B per cont."
+    );
     for &n in sizes {
         let id = AppId::derive(&root, &format!("fw{n}"));
         let mut rec = NetRecord::plan(id, "10.90.0.0/16".parse().unwrap()).unwrap();
@@ -133,6 +177,12 @@ fn main() {
         replace.push((n, t.elapsed()));
         firewall::remove(&rec.table).expect("remove");
     }
-    let line: Vec<String> = replace.iter().map(|(n, d)| format!("N={n}: {:.2} ms", d.as_secs_f64() * 1e3)).collect();
-    println!("  replacing an existing table (delete + create, one batch): {}", line.join(", "));
+    let line: Vec<String> = replace
+        .iter()
+        .map(|(n, d)| format!("N={n}: {:.2} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "  replacing an existing table (delete + create, one batch): {}",
+        line.join(", ")
+    );
 }

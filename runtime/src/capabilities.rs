@@ -96,6 +96,18 @@ pub struct ProcessCaps {
     pub ambient: CapSet,
 }
 
+impl From<ProcessCaps> for crate::spawn::plan::CapSets {
+    fn from(c: ProcessCaps) -> Self {
+        crate::spawn::plan::CapSets {
+            bounding: c.bounding.0,
+            permitted: c.permitted.0,
+            effective: c.effective.0,
+            inheritable: c.inheritable.0,
+            ambient: c.ambient.0,
+        }
+    }
+}
+
 /// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`), read
 /// in the parent; the child drops bounding bits up to it.
 pub fn last_cap() -> u8 {
@@ -111,7 +123,8 @@ pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno:
     for cap in 0..=last_cap {
         if !caps.bounding.contains(cap) {
             // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
+            {
                 return Err(nix::errno::Errno::last());
             }
         }
@@ -136,7 +149,10 @@ pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
         inheritable: u32,
     }
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let half = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
     let data = [false, true].map(|hi| Data {
         effective: half(caps.effective, hi),
@@ -151,7 +167,13 @@ pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
         if caps.ambient.contains(cap) {
             // SAFETY: prctl with integer arguments.
             let rc = unsafe {
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, libc::c_ulong::from(cap), 0, 0)
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                )
             };
             if rc != 0 {
                 return Err(nix::errno::Errno::last());
@@ -295,6 +317,12 @@ mod tests {
         // Asked for, then dropped: not given.
         let c = resolve(&names(&["NET_RAW"]), &names(&["NET_RAW"]), false).unwrap();
         assert_eq!(c.ambient, CapSet::EMPTY);
+    }
+
+    #[test]
+    fn the_spawners_default_agrees() {
+        let c: crate::spawn::plan::CapSets = resolve(&[], &[], true).unwrap().into();
+        assert_eq!(c, crate::spawn::plan::CapSets::docker_default());
     }
 
     #[test]

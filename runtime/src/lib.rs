@@ -2,6 +2,7 @@
 //! firewall, hooks and state. It knows nothing of KDL: it works from the resolved model of
 //! `tfctl-schema` and from OCI runtime specs.
 
+pub mod app;
 pub mod capabilities;
 pub mod cgroup;
 pub mod container;

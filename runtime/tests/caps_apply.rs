@@ -61,21 +61,42 @@ fn main() {
     }
     let dflt = 0x8004_05fb;
     let root = capabilities::resolve(&[], &[], true).unwrap();
-    assert_eq!(status_after_exec(&root, 0), [0, dflt, dflt, dflt, 0], "root: CapEff = CapBnd = default");
+    assert_eq!(
+        status_after_exec(&root, 0),
+        [0, dflt, dflt, dflt, 0],
+        "root: CapEff = CapBnd = default"
+    );
     println!("ok: root container: CapPrm = CapEff = CapBnd = {dflt:016x}, CapInh = CapAmb = 0");
 
-    let ptrace = capabilities::resolve(&strings(&["SYS_PTRACE"]), &strings(&["NET_BIND_SERVICE"]), true).unwrap();
+    let ptrace = capabilities::resolve(
+        &strings(&["SYS_PTRACE"]),
+        &strings(&["NET_BIND_SERVICE"]),
+        true,
+    )
+    .unwrap();
     let want = (dflt | (1 << 19)) & !(1 << 10);
-    assert_eq!(status_after_exec(&ptrace, 0)[2], want, "cap-add SYS_PTRACE, cap-drop NET_BIND_SERVICE");
+    assert_eq!(
+        status_after_exec(&ptrace, 0)[2],
+        want,
+        "cap-add SYS_PTRACE, cap-drop NET_BIND_SERVICE"
+    );
     println!("ok: cap-add SYS_PTRACE cap-drop NET_BIND_SERVICE: CapEff {want:016x}");
 
     let user = capabilities::resolve(&[], &[], false).unwrap();
-    assert_eq!(status_after_exec(&user, 1000), [0, 0, 0, dflt, 0], "non-root: nothing effective");
+    assert_eq!(
+        status_after_exec(&user, 1000),
+        [0, 0, 0, dflt, 0],
+        "non-root: nothing effective"
+    );
     println!("ok: non-root user: CapEff = 0, CapBnd = {dflt:016x}");
 
     let nbs = capabilities::resolve(&strings(&["NET_BIND_SERVICE"]), &[], false).unwrap();
     let bit = 1 << 10;
-    assert_eq!(status_after_exec(&nbs, 1000), [bit, bit, bit, dflt, bit], "non-root asking NET_BIND_SERVICE");
+    assert_eq!(
+        status_after_exec(&nbs, 1000),
+        [bit, bit, bit, dflt, bit],
+        "non-root asking NET_BIND_SERVICE"
+    );
     println!("ok: non-root user with cap-add NET_BIND_SERVICE: CapEff = CapAmb = {bit:016x}");
     println!("caps_apply: all passed");
 }

@@ -99,19 +99,35 @@ fn fork_bomb_stops_at_pids_max(d: &dyn CgroupDriver) {
 
 /// The v1 files hold what was asked (read back from the kernel).
 fn v1_files_hold_the_limits(d: &dyn CgroupDriver) {
-    let limits = CgroupLimits { memory: Some(64 << 20), cpus: Some(0.5), pids: 99, pids_explicit: true };
+    let limits = CgroupLimits {
+        memory: Some(64 << 20),
+        cpus: Some(0.5),
+        pids: 99,
+        pids_explicit: true,
+    };
     let cg = Guard(d.create(&name("files"), &limits).unwrap());
     let read = |file: &str| -> Option<String> {
-        cg.0.paths().iter().map(|p| p.join(file)).find(|p| p.exists()).map(|p| std::fs::read_to_string(p).unwrap())
+        cg.0.paths()
+            .iter()
+            .map(|p| p.join(file))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap())
     };
-    assert_eq!(read("memory.limit_in_bytes").unwrap().trim(), (64u64 << 20).to_string());
+    assert_eq!(
+        read("memory.limit_in_bytes").unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
     if let Some(memsw) = read("memory.memsw.limit_in_bytes") {
         assert_eq!(memsw.trim(), (64u64 << 20).to_string(), "no swap on top");
     }
     assert_eq!(read("pids.max").unwrap().trim(), "99");
     assert_eq!(read("cpu.cfs_quota_us").unwrap().trim(), "50000");
     assert_eq!(read("cpu.cfs_period_us").unwrap().trim(), "100000");
-    let mut list: Vec<String> = read("devices.list").unwrap().lines().map(str::to_string).collect();
+    let mut list: Vec<String> = read("devices.list")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     list.sort();
     let mut want: Vec<String> = ALLOWED_DEVICES.iter().map(|d| d.v1_line()).collect();
     want.sort();
@@ -130,7 +146,13 @@ fn v1_files_hold_the_limits(d: &dyn CgroupDriver) {
                     (parts.next()? == "memory").then(|| parts.next())?
                 })
                 .unwrap();
-            assert!(s.starts_with(&format!("/sys/fs/cgroup/memory{}/tfctl/", mine.trim_end_matches('/'))), "{s} under {mine}");
+            assert!(
+                s.starts_with(&format!(
+                    "/sys/fs/cgroup/memory{}/tfctl/",
+                    mine.trim_end_matches('/')
+                )),
+                "{s} under {mine}"
+            );
         }
     }
     println!("ok: v1 files: memory(+memsw), pids.max, cfs quota/period and devices.list as asked, under the caller's path per hierarchy");

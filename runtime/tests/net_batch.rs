@@ -31,7 +31,10 @@ fn error_names_the_failing_message_and_nothing_is_applied() {
         b.finalize().send().unwrap_err()
     });
     let msg = err.to_string();
-    assert!(msg.contains("no_such_set") && msg.contains("container web"), "{msg}");
+    assert!(
+        msg.contains("no_such_set") && msg.contains("container web"),
+        "{msg}"
+    );
     assert_eq!(err.errno(), Some(libc::ENOENT), "{msg}");
     // Atomic: neither table was created.
     assert_eq!(ns.sh("nft list tables").trim(), "");
@@ -57,7 +60,13 @@ fn a_large_batch_goes_in_one_piece() {
         let elems: Vec<_> = (0..n)
             .map(|i: u32| {
                 let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-                (KeyBuilder::default().addr_range(ip, ip).ifname("tfvx").build(false), format!("c{i}"))
+                (
+                    KeyBuilder::default()
+                        .addr_range(ip, ip)
+                        .ifname("tfvx")
+                        .build(false),
+                    format!("c{i}"),
+                )
             })
             .collect();
         set.elements_to(&mut b, &elems, false);

@@ -1,8 +1,6 @@
 //! Installs the compiled filters in forked children and probes what the kernel then allows.
 //! `harness = false`: the process stays single-threaded, so forking is safe.
 
-use std::time::Instant;
-
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use tfctl_runtime::capabilities::{self, CapSet};
@@ -95,36 +93,6 @@ fn default_caps(add: &[&str]) -> CapSet {
     capabilities::resolve(&add, &[], true).unwrap().bounding
 }
 
-/// Time to install a filter, median of 51 forked children (microseconds).
-fn install_time(prog: &[seccomp::sock_filter]) -> u128 {
-    let mut samples = Vec::new();
-    for _ in 0..51 {
-        let (r, w) = nix::unistd::pipe().unwrap();
-        // SAFETY: single-threaded test binary.
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                // SAFETY: plain prctl.
-                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-                let t = Instant::now();
-                seccomp::install(prog).unwrap();
-                let us = t.elapsed().as_nanos() as u64;
-                nix::unistd::write(&w, &us.to_le_bytes()).unwrap();
-                // SAFETY: see above.
-                unsafe { libc::_exit(0) };
-            }
-            ForkResult::Parent { child } => {
-                drop(w);
-                let mut b = [0u8; 8];
-                std::io::Read::read_exact(&mut std::fs::File::from(r), &mut b).unwrap();
-                waitpid(child, None).unwrap();
-                samples.push(u64::from_le_bytes(b));
-            }
-        }
-    }
-    samples.sort();
-    u128::from(samples[samples.len() / 2]) / 1000
-}
-
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         println!("SKIP seccomp_install: needs root (unshare(CLONE_NEWUSER) as the control)");
@@ -188,21 +156,39 @@ fn main() {
     assert_ne!(seen.clone3, libc::ENOSYS, "cap-add SYS_ADMIN allows clone3");
     println!("ok: cap-add SYS_ADMIN: {seen:?}");
 
-    let p = seccomp::resolve(
-        &MOBY_DEFAULT,
-        Arch::native(),
-        KernelVersion::running().unwrap(),
-        default_caps(&[]),
+    // A Docker-format JSON profile: allow everything but unshare, answered with EACCES.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.json");
+    std::fs::write(
+        &path,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
     )
     .unwrap();
-    let tree = seccomp::compile(&p, Layout::Tree).unwrap();
-    let linear = seccomp::compile(&p, Layout::Linear).unwrap();
-    println!(
-        "measured: install tree {} insns {} us, linear {} insns {} us (median of 51)",
-        tree.main.len(),
-        install_time(&tree.main),
-        linear.main.len(),
-        install_time(&linear.main)
+    let custom = SeccompPolicy::load(&path).unwrap();
+    let progs = seccomp::programs(&custom, default_caps(&[]))
+        .unwrap()
+        .unwrap();
+    let seen = probe(Some(&progs));
+    assert_eq!(
+        seen.unshare_user,
+        libc::EACCES,
+        "the JSON profile's errnoRet"
     );
+    assert_eq!(seen.kcmp, 0, "the JSON profile allows the rest");
+    assert_ne!(
+        seen.clone3,
+        libc::ENOSYS,
+        "this profile leaves clone3 alone"
+    );
+    println!("ok: Docker-format JSON profile: {seen:?}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#).unwrap();
+    let e = SeccompPolicy::load(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.json") && e.contains("SCMP_ACT_NOTIFY"),
+        "{e}"
+    );
+
+    // Timings: bench/confine.sh.
     println!("seccomp_install: all passed");
 }

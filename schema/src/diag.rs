@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
+};
 
 /// A file the diagnostics point into, shared by all of them.
 pub type Source = NamedSource<Arc<str>>;
@@ -28,7 +30,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(code: &'static str, src: &Source, span: SourceSpan, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: &'static str,
+        src: &Source,
+        span: SourceSpan,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             code,
             message: message.into(),
@@ -88,7 +95,9 @@ impl Diagnostic for Problem {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -164,14 +173,19 @@ impl Diagnostics {
     /// Renders every problem as miette's graphical report without colour, `width` columns wide:
     /// what tests compare and what a log file gets.
     pub fn render_plain(&self, width: usize) -> String {
-        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
         self.render_with(&handler)
     }
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.problems.first().and_then(|p| p.file_name()).unwrap_or("the file");
+        let file = self
+            .problems
+            .first()
+            .and_then(|p| p.file_name())
+            .unwrap_or("the file");
         match self.problems.len() {
             1 => write!(f, "1 error in {file}"),
             n => write!(f, "{n} errors in {file}"),

@@ -27,13 +27,19 @@ pub struct Ns {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     out
 }
 
 fn must(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -42,7 +48,11 @@ impl Ns {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("tfnet-test-{}-{n}-{tag}", std::process::id());
         must(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Ns { name, children: vec![], dirs: vec![] };
+        let ns = Ns {
+            name,
+            children: vec![],
+            dirs: vec![],
+        };
         ns.sh("ip link set lo up");
         ns
     }
@@ -57,7 +67,8 @@ impl Ns {
         let file = self.file();
         std::thread::scope(|s| {
             s.spawn(move || {
-                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns");
                 f()
             })
             .join()
@@ -80,7 +91,17 @@ impl Ns {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), format!("hello from {tag}\n")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "busybox", "httpd", "-f", "-p", &format!("{ip}:{port}"), "-h"])
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "busybox",
+                "httpd",
+                "-f",
+                "-p",
+                &format!("{ip}:{port}"),
+                "-h",
+            ])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -88,14 +109,27 @@ impl Ns {
             .expect("spawn busybox httpd");
         self.children.push(child);
         self.dirs.push(dir);
-        let local = if ip.is_unspecified() { Ipv4Addr::LOCALHOST } else { ip };
+        let local = if ip.is_unspecified() {
+            Ipv4Addr::LOCALHOST
+        } else {
+            ip
+        };
         for _ in 0..200 {
-            if self.run(|| TcpStream::connect_timeout(&SocketAddr::from((local, port)), Duration::from_millis(100)).is_ok()) {
+            if self.run(|| {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from((local, port)),
+                    Duration::from_millis(100),
+                )
+                .is_ok()
+            }) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("busybox httpd on {ip}:{port} in {} did not start", self.name);
+        panic!(
+            "busybox httpd on {ip}:{port} in {} did not start",
+            self.name
+        );
     }
 
     /// `nft list ruleset` and `ip -d link` (without volatile counters) inside the namespace.
@@ -112,7 +146,9 @@ impl Drop for Ns {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -121,7 +157,9 @@ impl Drop for Ns {
 pub fn http_get(from: &Ns, src: Option<Ipv4Addr>, dst: SocketAddrV4) -> Option<String> {
     from.run(move || -> Option<String> {
         let mut s = match src {
-            None => TcpStream::connect_timeout(&SocketAddr::V4(dst), Duration::from_millis(800)).ok()?,
+            None => {
+                TcpStream::connect_timeout(&SocketAddr::V4(dst), Duration::from_millis(800)).ok()?
+            }
             Some(ip) => {
                 let sock = socket2_bind(ip)?;
                 connect_bound(sock, dst)?
@@ -148,8 +186,18 @@ pub fn blocked(from: &Ns, dst: SocketAddrV4) -> bool {
 
 fn socket2_bind(ip: Ipv4Addr) -> Option<std::os::fd::OwnedFd> {
     use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).ok()?;
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(SocketAddrV4::new(ip, 0))).ok()?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(ip, 0)),
+    )
+    .ok()?;
     Some(fd)
 }
 
@@ -157,7 +205,12 @@ fn connect_bound(fd: std::os::fd::OwnedFd, dst: SocketAddrV4) -> Option<TcpStrea
     use nix::sys::socket::{connect, SockaddrIn};
     use std::os::fd::AsRawFd;
     // A blocking connect with a send timeout (SO_SNDTIMEO bounds connect on Linux).
-    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::SendTimeout, &nix::sys::time::TimeVal::new(0, 800_000)).ok()?;
+    nix::sys::socket::setsockopt(
+        &fd,
+        nix::sys::socket::sockopt::SendTimeout,
+        &nix::sys::time::TimeVal::new(0, 800_000),
+    )
+    .ok()?;
     connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).ok()?;
     Some(TcpStream::from(fd))
 }
@@ -167,7 +220,8 @@ fn connect_bound(fd: std::os::fd::OwnedFd, dst: SocketAddrV4) -> Option<TcpStrea
 pub fn udp_send(from: &Ns, src: Option<Ipv4Addr>, dst: SocketAddrV4, payload: &[u8]) {
     let payload = payload.to_vec();
     from.run(move || {
-        let s = UdpSocket::bind(SocketAddrV4::new(src.unwrap_or(Ipv4Addr::UNSPECIFIED), 0)).expect("bind udp");
+        let s = UdpSocket::bind(SocketAddrV4::new(src.unwrap_or(Ipv4Addr::UNSPECIFIED), 0))
+            .expect("bind udp");
         s.send_to(&payload, dst).expect("send udp");
     });
 }
@@ -176,7 +230,8 @@ pub fn udp_send(from: &Ns, src: Option<Ipv4Addr>, dst: SocketAddrV4, payload: &[
 pub fn udp_listen(ns: &Ns, port: u16) -> UdpSocket {
     ns.run(move || {
         let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind udp");
-        s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
         s
     })
 }
@@ -201,10 +256,23 @@ impl World {
         let host = Ns::new("host");
         let mut outside = Ns::new("out");
         must(Command::new("ip").args([
-            "link", "add", "up0", "netns", &host.name, "type", "veth", "peer", "name", "out0", "netns", &outside.name,
+            "link",
+            "add",
+            "up0",
+            "netns",
+            &host.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "out0",
+            "netns",
+            &outside.name,
         ]));
         host.sh(&format!("ip addr add {UPLINK_IP}/24 dev up0 && ip link set up0 up && ip route add default via {OUTSIDE_IP}"));
-        outside.sh(&format!("ip addr add {OUTSIDE_IP}/24 dev out0 && ip link set out0 up"));
+        outside.sh(&format!(
+            "ip addr add {OUTSIDE_IP}/24 dev out0 && ip link set out0 up"
+        ));
         if bridge_nf_off {
             host.sh(
                 "for k in bridge-nf-call-iptables bridge-nf-call-ip6tables; do \
@@ -212,6 +280,10 @@ impl World {
             );
         }
         outside.httpd(OUTSIDE_IP, 80, "outside");
-        World { host, outside, root: tempfile::tempdir().unwrap() }
+        World {
+            host,
+            outside,
+            root: tempfile::tempdir().unwrap(),
+        }
     }
 }

@@ -21,6 +21,8 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
     pub tls: bool,
+    /// Bearer-token auth: a token server in this process grants tokens to this user.
+    pub token_auth: Option<(String, String)>,
 }
 
 pub struct Registry {
@@ -32,6 +34,7 @@ pub struct Registry {
     /// The CA (self-signed certificate) when serving TLS.
     pub ca: Option<PathBuf>,
     pub opts_auth: Option<(String, String)>,
+    token_server: Option<TokenServer>,
     child: Child,
 }
 
@@ -78,6 +81,16 @@ impl Registry {
             std::fs::write(&htpasswd, &out.stdout).unwrap();
             config.push_str(&format!("auth:\n  htpasswd:\n    realm: tfctl-test\n    path: {}\n", htpasswd.display()));
         }
+        let mut token_server = None;
+        if let Some((user, pass)) = &opts.token_auth {
+            let ts = TokenServer::start(dir.path(), user, pass);
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: tfctl-test\n    issuer: tfctl-test-issuer\n    rootcertbundle: {}\n",
+                ts.addr,
+                ts.cert.display()
+            ));
+            token_server = Some(ts);
+        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
@@ -90,7 +103,8 @@ impl Registry {
             .stdin(Stdio::null())
             .spawn()
             .expect("docker-registry (apt install docker-registry)");
-        let reg = Registry { dir, addr, storage, log, ca, opts_auth: opts.basic_auth, child };
+        let opts_auth = opts.basic_auth.or(opts.token_auth);
+        let reg = Registry { dir, addr, storage, log, ca, opts_auth, token_server, child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&reg.addr).is_err() {
             assert!(Instant::now() < deadline, "registry did not start: {}", std::fs::read_to_string(&reg.log).unwrap_or_default());
@@ -169,6 +183,88 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.token_server.take());
+    }
+}
+
+/// A minimal token endpoint (Docker's token auth): checks Basic credentials and answers with an
+/// RS256 JWT signed by openssl, carrying its certificate in `x5c` for the registry to verify.
+pub struct TokenServer {
+    pub addr: String,
+    pub cert: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn b64url(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+impl TokenServer {
+    fn start(dir: &Path, user: &str, pass: &str) -> TokenServer {
+        let (key, cert) = (dir.join("token.key"), dir.join("token.crt"));
+        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tfctl token issuer"])
+            .arg("-keyout").arg(&key).arg("-out").arg(&cert));
+        let der = Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert).output().unwrap().stdout;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let expected = {
+            use base64::Engine;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+        };
+        let (stop2, key2) = (stop.clone(), key.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = vec![0u8; 16384];
+                let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let authorized = req.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == expected);
+                let reply = if authorized {
+                    let path = req.split_whitespace().nth(1).unwrap_or("");
+                    let scope = path.split(['?', '&']).find_map(|kv| kv.strip_prefix("scope=")).unwrap_or("");
+                    let scope = scope.replace("%3A", ":").replace("%2F", "/").replace("%2C", ",");
+                    let mut parts = scope.splitn(3, ':');
+                    let (kind, name, actions) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                    let x5c = {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD.encode(&der)
+                    };
+                    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+                    let claims = serde_json::json!({"iss": "tfctl-test-issuer", "sub": "u", "aud": "tfctl-test", "exp": now + 300,
+                        "nbf": now - 10, "iat": now, "jti": format!("{now}{}", std::process::id()),
+                        "access": [{"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}]});
+                    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+                    let mut child = Command::new("openssl").args(["dgst", "-sha256", "-sign"]).arg(&key2)
+                        .stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+                    child.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+                    let sig = child.wait_with_output().unwrap().stdout;
+                    let token = format!("{signing_input}.{}", b64url(&sig));
+                    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                };
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        TokenServer { addr, cert, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -306,5 +402,57 @@ impl TestImage {
         )
         .unwrap();
         md
+    }
+}
+
+/// A loopback TCP proxy in front of a registry that slows responses to `bytes_per_sec`, so a
+/// test can kill a pull in the middle of a layer. Stops accepting on Drop.
+pub struct ThrottleProxy {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ThrottleProxy {
+    pub fn start(upstream: &str, bytes_per_sec: usize) -> ThrottleProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, upstream) = (stop.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let chunk = (bytes_per_sec / 20).max(1);
+                    let mut buf = vec![0u8; chunk];
+                    loop {
+                        let n = match std::io::Read::read(&mut s_read, &mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+            }
+        });
+        ThrottleProxy { addr, stop }
+    }
+}
+
+impl Drop for ThrottleProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
     }
 }

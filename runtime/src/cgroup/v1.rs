@@ -259,6 +259,10 @@ impl ContainerCgroup for V1Cgroup {
         let Some(procs) = self.procs() else {
             return Ok(());
         };
+        // The usual case at cleanup: the container's processes are gone already.
+        if read_pids(&procs)?.is_empty() {
+            return Ok(());
+        }
         let freezer = self
             .dir_of("freezer")
             .filter(|d| d.exists())

@@ -209,12 +209,12 @@ mod tests {
         let c = Credentials { username: "u".into(), password: "p:w".into() };
         login("LOCALHOST:5000", &c, &f).unwrap();
         assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
-        let (got, src) = credentials_for("localhost:5000", &[f.clone()]).unwrap().unwrap();
+        let (got, src) = credentials_for("localhost:5000", std::slice::from_ref(&f)).unwrap().unwrap();
         assert_eq!(got, c);
         assert_eq!(src, f.display().to_string());
         assert!(std::fs::read_to_string(&f).unwrap().contains("HttpHeaders"));
         assert!(!format!("{got:?}").contains("p:w"));
-        assert!(credentials_for("other:1", &[f.clone()]).unwrap().is_none());
+        assert!(credentials_for("other:1", std::slice::from_ref(&f)).unwrap().is_none());
         assert!(logout("localhost:5000", &f).unwrap());
         assert!(credentials_for("localhost:5000", &[f]).unwrap().is_none());
     }
@@ -225,7 +225,7 @@ mod tests {
         let f = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("hub:secret");
         std::fs::write(&f, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}}}},"credHelpers":{{"reg.example":"tfctl-test-missing"}}}}"#)).unwrap();
-        assert_eq!(credentials_for("docker.io", &[f.clone()]).unwrap().unwrap().0.username, "hub");
+        assert_eq!(credentials_for("docker.io", std::slice::from_ref(&f)).unwrap().unwrap().0.username, "hub");
         let err = credentials_for("reg.example", &[f]).unwrap_err().to_string();
         assert!(err.contains("reg.example") && err.contains("docker-credential-tfctl-test-missing"), "{err}");
     }

@@ -24,6 +24,8 @@ pub struct PullOptions {
     pub max_concurrent_downloads: usize,
     /// The platform to pick from multi-arch images; the host's by default.
     pub platform: Option<Platform>,
+    /// Fetch and verify blobs only: no unpacking, nothing recorded (for benchmarks).
+    pub download_only: bool,
 }
 
 impl Default for PullOptions {
@@ -34,6 +36,7 @@ impl Default for PullOptions {
             auth_files: super::auth::default_auth_files(),
             max_concurrent_downloads: 4,
             platform: None,
+            download_only: false,
         }
     }
 }
@@ -174,6 +177,9 @@ impl Store {
                         bytes = blobs.fetch(self, desc, progress).await?;
                         fetched = true;
                     }
+                    if opts.download_only {
+                        return Ok((bytes, fetched, false));
+                    }
                     let (store, blob, id) = (self.clone(), desc.digest.clone(), diff_id.clone());
                     blocking(move || store.unpack_layer(&blob, &id)).await?;
                     progress.event(ProgressEvent::LayerUnpacked { digest: desc.digest.clone() });
@@ -190,7 +196,7 @@ impl Store {
             unpacked_layers += unpacked as usize;
         }
         let record = ImageRecord {
-            name: name.clone(),
+            name: if opts.download_only { String::new() } else { name.clone() },
             top_digest,
             manifest_digest: manifest_digest.clone(),
             config_digest: config.digest.clone(),
@@ -199,7 +205,9 @@ impl Store {
             size: layers.iter().map(|l| l.size.max(0) as u64).sum(),
             pulled_at: 0,
         };
-        self.record(record.clone())?;
+        if !opts.download_only {
+            self.record(record.clone())?;
+        }
         progress.event(ProgressEvent::Done { image: name, manifest: manifest_digest, downloaded: downloaded_bytes });
         Ok(PulledImage { record, downloaded_blobs, downloaded_bytes, unpacked_layers })
     }

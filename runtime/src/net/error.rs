@@ -57,7 +57,11 @@ impl NetError {
             libc::EPERM => " (tfctl needs root, CAP_NET_ADMIN, for networking)",
             _ => "",
         };
-        NetError::Refused { what: what.into(), source: io::Error::from_raw_os_error(errno), hint }
+        NetError::Refused {
+            what: what.into(),
+            source: io::Error::from_raw_os_error(errno),
+            hint,
+        }
     }
 
     /// The errno behind a refusal, if this is one.

@@ -90,6 +90,10 @@ fn install_guard(table_name: &str) -> Result<(), NetError> {
     for e in &r.exprs {
         rule.add_expr(e);
     }
-    batch.add(&rule, MsgType::Add, format!("rule `{}` ({})", r.text, r.label));
+    batch.add(
+        &rule,
+        MsgType::Add,
+        format!("rule `{}` ({})", r.text, r.label),
+    );
     batch.finalize().send()
 }

@@ -32,8 +32,12 @@ pub const CONTAINER_IFNAME: &str = "eth0";
 pub fn create_bridge(record: &NetRecord) -> Result<(), NetError> {
     let mut rt = Rtnl::open()?;
     let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(record.bridge.clone()));
-    m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+    m.attributes
+        .push(LinkAttribute::IfName(record.bridge.clone()));
+    m.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
     rt.execute(vec![Request::new(
         RouteNetlinkMessage::NewLink(m),
         NLM_F_CREATE | NLM_F_EXCL,
@@ -45,22 +49,42 @@ pub fn create_bridge(record: &NetRecord) -> Result<(), NetError> {
     let index = link_index(&mut rt, &record.bridge)?;
     rt.execute(vec![
         Request::new(
-            RouteNetlinkMessage::NewAddress(addr_msg(index, record.gateway, record.gateway, record.subnet.prefix_len())),
+            RouteNetlinkMessage::NewAddress(addr_msg(
+                index,
+                record.gateway,
+                record.gateway,
+                record.subnet.prefix_len(),
+            )),
             NLM_F_CREATE | NLM_F_EXCL,
-            format!("adding {}/{} to bridge {}", record.gateway, record.subnet.prefix_len(), record.bridge),
+            format!(
+                "adding {}/{} to bridge {}",
+                record.gateway,
+                record.subnet.prefix_len(),
+                record.bridge
+            ),
         ),
-        Request::new(set_up(index), 0, format!("bringing up bridge {}", record.bridge)),
+        Request::new(
+            set_up(index),
+            0,
+            format!("bringing up bridge {}", record.bridge),
+        ),
     ])
 }
 
 /// Wires one container: veth pair (container end created inside `netns` as `eth0`), addresses,
 /// routes, `lo` up and IPv6 disabled in the container's namespace. The caller has assigned the
 /// address with [`NetRecord::assign`].
-pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd<'_>) -> Result<(), NetError> {
+pub fn attach_container(
+    record: &NetRecord,
+    c: &ContainerAddr,
+    netns: BorrowedFd<'_>,
+) -> Result<(), NetError> {
     let mut rt = Rtnl::open()?;
     let mut peer = LinkMessage::default();
-    peer.attributes.push(LinkAttribute::IfName(CONTAINER_IFNAME.into()));
-    peer.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
+    peer.attributes
+        .push(LinkAttribute::IfName(CONTAINER_IFNAME.into()));
+    peer.attributes
+        .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(c.veth.clone()));
     m.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -70,7 +94,10 @@ pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd
     rt.execute(vec![Request::new(
         RouteNetlinkMessage::NewLink(m),
         NLM_F_CREATE | NLM_F_EXCL,
-        format!("creating veth {} (peer {} in the container's namespace)", c.veth, CONTAINER_IFNAME),
+        format!(
+            "creating veth {} (peer {} in the container's namespace)",
+            c.veth, CONTAINER_IFNAME
+        ),
     )])?;
 
     let gateway = record.gateway;
@@ -83,7 +110,9 @@ pub fn attach_container(record: &NetRecord, c: &ContainerAddr, netns: BorrowedFd
             configure_inside(address, gateway)
         });
         let host = configure_host_end(&mut rt, c, gateway);
-        let inside = inside.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let inside = inside
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         host.and(inside)
     });
     if wired.is_err() {
@@ -129,7 +158,9 @@ fn configure_inside(address: Ipv4Addr, gateway: Ipv4Addr) -> Result<(), NetError
         kind: RouteType::Unicast,
         ..RouteHeader::default()
     };
-    route.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+    route
+        .attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
     route.attributes.push(RouteAttribute::Oif(index));
     rt.execute(vec![
         Request::new(set_up(1), 0, "bringing up lo in the container"),
@@ -138,7 +169,11 @@ fn configure_inside(address: Ipv4Addr, gateway: Ipv4Addr) -> Result<(), NetError
             NLM_F_CREATE | NLM_F_EXCL,
             format!("adding {address} peer {gateway}/32 to {CONTAINER_IFNAME} in the container"),
         ),
-        Request::new(set_up(index), 0, format!("bringing up {CONTAINER_IFNAME} in the container")),
+        Request::new(
+            set_up(index),
+            0,
+            format!("bringing up {CONTAINER_IFNAME} in the container"),
+        ),
         Request::new(
             RouteNetlinkMessage::NewRoute(route),
             NLM_F_CREATE | NLM_F_EXCL,
@@ -152,7 +187,11 @@ pub fn delete_link(name: &str) -> Result<(), NetError> {
     let mut rt = Rtnl::open()?;
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    match rt.execute(vec![Request::new(RouteNetlinkMessage::DelLink(m), 0, format!("deleting link {name}"))]) {
+    match rt.execute(vec![Request::new(
+        RouteNetlinkMessage::DelLink(m),
+        0,
+        format!("deleting link {name}"),
+    )]) {
         Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
         r => r,
     }
@@ -166,14 +205,20 @@ pub fn detach_container(c: &ContainerAddr) -> Result<(), NetError> {
 pub(crate) fn link_index(rt: &mut Rtnl, name: &str) -> Result<u32, NetError> {
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    let answers = rt.get(RouteNetlinkMessage::GetLink(m), &format!("looking up link {name}"))?;
+    let answers = rt.get(
+        RouteNetlinkMessage::GetLink(m),
+        &format!("looking up link {name}"),
+    )?;
     answers
         .into_iter()
         .find_map(|a| match a {
             RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
             _ => None,
         })
-        .ok_or_else(|| NetError::Decode { what: format!("looking up link {name}"), detail: "no link in the answer".into() })
+        .ok_or_else(|| NetError::Decode {
+            what: format!("looking up link {name}"),
+            detail: "no link in the answer".into(),
+        })
 }
 
 fn set_up(index: u32) -> RouteNetlinkMessage {
@@ -191,7 +236,9 @@ fn addr_msg(index: u32, local: Ipv4Addr, peer: Ipv4Addr, prefix: u8) -> AddressM
     a.header.prefix_len = prefix;
     a.header.index = index;
     a.header.scope = AddressScope::Universe;
-    a.attributes.push(AddressAttribute::Local(IpAddr::V4(local)));
-    a.attributes.push(AddressAttribute::Address(IpAddr::V4(peer)));
+    a.attributes
+        .push(AddressAttribute::Local(IpAddr::V4(local)));
+    a.attributes
+        .push(AddressAttribute::Address(IpAddr::V4(peer)));
     a
 }

@@ -19,6 +19,18 @@
 //! `tfctl_host_<hash>` ([`host::HostRecord`]). Per veth (dies with it): `route_localnet=1` and
 //! `disable_ipv6=1`. In each container's namespace: `disable_ipv6=1` (all, default), `lo` up.
 
+//! # Using it (the supervisor's sequence)
+//! `up`: `subnet::allocate(requested, pool, &other_apps_subnets)`; `NetRecord::plan(AppId::derive(
+//! root, app), subnet)` (or the saved record, which keeps the addresses); `record.assign(name)` per
+//! container; save the record; `HostRecord::acquire`; `AppNet::create`; `firewall::apply` and
+//! show `firewall::foreign_drop_policies()` as warnings; then for each container, once the
+//! spawner has made its network namespace and before its process runs,
+//! `AppNet::attach_container(&record, name, netns_fd)`. A container added later:
+//! `record.assign`, `firewall::update(&record, &old_spec, &new_spec)` (set-element adds only),
+//! attach. Restart: `links::detach_container` (a no-op when the veth died with the old namespace),
+//! attach again; address and rules are unchanged. `down`: `teardown(&record)`, then
+//! `HostRecord::release`; both idempotent, both work from the saved records after a crash.
+
 pub mod error;
 pub mod firewall;
 pub mod host;
@@ -47,7 +59,11 @@ impl AppNet {
     }
 
     /// Wires a container whose network namespace is `netns` (see [`links::attach_container`]).
-    pub fn attach_container(record: &NetRecord, container: &str, netns: BorrowedFd<'_>) -> Result<(), NetError> {
+    pub fn attach_container(
+        record: &NetRecord,
+        container: &str,
+        netns: BorrowedFd<'_>,
+    ) -> Result<(), NetError> {
         let c = record
             .containers
             .get(container)

@@ -18,7 +18,10 @@ pub struct AppId(String);
 impl AppId {
     /// Derives the id from the state root (as given, made absolute by the caller) and the app name.
     pub fn derive(state_root: &Path, app: &str) -> AppId {
-        AppId(short_hash(&[state_root.as_os_str().as_encoded_bytes(), app.as_bytes()]))
+        AppId(short_hash(&[
+            state_root.as_os_str().as_encoded_bytes(),
+            app.as_bytes(),
+        ]))
     }
 
     /// The id as text (8 lowercase hex digits).
@@ -67,7 +70,10 @@ pub(crate) fn short_hash(parts: &[&[u8]]) -> String {
 
 /// The name of the host-wide guard table of a state root (see `host`).
 pub(crate) fn host_table(state_root: &Path) -> String {
-    format!("tfctl_host_{}", short_hash(&[state_root.as_os_str().as_encoded_bytes()]))
+    format!(
+        "tfctl_host_{}",
+        short_hash(&[state_root.as_os_str().as_encoded_bytes()])
+    )
 }
 
 #[cfg(test)]

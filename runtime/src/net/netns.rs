@@ -21,12 +21,20 @@ pub(crate) fn enter(netns: BorrowedFd<'_>) -> Result<(), NetError> {
 /// Writes a sysctl under /proc/sys (in the calling thread's network namespace for `net.*`).
 pub(crate) fn write_sysctl(key: &str, value: &str) -> Result<(), NetError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::write(&path, value).map_err(|source| NetError::Sysctl { key: key.into(), source })
+    std::fs::write(&path, value).map_err(|source| NetError::Sysctl {
+        key: key.into(),
+        source,
+    })
 }
 
 /// Writes a per-interface sysctl (`net/ipv4/conf/<ifname>/<leaf>`); interface names may hold dots,
 /// so the path is built by hand.
-pub(crate) fn write_if_sysctl(family: &str, ifname: &str, leaf: &str, value: &str) -> Result<(), NetError> {
+pub(crate) fn write_if_sysctl(
+    family: &str,
+    ifname: &str,
+    leaf: &str,
+    value: &str,
+) -> Result<(), NetError> {
     let path = format!("/proc/sys/net/{family}/conf/{ifname}/{leaf}");
     std::fs::write(&path, value).map_err(|source| NetError::Sysctl { key: path, source })
 }
@@ -36,7 +44,10 @@ pub(crate) fn read_sysctl(key: &str) -> Result<String, NetError> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     std::fs::read_to_string(&path)
         .map(|s| s.trim().to_string())
-        .map_err(|source| NetError::Sysctl { key: key.into(), source })
+        .map_err(|source| NetError::Sysctl {
+            key: key.into(),
+            source,
+        })
 }
 
 /// Whether IPv6 exists in the calling thread's namespace (kernel built with it, not disabled on

@@ -64,8 +64,13 @@ impl NetRecord {
         let addr = (base + 2..last)
             .map(Ipv4Addr::from)
             .find(|a| !used.contains(a))
-            .ok_or_else(|| NetError::Invalid(format!("subnet {} has no free address left", self.subnet)))?;
-        let c = ContainerAddr { address: addr, veth: self.app_id.veth(u32::from(addr) - base) };
+            .ok_or_else(|| {
+                NetError::Invalid(format!("subnet {} has no free address left", self.subnet))
+            })?;
+        let c = ContainerAddr {
+            address: addr,
+            veth: self.app_id.veth(u32::from(addr) - base),
+        };
         self.containers.insert(container.to_string(), c.clone());
         Ok(c)
     }

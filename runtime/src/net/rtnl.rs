@@ -25,7 +25,11 @@ pub(crate) struct Request {
 
 impl Request {
     pub fn new(msg: RouteNetlinkMessage, flags: u16, label: impl Into<String>) -> Self {
-        Request { msg, flags, label: label.into() }
+        Request {
+            msg,
+            flags,
+            label: label.into(),
+        }
     }
 }
 
@@ -38,8 +42,15 @@ pub(crate) struct Rtnl {
 
 impl Rtnl {
     pub fn open() -> Result<Self, NetError> {
-        let sock = Socket::new(Bus::Route).map_err(|source| NetError::Netlink { step: "socket", source })?;
-        Ok(Rtnl { sock, seq: 0, buf: vec![0; 64 * 1024] })
+        let sock = Socket::new(Bus::Route).map_err(|source| NetError::Netlink {
+            step: "socket",
+            source,
+        })?;
+        Ok(Rtnl {
+            sock,
+            seq: 0,
+            buf: vec![0; 64 * 1024],
+        })
     }
 
     fn encode(&mut self, msg: RouteNetlinkMessage, flags: u16, out: &mut Vec<u8>) -> u32 {
@@ -71,7 +82,10 @@ impl Rtnl {
             let seq = self.encode(r.msg, r.flags | NLM_F_ACK, &mut out);
             pending.push((seq, r.label));
         }
-        self.sock.send(&out).map_err(|source| NetError::Netlink { step: "send", source })?;
+        self.sock.send(&out).map_err(|source| NetError::Netlink {
+            step: "send",
+            source,
+        })?;
         let mut first_error: Option<NetError> = None;
         while !pending.is_empty() {
             let n = recv(&self.sock, &mut self.buf)?;
@@ -90,21 +104,37 @@ impl Rtnl {
     }
 
     /// Sends one request and returns the messages it answers with (a dump, or an echo).
-    pub fn dump(&mut self, msg: RouteNetlinkMessage, what: &str) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+    pub fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
         let mut out = Vec::new();
         let seq = self.encode(msg, NLM_F_DUMP, &mut out);
         self.query(out, seq, what)
     }
 
     /// Sends one non-dump GET request (e.g. a link by name) and returns its answer.
-    pub fn get(&mut self, msg: RouteNetlinkMessage, what: &str) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+    pub fn get(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
         let mut out = Vec::new();
         let seq = self.encode(msg, 0, &mut out);
         self.query(out, seq, what)
     }
 
-    fn query(&mut self, out: Vec<u8>, seq: u32, what: &str) -> Result<Vec<RouteNetlinkMessage>, NetError> {
-        self.sock.send(&out).map_err(|source| NetError::Netlink { step: "send", source })?;
+    fn query(
+        &mut self,
+        out: Vec<u8>,
+        seq: u32,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
+        self.sock.send(&out).map_err(|source| NetError::Netlink {
+            step: "send",
+            source,
+        })?;
         let mut answers = Vec::new();
         loop {
             let n = recv(&self.sock, &mut self.buf)?;
@@ -141,7 +171,12 @@ impl Rtnl {
                     },
                     // Attributes newer than the crate knows: skip that message, keep the rest.
                     Err(_) if flags & netlink_packet_core::NLM_F_MULTIPART != 0 => {}
-                    Err(e) => return Err(NetError::Decode { what: what.into(), detail: e.to_string() }),
+                    Err(e) => {
+                        return Err(NetError::Decode {
+                            what: what.into(),
+                            detail: e.to_string(),
+                        })
+                    }
                 }
             }
             if done {
@@ -156,7 +191,12 @@ fn recv(sock: &Socket, buf: &mut [u8]) -> Result<usize, NetError> {
         match sock.recv_raw(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(NetError::Netlink { step: "receive", source }),
+            Err(source) => {
+                return Err(NetError::Netlink {
+                    step: "receive",
+                    source,
+                })
+            }
         }
     }
 }

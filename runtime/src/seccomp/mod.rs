@@ -180,6 +180,16 @@ pub struct SeccompPrograms {
     pub clone3_enosys: Option<BpfProgram>,
 }
 
+impl SeccompPrograms {
+    /// The programs in installation order, as the spawner's plan carries them.
+    pub fn to_plan(&self) -> Vec<crate::spawn::plan::BpfProgram> {
+        std::iter::once(&self.main)
+            .chain(self.clone3_enosys.as_ref())
+            .map(|p| p.clone().into())
+            .collect()
+    }
+}
+
 /// How `main` is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layout {

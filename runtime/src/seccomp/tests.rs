@@ -358,3 +358,14 @@ fn programs_are_cached_per_capability_set_and_unconfined_has_none() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn plan_programs_keep_the_installation_order() {
+    let p = moby(Arch::X86_64, caps(&[]));
+    let lin = compile(&p, Layout::Linear).unwrap();
+    let plan = lin.to_plan();
+    assert_eq!(plan.len(), 2);
+    assert_eq!(plan[0].0.len(), lin.main.len());
+    assert_eq!(plan[1].0.len(), lin.clone3_enosys.as_ref().unwrap().len());
+    assert_eq!(compile(&p, Layout::Tree).unwrap().to_plan().len(), 1);
+}

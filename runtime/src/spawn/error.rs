@@ -41,6 +41,16 @@ impl StartError {
         }
     }
 
+    /// The status `docker run` and `docker exec` give this failure: 127 when the command was not
+    /// found, 126 when it could not be executed, 125 for every other failure of tfctl's own.
+    pub fn run_status(&self) -> i32 {
+        match (self.step(), self.errno()) {
+            (Some(Step::Exec), Some(libc::ENOENT)) => 127,
+            (Some(Step::Exec), Some(_)) | (Some(Step::Cwd), Some(_)) => 126,
+            _ => 125,
+        }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         match self {
             StartError::Step { errno, .. } => Some(*errno),

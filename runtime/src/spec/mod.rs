@@ -64,13 +64,10 @@ pub struct SpecContext<'a> {
     pub rootfs: BorrowedFd<'a>,
 }
 
-/// One resource limit, as `setrlimit` takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rlimit {
-    pub resource: libc::__rlimit_resource_t,
-    pub soft: u64,
-    pub hard: u64,
-}
+/// One resource limit, as `setrlimit` takes it (the spawner's plan type).
+pub use crate::spawn::plan::Rlimit;
+/// Moby's masked and read-only paths (shared with the spawner's plan).
+pub use crate::spawn::plan::{MASKED_PATHS, READONLY_PATHS};
 
 /// A container compiled: the OCI spec and the precomputed data the spawner applies.
 #[derive(Debug)]
@@ -87,31 +84,6 @@ pub struct CompiledContainer {
 
 /// Docker's default PATH when neither the image nor the app file sets one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Moby's masked paths (missing ones are skipped at start).
-pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Moby's read-only paths.
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// Docker's command merge: an app-file entrypoint replaces the image's and drops the image's
 /// Cmd; an app-file command replaces the Cmd.
@@ -165,7 +137,7 @@ pub fn merge_env(c: &Container, image: &ImageConfiguration, home: &str) -> Vec<S
 }
 
 /// `nofile` -> (`RLIMIT_NOFILE`, the OCI type).
-fn rlimit_kind(name: &str) -> Option<(libc::__rlimit_resource_t, PosixRlimitType)> {
+fn rlimit_kind(name: &str) -> Option<(u32, PosixRlimitType)> {
     use PosixRlimitType as T;
     Some(
         match name.to_ascii_lowercase().trim_start_matches("rlimit_") {

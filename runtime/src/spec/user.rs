@@ -37,6 +37,16 @@ impl ResolvedUser {
     }
 }
 
+impl From<&ResolvedUser> for crate::spawn::plan::User {
+    fn from(u: &ResolvedUser) -> Self {
+        crate::spawn::plan::User {
+            uid: u.uid,
+            gid: u.gid,
+            additional_gids: u.additional_gids.clone(),
+        }
+    }
+}
+
 struct PasswdEntry {
     name: String,
     uid: u32,

@@ -32,7 +32,11 @@ fn proto_name(p: u8) -> &'static str {
 }
 
 fn cmp(op: CmpOp, data: Vec<u8>) -> Expr {
-    Expr::Cmp { sreg: REG_1, op, data }
+    Expr::Cmp {
+        sreg: REG_1,
+        op,
+        data,
+    }
 }
 
 fn op_text(op: CmpOp) -> &'static str {
@@ -44,7 +48,10 @@ fn op_text(op: CmpOp) -> &'static str {
 
 impl RuleDef {
     pub fn new(label: impl Into<String>) -> Self {
-        RuleDef { label: label.into(), ..Default::default() }
+        RuleDef {
+            label: label.into(),
+            ..Default::default()
+        }
     }
 
     fn word(&mut self, w: &str) {
@@ -58,7 +65,8 @@ impl RuleDef {
         if !self.have_ipv4 {
             self.have_ipv4 = true;
             self.exprs.push(Field::Nfproto.load(REG_1));
-            self.exprs.push(cmp(CmpOp::Eq, vec![libc::NFPROTO_IPV4 as u8]));
+            self.exprs
+                .push(cmp(CmpOp::Eq, vec![libc::NFPROTO_IPV4 as u8]));
         }
     }
 
@@ -72,7 +80,11 @@ impl RuleDef {
 
     /// `iifname "x"` / `oifname != "tfv*"`: a trailing `*` matches a prefix.
     pub fn ifname(mut self, field: Field, pattern: &str, op: CmpOp) -> Self {
-        let kw = if field == Field::Iifname { "iifname" } else { "oifname" };
+        let kw = if field == Field::Iifname {
+            "iifname"
+        } else {
+            "oifname"
+        };
         self.word(&format!("{kw} {}\"{pattern}\"", op_text(op)));
         let data = match pattern.strip_suffix('*') {
             Some(prefix) => prefix.as_bytes().to_vec(),
@@ -91,7 +103,8 @@ impl RuleDef {
     pub fn nfproto_ipv6(mut self) -> Self {
         self.word("meta nfproto ipv6");
         self.exprs.push(Field::Nfproto.load(REG_1));
-        self.exprs.push(cmp(CmpOp::Eq, vec![libc::NFPROTO_IPV6 as u8]));
+        self.exprs
+            .push(cmp(CmpOp::Eq, vec![libc::NFPROTO_IPV6 as u8]));
         self
     }
 
@@ -104,19 +117,38 @@ impl RuleDef {
 
     /// `ip saddr 10.0.0.0/8` (or daddr; `!=` with Neq).
     pub fn addr(mut self, field: Field, net: Ipv4Net, op: CmpOp) -> Self {
-        let kw = if field == Field::Saddr { "ip saddr" } else { "ip daddr" };
-        let shown = if net.prefix_len() == 32 { net.addr().to_string() } else { net.to_string() };
+        let kw = if field == Field::Saddr {
+            "ip saddr"
+        } else {
+            "ip daddr"
+        };
+        let shown = if net.prefix_len() == 32 {
+            net.addr().to_string()
+        } else {
+            net.to_string()
+        };
         self.word(&format!("{kw} {}{shown}", op_text(op)));
         self.need_ipv4();
         let offset = if field == Field::Saddr { 12 } else { 16 };
         let base = libc::NFT_PAYLOAD_NETWORK_HEADER as u32;
         let p = net.prefix_len() as u32;
         let octets = net.network().octets();
-        if p % 8 == 0 {
-            self.exprs.push(Expr::Payload { base, offset, len: p / 8, dreg: REG_1 });
-            self.exprs.push(cmp(op, octets[..(p / 8) as usize].to_vec()));
+        if p.is_multiple_of(8) {
+            self.exprs.push(Expr::Payload {
+                base,
+                offset,
+                len: p / 8,
+                dreg: REG_1,
+            });
+            self.exprs
+                .push(cmp(op, octets[..(p / 8) as usize].to_vec()));
         } else {
-            self.exprs.push(Expr::Payload { base, offset, len: 4, dreg: REG_1 });
+            self.exprs.push(Expr::Payload {
+                base,
+                offset,
+                len: 4,
+                dreg: REG_1,
+            });
             self.exprs.push(Expr::Bitwise {
                 sreg: REG_1,
                 dreg: REG_1,
@@ -139,7 +171,14 @@ impl RuleDef {
 
     /// `ip saddr . oifname . tcp dport @set` (`!=` when inverted): a lookup of concatenated
     /// fields. `proto` names the protocol of a `Dport` field.
-    pub fn lookup(mut self, fields: &[Field], proto: Option<u8>, set: &str, set_id: u32, inverted: bool) -> Self {
+    pub fn lookup(
+        mut self,
+        fields: &[Field],
+        proto: Option<u8>,
+        set: &str,
+        set_id: u32,
+        inverted: bool,
+    ) -> Self {
         let words: Vec<String> = fields
             .iter()
             .map(|f| match f {
@@ -152,7 +191,11 @@ impl RuleDef {
                 Field::L4proto => "meta l4proto".to_string(),
             })
             .collect();
-        self.word(&format!("{} {}@{set}", words.join(" . "), if inverted { "!= " } else { "" }));
+        self.word(&format!(
+            "{} {}@{set}",
+            words.join(" . "),
+            if inverted { "!= " } else { "" }
+        ));
         for f in fields {
             match f {
                 Field::Saddr | Field::Daddr => self.need_ipv4(),
@@ -162,16 +205,29 @@ impl RuleDef {
         }
         let (loads, _) = concat(fields);
         self.exprs.extend(loads);
-        self.exprs.push(Expr::Lookup { set: set.to_string(), set_id: Some(set_id), sreg: REG_1, inverted });
+        self.exprs.push(Expr::Lookup {
+            set: set.to_string(),
+            set_id: Some(set_id),
+            sreg: REG_1,
+            inverted,
+        });
         self
     }
 
     /// `ct state established,related`.
     pub fn ct_established(mut self) -> Self {
         self.word("ct state established,related");
-        self.exprs.push(Expr::Ct { key: libc::NFT_CT_STATE as u32, dreg: REG_1 });
+        self.exprs.push(Expr::Ct {
+            key: libc::NFT_CT_STATE as u32,
+            dreg: REG_1,
+        });
         // NF_CT_STATE_BIT(ESTABLISHED) | NF_CT_STATE_BIT(RELATED)
-        self.exprs.push(Expr::Bitwise { sreg: REG_1, dreg: REG_1, mask: 6u32.to_ne_bytes().to_vec(), xor: vec![0; 4] });
+        self.exprs.push(Expr::Bitwise {
+            sreg: REG_1,
+            dreg: REG_1,
+            mask: 6u32.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        });
         self.exprs.push(cmp(CmpOp::Neq, vec![0; 4]));
         self
     }
@@ -179,9 +235,17 @@ impl RuleDef {
     /// `ct status dnat`: the connection was destination-NATed (by a publish rule).
     pub fn ct_dnat(mut self) -> Self {
         self.word("ct status dnat");
-        self.exprs.push(Expr::Ct { key: libc::NFT_CT_STATUS as u32, dreg: REG_1 });
+        self.exprs.push(Expr::Ct {
+            key: libc::NFT_CT_STATUS as u32,
+            dreg: REG_1,
+        });
         // IPS_DST_NAT
-        self.exprs.push(Expr::Bitwise { sreg: REG_1, dreg: REG_1, mask: 0x20u32.to_ne_bytes().to_vec(), xor: vec![0; 4] });
+        self.exprs.push(Expr::Bitwise {
+            sreg: REG_1,
+            dreg: REG_1,
+            mask: 0x20u32.to_ne_bytes().to_vec(),
+            xor: vec![0; 4],
+        });
         self.exprs.push(cmp(CmpOp::Neq, vec![0; 4]));
         self
     }
@@ -189,8 +253,13 @@ impl RuleDef {
     /// `fib daddr type local`: the destination is one of the host's addresses.
     pub fn fib_daddr_local(mut self) -> Self {
         self.word("fib daddr type local");
-        self.exprs.push(Expr::Fib { flags: fib::F_DADDR, result: fib::RESULT_ADDRTYPE, dreg: REG_1 });
-        self.exprs.push(cmp(CmpOp::Eq, fib::RTN_LOCAL.to_ne_bytes().to_vec()));
+        self.exprs.push(Expr::Fib {
+            flags: fib::F_DADDR,
+            result: fib::RESULT_ADDRTYPE,
+            dreg: REG_1,
+        });
+        self.exprs
+            .push(cmp(CmpOp::Eq, fib::RTN_LOCAL.to_ne_bytes().to_vec()));
         self
     }
 
@@ -206,9 +275,18 @@ impl RuleDef {
     /// `dnat ip to ADDR:PORT`.
     pub fn dnat(mut self, addr: Ipv4Addr, port: u16) -> Self {
         self.word(&format!("dnat ip to {addr}:{port}"));
-        self.exprs.push(Expr::Immediate { dreg: 1, data: addr.octets().to_vec() });
-        self.exprs.push(Expr::Immediate { dreg: 2, data: port.to_be_bytes().to_vec() });
-        self.exprs.push(Expr::Dnat { addr_reg: 1, port_reg: 2 });
+        self.exprs.push(Expr::Immediate {
+            dreg: 1,
+            data: addr.octets().to_vec(),
+        });
+        self.exprs.push(Expr::Immediate {
+            dreg: 2,
+            data: port.to_be_bytes().to_vec(),
+        });
+        self.exprs.push(Expr::Dnat {
+            addr_reg: 1,
+            port_reg: 2,
+        });
         self
     }
 

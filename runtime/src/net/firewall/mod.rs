@@ -9,15 +9,23 @@
 //! prerouting, from the host itself via output) and the forward/output chains admit exactly
 //! the connections that were translated (`ct status dnat`). See [`ruleset`] for the layout.
 //!
-//! Coexistence: tfctl's chains accept by policy and drop only on its interfaces, so they never
-//! override the host's firewall; but a host table with a `policy drop` forward chain (ufw,
-//! firewalld, a hand-written nftables config) also drops tfctl's traffic, since a packet must
-//! pass every base chain of its hook. [`foreign_drop_policies`] finds such chains so `up` can
-//! warn; the remedy is an accept for `iifname "tfv*"`/`oifname "tfv*"` in the host's table.
-//! Published ports do not bypass that host chain (unlike Docker's iptables rules, which insert
-//! ACCEPTs ahead of the host's): a host forward chain that drops also drops published traffic.
+//! # Coexistence with a host firewall
+//! tfctl's chains accept by policy and drop only on its own interfaces, so they never loosen
+//! or tighten anything else. A packet must pass every base chain of its hook, so a host firewall
+//! still has the last word over tfctl's traffic: a forward chain with `policy drop` (ufw's
+//! default DEFAULT_FORWARD_POLICY="DROP", a plain nftables config) or ending in an unconditional
+//! reject (firewalld) drops containers' traffic and published ports alike. [`foreign_drop_policies`]
+//! lists such chains so that `up` can warn; the fix is on the host side: accept tfctl's
+//! interfaces (nftables: `iifname "tfv*" accept` and `oifname "tfv*" accept` in that chain; ufw:
+//! `ufw route allow in on tfv+` and `ufw route allow out on tfv+`; firewalld: put the `tfv+`
+//! interfaces in a zone that forwards, or a policy). Unlike Docker's iptables rules, which insert
+//! ACCEPTs ahead of the host's chains, a published port is therefore never silently opened past
+//! a host forward policy; it does bypass rules that filter only the host's `input` hook (the
+//! translated packets are forwarded, not delivered locally), which is the usual Docker surprise:
+//! publish on `host-ip="127.0.0.1"` or a specific address to limit exposure.
 
 pub mod compose;
+pub mod disjoint;
 pub mod ruleset;
 pub mod spec;
 
@@ -54,7 +62,11 @@ fn add_ruleset(batch: &mut Batch, rs: &Ruleset) -> Result<(), NetError> {
     for c in &rs.chains {
         let mut chain = Chain::new(cstr(c.name), &table);
         chain.set_hook(c.hook, c.priority);
-        chain.set_type(if c.nat { ChainType::Nat } else { ChainType::Filter });
+        chain.set_type(if c.nat {
+            ChainType::Nat
+        } else {
+            ChainType::Filter
+        });
         chain.set_policy(Policy::Accept);
         batch.add(&chain, MsgType::Add, format!("creating chain {}", c.name));
         for r in &c.rules {
@@ -62,7 +74,11 @@ fn add_ruleset(batch: &mut Batch, rs: &Ruleset) -> Result<(), NetError> {
             for e in &r.exprs {
                 rule.add_expr(e);
             }
-            batch.add(&rule, MsgType::Add, format!("rule `{}` ({})", r.text, r.label));
+            batch.add(
+                &rule,
+                MsgType::Add,
+                format!("rule `{}` ({})", r.text, r.label),
+            );
         }
     }
     for s in &rs.sets {
@@ -84,7 +100,10 @@ pub fn plan(record: &NetRecord, spec: &FirewallSpec) -> Result<Batch, NetError> 
 /// Replaces the app's table with the one `spec` describes, atomically.
 pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetError> {
     let fin = plan(record, spec)?.finalize();
-    let stats = ApplyStats { messages: fin.messages(), bytes: fin.bytes() };
+    let stats = ApplyStats {
+        messages: fin.messages(),
+        bytes: fin.bytes(),
+    };
     fin.send()?;
     Ok(stats)
 }
@@ -92,16 +111,24 @@ pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetE
 /// Moves the app's table from `old` to `new` with set-element adds and deletes only, when the
 /// rules themselves (publishes, subnet) are unchanged; otherwise replaces the table. This is
 /// the cheap path for adding or removing a container.
-pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Result<ApplyStats, NetError> {
+pub fn update(
+    record: &NetRecord,
+    old: &FirewallSpec,
+    new: &FirewallSpec,
+) -> Result<ApplyStats, NetError> {
     let (a, b) = match (ruleset::build(record, old), ruleset::build(record, new)) {
         (Ok(a), Ok(b)) => (a, b),
         (_, Err(e)) => return Err(e),
         (Err(_), Ok(_)) => return apply(record, new),
     };
-    let same_rules = a.chains.iter().map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()).eq(b
+    let same_rules = a
         .chains
         .iter()
-        .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()));
+        .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>())
+        .eq(b
+            .chains
+            .iter()
+            .map(|c| c.rules.iter().map(|r| &r.text).collect::<Vec<_>>()));
     if !same_rules {
         return apply(record, new);
     }
@@ -112,8 +139,16 @@ pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Res
         let after = b.elements.get(&s.name).unwrap_or(&empty);
         let before_keys: BTreeSet<_> = before.iter().map(|(e, _)| e).collect();
         let after_keys: BTreeSet<_> = after.iter().map(|(e, _)| e).collect();
-        let gone: Vec<_> = before.iter().filter(|(e, _)| !after_keys.contains(e)).cloned().collect();
-        let new_elems: Vec<_> = after.iter().filter(|(e, _)| !before_keys.contains(e)).cloned().collect();
+        let gone: Vec<_> = before
+            .iter()
+            .filter(|(e, _)| !after_keys.contains(e))
+            .cloned()
+            .collect();
+        let new_elems: Vec<_> = after
+            .iter()
+            .filter(|(e, _)| !before_keys.contains(e))
+            .cloned()
+            .collect();
         if !gone.is_empty() {
             s.elements_to(&mut batch, &gone, true);
         }
@@ -122,10 +157,16 @@ pub fn update(record: &NetRecord, old: &FirewallSpec, new: &FirewallSpec) -> Res
         }
     }
     if batch.is_empty() {
-        return Ok(ApplyStats { messages: 0, bytes: 0 });
+        return Ok(ApplyStats {
+            messages: 0,
+            bytes: 0,
+        });
     }
     let fin = batch.finalize();
-    let stats = ApplyStats { messages: fin.messages(), bytes: fin.bytes() };
+    let stats = ApplyStats {
+        messages: fin.messages(),
+        bytes: fin.bytes(),
+    };
     fin.send()?;
     Ok(stats)
 }

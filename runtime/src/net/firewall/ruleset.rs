@@ -11,6 +11,7 @@
 //! set elements only and the rule count does not grow with the app.
 
 use super::compose::{RuleDef, TCP, UDP};
+use super::disjoint::{disjoint, Rect};
 use super::spec::{Destination, Egress, FirewallSpec, Proto, Source};
 use crate::net::error::NetError;
 use crate::net::nft::expr::{CmpOp, Field, Verdict};
@@ -47,22 +48,49 @@ pub struct Ruleset {
 const SETS: &[(&str, &[KeyField], bool)] = &[
     ("veth_addr", &[KeyField::Ipv4Addr, KeyField::Ifname], false),
     ("egress_deny", &[KeyField::Ifname], false),
-    ("in_tcp", &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService], true),
-    ("in_udp", &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService], true),
+    (
+        "in_tcp",
+        &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
+    (
+        "in_udp",
+        &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
     ("in_all", &[KeyField::Ipv4Addr, KeyField::Ifname], true),
     ("host_tcp", &[KeyField::Ifname, KeyField::InetService], true),
     ("host_udp", &[KeyField::Ifname, KeyField::InetService], true),
     ("host_all", &[KeyField::Ifname], false),
-    ("out_tcp", &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService], true),
-    ("out_udp", &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService], true),
+    (
+        "out_tcp",
+        &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
+    (
+        "out_udp",
+        &[KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
     ("out_all", &[KeyField::Ipv4Addr, KeyField::Ifname], true),
-    ("tohost_tcp", &[KeyField::Ifname, KeyField::InetService], true),
-    ("tohost_udp", &[KeyField::Ifname, KeyField::InetService], true),
+    (
+        "tohost_tcp",
+        &[KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
+    (
+        "tohost_udp",
+        &[KeyField::Ifname, KeyField::InetService],
+        true,
+    ),
     ("tohost_all", &[KeyField::Ifname], false),
 ];
 
 fn set_id(name: &str) -> u32 {
-    SETS.iter().position(|(n, _, _)| *n == name).expect("known set") as u32 + 1
+    SETS.iter()
+        .position(|(n, _, _)| *n == name)
+        .expect("known set") as u32
+        + 1
 }
 
 const ALL_V4: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
@@ -72,13 +100,55 @@ fn range(net: &Ipv4Net) -> (Ipv4Addr, Ipv4Addr) {
 }
 
 /// Which per-protocol sets a (proto, ports) pair goes to, with the port range.
-fn proto_sets(proto: Option<Proto>, ports: Option<super::spec::PortRange>) -> Vec<(&'static str, Option<(u16, u16)>)> {
+fn proto_sets(
+    proto: Option<Proto>,
+    ports: Option<super::spec::PortRange>,
+) -> Vec<(&'static str, Option<(u16, u16)>)> {
     let pr = ports.map(|p| (p.first, p.last)).unwrap_or((0, 65535));
     match (proto, ports) {
         (None, None) => vec![("all", None)],
         (None, Some(_)) => vec![("tcp", Some(pr)), ("udp", Some(pr))],
         (Some(Proto::Tcp), _) => vec![("tcp", Some(pr))],
         (Some(Proto::Udp), _) => vec![("udp", Some(pr))],
+    }
+}
+
+/// The DNAT rules of one publish: for packets arriving from elsewhere (none for a loopback
+/// host-ip, which must stay unreachable from other hosts), and for the host's own connections.
+fn publish_rules(
+    container: &str,
+    addr: Ipv4Addr,
+    p: &super::spec::Publish,
+) -> (Option<RuleDef>, RuleDef) {
+    let proto = if p.proto == Proto::Udp { UDP } else { TCP };
+    let label = format!(
+        "publish {}:{}/{} to {}:{}",
+        p.host_ip,
+        p.host_port,
+        if proto == UDP { "udp" } else { "tcp" },
+        container,
+        p.container_port
+    );
+    let loopback: Ipv4Net = "127.0.0.0/8".parse().unwrap();
+    if p.host_ip.is_unspecified() {
+        // From other hosts: any local address but loopback; from the host: any local address.
+        let pre = RuleDef::new(label.clone())
+            .fib_daddr_local()
+            .addr(Field::Daddr, loopback, CmpOp::Neq)
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        let local = RuleDef::new(label)
+            .fib_daddr_local()
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        (Some(pre), local)
+    } else {
+        let host = Ipv4Net::from(p.host_ip);
+        let rule = RuleDef::new(label)
+            .addr(Field::Daddr, host, CmpOp::Eq)
+            .dport(proto, p.host_port)
+            .dnat(addr, p.container_port);
+        ((!p.host_ip.is_loopback()).then(|| rule.clone()), rule)
     }
 }
 
@@ -97,7 +167,12 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             interval: *interval,
         })
         .collect();
-    let interval_of = |name: &str| SETS.iter().find(|(n, _, _)| *n == name).map(|s| s.2).unwrap_or(false);
+    let interval_of = |name: &str| {
+        SETS.iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|s| s.2)
+            .unwrap_or(false)
+    };
 
     let lookup_addr = |name: &str| -> Result<_, NetError> {
         record.containers.get(name).cloned().ok_or_else(|| {
@@ -107,26 +182,46 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
 
     let mut elements: BTreeMap<String, Vec<(Elem, String)>> = BTreeMap::new();
     let mut put = |set: &str, k: &KeyBuilder, owner: &str| {
-        elements.entry(set.to_string()).or_default().push((k.build(interval_of(set)), owner.to_string()));
+        elements
+            .entry(set.to_string())
+            .or_default()
+            .push((k.build(interval_of(set)), owner.to_string()));
     };
     // Ranges for the interval sets, gathered per (set, veth) and made disjoint before they
     // become elements: the kernel's concatenated-range sets refuse overlapping elements, and
     // `allow from="any" port=80` next to `allow from="a" port=80` is ordinary input.
     let mut rects: BTreeMap<(String, String, String), Vec<Rect>> = BTreeMap::new();
-    let mut rect = |set: String, veth: &str, owner: &str, addr: Option<(Ipv4Addr, Ipv4Addr)>, ports: Option<(u16, u16)>| {
+    let mut rect = |set: String,
+                    veth: &str,
+                    owner: &str,
+                    addr: Option<(Ipv4Addr, Ipv4Addr)>,
+                    ports: Option<(u16, u16)>| {
         let r = Rect {
             addr: addr.map_or((0, 0), |(a, b)| (u32::from(a) as u64, u32::from(b) as u64)),
             port: ports.map_or((0, 0), |(a, b)| (a as u64, b as u64)),
         };
-        rects.entry((set, veth.to_string(), owner.to_string())).or_default().push(r);
+        rects
+            .entry((set, veth.to_string(), owner.to_string()))
+            .or_default()
+            .push(r);
     };
     let mut nat_pre = Vec::new();
     let mut nat_out = Vec::new();
     for c in &spec.containers {
         let me = lookup_addr(&c.name)?;
-        put("veth_addr", KeyBuilder::default().addr_range(me.address, me.address).ifname(&me.veth), &c.name);
+        put(
+            "veth_addr",
+            KeyBuilder::default()
+                .addr_range(me.address, me.address)
+                .ifname(&me.veth),
+            &c.name,
+        );
         if c.egress == Egress::Deny {
-            put("egress_deny", KeyBuilder::default().ifname(&me.veth), &c.name);
+            put(
+                "egress_deny",
+                KeyBuilder::default().ifname(&me.veth),
+                &c.name,
+            );
         }
         for a in &c.allow {
             let src = match &a.from {
@@ -139,7 +234,11 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
                 Source::Host => None,
             };
             for (p, ports) in proto_sets(a.proto, a.ports) {
-                let set = if src.is_some() { format!("in_{p}") } else { format!("host_{p}") };
+                let set = if src.is_some() {
+                    format!("in_{p}")
+                } else {
+                    format!("host_{p}")
+                };
                 rect(set, &me.veth, &c.name, src, ports);
             }
         }
@@ -153,54 +252,27 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             }
         }
         for p in &c.publish {
-            let proto = if p.proto == Proto::Udp { UDP } else { TCP };
-            let label = format!(
-                "publish {}:{}/{} to {}:{}",
-                p.host_ip,
-                p.host_port,
-                if proto == UDP { "udp" } else { "tcp" },
-                c.name,
-                p.container_port
-            );
-            let loopback: Ipv4Net = "127.0.0.0/8".parse().unwrap();
-            if p.host_ip.is_unspecified() {
-                // From other hosts: any local address but loopback (never reachable from
-                // outside); from the host itself: any local address.
-                nat_pre.push(
-                    RuleDef::new(label.clone())
-                        .fib_daddr_local()
-                        .addr(Field::Daddr, loopback, CmpOp::Neq)
-                        .dport(proto, p.host_port)
-                        .dnat(me.address, p.container_port),
-                );
-                nat_out.push(
-                    RuleDef::new(label).fib_daddr_local().dport(proto, p.host_port).dnat(me.address, p.container_port),
-                );
-            } else {
-                let host = Ipv4Net::from(p.host_ip);
-                if !p.host_ip.is_loopback() {
-                    nat_pre.push(
-                        RuleDef::new(label.clone())
-                            .addr(Field::Daddr, host, CmpOp::Eq)
-                            .dport(proto, p.host_port)
-                            .dnat(me.address, p.container_port),
-                    );
-                }
-                nat_out.push(
-                    RuleDef::new(label).addr(Field::Daddr, host, CmpOp::Eq).dport(proto, p.host_port).dnat(me.address, p.container_port),
-                );
-            }
+            let (pre, local) = publish_rules(&c.name, me.address, p);
+            nat_pre.extend(pre);
+            nat_out.push(local);
         }
     }
 
     for ((set, veth, owner), rs) in rects {
-        let fields = &SETS.iter().find(|(n, _, _)| *n == set).expect("known set").1;
+        let fields = &SETS
+            .iter()
+            .find(|(n, _, _)| *n == set)
+            .expect("known set")
+            .1;
         let has_addr = fields.contains(&KeyField::Ipv4Addr);
         let has_port = fields.contains(&KeyField::InetService);
         for r in disjoint(rs) {
             let mut k = KeyBuilder::default();
             if has_addr {
-                k.addr_range(Ipv4Addr::from(r.addr.0 as u32), Ipv4Addr::from(r.addr.1 as u32));
+                k.addr_range(
+                    Ipv4Addr::from(r.addr.0 as u32),
+                    Ipv4Addr::from(r.addr.1 as u32),
+                );
             }
             k.ifname(&veth);
             if has_port {
@@ -210,7 +282,9 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
         }
     }
 
-    let lk = |r: RuleDef, fields: &[Field], proto: Option<u8>, set: &str| r.lookup(fields, proto, set, set_id(set), false);
+    let lk = |r: RuleDef, fields: &[Field], proto: Option<u8>, set: &str| {
+        r.lookup(fields, proto, set, set_id(set), false)
+    };
     let iif = |label: &str| RuleDef::new(label).ifname(Field::Iifname, &prefix, CmpOp::Eq);
     let oif = |label: &str| RuleDef::new(label).ifname(Field::Oifname, &prefix, CmpOp::Eq);
     let accept = Verdict::Accept;
@@ -218,9 +292,17 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     let subnet = record.subnet;
 
     let guard = vec![
-        iif("drop IPv6 from the app's containers").nfproto_ipv6().verdict(drop),
+        iif("drop IPv6 from the app's containers")
+            .nfproto_ipv6()
+            .verdict(drop),
         iif("anti-spoofing: drop packets whose source is not their veth's container")
-            .lookup(&[Field::Saddr, Field::Iifname], None, "veth_addr", set_id("veth_addr"), true)
+            .lookup(
+                &[Field::Saddr, Field::Iifname],
+                None,
+                "veth_addr",
+                set_id("veth_addr"),
+                true,
+            )
             .verdict(drop),
         iif("drop packets from containers to 127.0.0.0/8 (CVE-2020-8558)")
             .addr(Field::Daddr, "127.0.0.0/8".parse().unwrap(), CmpOp::Eq)
@@ -228,32 +310,94 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     ];
     let egress_lookups = |chain: &str| {
         vec![
-            lk(RuleDef::new(format!("{chain}: allow-egress tcp")), &[Field::Daddr, Field::Iifname, Field::Dport], Some(TCP), "out_tcp").verdict(accept),
-            lk(RuleDef::new(format!("{chain}: allow-egress udp")), &[Field::Daddr, Field::Iifname, Field::Dport], Some(UDP), "out_udp").verdict(accept),
-            lk(RuleDef::new(format!("{chain}: allow-egress all protocols")), &[Field::Daddr, Field::Iifname], None, "out_all").verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow-egress tcp")),
+                &[Field::Daddr, Field::Iifname, Field::Dport],
+                Some(TCP),
+                "out_tcp",
+            )
+            .verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow-egress udp")),
+                &[Field::Daddr, Field::Iifname, Field::Dport],
+                Some(UDP),
+                "out_udp",
+            )
+            .verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow-egress all protocols")),
+                &[Field::Daddr, Field::Iifname],
+                None,
+                "out_all",
+            )
+            .verdict(accept),
         ]
     };
     let ingress_lookups = |chain: &str| {
         vec![
-            lk(RuleDef::new(format!("{chain}: allow tcp")), &[Field::Saddr, Field::Oifname, Field::Dport], Some(TCP), "in_tcp").verdict(accept),
-            lk(RuleDef::new(format!("{chain}: allow udp")), &[Field::Saddr, Field::Oifname, Field::Dport], Some(UDP), "in_udp").verdict(accept),
-            lk(RuleDef::new(format!("{chain}: allow all protocols")), &[Field::Saddr, Field::Oifname], None, "in_all").verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow tcp")),
+                &[Field::Saddr, Field::Oifname, Field::Dport],
+                Some(TCP),
+                "in_tcp",
+            )
+            .verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow udp")),
+                &[Field::Saddr, Field::Oifname, Field::Dport],
+                Some(UDP),
+                "in_udp",
+            )
+            .verdict(accept),
+            lk(
+                RuleDef::new(format!("{chain}: allow all protocols")),
+                &[Field::Saddr, Field::Oifname],
+                None,
+                "in_all",
+            )
+            .verdict(accept),
         ]
     };
 
-    let mut input = vec![iif("input: replies to containers' connections").ct_established().verdict(accept)];
+    let mut input = vec![iif("input: replies to containers' connections")
+        .ct_established()
+        .verdict(accept)];
     input.extend(egress_lookups("input"));
     input.extend([
-        lk(RuleDef::new("input: allow-egress to host, tcp"), &[Field::Iifname, Field::Dport], Some(TCP), "tohost_tcp").verdict(accept),
-        lk(RuleDef::new("input: allow-egress to host, udp"), &[Field::Iifname, Field::Dport], Some(UDP), "tohost_udp").verdict(accept),
-        lk(RuleDef::new("input: allow-egress to host, all protocols"), &[Field::Iifname], None, "tohost_all").verdict(accept),
+        lk(
+            RuleDef::new("input: allow-egress to host, tcp"),
+            &[Field::Iifname, Field::Dport],
+            Some(TCP),
+            "tohost_tcp",
+        )
+        .verdict(accept),
+        lk(
+            RuleDef::new("input: allow-egress to host, udp"),
+            &[Field::Iifname, Field::Dport],
+            Some(UDP),
+            "tohost_udp",
+        )
+        .verdict(accept),
+        lk(
+            RuleDef::new("input: allow-egress to host, all protocols"),
+            &[Field::Iifname],
+            None,
+            "tohost_all",
+        )
+        .verdict(accept),
         iif("input: drop containers' traffic to the host").verdict(drop),
     ]);
 
     let mut forward = vec![
-        oif("forward: replies to containers").ct_established().verdict(accept),
-        iif("forward: replies from containers").ct_established().verdict(accept),
-        oif("forward: connections a publish translated").ct_dnat().verdict(accept),
+        oif("forward: replies to containers")
+            .ct_established()
+            .verdict(accept),
+        iif("forward: replies from containers")
+            .ct_established()
+            .verdict(accept),
+        oif("forward: connections a publish translated")
+            .ct_dnat()
+            .verdict(accept),
     ];
     forward.extend(ingress_lookups("forward"));
     forward.push(oif("forward: drop what no allow admits").verdict(drop));
@@ -262,15 +406,43 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
         iif("forward: drop link-local destinations (169.254.0.0/16)")
             .addr(Field::Daddr, "169.254.0.0/16".parse().unwrap(), CmpOp::Eq)
             .verdict(drop),
-        lk(RuleDef::new("forward: egress deny"), &[Field::Iifname], None, "egress_deny").verdict(drop),
+        lk(
+            RuleDef::new("forward: egress deny"),
+            &[Field::Iifname],
+            None,
+            "egress_deny",
+        )
+        .verdict(drop),
     ]);
 
     let mut output = vec![
-        oif("output: replies to the host's connections").ct_established().verdict(accept),
-        oif("output: connections a publish translated").ct_dnat().verdict(accept),
-        lk(RuleDef::new("output: allow from host, tcp"), &[Field::Oifname, Field::Dport], Some(TCP), "host_tcp").verdict(accept),
-        lk(RuleDef::new("output: allow from host, udp"), &[Field::Oifname, Field::Dport], Some(UDP), "host_udp").verdict(accept),
-        lk(RuleDef::new("output: allow from host, all protocols"), &[Field::Oifname], None, "host_all").verdict(accept),
+        oif("output: replies to the host's connections")
+            .ct_established()
+            .verdict(accept),
+        oif("output: connections a publish translated")
+            .ct_dnat()
+            .verdict(accept),
+        lk(
+            RuleDef::new("output: allow from host, tcp"),
+            &[Field::Oifname, Field::Dport],
+            Some(TCP),
+            "host_tcp",
+        )
+        .verdict(accept),
+        lk(
+            RuleDef::new("output: allow from host, udp"),
+            &[Field::Oifname, Field::Dport],
+            Some(UDP),
+            "host_udp",
+        )
+        .verdict(accept),
+        lk(
+            RuleDef::new("output: allow from host, all protocols"),
+            &[Field::Oifname],
+            None,
+            "host_all",
+        )
+        .verdict(accept),
     ];
     output.extend(ingress_lookups("output"));
     output.push(oif("output: drop the host's traffic no allow admits").verdict(drop));
@@ -280,7 +452,9 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             .addr(Field::Saddr, subnet, CmpOp::Eq)
             .ifname(Field::Oifname, "tfv*", CmpOp::Neq)
             .masquerade(),
-        oif("masquerade loopback-published connections").addr(Field::Saddr, "127.0.0.0/8".parse().unwrap(), CmpOp::Eq).masquerade(),
+        oif("masquerade loopback-published connections")
+            .addr(Field::Saddr, "127.0.0.0/8".parse().unwrap(), CmpOp::Eq)
+            .masquerade(),
         oif("masquerade published connections from the app's own containers (hairpin)")
             .ct_dnat()
             .addr(Field::Saddr, subnet, CmpOp::Eq)
@@ -289,55 +463,69 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
 
     use nftnl::Hook;
     let chains = vec![
-        ChainDef { name: "guard", nat: false, hook: Hook::PreRouting, hook_name: "prerouting", priority: -300, rules: guard },
-        ChainDef { name: "input", nat: false, hook: Hook::In, hook_name: "input", priority: 0, rules: input },
-        ChainDef { name: "forward", nat: false, hook: Hook::Forward, hook_name: "forward", priority: 0, rules: forward },
-        ChainDef { name: "output", nat: false, hook: Hook::Out, hook_name: "output", priority: 0, rules: output },
-        ChainDef { name: "nat_pre", nat: true, hook: Hook::PreRouting, hook_name: "prerouting", priority: -100, rules: nat_pre },
-        ChainDef { name: "nat_local", nat: true, hook: Hook::Out, hook_name: "output", priority: -100, rules: nat_out },
-        ChainDef { name: "nat_post", nat: true, hook: Hook::PostRouting, hook_name: "postrouting", priority: 100, rules: snat },
+        ChainDef {
+            name: "guard",
+            nat: false,
+            hook: Hook::PreRouting,
+            hook_name: "prerouting",
+            priority: -300,
+            rules: guard,
+        },
+        ChainDef {
+            name: "input",
+            nat: false,
+            hook: Hook::In,
+            hook_name: "input",
+            priority: 0,
+            rules: input,
+        },
+        ChainDef {
+            name: "forward",
+            nat: false,
+            hook: Hook::Forward,
+            hook_name: "forward",
+            priority: 0,
+            rules: forward,
+        },
+        ChainDef {
+            name: "output",
+            nat: false,
+            hook: Hook::Out,
+            hook_name: "output",
+            priority: 0,
+            rules: output,
+        },
+        ChainDef {
+            name: "nat_pre",
+            nat: true,
+            hook: Hook::PreRouting,
+            hook_name: "prerouting",
+            priority: -100,
+            rules: nat_pre,
+        },
+        ChainDef {
+            name: "nat_local",
+            nat: true,
+            hook: Hook::Out,
+            hook_name: "output",
+            priority: -100,
+            rules: nat_out,
+        },
+        ChainDef {
+            name: "nat_post",
+            nat: true,
+            hook: Hook::PostRouting,
+            hook_name: "postrouting",
+            priority: 100,
+            rules: snat,
+        },
     ];
-    Ok(Ruleset { table, sets, chains, elements })
-}
-
-/// An address range times a port range (inclusive bounds; unused dimensions are 0..=0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Rect {
-    pub addr: (u64, u64),
-    pub port: (u64, u64),
-}
-
-fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    v.sort();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for (a, b) in v {
-        match out.last_mut() {
-            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
-
-/// The same union of rectangles as disjoint rectangles: cut the address axis at every edge,
-/// merge the port ranges over each slice, then rejoin neighbouring slices with equal ports.
-pub fn disjoint(rs: Vec<Rect>) -> Vec<Rect> {
-    let mut cuts: Vec<u64> = rs.iter().flat_map(|r| [r.addr.0, r.addr.1 + 1]).collect();
-    cuts.sort();
-    cuts.dedup();
-    let mut slices: Vec<((u64, u64), Vec<(u64, u64)>)> = Vec::new();
-    for w in cuts.windows(2) {
-        let (lo, hi) = (w[0], w[1] - 1);
-        let ports = merge(rs.iter().filter(|r| r.addr.0 <= lo && hi <= r.addr.1).map(|r| r.port).collect());
-        if ports.is_empty() {
-            continue;
-        }
-        match slices.last_mut() {
-            Some((addr, p)) if addr.1 + 1 == lo && *p == ports => addr.1 = hi,
-            _ => slices.push(((lo, hi), ports)),
-        }
-    }
-    slices.into_iter().flat_map(|(addr, ports)| ports.into_iter().map(move |port| Rect { addr, port })).collect()
+    Ok(Ruleset {
+        table,
+        sets,
+        chains,
+        elements,
+    })
 }
 
 impl Ruleset {
@@ -380,7 +568,10 @@ impl Ruleset {
 impl Ruleset {
     /// Every rule as (chain, expressions printed as `nft --debug=netlink` prints them), in order.
     pub fn expr_texts(&self) -> Vec<(String, String)> {
-        let table = nftnl::Table::new(std::ffi::CString::new(self.table.as_str()).unwrap(), ProtoFamily::Inet);
+        let table = nftnl::Table::new(
+            std::ffi::CString::new(self.table.as_str()).unwrap(),
+            ProtoFamily::Inet,
+        );
         let mut out = Vec::new();
         for c in &self.chains {
             let chain = nftnl::Chain::new(std::ffi::CString::new(c.name).unwrap(), &table);
@@ -393,36 +584,5 @@ impl Ruleset {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn covered(rs: &[Rect], a: u64, p: u64) -> bool {
-        rs.iter().any(|r| r.addr.0 <= a && a <= r.addr.1 && r.port.0 <= p && p <= r.port.1)
-    }
-
-    #[test]
-    fn disjoint_keeps_the_union_and_removes_overlaps() {
-        let input = vec![
-            Rect { addr: (0, u32::MAX as u64), port: (80, 80) },
-            Rect { addr: (100, 100), port: (80, 80) },
-            Rect { addr: (50, 150), port: (70, 90) },
-            Rect { addr: (120, 200), port: (85, 100) },
-        ];
-        let out = disjoint(input.clone());
-        for (i, a) in out.iter().enumerate() {
-            for b in &out[i + 1..] {
-                let overlap = a.addr.0 <= b.addr.1 && b.addr.0 <= a.addr.1 && a.port.0 <= b.port.1 && b.port.0 <= a.port.1;
-                assert!(!overlap, "{a:?} overlaps {b:?}");
-            }
-        }
-        for a in [0, 49, 50, 100, 119, 120, 150, 151, 200, 201, 5000] {
-            for p in [69, 70, 80, 84, 85, 90, 91, 100, 101] {
-                assert_eq!(covered(&input, a, p), covered(&out, a, p), "addr {a} port {p}");
-            }
-        }
     }
 }

@@ -98,7 +98,13 @@ pub struct ContainerRules {
 impl ContainerRules {
     /// A container nothing may reach, with egress allowed.
     pub fn new(name: impl Into<String>) -> Self {
-        ContainerRules { name: name.into(), allow: vec![], egress: Egress::Allow, allow_egress: vec![], publish: vec![] }
+        ContainerRules {
+            name: name.into(),
+            allow: vec![],
+            egress: Egress::Allow,
+            allow_egress: vec![],
+            publish: vec![],
+        }
     }
 }
 

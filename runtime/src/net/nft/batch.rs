@@ -32,7 +32,12 @@ impl Default for Batch {
 
 impl Batch {
     pub fn new() -> Batch {
-        let mut b = Batch { buf: Vec::with_capacity(MSG_ROOM * 2), next_seq: 1, labels: Vec::new(), last_start: 0 };
+        let mut b = Batch {
+            buf: Vec::with_capacity(MSG_ROOM * 2),
+            next_seq: 1,
+            labels: Vec::new(),
+            last_start: 0,
+        };
         // SAFETY: write_raw gives the closure MSG_ROOM writable bytes; nftnl_batch_begin writes
         // one nlmsghdr plus nfgenmsg (20 bytes) there.
         unsafe {
@@ -55,7 +60,11 @@ impl Batch {
     ///
     /// # Safety
     /// `write` must write one netlink message of at most `MSG_ROOM` bytes at the pointer.
-    pub(crate) unsafe fn add_raw(&mut self, label: impl Into<String>, write: impl FnOnce(*mut c_void, u32)) {
+    pub(crate) unsafe fn add_raw(
+        &mut self,
+        label: impl Into<String>,
+        write: impl FnOnce(*mut c_void, u32),
+    ) {
         // SAFETY: forwarded to the caller's contract.
         let seq = unsafe { self.write_raw(write) };
         self.label(seq, label);
@@ -65,7 +74,8 @@ impl Batch {
         // Ask for an acknowledgement of every message, so that each answer (ack or error) can
         // be matched by sequence number.
         let hdr = self.last_start;
-        let flags = u16::from_ne_bytes([self.buf[hdr + 6], self.buf[hdr + 7]]) | libc::NLM_F_ACK as u16;
+        let flags =
+            u16::from_ne_bytes([self.buf[hdr + 6], self.buf[hdr + 7]]) | libc::NLM_F_ACK as u16;
         self.buf[hdr + 6..hdr + 8].copy_from_slice(&flags.to_ne_bytes());
         self.labels.push((seq, label.into()));
     }
@@ -83,7 +93,10 @@ impl Batch {
             std::ptr::write_bytes(spare, 0, MSG_ROOM);
             write(spare.cast(), seq);
             let len = u32::from_ne_bytes(*(spare as *const [u8; 4])) as usize;
-            assert!((NLMSG_HDRLEN..=MSG_ROOM).contains(&len), "nftnl wrote a netlink message of {len} bytes");
+            assert!(
+                (NLMSG_HDRLEN..=MSG_ROOM).contains(&len),
+                "nftnl wrote a netlink message of {len} bytes"
+            );
             self.buf.set_len(start + ((len + 3) & !3));
         }
         self.last_start = start;
@@ -107,7 +120,10 @@ impl Batch {
                 sys::nftnl_batch_end(buf.cast(), seq);
             })
         };
-        FinalBatch { buf: self.buf, labels: self.labels }
+        FinalBatch {
+            buf: self.buf,
+            labels: self.labels,
+        }
     }
 }
 
@@ -131,7 +147,10 @@ impl FinalBatch {
     /// Sends the batch in one sendmsg and collects one answer per message. On failure the
     /// kernel applied nothing; the error names the first message it refused.
     pub fn send(&self) -> Result<(), NetError> {
-        let sock = Socket::new(Bus::Netfilter).map_err(|source| NetError::Netlink { step: "socket", source })?;
+        let sock = Socket::new(Bus::Netfilter).map_err(|source| NetError::Netlink {
+            step: "socket",
+            source,
+        })?;
         let fd = sock.as_raw_fd();
         // Buffers large enough for the whole batch and one answer per message (each answer
         // costs about a kilobyte of receive-buffer accounting). FORCE needs CAP_NET_ADMIN, which
@@ -144,11 +163,23 @@ impl FinalBatch {
         let one: libc::c_int = 1;
         // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given length.
         unsafe {
-            libc::setsockopt(fd, libc::SOL_NETLINK, libc::NETLINK_CAP_ACK, (&one as *const libc::c_int).cast(), 4);
+            libc::setsockopt(
+                fd,
+                libc::SOL_NETLINK,
+                libc::NETLINK_CAP_ACK,
+                (&one as *const libc::c_int).cast(),
+                4,
+            );
         }
-        let sent = sock.send(&self.buf).map_err(|source| NetError::Netlink { step: "send (nf_tables batch)", source })?;
+        let sent = sock.send(&self.buf).map_err(|source| NetError::Netlink {
+            step: "send (nf_tables batch)",
+            source,
+        })?;
         if sent != self.buf.len() {
-            return Err(NetError::Netlink { step: "send (nf_tables batch)", source: io::Error::other("short write") });
+            return Err(NetError::Netlink {
+                step: "send (nf_tables batch)",
+                source: io::Error::other("short write"),
+            });
         }
         // The kernel processes the batch inside sendmsg and queues every answer before
         // returning, so whatever is not queued now will not come.
@@ -158,13 +189,19 @@ impl FinalBatch {
         let mut buf = vec![0u8; 256 * 1024];
         while !pending.is_empty() {
             // SAFETY: recv into a buffer we own, with its length.
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
                     Some(libc::EAGAIN) => break,
-                    _ => return Err(NetError::Netlink { step: "receive (nf_tables batch)", source: e }),
+                    _ => {
+                        return Err(NetError::Netlink {
+                            step: "receive (nf_tables batch)",
+                            source: e,
+                        })
+                    }
                 }
             }
             for_each_message(&buf[..n as usize], |seq, code| {
@@ -177,8 +214,23 @@ impl FinalBatch {
             });
         }
         if let Some((seq, errno)) = first_err {
-            let label = self.labels.iter().find(|(s, _)| *s == seq).map_or("an unlabelled message", |(_, l)| l.as_str());
+            let label = self
+                .labels
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or("an unlabelled message", |(_, l)| l.as_str());
             return Err(NetError::refused(format!("nf_tables: {label}"), errno));
+        }
+        if !pending.is_empty() {
+            // Never report success for messages the kernel did not confirm.
+            return Err(NetError::Decode {
+                what: "an nf_tables batch".into(),
+                detail: format!(
+                    "the kernel confirmed {} of {} messages",
+                    self.labels.len() - pending.len(),
+                    self.labels.len()
+                ),
+            });
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ pub enum Field {
 
 impl Field {
     /// Bytes loaded.
-    pub fn len(self) -> u32 {
+    pub fn size(self) -> u32 {
         match self {
             Field::Iifname | Field::Oifname => 16,
             Field::Nfproto | Field::L4proto => 1,
@@ -41,13 +41,40 @@ impl Field {
     /// The expression loading this field into `dreg`.
     pub fn load(self, dreg: u32) -> Expr {
         match self {
-            Field::Iifname => Expr::Meta { key: libc::NFT_META_IIFNAME as u32, dreg },
-            Field::Oifname => Expr::Meta { key: libc::NFT_META_OIFNAME as u32, dreg },
-            Field::Nfproto => Expr::Meta { key: libc::NFT_META_NFPROTO as u32, dreg },
-            Field::L4proto => Expr::Meta { key: libc::NFT_META_L4PROTO as u32, dreg },
-            Field::Saddr => Expr::Payload { base: libc::NFT_PAYLOAD_NETWORK_HEADER as u32, offset: 12, len: 4, dreg },
-            Field::Daddr => Expr::Payload { base: libc::NFT_PAYLOAD_NETWORK_HEADER as u32, offset: 16, len: 4, dreg },
-            Field::Dport => Expr::Payload { base: libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32, offset: 2, len: 2, dreg },
+            Field::Iifname => Expr::Meta {
+                key: libc::NFT_META_IIFNAME as u32,
+                dreg,
+            },
+            Field::Oifname => Expr::Meta {
+                key: libc::NFT_META_OIFNAME as u32,
+                dreg,
+            },
+            Field::Nfproto => Expr::Meta {
+                key: libc::NFT_META_NFPROTO as u32,
+                dreg,
+            },
+            Field::L4proto => Expr::Meta {
+                key: libc::NFT_META_L4PROTO as u32,
+                dreg,
+            },
+            Field::Saddr => Expr::Payload {
+                base: libc::NFT_PAYLOAD_NETWORK_HEADER as u32,
+                offset: 12,
+                len: 4,
+                dreg,
+            },
+            Field::Daddr => Expr::Payload {
+                base: libc::NFT_PAYLOAD_NETWORK_HEADER as u32,
+                offset: 16,
+                len: 4,
+                dreg,
+            },
+            Field::Dport => Expr::Payload {
+                base: libc::NFT_PAYLOAD_TRANSPORT_HEADER as u32,
+                offset: 2,
+                len: 2,
+                dreg,
+            },
         }
     }
 }
@@ -80,18 +107,53 @@ pub mod fib {
 /// One nf_tables expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expr {
-    Meta { key: u32, dreg: u32 },
-    Payload { base: u32, offset: u32, len: u32, dreg: u32 },
-    Cmp { sreg: u32, op: CmpOp, data: Vec<u8> },
-    Bitwise { sreg: u32, dreg: u32, mask: Vec<u8>, xor: Vec<u8> },
+    Meta {
+        key: u32,
+        dreg: u32,
+    },
+    Payload {
+        base: u32,
+        offset: u32,
+        len: u32,
+        dreg: u32,
+    },
+    Cmp {
+        sreg: u32,
+        op: CmpOp,
+        data: Vec<u8>,
+    },
+    Bitwise {
+        sreg: u32,
+        dreg: u32,
+        mask: Vec<u8>,
+        xor: Vec<u8>,
+    },
     /// Lookup of `sreg..` in the named set; `inverted` matches when the key is absent.
-    Lookup { set: String, set_id: Option<u32>, sreg: u32, inverted: bool },
-    Fib { flags: u32, result: u32, dreg: u32 },
-    Ct { key: u32, dreg: u32 },
-    Immediate { dreg: u32, data: Vec<u8> },
+    Lookup {
+        set: String,
+        set_id: Option<u32>,
+        sreg: u32,
+        inverted: bool,
+    },
+    Fib {
+        flags: u32,
+        result: u32,
+        dreg: u32,
+    },
+    Ct {
+        key: u32,
+        dreg: u32,
+    },
+    Immediate {
+        dreg: u32,
+        data: Vec<u8>,
+    },
     Verdict(Verdict),
     /// `dnat ip to <addr reg>:<port reg>`.
-    Dnat { addr_reg: u32, port_reg: u32 },
+    Dnat {
+        addr_reg: u32,
+        port_reg: u32,
+    },
     Masquerade,
 }
 
@@ -105,9 +167,13 @@ pub fn concat(fields: &[Field]) -> (Vec<Expr>, u32) {
         // As nft numbers them: a field starting on a 16-byte boundary uses the 128-bit
         // register name (reg 1, reg 2, ...), any other the 32-bit one (reg 9, reg 13, ...).
         let word = offset / 4;
-        let reg = if word % 4 == 0 { REG_1 + word / 4 } else { NFT_REG32_00 + word };
+        let reg = if word % 4 == 0 {
+            REG_1 + word / 4
+        } else {
+            NFT_REG32_00 + word
+        };
         exprs.push(f.load(reg));
-        offset += f.len().div_ceil(4) * 4;
+        offset += f.size().div_ceil(4) * 4;
     }
     (exprs, offset)
 }
@@ -127,7 +193,14 @@ fn set_u32(e: NonNull<sys::nftnl_expr>, attr: u32, v: u32) {
 
 fn set_data(e: NonNull<sys::nftnl_expr>, attr: u32, data: &[u8]) {
     // SAFETY: libnftnl copies `data.len()` bytes from the pointer.
-    unsafe { sys::nftnl_expr_set(e.as_ptr(), attr as u16, data.as_ptr().cast(), data.len() as u32) };
+    unsafe {
+        sys::nftnl_expr_set(
+            e.as_ptr(),
+            attr as u16,
+            data.as_ptr().cast(),
+            data.len() as u32,
+        )
+    };
 }
 
 impl nftnl::expr::Expression for Expr {
@@ -139,7 +212,12 @@ impl nftnl::expr::Expression for Expr {
                 set_u32(e, sys::NFTNL_EXPR_META_DREG, *dreg);
                 e
             }
-            Expr::Payload { base, offset, len, dreg } => {
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
                 let e = alloc("payload");
                 set_u32(e, sys::NFTNL_EXPR_PAYLOAD_BASE, *base);
                 set_u32(e, sys::NFTNL_EXPR_PAYLOAD_OFFSET, *offset);
@@ -158,7 +236,12 @@ impl nftnl::expr::Expression for Expr {
                 set_data(e, sys::NFTNL_EXPR_CMP_DATA, data);
                 e
             }
-            Expr::Bitwise { sreg, dreg, mask, xor } => {
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
                 let e = alloc("bitwise");
                 set_u32(e, sys::NFTNL_EXPR_BITWISE_SREG, *sreg);
                 set_u32(e, sys::NFTNL_EXPR_BITWISE_DREG, *dreg);
@@ -167,21 +250,40 @@ impl nftnl::expr::Expression for Expr {
                 set_data(e, sys::NFTNL_EXPR_BITWISE_XOR, xor);
                 e
             }
-            Expr::Lookup { set, set_id, sreg, inverted } => {
+            Expr::Lookup {
+                set,
+                set_id,
+                sreg,
+                inverted,
+            } => {
                 let e = alloc("lookup");
                 let name = CString::new(set.as_str()).expect("set names have no NUL");
                 // SAFETY: libnftnl copies the string.
-                unsafe { sys::nftnl_expr_set_str(e.as_ptr(), sys::NFTNL_EXPR_LOOKUP_SET as u16, name.as_ptr()) };
+                unsafe {
+                    sys::nftnl_expr_set_str(
+                        e.as_ptr(),
+                        sys::NFTNL_EXPR_LOOKUP_SET as u16,
+                        name.as_ptr(),
+                    )
+                };
                 if let Some(id) = set_id {
                     set_u32(e, sys::NFTNL_EXPR_LOOKUP_SET_ID, *id);
                 }
                 set_u32(e, sys::NFTNL_EXPR_LOOKUP_SREG, *sreg);
                 if *inverted {
-                    set_u32(e, sys::NFTNL_EXPR_LOOKUP_FLAGS, libc::NFT_LOOKUP_F_INV as u32);
+                    set_u32(
+                        e,
+                        sys::NFTNL_EXPR_LOOKUP_FLAGS,
+                        libc::NFT_LOOKUP_F_INV as u32,
+                    );
                 }
                 e
             }
-            Expr::Fib { flags, result, dreg } => {
+            Expr::Fib {
+                flags,
+                result,
+                dreg,
+            } => {
                 let e = alloc("fib");
                 set_u32(e, sys::NFTNL_EXPR_FIB_FLAGS, *flags);
                 set_u32(e, sys::NFTNL_EXPR_FIB_RESULT, *result);
@@ -245,5 +347,10 @@ pub fn rule_text(rule: &Rule) -> String {
     }
     let text = String::from_utf8_lossy(&out);
     // The first line names family, table, chain and handle; keep only the expressions.
-    text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -87,7 +87,10 @@ impl KeyBuilder {
     }
     /// The element: a range for interval sets, the start key otherwise.
     pub fn build(&self, interval: bool) -> Elem {
-        Elem { key: self.start.clone(), key_end: interval.then(|| self.end.clone()) }
+        Elem {
+            key: self.start.clone(),
+            key_end: interval.then(|| self.end.clone()),
+        }
     }
 }
 
@@ -106,7 +109,9 @@ impl SetDef {
     }
 
     fn key_type(&self) -> u32 {
-        self.fields.iter().fold(0, |t, f| (t << TYPE_BITS) | f.type_id())
+        self.fields
+            .iter()
+            .fold(0, |t, f| (t << TYPE_BITS) | f.type_id())
     }
 
     fn raw(&self) -> RawSet {
@@ -143,22 +148,30 @@ impl SetDef {
             sys::nftnl_set_set_u32(s.0, sys::NFTNL_SET_FLAGS as u16, flags);
             if self.interval && self.fields.len() > 1 {
                 let lens: Vec<u8> = self.fields.iter().map(|f| f.len() as u8).collect();
-                sys::nftnl_set_set_data(s.0, sys::NFTNL_SET_DESC_CONCAT as u16, lens.as_ptr().cast(), lens.len() as u32);
+                sys::nftnl_set_set_data(
+                    s.0,
+                    sys::NFTNL_SET_DESC_CONCAT as u16,
+                    lens.as_ptr().cast(),
+                    lens.len() as u32,
+                );
             }
         }
         let family = self.family as u16;
         // SAFETY: builds one NEWSET message (well under 64 KiB) at buf.
         unsafe {
-            batch.add_raw(format!("creating set {}", self.name), |buf: *mut c_void, seq| {
-                let nlh = sys::nftnl_nlmsg_build_hdr(
-                    buf.cast(),
-                    libc::NFT_MSG_NEWSET as u16,
-                    family,
-                    (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16,
-                    seq,
-                );
-                sys::nftnl_set_nlmsg_build_payload(nlh, s.0);
-            })
+            batch.add_raw(
+                format!("creating set {}", self.name),
+                |buf: *mut c_void, seq| {
+                    let nlh = sys::nftnl_nlmsg_build_hdr(
+                        buf.cast(),
+                        libc::NFT_MSG_NEWSET as u16,
+                        family,
+                        (libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16,
+                        seq,
+                    );
+                    sys::nftnl_set_nlmsg_build_payload(nlh, s.0);
+                },
+            )
         };
     }
 
@@ -174,9 +187,19 @@ impl SetDef {
                     if el.is_null() {
                         std::process::abort();
                     }
-                    sys::nftnl_set_elem_set(el, sys::NFTNL_SET_ELEM_KEY as u16, e.key.as_ptr().cast(), e.key.len() as u32);
+                    sys::nftnl_set_elem_set(
+                        el,
+                        sys::NFTNL_SET_ELEM_KEY as u16,
+                        e.key.as_ptr().cast(),
+                        e.key.len() as u32,
+                    );
                     if let Some(end) = &e.key_end {
-                        sys::nftnl_set_elem_set(el, sys::NFTNL_SET_ELEM_KEY_END as u16, end.as_ptr().cast(), end.len() as u32);
+                        sys::nftnl_set_elem_set(
+                            el,
+                            sys::NFTNL_SET_ELEM_KEY_END as u16,
+                            end.as_ptr().cast(),
+                            end.len() as u32,
+                        );
                     }
                     sys::nftnl_set_elem_add(s.0, el);
                 }
@@ -187,12 +210,23 @@ impl SetDef {
                 (libc::NFT_MSG_NEWSETELEM, "adding")
             };
             let owners: Vec<&str> = chunk.iter().map(|(_, l)| l.as_str()).collect();
-            let label = format!("{verb} {} element(s) of set {} ({})", chunk.len(), self.name, summarize(&owners));
+            let label = format!(
+                "{verb} {} element(s) of set {} ({})",
+                chunk.len(),
+                self.name,
+                summarize(&owners)
+            );
             let family = self.family as u16;
             // SAFETY: 128 elements of at most 2 x 32 bytes of key fit in one message.
             unsafe {
                 batch.add_raw(label, |buf: *mut c_void, seq| {
-                    let nlh = sys::nftnl_nlmsg_build_hdr(buf.cast(), ty as u16, family, libc::NLM_F_CREATE as u16, seq);
+                    let nlh = sys::nftnl_nlmsg_build_hdr(
+                        buf.cast(),
+                        ty as u16,
+                        family,
+                        libc::NLM_F_CREATE as u16,
+                        seq,
+                    );
                     sys::nftnl_set_elems_nlmsg_build_payload(nlh, s.0);
                 })
             };
@@ -207,5 +241,41 @@ fn summarize(owners: &[&str]) -> String {
         format!("{}, {}, ... {}", v[0], v[1], v[v.len() - 1])
     } else {
         v.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_padded_per_field_like_registers() {
+        let e = KeyBuilder::default()
+            .addr_range(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9))
+            .ifname("tfvab")
+            .port_range(80, 443)
+            .build(true);
+        assert_eq!(e.key.len(), 4 + 16 + 4);
+        assert_eq!(&e.key[..4], &[10, 0, 0, 1]);
+        assert_eq!(&e.key[4..9], b"tfvab");
+        assert!(e.key[9..20].iter().all(|b| *b == 0));
+        assert_eq!(
+            &e.key[20..],
+            &[0, 80, 0, 0],
+            "port in network order, then padding"
+        );
+        assert_eq!(&e.key_end.as_ref().unwrap()[20..], &[1, 187, 0, 0]);
+        assert_eq!(KeyBuilder::default().ifname("x").build(false).key_end, None);
+        let set = SetDef {
+            table: "t".into(),
+            family: ProtoFamily::Inet,
+            name: "s".into(),
+            id: 1,
+            fields: vec![KeyField::Ipv4Addr, KeyField::Ifname, KeyField::InetService],
+            interval: true,
+        };
+        assert_eq!(set.key_len(), 24);
+        // nft's concatenated type id: ipv4_addr(7) . ifname(41) . inet_service(13), 6 bits each.
+        assert_eq!(set.key_type(), (7 << 12) | (41 << 6) | 13);
     }
 }
