@@ -241,9 +241,10 @@ fn failures_name_the_step(s: &Spawner, f: &Fixture) {
     let err = run(s, &f.plan(&["/no/such/program"])).err().expect("exec fails");
     assert_eq!((err.step(), err.errno()), (Some(Step::Exec), Some(libc::ENOENT)));
     let text = err.to_string();
-    assert!(text.contains("executing the process") && text.contains("/no/such/program"), "{text}");
+    assert!(text.contains("executing the process") && text.contains("/no/such/program") && text.contains("no such file"), "{text}");
     let err = run(s, &f.plan(&["no-such-command"])).err().expect("PATH search fails");
     assert_eq!(err.step(), Some(Step::Exec));
+    assert!(err.to_string().contains("searched in its PATH"), "{err}");
     let err = run(s, &f.plan(&["/etc/passwd"])).err().expect("not executable");
     assert_eq!((err.step(), err.errno()), (Some(Step::Exec), Some(libc::EACCES)), "{err}");
     let mut plan = f.plan(&["true"]);
