@@ -60,6 +60,7 @@ fn main() {
         rlimits: vec![],
         init: flag("--init"),
         controlling_tty: false,
+        pty: false,
     };
     // Warm up (page cache, first overlay mount).
     for _ in 0..3 {

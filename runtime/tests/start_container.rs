@@ -48,6 +48,7 @@ fn main() {
         ("a_stuck_start_times_out", lifetime::a_stuck_start_times_out),
         ("async_launch_and_large_plan", async_launch_and_large_plan),
         ("terminal_becomes_controlling_tty", terminal_becomes_controlling_tty),
+        ("pty_in_the_containers_devpts", pty_in_the_containers_devpts),
     ];
     run_cases(cases, &spawner, &fx);
 }
@@ -505,4 +506,28 @@ fn read_only_rootfs_and_bind_volumes(s: &Spawner, f: &Fixture) {
     let out = run(s, &plan).unwrap();
     assert_eq!(out.stdout, "from the host\nsetting=1\nwrote-volume\nro-root\nro-file\nshm-ok\n", "{}", out.stderr);
     assert!(vol.join("new").exists(), "the volume write reached the host directory");
+}
+
+fn pty_in_the_containers_devpts(s: &Spawner, f: &Fixture) {
+    let mut plan = f.plan(&["sh", "-c", "tty; read line; stty size; echo got:$line; stat -c %u /dev/pts/0"]);
+    plan.pty = true;
+    plan.user = User { uid: 1000, gid: 1000, additional_gids: vec![] };
+    plan.caps = CapSets { bounding: plan.caps.bounding, ..CapSets::default() };
+    let mut child = s.launch(&plan, StartFds::default()).unwrap();
+    let master = child.take_pty().expect("a pty master");
+    let ws = libc::winsize { ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize.
+    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+    let mut master = std::fs::File::from(master);
+    std::io::Write::write_all(&mut master, b"hello\n").unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    // The input echoes back first; then the answers.
+    let lines: Vec<&str> = text.lines().filter(|l| *l != "hello").collect();
+    assert_eq!(lines, ["/dev/pts/0", "40 100", "got:hello", "1000"], "{text}");
 }

@@ -49,7 +49,7 @@ impl From<ExitStatus> for crate::supervise::driver::ExitStatus {
     }
 }
 
-type StartReply = Result<(i32, OwnedFd), StartError>;
+type StartReply = Result<(i32, OwnedFd, Option<OwnedFd>), StartError>;
 
 struct Pending {
     plan: Option<StartPlan>,
@@ -187,15 +187,15 @@ impl Spawner {
     /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
     pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
         let (started, exited) = self.request(plan, fds)?;
-        let (pid, pidfd) = started.blocking_recv().map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, exited })
+        let (pid, pidfd, pty) = started.blocking_recv().map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, pty, exited })
     }
 
     /// As [`Spawner::launch`], awaiting the result.
     pub async fn launch_async(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
         let (started, exited) = self.request(plan, fds)?;
-        let (pid, pidfd) = started.await.map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, exited })
+        let (pid, pidfd, pty) = started.await.map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, pty, exited })
     }
 
     fn gone(&self) -> StartError {
@@ -218,7 +218,7 @@ impl Drop for Spawner {
 fn read_replies(shared: &Shared) {
     let why = loop {
         match protocol::recv::<Reply>(shared.sock.as_raw_fd()) {
-            Ok(Some((reply, mut fds))) => dispatch(shared, reply, fds.pop()),
+            Ok(Some((reply, fds))) => dispatch(shared, reply, fds),
             Ok(None) => break "the spawner exited".to_string(),
             Err(e) => break format!("reading from the spawner: {e}"),
         }
@@ -228,14 +228,15 @@ fn read_replies(shared: &Shared) {
     shared.pending.lock().unwrap().clear();
 }
 
-fn dispatch(shared: &Shared, reply: Reply, fd: Option<OwnedFd>) {
+fn dispatch(shared: &Shared, reply: Reply, fds: Vec<OwnedFd>) {
     let mut pending = shared.pending.lock().unwrap();
     match reply {
-        Reply::Started { id, pid } => {
+        Reply::Started { id, pid, pty } => {
             if let Some(p) = pending.get_mut(&id) {
                 p.plan = None;
-                if let (Some(tx), Some(fd)) = (p.started.take(), fd) {
-                    let _ = tx.send(Ok((pid, fd)));
+                let mut fds = fds.into_iter();
+                if let (Some(tx), Some(pidfd)) = (p.started.take(), fds.next()) {
+                    let _ = tx.send(Ok((pid, pidfd, if pty { fds.next() } else { None })));
                 }
             }
         }
@@ -267,6 +268,7 @@ fn dispatch(shared: &Shared, reply: Reply, fd: Option<OwnedFd>) {
 pub struct Child {
     pid: i32,
     pidfd: OwnedFd,
+    pty: Option<OwnedFd>,
     exited: oneshot::Receiver<ExitStatus>,
 }
 
@@ -278,6 +280,11 @@ impl Child {
 
     pub fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
+    }
+
+    /// The master side of the pty a [`StartPlan::pty`] start allocated (once).
+    pub fn take_pty(&mut self) -> Option<OwnedFd> {
+        self.pty.take()
     }
 
     /// Sends a signal through the pidfd (never through a pid that may have been reused).

@@ -21,6 +21,7 @@ impl StartPlan {
             process: Process { argv, env: self.process.env.clone(), cwd: cwd.unwrap_or_else(|| self.process.cwd.clone()) },
             init: false,
             controlling_tty: false,
+            pty: false,
             ..self.clone()
         }
     }
@@ -46,8 +47,13 @@ pub struct StartPlan {
     /// Keep a minimal PID 1 that forks the process, forwards signals, reaps zombies and exits
     /// with the process's status (`--init`). Only for [`Mode::Container`].
     pub init: bool,
-    /// Make stdin the controlling terminal of the new session (`-t`).
+    /// Make stdin (a terminal given in [`StartFds`]) the controlling tty of the new session.
     pub controlling_tty: bool,
+    /// `-t`: allocate a pty in the container's own devpts (so `tty` inside names it), make its
+    /// slave stdin, stdout, stderr and the controlling tty; the master comes back with the
+    /// started process ([`crate::spawn::Child::take_pty`]). Overrides the stdio in [`StartFds`].
+    #[serde(default)]
+    pub pty: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -124,6 +124,7 @@ pub(crate) struct ChildConfig {
     pub exec_candidates: Vec<CString>,
     pub init: bool,
     pub controlling_tty: bool,
+    pub pty: bool,
     // argv/envp own the strings the pointer arrays point into; they must stay alive.
     _argv: Vec<CString>,
     _env: Vec<CString>,
@@ -233,7 +234,8 @@ impl ChildConfig {
                 .collect(),
             exec_candidates,
             init: plan.init && matches!(plan.mode, Mode::Container(_)),
-            controlling_tty: plan.controlling_tty,
+            controlling_tty: plan.controlling_tty || plan.pty,
+            pty: plan.pty,
             argv_ptrs: ptrs(&argv),
             env_ptrs: ptrs(&env),
             _argv: argv,
@@ -312,6 +314,7 @@ mod tests {
             rlimits: vec![],
             init: false,
             controlling_tty: false,
+            pty: false,
         }
     }
 

@@ -107,9 +107,21 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
         }
     }
 
-    for (target, source) in cfg.fds.stdio.iter().enumerate() {
-        if let Some(fd) = *source {
-            sys::dup3(fd, target as i32, 0).step(Step::Stdio)?;
+    if cfg.pty {
+        // In the container's own devpts, so the terminal has a name inside; the master goes
+        // back to the client through the spawner.
+        let (master, slave) = sys::open_pty(c"/dev/pts/ptmx", cfg.uid, cfg.gid).step(Step::Pty)?;
+        sys::send_with_fd(cfg.sync_fd, &SyncMsg::PtyMaster.encode(), master).step(Step::Pty)?;
+        sys::close(master);
+        for target in 0..3 {
+            sys::dup3(slave, target, 0).step(Step::Stdio)?;
+        }
+        sys::close(slave);
+    } else {
+        for (target, source) in cfg.fds.stdio.iter().enumerate() {
+            if let Some(fd) = *source {
+                sys::dup3(fd, target as i32, 0).step(Step::Stdio)?;
+            }
         }
     }
     sys::setsid().step(Step::Setsid)?;
