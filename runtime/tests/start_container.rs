@@ -338,6 +338,19 @@ fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     assert_eq!(lines[4], "Seccomp:\t2");
     let pids: usize = lines[5].parse().unwrap();
     assert!(pids <= 6, "same pid namespace: init, sleep, and the exec'd shell's processes ({pids})");
+    // exec -t: a pty from the container's own devpts.
+    let mut join = plan.exec_in(vec!["sh".into(), "-c".into(), "tty; ls -1 /dev/pts".into()], None);
+    join.pty = true;
+    let target: OwnedFd = c.pidfd().try_clone_to_owned().unwrap();
+    let mut jc = s.launch(&join, StartFds { target: Some(target), ..Default::default() }).unwrap();
+    let mut master = std::fs::File::from(jc.take_pty().unwrap());
+    assert_eq!(jc.wait().unwrap(), ExitStatus::Exited(0));
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(text.replace('\r', ""), "/dev/pts/0\n0\nptmx\n");
     c.signal(libc::SIGKILL).unwrap();
     assert_eq!(finish(c, o, e).status, ExitStatus::Signaled(9));
 }
