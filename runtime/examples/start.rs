@@ -1,7 +1,12 @@
 //! Times the start sequence: container starts of `/bin/true` in a busybox rootfs through the
 //! spawner, back to back and isolated (50 ms apart, as `hyperfine --prepare 'sleep 0.05'`).
 //!
-//! usage: start [--iterations N] [--layer DIR] [--upper tmpfs|dirs] [--init] [--no-masks]
+//! usage: start [--iterations N] [--layer DIR] [--upper tmpfs|dirs] [--init] [--no-masks] [--seccomp]
+//!
+//! `--seccomp` installs Moby's default profile (compiled once, as tfctl caches it per capability set).
+//! `--print-crun-hardening` prints, as JSON, what makes a crun bundle equivalent to these starts
+//! (`{"seccomp": <Moby's profile resolved for Docker's default caps, OCI form>, "caps": [...]}`)
+//! and exits: bench/start.sh merges it into crun's default spec.
 //!
 //! Prints, per mode, the median, p90, min and max of launch-to-exec ("started") and
 //! launch-to-exit ("run") in milliseconds. Needs root. Without --layer it builds a busybox layer
@@ -16,6 +21,10 @@ fn main() {
     let spawner = Spawner::start().expect("spawner");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
+    if flag("--print-crun-hardening") {
+        print_crun_hardening();
+        return;
+    }
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let iterations: usize = value("--iterations").map_or(200, |v| v.parse().expect("--iterations N"));
     let tmp = tempfile::Builder::new().prefix("tfctl-start-bench-").tempdir().expect("temp dir");
@@ -47,10 +56,11 @@ fn main() {
         user: User::default(),
         caps: CapSets::docker_default(),
         no_new_privs: true,
-        seccomp: vec![],
+        seccomp: if flag("--seccomp") { default_seccomp() } else { vec![] },
         rlimits: vec![],
         init: flag("--init"),
         controlling_tty: false,
+        pty: false,
     };
     // Warm up (page cache, first overlay mount).
     for _ in 0..3 {
@@ -96,4 +106,21 @@ fn busybox_layer(dir: &Path) -> PathBuf {
         std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).unwrap();
     }
     layer
+}
+
+fn default_seccomp() -> Vec<BpfProgram> {
+    use tfctl_runtime::seccomp::{programs, SeccompPolicy};
+    let caps = tfctl_runtime::capabilities::CapSet(CapSets::docker_default().bounding);
+    let p = programs(&SeccompPolicy::Default, caps).expect("profile").expect("confined");
+    std::iter::once(p.main.clone()).chain(p.clone3_enosys.clone()).map(BpfProgram::from).collect()
+}
+
+fn print_crun_hardening() {
+    use tfctl_runtime::capabilities::CapSet;
+    use tfctl_runtime::seccomp::{oci::to_oci, resolve, Arch, KernelVersion, MOBY_DEFAULT};
+    let caps = CapSet(CapSets::docker_default().bounding);
+    let resolved = resolve(&MOBY_DEFAULT, Arch::native(), KernelVersion::running().unwrap(), caps).unwrap();
+    let seccomp = to_oci(&resolved).unwrap();
+    let names: Vec<String> = caps.names().into_iter().map(|n| if n.starts_with("CAP_") { n } else { format!("CAP_{n}") }).collect();
+    println!("{}", serde_json::json!({ "seccomp": seccomp, "caps": names }));
 }

@@ -179,6 +179,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
             .collect(),
         init: compiled.init,
         controlling_tty: false,
+        pty: false,
     })
 }
 

@@ -97,6 +97,7 @@ impl Fixture {
             rlimits: vec![],
             init: false,
             controlling_tty: false,
+            pty: false,
         }
     }
 }
