@@ -65,6 +65,22 @@ case!(
     "app \"shop\"\ncontainer \"web\" { image \"busybox\" init }\n"
 );
 
+case!(
+    kdl_hash_comment,
+    "tfctl::kdl-comment",
+    "app \"shop\"\n# the web tier\ncontainer \"web\" { image \"busybox\"; }\n"
+);
+case!(
+    kdl_unquoted_string,
+    "tfctl::unquoted-string",
+    "app \"shop\"\ncontainer \"web\" { image docker.io/library/busybox; }\n"
+);
+case!(
+    kdl_docker_publish,
+    "tfctl::publish-syntax",
+    &with("    publish 8080:80")
+);
+
 // Shape: nodes, properties, arguments.
 case!(
     unknown_node,
