@@ -2,6 +2,7 @@
 # Installs everything tfctl's build, tests and benchmarks need on a fresh Debian 12 machine.
 # Idempotent: packages already present are left alone. Run as root.
 set -euo pipefail
+command -v cargo >/dev/null || { echo "setup.sh: a Rust toolchain (cargo, from rustup) is needed first" >&2; exit 1; }
 
 packages=(
   # build: nftnl-sys and mnl-sys link against these

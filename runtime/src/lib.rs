@@ -1,1 +1,25 @@
-//! The tfctl container runtime.
+//! The tfctl container runtime: images, root filesystems, processes and isolation, network,
+//! firewall, hooks and state. It knows nothing of KDL: it works from the resolved model of
+//! `tfctl-schema` and from OCI runtime specs.
+
+pub mod app;
+pub mod capabilities;
+pub mod cgroup;
+pub mod container;
+pub mod control;
+pub mod files;
+pub mod health;
+pub mod hooks;
+pub mod image;
+pub mod logs;
+pub mod net;
+pub mod seccomp;
+pub mod secrets;
+pub mod spawn;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod supervise;
+pub mod sys;
+pub mod trust;
+pub(crate) mod rootfs;

@@ -29,6 +29,7 @@ mod crossref;
 pub mod diag;
 mod lower;
 pub mod model;
+pub mod reference;
 mod network;
 mod reader;
 mod render;

@@ -1,0 +1,520 @@
+//! The command line, as clap definitions. The man pages and shell completions are generated from
+//! these, so every doc comment here is user-facing text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run containerised applications on one Linux host from a declarative KDL app file.
+///
+/// tfctl reads an app file, pulls its images, builds each container's root filesystem, writes
+/// its pre-boot files and secrets, isolates it (namespaces, pivot_root, seccomp, capabilities,
+/// cgroups), wires its network and nftables firewall, starts it and runs its hooks. There is no
+/// daemon: each running app has one supervisor process, started by `tfctl up`.
+///
+/// Exit status: 0 success; 1 an operation failed; 2 invalid usage or app file; 3 a container
+/// failed, became unhealthy, or a one-shot exited non-zero during --wait; 4 a wait timed out;
+/// 5 `plan --detailed-exitcode` found changes; 130 interrupted. `run` (attached) and `exec` exit
+/// with the container process's status (128+N for signal N); their own failures after the
+/// arguments are accepted exit 125, a command that cannot be executed 126, one not found 127.
+///
+/// Whoever can edit an app file is root on the host: hooks run as root. tfctl is IPv4-only for
+/// now.
+#[derive(Debug, Parser)]
+#[command(name = "tfctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Directory holding all of tfctl's state: images, containers, volumes, records.
+    #[arg(long, global = true, env = "TFCTL_ROOT", default_value = "/var/lib/tfctl", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Host settings file (tfctl-config(5)); optional.
+    #[arg(long, global = true, env = "TFCTL_CONFIG", default_value = "/etc/tfctl/config.kdl", value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Say more about what tfctl does.
+    #[arg(long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print only errors (and the data a command was asked for).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Output format of commands that print data; JSON carries "schema": 1, streams are JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an app file; exit 0 when it is valid, 2 with diagnostics when not.
+    Check(FileArg),
+    /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
+    Config(FileArg),
+    /// Start an app, or bring a running one in line with its file.
+    Up(UpArgs),
+    /// Stop an app and remove its containers, network and firewall rules.
+    Down(DownArgs),
+    /// Show what `up` would change, per container, with the reason.
+    Plan(PlanArgs),
+    /// List apps and their containers.
+    Ps(PsArgs),
+    /// Show a container's output.
+    Logs(LogsArgs),
+    /// Run a command inside a running container, with its full confinement.
+    Exec(ExecArgs),
+    /// Copy files or directories between the host and a container.
+    Cp(CpArgs),
+    /// Start stopped or `sleep` containers, in dependency order.
+    Start(TargetsArgs),
+    /// Stop containers, keeping their address and filesystem.
+    Stop(TargetsArgs),
+    /// Restart a container, keeping its address.
+    Restart(RestartArgs),
+    /// Send a signal to a container's process.
+    Kill(KillArgs),
+    /// Remove stopped containers.
+    Rm(RmArgs),
+    /// Show a container's published ports.
+    Port(PortArgs),
+    /// Run a one-off container from an image, as `docker run` does.
+    Run(RunArgs),
+    /// Pull images, or every image of an app file.
+    Pull(PullArgs),
+    /// List, inspect and remove stored images.
+    Images(ImagesArgs),
+    /// List, inspect and remove an app's named volumes.
+    #[command(subcommand)]
+    Volumes(VolumesCommand),
+    /// Store credentials for a registry.
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(LogoutArgs),
+    /// Print a systemd unit that runs an app.
+    Systemd(SystemdArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(ExportArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print tfctl's version.
+    Version,
+    /// Write the man pages into DIR (used to generate man/).
+    #[command(name = "generate-man", hide = true)]
+    GenerateMan {
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The app file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only images that are not stored; a stored tag keeps its digest.
+    Missing,
+    /// Pull every image, updating tags.
+    Always,
+    /// Never contact a registry; fail when an image is missing.
+    Never,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to this registry (HOST:PORT); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The app file.
+    pub file: PathBuf,
+    /// Detach: leave the app running under its supervisor and return once it is started.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Detach and wait until every container is ready (healthy, or running without a health
+    /// check; one-shots exited 0); exit 3 when one fails, 4 when TIMEOUT (default 5m) passes.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "5m")]
+    pub wait: Option<String>,
+    /// Run the app under this name instead of the file's, so one file can run twice.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// When to pull images.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+    /// Replace a running app of the same name that came from a different app file.
+    #[arg(long)]
+    pub replace: bool,
+    /// Accept app files, .env files and hook scripts not owned by root or writable by others.
+    #[arg(long)]
+    pub trust_file: bool,
+    /// Stop the app when this container exits and exit with its status (foreground only).
+    #[arg(long, value_name = "CONTAINER", conflicts_with_all = ["detach", "wait"])]
+    pub exit_code_from: Option<String>,
+    /// Stop the app at the first failed event and exit 3 (foreground only).
+    #[arg(long, conflicts_with_all = ["detach", "wait"])]
+    pub abort_on_failure: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The app file, or the name of a running app.
+    pub target: String,
+    /// Also remove the app's volumes and record (addresses, generated secrets).
+    #[arg(long)]
+    pub volumes: bool,
+    /// The app's name, when it was started with `up --name`.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The app file.
+    pub file: PathBuf,
+    /// Exit 0 when nothing would change and 5 when something would.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// The app's name, when it runs under `up --name`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// When to pull images to learn their digests.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Only this app.
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetOpts {
+    /// Resolve a bare container name in this app file's app.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// APP, APP/CONTAINER, or a container name.
+    pub target: String,
+    /// Keep printing new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only output since this long ago (e.g. 10m) or this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Run as this user (name or UID[:GID]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// LOCAL or APP/CONTAINER:/PATH.
+    pub source: String,
+    /// LOCAL or APP/CONTAINER:/PATH.
+    pub destination: String,
+    /// Keep ownership and permissions as they are in the source.
+    #[arg(short, long)]
+    pub archive: bool,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// APP, APP/CONTAINER, or a container name.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    /// Discard every change to the container's filesystem and write its pre-boot files and
+    /// secrets again, keeping its address and published ports.
+    #[arg(long)]
+    pub reset: bool,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    /// The signal to send.
+    #[arg(short, long, default_value = "SIGKILL")]
+    pub signal: String,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// APP/CONTAINER, or a container name.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Stop the container first if it runs.
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    /// Only this container port (PORT or PORT/udp).
+    pub port: Option<String>,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background under a supervisor.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from tfctl's environment).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Mount a volume or host path: NAME:/PATH[:ro] or ./PATH:/PATH[:ro].
+    #[arg(short, long, value_name = "SRC:/PATH[:ro]")]
+    pub volume: Vec<String>,
+    /// Copy a host file into the container before it starts: LOCAL:/PATH.
+    #[arg(long, value_name = "LOCAL:/PATH")]
+    pub copy: Vec<String>,
+    /// Publish a port: [IP:]HOSTPORT:PORT[/udp].
+    #[arg(short, long, value_name = "[IP:]HOSTPORT:PORT[/udp]")]
+    pub publish: Vec<String>,
+    /// Memory limit (e.g. 256M).
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Run as this user (name or UID[:GID]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Override the image's entrypoint.
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// The container's name (default run-<6 hex>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Add the container to this running app.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// With --app: admit connections from NAME|host|any|CIDR[:PORT[-PORT][/tcp|udp]].
+    #[arg(long, value_name = "PEER[:PORTS]", requires = "app")]
+    pub allow_from: Vec<String>,
+    /// Add a capability.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability.
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Security options: seccomp=unconfined or seccomp=PROFILE.json.
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run tfctl's minimal init as PID 1.
+    #[arg(long)]
+    pub init: bool,
+    /// The container's hostname.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The image.
+    pub image: String,
+    /// The command and its arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image references, or app files (an argument containing `/` or ending in `.kdl` that
+    /// names an existing file).
+    #[arg(required = true, value_name = "REF|FILE")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub command: Option<ImagesCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List stored images (the default).
+    Ls,
+    /// Remove a stored image.
+    Rm {
+        /// The image reference.
+        reference: String,
+        /// Remove it even if a container uses it.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Remove every image and layer no container or tag uses.
+    Prune,
+    /// Print an image's config as JSON.
+    Inspect {
+        /// The image reference.
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// List volumes.
+    Ls {
+        /// Only this app's volumes.
+        app: Option<String>,
+    },
+    /// Show a volume's details.
+    Inspect {
+        /// APP/VOLUME.
+        volume: String,
+    },
+    /// Remove a volume no container uses.
+    Rm {
+        /// APP/VOLUME.
+        volume: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (HOST[:PORT]); default Docker Hub.
+    pub server: Option<String>,
+    /// The user name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (HOST[:PORT]); default Docker Hub.
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemdArgs {
+    /// The app file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    /// Write the archive here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,64 @@
+//! One module per command group; `dispatch` routes a parsed command line to it.
+
+pub mod check;
+mod completions;
+mod exec;
+mod generate_man;
+mod images;
+mod run;
+mod target;
+mod up;
+
+use tfctl_runtime::spawn::Spawner;
+
+use crate::args::{Cli, Command};
+use crate::exit::{CmdResult, Exit, Failure};
+
+/// Commands that put processes into containers: `main` starts the spawner for them before
+/// anything else, while the process still has one thread.
+pub fn needs_spawner(command: &Command) -> bool {
+    matches!(command, Command::Run(_))
+}
+
+pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Completions(args) => completions::run(args),
+        Command::Version => {
+            println!("tfctl {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::GenerateMan { dir } => generate_man::run(&dir),
+        Command::Check(args) => check::check(args, &global),
+        Command::Config(args) => check::config(args, &global),
+        Command::Pull(args) => images::pull(args, &global),
+        Command::Images(args) => images::images(args, &global),
+        Command::Login(args) => images::login(args, &global),
+        Command::Logout(args) => images::logout(args, &global),
+        Command::Run(args) => run::run(args, &global, spawner.expect("main starts the spawner for run")),
+        Command::Up(args) => up::up(args, &global),
+        Command::Down(args) => up::down(args, &global),
+        Command::Exec(args) => exec::exec(args, &global),
+        Command::Restart(args) => exec::lifecycle_op("restart", &[args.target], args.target_opts.file.as_deref(), args.reset, &global),
+        Command::Ps(args) => up::ps(args, &global),
+        Command::Logs(args) => exec::logs(args, &global),
+        Command::Plan(_) => not_built("plan", 7),
+        Command::Cp(_) => not_built("cp", 7),
+        Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
+        Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),
+        Command::Kill(_) => not_built("kill", 7),
+        Command::Rm(_) => not_built("rm", 7),
+        Command::Port(_) => not_built("port", 7),
+        Command::Volumes(_) => not_built("volumes", 7),
+        Command::Systemd(_) => not_built("systemd", 7),
+        Command::Export(_) => not_built("export", 7),
+    }
+}
+
+/// Commands that are laid out but not built yet say so and exit 1.
+fn not_built(command: &str, issue: u32) -> CmdResult {
+    Err(Failure::msg(
+        Exit::Failed,
+        format!("`tfctl {command}` is not built yet (planned in issue {issue}); see tfctl(1) for what works today"),
+    ))
+}

@@ -1,0 +1,237 @@
+//! The control socket: how every other command talks to an app's supervisor.
+//!
+//! A Unix stream socket, 0600 in a 0700 folder, served only to uid 0 (checked with SO_PEERCRED
+//! on every connection). Requests and replies are JSON, one per line. The socket's path can be
+//! longer than `sun_path` (108 bytes) under a long `--root`, so it is bound and reached through
+//! `/proc/self/fd/N/NAME` of its opened folder, which is always short.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// A short path for `name` inside the folder `dir` is opened as.
+fn short_path(dir: &File, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+}
+
+fn open_dir(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+}
+
+/// The listening side, held by the supervisor.
+pub struct ControlServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds `dir/control.sock`, replacing a stale socket left by a crashed supervisor (the
+    /// caller holds the app's lock, so no live supervisor owns it).
+    pub fn bind(dir: &Path) -> io::Result<ControlServer> {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let dirfd = open_dir(dir)?;
+        let short = short_path(&dirfd, SOCKET_NAME);
+        match std::fs::remove_file(&short) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = UnixListener::bind(&short)?;
+        std::fs::set_permissions(dir.join(SOCKET_NAME), std::fs::Permissions::from_mode(0o600))?;
+        Ok(ControlServer { listener, path: dir.join(SOCKET_NAME) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the next connection from root; others are refused (dropped) here.
+    pub async fn accept(&self) -> io::Result<Connection> {
+        loop {
+            let (stream, _) = self.listener.accept().await?;
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == 0 => {
+                    // A client that never sends its header must not stall the supervisor.
+                    let header = tokio::time::timeout(std::time::Duration::from_secs(5), recv_header(&stream)).await;
+                    match header {
+                        Ok(Ok(fds)) => {
+                            let mut c = Connection::new(stream);
+                            c.fds = fds;
+                            return Ok(c);
+                        }
+                        _ => drop(stream),
+                    }
+                }
+                _ => {
+                    tracing::warn!("refused a control connection from a process not running as root");
+                    drop(stream);
+                }
+            }
+        }
+    }
+}
+
+/// Every connection opens with a one-byte header that may carry descriptors (SCM_RIGHTS): the
+/// caller's stdin, stdout and stderr for `exec`. It is read with recvmsg before any buffered
+/// reading, which would drop the descriptors.
+const MAX_FDS: usize = 3;
+
+async fn recv_header(stream: &UnixStream) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    loop {
+        stream.readable().await?;
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut byte = [0u8; 1];
+            let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
+            let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map_err(io::Error::from)?;
+            if msg.bytes == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no header"));
+            }
+            let mut fds = Vec::new();
+            for c in msg.cmsgs().map_err(io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these descriptors for us; we own them.
+                    fds.extend(raw.into_iter().map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+            Ok(fds)
+        });
+        match got {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+fn send_header(stream: &UnixStream, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let raw: Vec<std::os::fd::RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let iov = [std::io::IoSlice::new(&[0u8])];
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(stream.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// One JSON-lines conversation.
+pub struct Connection {
+    reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    writer: tokio::net::unix::OwnedWriteHalf,
+    /// Descriptors the client sent with its header.
+    fds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl Connection {
+    fn new(stream: UnixStream) -> Connection {
+        let (r, w) = stream.into_split();
+        Connection { reader: BufReader::new(r), writer: w, fds: Vec::new() }
+    }
+
+    /// Connects to the supervisor whose control folder is `dir`.
+    pub async fn connect(dir: &Path) -> io::Result<Connection> {
+        Connection::connect_with_fds(dir, &[]).await
+    }
+
+    /// Connects, handing the supervisor `fds` (at most three: stdin, stdout, stderr).
+    pub async fn connect_with_fds(dir: &Path, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<Connection> {
+        let dirfd = open_dir(dir)?;
+        let stream = UnixStream::connect(short_path(&dirfd, SOCKET_NAME)).await?;
+        send_header(&stream, &fds[..fds.len().min(MAX_FDS)])?;
+        Ok(Connection::new(stream))
+    }
+
+    /// The descriptors the client sent.
+    pub fn take_fds(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        std::mem::take(&mut self.fds)
+    }
+
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
+        let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.writer.write_all(&line).await
+    }
+
+    /// The next message; `None` when the peer closed the connection.
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> io::Result<Option<T>> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        serde_json::from_str(&line).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn round_trip_under_a_long_root_with_private_permissions() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Deeper than sun_path allows, as a --root of 100 characters plus app folders can be.
+        let dir = tmp.path().join("r".repeat(100)).join("apps").join("a".repeat(63));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(dir.join(SOCKET_NAME).as_os_str().len() > 108);
+        let server = ControlServer::bind(&dir).unwrap();
+        assert_eq!(std::fs::metadata(server.path()).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let serve = tokio::spawn(async move {
+            let mut c = server.accept().await.unwrap();
+            let req: serde_json::Value = c.recv().await.unwrap().unwrap();
+            c.send(&serde_json::json!({"echo": req})).await.unwrap();
+        });
+        let mut client = Connection::connect(&dir).await.unwrap();
+        client.send(&serde_json::json!({"op": "ps"})).await.unwrap();
+        let reply: serde_json::Value = client.recv().await.unwrap().unwrap();
+        assert_eq!(reply["echo"]["op"], "ps");
+        serve.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_process_not_running_as_root_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root to switch users");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ctl");
+        std::fs::create_dir(&dir).unwrap();
+        let server = ControlServer::bind(&dir).unwrap();
+        // Let `nobody` reach the socket file, to prove that SO_PEERCRED, not only the file
+        // mode, refuses it.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(server.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let sock = server.path().to_path_buf();
+        let accepted = tokio::spawn(async move { server.accept().await.is_ok() });
+        let script = format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'{{}}\\n')\ntry:\n  sys.exit(0 if s.recv(10)==b'' else 1)\nexcept ConnectionResetError:\n  sys.exit(0)",
+            sock.display().to_string()
+        );
+        let status = tokio::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", &script])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "the unprivileged client was not cut off");
+        // The server never handed that connection out.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!accepted.is_finished());
+        accepted.abort();
+    }
+}

@@ -1,0 +1,294 @@
+//! The container's filesystem, built inside its new mount namespace by the cloned child: the
+//! root (an overlay of image layers, or a prepared directory), the standard mounts, volumes,
+//! pivot_root, masked and read-only paths.
+//!
+//! Every path inside the rootfs is resolved by descriptor with `openat2(RESOLVE_IN_ROOT)`, and
+//! every mount is attached to such a descriptor with `move_mount`: a symlink planted in an image
+//! (`/proc -> /`, `/dev -> /host/dev`) resolves inside the rootfs, never on the host.
+//! Runs in the child: no allocation, only syscalls on precomputed data.
+
+use crate::start::config::{FileConfig, MountConfig, MountKind, RootConfig, RootKind};
+use crate::start::step::{Failure, Step, StepExt};
+use crate::sys::{self, SysResult, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+const PATH_BUF: usize = 4096;
+
+/// Opens `path` (a container path) under `root` without ever leaving it.
+pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: libc::c_int) -> SysResult<RawFd> {
+    sys::openat2(root, path, flags, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// Copies `bytes` into `buf` as a C string.
+fn c_in<'a>(buf: &'a mut [u8; PATH_BUF], bytes: &[u8]) -> SysResult<&'a CStr> {
+    if bytes.len() >= PATH_BUF {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=bytes.len()]).map_err(|_| libc::EINVAL)
+}
+
+/// Opens `path` under `root` as O_PATH, creating missing components by descriptor: directories,
+/// and for `dir == false` an empty regular file as the last component (a file bind target).
+pub(crate) fn open_or_create(root: RawFd, path: &CStr, dir: bool) -> SysResult<RawFd> {
+    match open_in_root(root, path, libc::O_PATH) {
+        Err(libc::ENOENT) => {}
+        other => return other,
+    }
+    let bytes = path.to_bytes();
+    let mut prefix = [0u8; PATH_BUF];
+    let mut name = [0u8; PATH_BUF];
+    let mut start = 0;
+    while start < bytes.len() {
+        while start < bytes.len() && bytes[start] == b'/' {
+            start += 1;
+        }
+        let end = bytes[start..].iter().position(|&b| b == b'/').map_or(bytes.len(), |i| start + i);
+        if start == end {
+            break;
+        }
+        let last = bytes[end..].iter().all(|&b| b == b'/');
+        match open_in_root(root, c_in(&mut prefix, &bytes[..end])?, libc::O_PATH) {
+            Ok(fd) if last => return Ok(fd),
+            Ok(fd) => sys::close(fd),
+            Err(libc::ENOENT) => {
+                let parent_path = if start == 0 { &b"/"[..] } else { &bytes[..start] };
+                let parent = open_in_root(root, c_in(&mut prefix, parent_path)?, libc::O_PATH | libc::O_DIRECTORY)?;
+                let leaf = c_in(&mut name, &bytes[start..end])?;
+                // A single component under a resolved directory: nothing to follow.
+                let made = if last && !dir {
+                    sys::openat2(parent, leaf, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644, 0).map(sys::close)
+                } else {
+                    sys::mkdirat(parent, leaf, 0o755)
+                };
+                sys::close(parent);
+                match made {
+                    Ok(()) | Err(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                let fd = open_in_root(root, c_in(&mut prefix, &bytes[..end])?, libc::O_PATH)?;
+                if last {
+                    return Ok(fd);
+                }
+                sys::close(fd);
+            }
+            Err(e) => return Err(e),
+        }
+        start = end;
+    }
+    open_in_root(root, path, libc::O_PATH)
+}
+
+/// A new detached filesystem mount: fsopen, string/flag parameters, create, fsmount.
+fn new_fs(fstype: &CStr, params: &[(&CStr, Option<&CStr>)], attrs: u64) -> SysResult<RawFd> {
+    let ctx = sys::fsopen(fstype)?;
+    let result = (|| {
+        for (key, value) in params {
+            sys::fsconfig(ctx, key, *value)?;
+        }
+        sys::fsconfig_create(ctx)?;
+        sys::fsmount(ctx, attrs)
+    })();
+    sys::close(ctx);
+    result
+}
+
+/// Mounts the container's root at its mountpoint; returns a descriptor of the root directory.
+pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
+    match &cfg.kind {
+        RootKind::OverlayOnTmpfs { tmpfs_size, upper, work, root, layers } => {
+            let tmp = new_fs(c"tmpfs", &[(c"size", Some(tmpfs_size)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+                .step(Step::RootfsUpper)?;
+            for dir in [c"upper", c"work", c"root"] {
+                sys::mkdirat(tmp, dir, 0o755).step(Step::RootfsUpper)?;
+            }
+            sys::move_mount_to_path(tmp, &cfg.mountpoint).step(Step::RootfsUpper)?;
+            sys::close(tmp);
+            let fd = overlay(layers, upper, work, false).step(Step::RootfsOverlay)?;
+            sys::move_mount_to_path(fd, root).step(Step::RootfsAttach)?;
+            Ok(fd)
+        }
+        RootKind::OverlayOnDirs { upper, work, layers } => {
+            let fd = overlay(layers, upper, work, true).step(Step::RootfsOverlay)?;
+            sys::move_mount_to_path(fd, &cfg.mountpoint).step(Step::RootfsAttach)?;
+            Ok(fd)
+        }
+        RootKind::Directory { source } => {
+            let fd = sys::open_tree_path(source, true).step(Step::RootfsBind)?;
+            sys::mount_setattr(fd, MOUNT_ATTR_NODEV, 0, true).step(Step::RootfsBind)?;
+            sys::move_mount_to_path(fd, &cfg.mountpoint).step(Step::RootfsAttach)?;
+            Ok(fd)
+        }
+    }
+}
+
+fn overlay(layers: &[std::ffi::CString], upper: &CStr, work: &CStr, volatile: bool) -> SysResult<RawFd> {
+    let ctx = sys::fsopen(c"overlay")?;
+    let result = (|| {
+        for layer in layers {
+            sys::fsconfig(ctx, c"lowerdir+", Some(layer))?;
+        }
+        sys::fsconfig(ctx, c"upperdir", Some(upper))?;
+        sys::fsconfig(ctx, c"workdir", Some(work))?;
+        if volatile {
+            sys::fsconfig(ctx, c"volatile", None)?;
+        }
+        sys::fsconfig_create(ctx)?;
+        sys::fsmount(ctx, MOUNT_ATTR_NODEV)
+    })();
+    sys::close(ctx);
+    result
+}
+
+/// One mount step: resolve (or create) its target under the root, make the mount, attach it.
+pub(crate) fn mount_step(root: RawFd, m: &MountConfig, index: usize) -> Result<(), Failure> {
+    let dir = !matches!(m.kind, MountKind::Bind { source_is_dir: false, .. });
+    let target = open_or_create(root, &m.target, dir).step_at(Step::MountTarget, index)?;
+    let mount = match &m.kind {
+        MountKind::Proc => new_fs(c"proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+        MountKind::Dev => {
+            let fd = new_fs(c"tmpfs", &[(c"mode", Some(c"755")), (c"size", Some(c"65536"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
+                .step_at(Step::Mount, index)?;
+            make_dev(fd).step_at(Step::DevNodes, index)?;
+            Ok(fd)
+        }
+        MountKind::DevPts => new_fs(
+            c"devpts",
+            &[(c"newinstance", None), (c"ptmxmode", Some(c"0666")), (c"mode", Some(c"0620")), (c"gid", Some(c"5"))],
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        ),
+        MountKind::Mqueue => new_fs(c"mqueue", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+        MountKind::Sysfs => new_fs(c"sysfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+        MountKind::Tmpfs { size, mode, attrs, files } => {
+            let fd = new_fs(c"tmpfs", &[(c"size", Some(size)), (c"mode", Some(mode))], attrs & !MOUNT_ATTR_RDONLY).step_at(Step::Mount, index)?;
+            for f in files {
+                write_file(fd, f).step_at(Step::WriteFile, index)?;
+            }
+            if attrs & MOUNT_ATTR_RDONLY != 0 {
+                sys::mount_setattr(fd, MOUNT_ATTR_RDONLY, 0, false).step_at(Step::Mount, index)?;
+            }
+            Ok(fd)
+        }
+        MountKind::Bind { source, recursive, attrs, .. } => {
+            let fd = sys::open_tree_path(source, *recursive).step_at(Step::Mount, index)?;
+            if *attrs != 0 {
+                sys::mount_setattr(fd, *attrs, 0, *recursive).step_at(Step::Mount, index)?;
+            }
+            Ok(fd)
+        }
+    }
+    .step_at(Step::Mount, index)?;
+    sys::move_mount_fd(mount, target).step_at(Step::Mount, index)?;
+    sys::close(mount);
+    sys::close(target);
+    Ok(())
+}
+
+/// The device nodes of a fresh /dev tmpfs (the umask is 0 here, so modes are exact).
+fn make_dev(dev: RawFd) -> SysResult<()> {
+    const NODES: [(&CStr, u32, u32); 6] = [(c"null", 1, 3), (c"zero", 1, 5), (c"full", 1, 7), (c"random", 1, 8), (c"urandom", 1, 9), (c"tty", 5, 0)];
+    for (name, major, minor) in NODES {
+        sys::mknodat(dev, name, libc::S_IFCHR | 0o666, libc::makedev(major, minor))?;
+    }
+    for (name, mode) in [(c"pts", 0o755), (c"shm", 0o1777), (c"mqueue", 0o1777)] {
+        sys::mkdirat(dev, name, mode)?;
+    }
+    const LINKS: [(&CStr, &CStr); 5] =
+        [(c"ptmx", c"pts/ptmx"), (c"fd", c"/proc/self/fd"), (c"stdin", c"/proc/self/fd/0"), (c"stdout", c"/proc/self/fd/1"), (c"stderr", c"/proc/self/fd/2")];
+    for (name, target) in LINKS {
+        sys::symlinkat(target, dev, name)?;
+    }
+    Ok(())
+}
+
+/// Writes a file from memory under `dir`: the parent is resolved inside `dir`, the file itself
+/// is opened O_NOFOLLOW (a planted symlink is refused, not followed) and must be regular.
+pub(crate) fn write_file(dir: RawFd, f: &FileConfig) -> SysResult<()> {
+    let bytes = f.path.to_bytes();
+    let split = bytes.iter().rposition(|&b| b == b'/');
+    let (parent_path, leaf) = match split {
+        Some(i) => (if i == 0 { &b"/"[..] } else { &bytes[..i] }, &bytes[i + 1..]),
+        None => (&b"/"[..], bytes),
+    };
+    let mut pbuf = [0u8; PATH_BUF];
+    let mut lbuf = [0u8; PATH_BUF];
+    // Missing folders on the way are made (0755, root's), each resolved inside the root.
+    let parent = open_or_create(dir, c_in(&mut pbuf, parent_path)?, true)?;
+    let leaf = c_in(&mut lbuf, leaf)?;
+    let fd = sys::openat2(parent, leaf, libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0o600, 0);
+    sys::close(parent);
+    let fd = fd?;
+    let result = (|| {
+        let st = sys::fstat(fd)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: plain integer syscalls on a descriptor we own.
+        if unsafe { libc::ftruncate(fd, 0) } < 0 {
+            return Err(sys::errno());
+        }
+        sys::write_all(fd, &f.data)?;
+        // SAFETY: as above.
+        if unsafe { libc::fchown(fd, f.uid, f.gid) } < 0 || unsafe { libc::fchmod(fd, f.mode) } < 0 {
+            return Err(sys::errno());
+        }
+        Ok(())
+    })();
+    sys::close(fd);
+    result
+}
+
+/// pivot_root into `root` and detach the old root, leaving the cwd at the new `/`.
+pub(crate) fn pivot(root: RawFd) -> Result<(), Failure> {
+    sys::fchdir(root).step(Step::PivotRoot)?;
+    // pivot_root(".", "."): the old root ends up stacked on the new one, then is detached.
+    sys::pivot_root(c".", c".").step(Step::PivotRoot)?;
+    sys::umount2(c".", libc::MNT_DETACH).step(Step::DetachOldRoot)?;
+    sys::chdir(c"/").step(Step::DetachOldRoot)
+}
+
+/// Opens the container's /dev/null and proves it is the real null device (char 1:3).
+pub(crate) fn open_dev_null(root: RawFd) -> Result<RawFd, Failure> {
+    let fd = open_in_root(root, c"/dev/null", libc::O_PATH | libc::O_NOFOLLOW).step(Step::DevNull)?;
+    let st = sys::fstat(fd).step(Step::DevNull)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Failure::new(Step::DevNull, libc::ENODEV));
+    }
+    Ok(fd)
+}
+
+/// Hides a path: a file under /dev/null, a directory under an empty read-only tmpfs.
+pub(crate) fn mask(root: RawFd, dev_null: RawFd, path: &CStr, index: usize) -> Result<(), Failure> {
+    let target = match open_in_root(root, path, libc::O_PATH) {
+        Err(libc::ENOENT) => return Ok(()),
+        other => other.step_at(Step::MaskPath, index)?,
+    };
+    let st = sys::fstat(target).step_at(Step::MaskPath, index)?;
+    let cover = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        new_fs(c"tmpfs", &[(c"size", Some(c"4096"))], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+    } else {
+        sys::open_tree_clone(dev_null, false)
+    }
+    .step_at(Step::MaskPath, index)?;
+    sys::move_mount_fd(cover, target).step_at(Step::MaskPath, index)?;
+    sys::close(cover);
+    sys::close(target);
+    Ok(())
+}
+
+/// Binds a path onto itself read-only (with everything mounted below it).
+pub(crate) fn make_readonly(root: RawFd, path: &CStr, index: usize) -> Result<(), Failure> {
+    let target = match open_in_root(root, path, libc::O_PATH) {
+        Err(libc::ENOENT) => return Ok(()),
+        other => other.step_at(Step::ReadonlyPath, index)?,
+    };
+    let copy = sys::open_tree_clone(target, true).step_at(Step::ReadonlyPath, index)?;
+    sys::mount_setattr(copy, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, true)
+        .step_at(Step::ReadonlyPath, index)?;
+    sys::move_mount_fd(copy, target).step_at(Step::ReadonlyPath, index)?;
+    sys::close(copy);
+    sys::close(target);
+    Ok(())
+}

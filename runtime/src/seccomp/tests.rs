@@ -1,0 +1,371 @@
+use super::*;
+use crate::capabilities::{self, CapSet};
+
+fn caps(add: &[&str]) -> CapSet {
+    let add: Vec<String> = add.iter().map(|s| s.to_string()).collect();
+    capabilities::resolve(&add, &[], true).unwrap().bounding
+}
+
+fn moby(arch: Arch, caps: CapSet) -> ResolvedProfile {
+    resolve(&MOBY_DEFAULT, arch, KernelVersion(6, 18), caps).unwrap()
+}
+
+fn nr(name: &str) -> u32 {
+    Arch::X86_64
+        .syscall_nr(name)
+        .unwrap_or_else(|| panic!("{name} has no number"))
+}
+
+const EPERM: Action = Action::Errno(libc::EPERM as u16);
+const ENOSYS: Action = Action::Errno(libc::ENOSYS as u16);
+
+#[test]
+fn generated_table_matches_the_vendored_json() {
+    let json = include_str!("../../data/moby-seccomp/default.json");
+    assert_eq!(parse_docker_profile(json).unwrap(), MOBY_DEFAULT);
+}
+
+#[test]
+fn default_profile_resolves_as_moby_does() {
+    let p = moby(Arch::X86_64, caps(&[]));
+    assert_eq!(p.default, EPERM);
+    let none = [0u64; 6];
+    assert_eq!(p.evaluate(nr("read"), &none), Action::Allow);
+    // Namespaces, mounts and kcmp need capabilities the default set lacks.
+    for name in [
+        "unshare",
+        "mount",
+        "setns",
+        "kcmp",
+        "pidfd_getfd",
+        "bpf",
+        "reboot",
+    ] {
+        assert_eq!(p.evaluate(nr(name), &none), EPERM, "{name}");
+    }
+    // ptrace itself is allowed from Linux 4.8 on (Moby's minKernel rule).
+    assert_eq!(p.evaluate(nr("ptrace"), &none), Action::Allow);
+    assert_eq!(p.evaluate(nr("clone3"), &none), ENOSYS);
+    // clone: threads yes, new namespaces no.
+    let thread_flags = (libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD) as u64;
+    assert_eq!(
+        p.evaluate(nr("clone"), &[thread_flags, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        EPERM
+    );
+    // socket: every family but AF_VSOCK (40).
+    assert_eq!(
+        p.evaluate(nr("socket"), &[libc::AF_INET as u64, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(nr("socket"), &[libc::AF_VSOCK as u64, 0, 0, 0, 0, 0]),
+        EPERM
+    );
+    // Names of other architectures are skipped, not errors.
+    assert!(p.unknown.iter().any(|n| n == "chown32"));
+    assert!(
+        !p.unknown.iter().any(|n| n == "mseal" || n == "listmount"),
+        "new syscalls are numbered"
+    );
+}
+
+#[test]
+fn cap_add_opens_the_matching_syscalls() {
+    let none = [0u64; 6];
+    let p = moby(Arch::X86_64, caps(&["SYS_PTRACE"]));
+    for name in ["kcmp", "pidfd_getfd", "process_madvise", "ptrace"] {
+        assert_eq!(p.evaluate(nr(name), &none), Action::Allow, "{name}");
+    }
+    let p = moby(Arch::X86_64, caps(&["SYS_ADMIN"]));
+    for name in ["unshare", "mount", "setns", "clone3"] {
+        assert_eq!(p.evaluate(nr(name), &none), Action::Allow, "{name}");
+    }
+    assert_eq!(
+        p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    // Dropping a default capability closes its syscall.
+    let no_chroot = capabilities::resolve(&[], &["SYS_CHROOT".to_string()], true)
+        .unwrap()
+        .bounding;
+    assert_eq!(
+        moby(Arch::X86_64, no_chroot).evaluate(nr("chroot"), &none),
+        EPERM
+    );
+    assert_eq!(
+        moby(Arch::X86_64, caps(&[])).evaluate(nr("chroot"), &none),
+        Action::Allow
+    );
+}
+
+#[test]
+fn min_kernel_and_arches_are_honoured() {
+    let old = resolve(&MOBY_DEFAULT, Arch::X86_64, KernelVersion(4, 4), caps(&[])).unwrap();
+    assert_eq!(old.evaluate(nr("ptrace"), &[0; 6]), EPERM);
+    let x86 = moby(Arch::X86_64, caps(&[]));
+    assert_eq!(x86.evaluate(nr("arch_prctl"), &[0; 6]), Action::Allow);
+    let arm = moby(Arch::Aarch64, caps(&[]));
+    assert!(Arch::Aarch64.syscall_nr("arch_prctl").is_none());
+    assert_eq!(
+        arm.evaluate(Arch::Aarch64.syscall_nr("openat").unwrap(), &[0; 6]),
+        Action::Allow
+    );
+    assert_eq!(
+        KernelVersion::parse("6.18.44-fc-v595"),
+        Some(KernelVersion(6, 18))
+    );
+}
+
+#[test]
+fn syscall_table_agrees_with_libc() {
+    for (name, n) in [
+        ("read", libc::SYS_read),
+        ("openat", libc::SYS_openat),
+        ("clone", libc::SYS_clone),
+        ("clone3", libc::SYS_clone3),
+        ("unshare", libc::SYS_unshare),
+        ("kcmp", libc::SYS_kcmp),
+        ("pidfd_getfd", libc::SYS_pidfd_getfd),
+        ("process_madvise", libc::SYS_process_madvise),
+        ("io_uring_setup", libc::SYS_io_uring_setup),
+        ("futex_waitv", libc::SYS_futex_waitv),
+        ("newfstatat", libc::SYS_newfstatat),
+    ] {
+        assert_eq!(Arch::native().syscall_nr(name), Some(n as u32), "{name}");
+    }
+}
+
+#[test]
+fn user_profiles_load_and_bad_ones_say_why() {
+    let p = parse_docker_profile(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13,"args":null}]}"#,
+    )
+    .unwrap();
+    let r = resolve(&p, Arch::X86_64, KernelVersion(6, 18), caps(&[])).unwrap();
+    assert_eq!(r.evaluate(nr("mkdirat"), &[0; 6]), Action::Errno(13));
+    assert_eq!(r.evaluate(nr("unshare"), &[0; 6]), Action::Allow);
+    let bad = parse_docker_profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY","syscalls":[]}"#).unwrap();
+    let err = resolve(&bad, Arch::X86_64, KernelVersion(6, 18), caps(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("SCMP_ACT_NOTIFY"), "{err}");
+    assert!(parse_docker_profile("{").is_err());
+}
+
+// ---- A classic-BPF interpreter: what the kernel would answer for a program. ----
+
+fn run(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
+    let mut data = Vec::new();
+    data.extend_from_slice(&nr.to_le_bytes());
+    data.extend_from_slice(&arch.to_le_bytes());
+    data.extend_from_slice(&0u64.to_le_bytes());
+    for a in args {
+        data.extend_from_slice(&a.to_le_bytes());
+    }
+    let (mut a, mut pc) = (0u32, 0usize);
+    loop {
+        let i = &prog[pc];
+        pc += 1;
+        let class = u32::from(i.code) & 0x07;
+        match (class, u32::from(i.code)) {
+            (libc::BPF_LD, _) => {
+                let k = i.k as usize;
+                a = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+            }
+            (libc::BPF_ALU, c) if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= i.k,
+            (libc::BPF_JMP, c) if c == libc::BPF_JMP | libc::BPF_JA => pc += i.k as usize,
+            (libc::BPF_JMP, c) => {
+                let taken = match c & 0xf0 {
+                    libc::BPF_JEQ => a == i.k,
+                    libc::BPF_JGT => a > i.k,
+                    libc::BPF_JGE => a >= i.k,
+                    libc::BPF_JSET => a & i.k != 0,
+                    op => panic!("jump op {op:#x}"),
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            (libc::BPF_RET, _) => return i.k,
+            (_, c) => panic!("unexpected opcode {c:#x}"),
+        }
+    }
+}
+
+/// Stacked filters: the most severe action wins; among equals, the most recent filter.
+fn run_stack(progs: &[&[sock_filter]], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
+    let rank = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
+    let mut best: Option<u32> = None;
+    for p in progs.iter().rev() {
+        let r = run(p, arch, nr, args);
+        if best.is_none_or(|b| rank(r) < rank(b)) {
+            best = Some(r);
+        }
+    }
+    best.unwrap()
+}
+
+fn arg_samples() -> Vec<[u64; 6]> {
+    let mut v = vec![[0; 6]];
+    let edges = [
+        0u64,
+        1,
+        8,
+        37,
+        38,
+        39,
+        40,
+        41,
+        0x20000,
+        0x7E02_0000,
+        0xffff_ffff,
+        1 << 32,
+        (1 << 32) + 39,
+        u64::MAX,
+    ];
+    for e in edges {
+        v.push([e, e, e, e, e, e]);
+        v.push([e, 0, 0, 0, 0, 0]);
+    }
+    let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+    v.push([thread, 0, 0, 0, 0, 0]);
+    v.push([thread | libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]);
+    v
+}
+
+/// Checks a program against the profile's reference semantics for syscalls 0-599, the top of
+/// the number space and foreign architectures. `kills_x32`: tfctl's tree filter kills the x32
+/// ABI (numbers from 0x4000_0000 on x86_64); seccompiler's gives them the default answer.
+fn assert_same_answers(p: &ResolvedProfile, progs: &[&[sock_filter]], kills_x32: bool) {
+    let arch = p.arch.audit_arch();
+    for nr in (0..600).chain([0x3fff_ffff, 0x4000_0001, u32::MAX]) {
+        for args in arg_samples() {
+            let expected = if kills_x32 && p.arch == Arch::X86_64 && nr >= 0x4000_0000 {
+                libc::SECCOMP_RET_KILL_PROCESS
+            } else {
+                p.evaluate(nr, &args).ret()
+            };
+            assert_eq!(
+                run_stack(progs, arch, nr, &args),
+                expected,
+                "syscall {nr} args {args:x?}"
+            );
+        }
+    }
+    // Other architectures are killed.
+    assert_eq!(
+        run_stack(progs, 0x4000_0003, 1, &[0; 6]),
+        libc::SECCOMP_RET_KILL_PROCESS
+    );
+}
+
+#[test]
+fn tree_filter_answers_exactly_as_the_profile() {
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        for set in [caps(&[]), caps(&["SYS_ADMIN", "SYS_PTRACE"]), CapSet::EMPTY] {
+            let p = moby(arch, set);
+            let c = compile(&p, Layout::Tree).unwrap();
+            assert!(c.clone3_enosys.is_none());
+            assert_same_answers(&p, &[&c.main], true);
+            assert!(c.main.len() < 300, "{} instructions", c.main.len());
+        }
+    }
+}
+
+#[test]
+fn seccompiler_filter_plus_clone3_filter_answer_the_same() {
+    let p = moby(Arch::X86_64, caps(&[]));
+    let c = compile(&p, Layout::Linear).unwrap();
+    let clone3 = c
+        .clone3_enosys
+        .as_ref()
+        .expect("default caps need the clone3 filter");
+    assert_same_answers(&p, &[&c.main, clone3], false);
+    let tree = compile(&p, Layout::Tree).unwrap();
+    eprintln!(
+        "Moby default, x86_64: linear {} instructions, tree {}",
+        c.main.len(),
+        tree.main.len()
+    );
+    assert!(tree.main.len() * 4 < c.main.len());
+}
+
+#[test]
+fn every_comparison_and_far_jumps_compile_correctly() {
+    // Many checked syscalls push the tree's jumps beyond 255 instructions.
+    let ops = [
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_MASKED_EQ",
+    ];
+    let values = [0u64, 38, 0xffff_ffff, 1 << 32, (1 << 32) + 39];
+    let mut rules = Vec::new();
+    for (n, (name, _)) in super::syscalls::X86_64.iter().take(140).enumerate() {
+        let op = ops[n % ops.len()];
+        let v = values[n % values.len()];
+        rules.push(format!(
+            r#"{{"names":["{name}"],"action":"SCMP_ACT_ALLOW","args":[{{"index":{},"value":{v},"valueTwo":{},"op":"{op}"}}]}}"#,
+            n % 6,
+            v & 0xffff_0000_ffff
+        ));
+    }
+    let json = format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{}]}}"#,
+        rules.join(",")
+    );
+    let p = resolve(
+        &parse_docker_profile(&json).unwrap(),
+        Arch::X86_64,
+        KernelVersion(6, 18),
+        CapSet::EMPTY,
+    )
+    .unwrap();
+    let c = compile(&p, Layout::Tree).unwrap();
+    assert!(
+        c.main.len() > 600,
+        "the test needs far jumps: {} instructions",
+        c.main.len()
+    );
+    assert_same_answers(&p, &[&c.main], true);
+    let lin = compile(&p, Layout::Linear).unwrap();
+    assert_same_answers(&p, &[&lin.main], false);
+}
+
+#[test]
+fn programs_are_cached_per_capability_set_and_unconfined_has_none() {
+    let a = programs(&SeccompPolicy::Default, caps(&[]))
+        .unwrap()
+        .unwrap();
+    let b = programs(&SeccompPolicy::Default, caps(&[]))
+        .unwrap()
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    let c = programs(&SeccompPolicy::Default, caps(&["SYS_PTRACE"]))
+        .unwrap()
+        .unwrap();
+    assert_ne!(a.main, c.main);
+    assert!(programs(&SeccompPolicy::Unconfined, caps(&[]))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn plan_programs_keep_the_installation_order() {
+    let p = moby(Arch::X86_64, caps(&[]));
+    let lin = compile(&p, Layout::Linear).unwrap();
+    let plan = lin.to_plan();
+    assert_eq!(plan.len(), 2);
+    assert_eq!(plan[0].0.len(), lin.main.len());
+    assert_eq!(plan[1].0.len(), lin.clone3_enosys.as_ref().unwrap().len());
+    assert_eq!(compile(&p, Layout::Tree).unwrap().to_plan().len(), 1);
+}

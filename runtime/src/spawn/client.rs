@@ -1,0 +1,299 @@
+//! The client side of the spawner: a handle usable from plain threads and from tokio alike.
+//! One reader thread dispatches the spawner's replies to the waiting callers.
+
+use super::error::{SpawnerError, StartError};
+use super::plan::{Mode, StartFds, StartPlan};
+use super::protocol::{self, FdLayout, Reply, Request};
+use super::server;
+use crate::start::step::Step;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// How a container process ended, exactly as the kernel reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    pub fn from_wait_status(status: i32) -> ExitStatus {
+        if libc::WIFSIGNALED(status) {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// The shell's number: the exit code, or 128+N for signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+type StartReply = Result<(i32, OwnedFd), StartError>;
+
+struct Pending {
+    plan: Option<StartPlan>,
+    started: Option<oneshot::Sender<StartReply>>,
+    exited: Option<oneshot::Sender<ExitStatus>>,
+}
+
+struct Shared {
+    sock: OwnedFd,
+    send_lock: Mutex<()>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    gone: Mutex<Option<String>>,
+    next_id: AtomicU64,
+}
+
+/// A handle on the spawner process. Dropping it closes the request socket: the spawner exits
+/// and every process it started is killed (PR_SET_PDEATHSIG).
+pub struct Spawner {
+    shared: Arc<Shared>,
+    pid: libc::pid_t,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+}
+
+impl Spawner {
+    /// Forks the spawner. Call it first thing in `main`, while the process is single-threaded.
+    pub fn start() -> Result<Spawner, SpawnerError> {
+        let threads = thread_count();
+        if threads != 1 {
+            return Err(SpawnerError::NotSingleThreaded(threads));
+        }
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| SpawnerError::Socket(e.into()))?;
+        // A plan carries seccomp programs and the environment: allow packets of a few MiB where
+        // the host lets us (root may exceed wmem_max), else keep the default (~200 KiB).
+        for sock in [&ours, &theirs] {
+            let size: libc::c_int = 8 << 20;
+            // SAFETY: setsockopt reads one int from a valid pointer.
+            unsafe {
+                libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, (&size as *const libc::c_int).cast(), 4);
+            }
+        }
+        // SAFETY: getpid cannot fail.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: we checked that we are the only thread, so the child may run ordinary code.
+        match unsafe { nix::unistd::fork() }.map_err(|e| SpawnerError::Fork(e.into()))? {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                server::serve(theirs, parent)
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(theirs);
+                let shared = Arc::new(Shared {
+                    sock: ours,
+                    send_lock: Mutex::new(()),
+                    pending: Mutex::new(HashMap::new()),
+                    gone: Mutex::new(None),
+                    next_id: AtomicU64::new(1),
+                });
+                let reader_shared = shared.clone();
+                let reader = std::thread::Builder::new()
+                    .name("tfctl-spawner-replies".into())
+                    .spawn(move || read_replies(&reader_shared))
+                    .map_err(SpawnerError::Fork)?;
+                Ok(Spawner { shared, pid: child.as_raw(), reader: Some(reader) })
+            }
+        }
+    }
+
+    /// The spawner process's pid (for diagnostics).
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    fn request(&self, plan: &StartPlan, fds: StartFds) -> Result<(oneshot::Receiver<StartReply>, oneshot::Receiver<ExitStatus>), StartError> {
+        if let Some(why) = self.shared.gone.lock().unwrap().clone() {
+            return Err(StartError::SpawnerGone(why));
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (started_tx, started_rx) = oneshot::channel();
+        let (exited_tx, exited_rx) = oneshot::channel();
+        let layout = FdLayout {
+            stdio: [fds.stdin.is_some(), fds.stdout.is_some(), fds.stderr.is_some()],
+            cgroup_procs: fds.cgroup_procs.len(),
+            netns: fds.netns.is_some(),
+            target: fds.target.is_some(),
+        };
+        if matches!(plan.mode, Mode::Join) && fds.target.is_none() {
+            return Err(StartError::Refused("joining a container needs its init's pidfd in StartFds::target".into()));
+        }
+        let raw: Vec<RawFd> = [&fds.stdin, &fds.stdout, &fds.stderr]
+            .into_iter()
+            .flatten()
+            .chain(fds.cgroup_procs.iter())
+            .chain(fds.netns.iter())
+            .chain(fds.target.iter())
+            .map(AsRawFd::as_raw_fd)
+            .collect();
+        if raw.len() > protocol::MAX_FDS {
+            return Err(StartError::Refused(format!("{} descriptors sent, at most {}", raw.len(), protocol::MAX_FDS)));
+        }
+        self.shared
+            .pending
+            .lock()
+            .unwrap()
+            .insert(id, Pending { plan: Some(plan.clone()), started: Some(started_tx), exited: Some(exited_tx) });
+        let request = Request::Start { id, plan: plan.clone(), layout };
+        let sent = {
+            let _guard = self.shared.send_lock.lock().unwrap();
+            protocol::send(self.shared.sock.as_raw_fd(), &request, &raw)
+        };
+        if let Err(e) = sent {
+            self.shared.pending.lock().unwrap().remove(&id);
+            return Err(StartError::Send(e));
+        }
+        // Our copies close here; the spawner holds its own until the child has them.
+        drop(fds);
+        Ok((started_rx, exited_rx))
+    }
+
+    /// Starts a process and waits until it has been executed (or a step failed). Blocking: do
+    /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
+    pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
+        let (started, exited) = self.request(plan, fds)?;
+        let (pid, pidfd) = started.blocking_recv().map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, exited })
+    }
+
+    /// As [`Spawner::launch`], awaiting the result.
+    pub async fn launch_async(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
+        let (started, exited) = self.request(plan, fds)?;
+        let (pid, pidfd) = started.await.map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, exited })
+    }
+
+    fn gone(&self) -> StartError {
+        StartError::SpawnerGone(self.shared.gone.lock().unwrap().clone().unwrap_or_else(|| "its socket closed".into()))
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
+        unsafe { libc::shutdown(self.shared.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        // SAFETY: the spawner is our child; it exits on EOF of its socket.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+fn read_replies(shared: &Shared) {
+    let why = loop {
+        match protocol::recv::<Reply>(shared.sock.as_raw_fd()) {
+            Ok(Some((reply, mut fds))) => dispatch(shared, reply, fds.pop()),
+            Ok(None) => break "the spawner exited".to_string(),
+            Err(e) => break format!("reading from the spawner: {e}"),
+        }
+    };
+    *shared.gone.lock().unwrap() = Some(why.clone());
+    // Wake every waiter: dropping the senders makes their receivers fail.
+    shared.pending.lock().unwrap().clear();
+}
+
+fn dispatch(shared: &Shared, reply: Reply, fd: Option<OwnedFd>) {
+    let mut pending = shared.pending.lock().unwrap();
+    match reply {
+        Reply::Started { id, pid } => {
+            if let Some(p) = pending.get_mut(&id) {
+                p.plan = None;
+                if let (Some(tx), Some(fd)) = (p.started.take(), fd) {
+                    let _ = tx.send(Ok((pid, fd)));
+                }
+            }
+        }
+        Reply::Failed { id, step, errno, index } => {
+            if let Some(p) = pending.remove(&id) {
+                let err = match (Step::from_u32(step), &p.plan) {
+                    (Some(step), Some(plan)) => StartError::from_failure(plan, step, errno, index),
+                    _ => StartError::Refused(format!("unknown step {step} failed: {}", std::io::Error::from_raw_os_error(errno))),
+                };
+                if let Some(tx) = p.started {
+                    let _ = tx.send(Err(err));
+                }
+            }
+        }
+        Reply::Refused { id, message } => {
+            if let Some(tx) = pending.remove(&id).and_then(|p| p.started) {
+                let _ = tx.send(Err(StartError::Refused(message)));
+            }
+        }
+        Reply::Exited { id, status } => {
+            if let Some(tx) = pending.remove(&id).and_then(|p| p.exited) {
+                let _ = tx.send(ExitStatus::from_wait_status(status));
+            }
+        }
+    }
+}
+
+/// A started process: its pidfd (to signal it, or to poll for its exit) and its exit status.
+pub struct Child {
+    pid: i32,
+    pidfd: OwnedFd,
+    exited: oneshot::Receiver<ExitStatus>,
+}
+
+impl Child {
+    /// The host pid, for display only: act on the process through [`Child::pidfd`].
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Sends a signal through the pidfd (never through a pid that may have been reused).
+    pub fn signal(&self, sig: i32) -> std::io::Result<()> {
+        crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig).map_err(std::io::Error::from_raw_os_error)
+    }
+
+    /// A descriptor of one of the process's namespaces (e.g. the network namespace for probes).
+    pub fn namespace(&self, ns: crate::sys::Namespace) -> std::io::Result<OwnedFd> {
+        let fd = crate::sys::pidfd_namespace(self.pidfd.as_raw_fd(), ns).map_err(std::io::Error::from_raw_os_error)?;
+        // SAFETY: the ioctl returned a new descriptor we own.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
+    /// Waits for the exit. Blocking: not on a tokio worker thread (use [`Child::wait_async`]).
+    pub fn wait(self) -> Result<ExitStatus, StartError> {
+        self.exited.blocking_recv().map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+    }
+
+    pub async fn wait_async(self) -> Result<ExitStatus, StartError> {
+        self.exited.await.map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+    }
+
+    /// Splits off the pidfd, keeping a waiter for the exit status.
+    pub fn into_parts(self) -> (i32, OwnedFd, ExitWaiter) {
+        (self.pid, self.pidfd, ExitWaiter(self.exited))
+    }
+}
+
+/// The exit status of a process whose pidfd has been taken with [`Child::into_parts`].
+pub struct ExitWaiter(oneshot::Receiver<ExitStatus>);
+
+impl ExitWaiter {
+    pub fn wait(self) -> Result<ExitStatus, StartError> {
+        self.0.blocking_recv().map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+    }
+    pub async fn wait_async(self) -> Result<ExitStatus, StartError> {
+        self.0.await.map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+    }
+}

@@ -1,0 +1,281 @@
+//! `ChildConfig`: a [`StartPlan`] compiled by the spawner into C strings, flags and descriptor
+//! numbers, so the cloned child only reads memory and makes syscalls (it never allocates).
+
+use crate::spawn::plan::{CapSets, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why a plan cannot be compiled (found in the spawner, before any clone).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("{what} contains a NUL byte: {value:?}")]
+    Nul { what: &'static str, value: String },
+    #[error("the process has no argv[0]: give a command or an image Entrypoint/Cmd")]
+    NoCommand,
+    #[error("{what} must be an absolute container path, got {value:?}")]
+    NotAbsolute { what: &'static str, value: String },
+    #[error(
+        "rlimit {resource} asks for a hard limit of {requested}, above the current hard limit {current}: \
+         raising a hard limit needs CAP_SYS_RESOURCE, which this host denies; lower the limit to at most {current}"
+    )]
+    RlimitAboveHard { resource: String, requested: u64, current: u64 },
+    #[error("rlimit {resource}: soft limit {soft} is above hard limit {hard}")]
+    RlimitSoftAboveHard { resource: String, soft: u64, hard: u64 },
+    #[error("the plan needs descriptor {0}, which was not sent with it")]
+    MissingFd(&'static str),
+    #[error("an overlay rootfs needs at least one layer")]
+    NoLayers,
+    #[error("cannot inspect bind source {path}: {source}")]
+    BindSource { path: String, source: std::io::Error },
+    #[error("cannot read /proc/sys/kernel/cap_last_cap: {0}")]
+    CapLastCap(std::io::Error),
+}
+
+fn cstr(what: &'static str, s: impl AsRef<[u8]>) -> Result<CString, PrepareError> {
+    CString::new(s.as_ref()).map_err(|_| PrepareError::Nul { what, value: String::from_utf8_lossy(s.as_ref()).into_owned() })
+}
+
+fn cpath(what: &'static str, p: &Path) -> Result<CString, PrepareError> {
+    cstr(what, p.as_os_str().as_bytes())
+}
+
+fn container_path(what: &'static str, p: &str) -> Result<CString, PrepareError> {
+    if !p.starts_with('/') {
+        return Err(PrepareError::NotAbsolute { what, value: p.into() });
+    }
+    cstr(what, p)
+}
+
+/// The descriptors the spawner received with a request, as numbers valid in the child.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ChildFds {
+    pub stdio: [Option<RawFd>; 3],
+    pub cgroup_procs: Vec<RawFd>,
+    pub netns: Option<RawFd>,
+    pub target: Option<RawFd>,
+}
+
+pub(crate) enum RootKind {
+    /// tmpfs at `mountpoint` holding `upper`, `work` and the overlay's own mountpoint `root`.
+    OverlayOnTmpfs { tmpfs_size: CString, upper: CString, work: CString, root: CString, layers: Vec<CString> },
+    OverlayOnDirs { upper: CString, work: CString, layers: Vec<CString> },
+    Directory { source: CString },
+}
+
+pub(crate) struct RootConfig {
+    pub mountpoint: CString,
+    pub kind: RootKind,
+}
+
+pub(crate) struct FileConfig {
+    pub path: CString,
+    pub data: Vec<u8>,
+    pub mode: libc::mode_t,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub(crate) enum MountKind {
+    Proc,
+    Dev,
+    DevPts,
+    Mqueue,
+    Sysfs,
+    Tmpfs { size: CString, mode: CString, attrs: u64, files: Vec<FileConfig> },
+    Bind { source: CString, recursive: bool, attrs: u64, source_is_dir: bool },
+}
+
+pub(crate) struct MountConfig {
+    pub target: CString,
+    pub kind: MountKind,
+}
+
+pub(crate) struct ContainerConfig {
+    pub root: RootConfig,
+    pub mounts: Vec<MountConfig>,
+    pub files: Vec<FileConfig>,
+    pub masked: Vec<CString>,
+    pub readonly: Vec<CString>,
+    pub readonly_rootfs: bool,
+    pub hostname: Option<Vec<u8>>,
+}
+
+pub(crate) struct ChildConfig {
+    /// The child's end of the sync socket, and the spawner's end (closed first in the child).
+    pub sync_fd: RawFd,
+    pub parent_sync_fd: RawFd,
+    pub fds: ChildFds,
+    /// `None` for [`Mode::Join`].
+    pub container: Option<ContainerConfig>,
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+    pub cwd: CString,
+    pub caps: CapSets,
+    pub last_cap: u32,
+    pub no_new_privs: bool,
+    pub seccomp: Vec<Vec<libc::sock_filter>>,
+    /// Every path execve tries, in order (argv[0] joined to each PATH entry, or argv[0] itself).
+    pub exec_candidates: Vec<CString>,
+    pub init: bool,
+    pub controlling_tty: bool,
+    // argv/envp own the strings the pointer arrays point into; they must stay alive.
+    _argv: Vec<CString>,
+    _env: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub env_ptrs: Vec<*const libc::c_char>,
+}
+
+fn attrs(flags: MountFlags) -> u64 {
+    let mut a = 0;
+    if flags.readonly {
+        a |= MOUNT_ATTR_RDONLY;
+    }
+    if flags.nosuid {
+        a |= MOUNT_ATTR_NOSUID;
+    }
+    if flags.nodev {
+        a |= MOUNT_ATTR_NODEV;
+    }
+    if flags.noexec {
+        a |= MOUNT_ATTR_NOEXEC;
+    }
+    a
+}
+
+fn file(f: &FileInit) -> Result<FileConfig, PrepareError> {
+    Ok(FileConfig { path: cstr("file path", &f.path)?, data: f.data.clone(), mode: f.mode as libc::mode_t, uid: f.uid, gid: f.gid })
+}
+
+/// The name of an RLIMIT_* number for messages.
+pub fn rlimit_name(resource: u32) -> String {
+    const NAMES: [&str; 16] = [
+        "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+    ];
+    NAMES.get(resource as usize).map_or_else(|| format!("resource {resource}"), |n| n.to_string())
+}
+
+fn last_cap() -> Result<u32, PrepareError> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").map_err(PrepareError::CapLastCap)?;
+    text.trim().parse().map_err(|e| PrepareError::CapLastCap(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+impl ChildConfig {
+    pub(crate) fn prepare(plan: &StartPlan, fds: ChildFds, sync_fd: RawFd, parent_sync_fd: RawFd) -> Result<ChildConfig, PrepareError> {
+        let container = match &plan.mode {
+            Mode::Container(setup) => Some(ContainerConfig {
+                root: prepare_root(&setup.rootfs.source, &setup.rootfs.mountpoint)?,
+                mounts: setup.mounts.iter().map(prepare_mount).collect::<Result<_, _>>()?,
+                files: setup.files.iter().map(file).collect::<Result<_, _>>()?,
+                masked: setup.masked_paths.iter().map(|p| container_path("masked path", p)).collect::<Result<_, _>>()?,
+                readonly: setup.readonly_paths.iter().map(|p| container_path("read-only path", p)).collect::<Result<_, _>>()?,
+                readonly_rootfs: setup.readonly_rootfs,
+                hostname: setup.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+            }),
+            Mode::Join => {
+                if fds.target.is_none() {
+                    return Err(PrepareError::MissingFd("target (a pidfd of the container to join)"));
+                }
+                None
+            }
+        };
+        let mut rlimits = Vec::new();
+        for r in &plan.rlimits {
+            if r.soft > r.hard {
+                return Err(PrepareError::RlimitSoftAboveHard { resource: rlimit_name(r.resource), soft: r.soft, hard: r.hard });
+            }
+            let (_, current) = crate::sys::getrlimit(r.resource).unwrap_or((u64::MAX, u64::MAX));
+            if r.hard > current {
+                return Err(PrepareError::RlimitAboveHard { resource: rlimit_name(r.resource), requested: r.hard, current });
+            }
+            rlimits.push((r.resource, r.soft, r.hard));
+        }
+        let argv: Vec<CString> = plan.process.argv.iter().map(|a| cstr("argv", a)).collect::<Result<_, _>>()?;
+        let env: Vec<CString> = plan.process.env.iter().map(|e| cstr("environment entry", e)).collect::<Result<_, _>>()?;
+        let argv0 = plan.process.argv.first().ok_or(PrepareError::NoCommand)?;
+        let exec_candidates = if argv0.contains('/') {
+            vec![cstr("argv[0]", argv0)?]
+        } else {
+            let path = plan.process.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+            path.split(':')
+                .map(|dir| if dir.is_empty() { "." } else { dir })
+                .map(|dir| cstr("PATH entry", format!("{}/{argv0}", dir.trim_end_matches('/'))))
+                .collect::<Result<_, _>>()?
+        };
+        let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect::<Vec<_>>();
+        Ok(ChildConfig {
+            sync_fd,
+            parent_sync_fd,
+            container,
+            rlimits,
+            uid: plan.user.uid,
+            gid: plan.user.gid,
+            groups: plan.user.additional_gids.clone(),
+            cwd: container_path("working directory", &plan.process.cwd)?,
+            caps: plan.caps,
+            last_cap: last_cap()?,
+            no_new_privs: plan.no_new_privs,
+            seccomp: plan.seccomp.iter().map(|p| p.0.clone()).collect(),
+            exec_candidates,
+            init: plan.init && matches!(plan.mode, Mode::Container(_)),
+            controlling_tty: plan.controlling_tty,
+            argv_ptrs: ptrs(&argv),
+            env_ptrs: ptrs(&env),
+            _argv: argv,
+            _env: env,
+            fds,
+        })
+    }
+}
+
+fn prepare_root(source: &RootfsSource, mountpoint: &Path) -> Result<RootConfig, PrepareError> {
+    let layers = |layers: &[std::path::PathBuf]| -> Result<Vec<CString>, PrepareError> {
+        if layers.is_empty() {
+            return Err(PrepareError::NoLayers);
+        }
+        // lowerdir+ is given top first.
+        layers.iter().rev().map(|l| cpath("layer directory", l)).collect()
+    };
+    let kind = match source {
+        RootfsSource::Overlay { layers: l, upper: OverlayUpper::Tmpfs { size_bytes } } => RootKind::OverlayOnTmpfs {
+            tmpfs_size: cstr("size", size_bytes.to_string())?,
+            upper: cpath("mountpoint", &mountpoint.join("upper"))?,
+            work: cpath("mountpoint", &mountpoint.join("work"))?,
+            root: cpath("mountpoint", &mountpoint.join("root"))?,
+            layers: layers(l)?,
+        },
+        RootfsSource::Overlay { layers: l, upper: OverlayUpper::Dirs { upper, work } } => {
+            RootKind::OverlayOnDirs { upper: cpath("upper directory", upper)?, work: cpath("work directory", work)?, layers: layers(l)? }
+        }
+        RootfsSource::Directory(dir) => RootKind::Directory { source: cpath("root directory", dir)? },
+    };
+    Ok(RootConfig { mountpoint: cpath("mountpoint", mountpoint)?, kind })
+}
+
+fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
+    let kind = match step {
+        MountStep::Proc { .. } => MountKind::Proc,
+        MountStep::Dev { .. } => MountKind::Dev,
+        MountStep::DevPts { .. } => MountKind::DevPts,
+        MountStep::Mqueue { .. } => MountKind::Mqueue,
+        MountStep::Sysfs { .. } => MountKind::Sysfs,
+        MountStep::Tmpfs { size_bytes, mode, flags, files, .. } => MountKind::Tmpfs {
+            size: cstr("size", size_bytes.to_string())?,
+            mode: cstr("mode", format!("{mode:o}"))?,
+            attrs: attrs(*flags),
+            files: files.iter().map(file).collect::<Result<_, _>>()?,
+        },
+        MountStep::Bind { source, recursive, flags, .. } => {
+            let meta = std::fs::metadata(source).map_err(|e| PrepareError::BindSource { path: source.display().to_string(), source: e })?;
+            MountKind::Bind { source: cpath("bind source", source)?, recursive: *recursive, attrs: attrs(*flags), source_is_dir: meta.is_dir() }
+        }
+    };
+    Ok(MountConfig { target: container_path("mount target", step.target())?, kind })
+}

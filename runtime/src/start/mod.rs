@@ -1,0 +1,163 @@
+//! The start sequence: what the cloned child does, top to bottom, from clone to execve.
+//!
+//! It runs in a child of the single-threaded spawner and reads only its precomputed
+//! [`ChildConfig`]: no allocation, no locks, raw syscalls only. Each step has its own [`Step`];
+//! the first failure is written to the sync socket as (step, errno, index) and the child exits.
+//! Success is the sync socket closing at execve (it is close-on-exec), or, under `init`, an
+//! explicit message once the process under the init has been executed.
+
+pub(crate) mod config;
+mod init;
+pub mod step;
+
+use crate::rootfs;
+use crate::sys;
+use config::ChildConfig;
+use std::convert::Infallible;
+use step::{Failure, Step, StepExt, SyncMsg};
+
+/// Exit code of a child whose start sequence failed (the parent reports the step instead).
+pub(crate) const FAILED_EXIT: i32 = 127;
+
+/// The child's entry point after clone3. Never returns.
+pub(crate) fn child_main(cfg: &ChildConfig) -> ! {
+    let Err(failure) = sequence(cfg);
+    let _ = sys::write_all(cfg.sync_fd, &SyncMsg::Failed(failure).encode());
+    sys::exit(FAILED_EXIT)
+}
+
+fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
+    // Die with the spawner; if it already died, the sync socket has no peer left.
+    sys::close(cfg.parent_sync_fd);
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
+        sys::exit(FAILED_EXIT);
+    }
+    // Inherited from the spawner, set again: no ptrace or /proc/PID access from inside.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).step(Step::Dumpable)?;
+    // Device nodes and files get exactly the modes asked for.
+    sys::umask(0);
+
+    // Cgroups before the cgroup namespace, so the container sees its own cgroup as its root.
+    for (i, &fd) in cfg.fds.cgroup_procs.iter().enumerate() {
+        sys::write_all(fd, b"0").step_at(Step::CgroupAttach, i)?;
+    }
+
+    match &cfg.container {
+        Some(c) => {
+            // The clone gave us new mount, pid, ipc, uts (and maybe net) namespaces.
+            sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None).step(Step::Rprivate)?;
+            sys::unshare(libc::CLONE_NEWCGROUP).step(Step::CgroupNamespace)?;
+            if let Some(netns) = cfg.fds.netns {
+                sys::setns(netns, libc::CLONE_NEWNET).step(Step::JoinNetwork)?;
+            }
+            let root = rootfs::mount_root(&c.root)?;
+            for (i, m) in c.mounts.iter().enumerate() {
+                rootfs::mount_step(root, m, i)?;
+            }
+            for (i, f) in c.files.iter().enumerate() {
+                rootfs::write_file(root, f).step_at(Step::WriteFile, i)?;
+            }
+            if c.readonly_rootfs {
+                sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, 0, false).step(Step::ReadonlyRootfs)?;
+            }
+            rootfs::pivot(root)?;
+            sys::close(root);
+            let root = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0, 0).step(Step::DetachOldRoot)?;
+            let dev_null = rootfs::open_dev_null(root)?;
+            for (i, path) in c.masked.iter().enumerate() {
+                rootfs::mask(root, dev_null, path, i)?;
+            }
+            for (i, path) in c.readonly.iter().enumerate() {
+                rootfs::make_readonly(root, path, i)?;
+            }
+            sys::close(dev_null);
+            sys::close(root);
+            if let Some(name) = &c.hostname {
+                sys::sethostname(name).step(Step::Hostname)?;
+            }
+        }
+        None => {
+            // exec: the spawner already put us in the target's pid namespace; setns into a mount
+            // namespace also moves root and cwd to that namespace's root.
+            let target = cfg.fds.target.unwrap_or(-1);
+            let all = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
+            sys::setns(target, all).step(Step::JoinNamespaces)?;
+        }
+    }
+
+    for (target, source) in cfg.fds.stdio.iter().enumerate() {
+        if let Some(fd) = *source {
+            sys::dup3(fd, target as i32, 0).step(Step::Stdio)?;
+        }
+    }
+    sys::setsid().step(Step::Setsid)?;
+    if cfg.controlling_tty {
+        sys::ioctl_int(0, libc::TIOCSCTTY, 0).step(Step::ControllingTty)?;
+    }
+    for (i, &(resource, soft, hard)) in cfg.rlimits.iter().enumerate() {
+        sys::setrlimit(resource, soft, hard).step_at(Step::Rlimit, i)?;
+    }
+
+    // Keep the permitted set across setuid to a non-root user; capset below decides what stays.
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).step(Step::KeepCaps)?;
+    for cap in 0..=cfg.last_cap {
+        if cap < 64 && cfg.caps.bounding & (1 << cap) == 0 {
+            sys::prctl(libc::PR_CAPBSET_DROP, cap as _, 0, 0, 0).step_at(Step::BoundingSet, cap as usize)?;
+        }
+    }
+    sys::setgroups(&cfg.groups).step(Step::Groups)?;
+    sys::setresgid(cfg.gid).step(Step::Gid)?;
+    sys::setresuid(cfg.uid).step(Step::Uid)?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).step(Step::KeepCaps)?;
+
+    sys::chdir(&cfg.cwd).step(Step::Cwd)?;
+    let mut cwd = [0u8; 16];
+    match sys::getcwd(&mut cwd) {
+        // Only reachability matters; a long cwd just does not fit this small buffer.
+        Ok(_) | Err(libc::ERANGE) => {}
+        Err(e) => return Err(Failure::new(Step::Cwd, e)),
+    }
+
+    sys::capset(cfg.caps.permitted, cfg.caps.effective, cfg.caps.inheritable).step(Step::Capset)?;
+    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as _, 0, 0, 0).step(Step::Ambient)?;
+    for cap in 0..64u32 {
+        if cfg.caps.ambient & (1 << cap) != 0 {
+            sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as _, cap as _, 0, 0).step_at(Step::Ambient, cap as usize)?;
+        }
+    }
+    if cfg.no_new_privs {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).step(Step::NoNewPrivs)?;
+    }
+    sys::umask(0o022);
+    // Everything but 0-2 closes at execve; the sync socket stays open until then, so an exec
+    // failure is still reported.
+    sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC).step(Step::CloseFds)?;
+    // Last: after this only the syscalls the filters allow remain.
+    for (i, filter) in cfg.seccomp.iter().enumerate() {
+        sys::seccomp_filter(filter).step_at(Step::Seccomp, i)?;
+    }
+
+    if cfg.init {
+        init::run(cfg)
+    } else {
+        Err(exec(cfg))
+    }
+}
+
+/// execve of the first candidate path that exists; the failure of the most telling attempt.
+pub(crate) fn exec(cfg: &ChildConfig) -> Failure {
+    let mut errno = libc::ENOENT;
+    for (i, path) in cfg.exec_candidates.iter().enumerate() {
+        // SAFETY: ChildConfig::prepare built both arrays null-terminated, pointing into strings
+        // it owns, and cfg outlives this call.
+        let e = unsafe { sys::execve(path, cfg.argv_ptrs.as_ptr(), cfg.env_ptrs.as_ptr()) };
+        // As execvp: keep looking past missing entries, remember a permission problem.
+        match e {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => errno = libc::EACCES,
+            other => return Failure { step: Step::Exec, errno: other, index: i as u32 },
+        }
+    }
+    Failure::new(Step::Exec, errno)
+}

@@ -1,0 +1,65 @@
+//! Telling a live supervisor from a stale record. A pid alone is no identity: after a crash or a
+//! reboot another process may hold it. A record names its supervisor by pid, the process's start
+//! time (in clock ticks since boot, from /proc/PID/stat) and the boot id; all three must match.
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    pub pid: i32,
+    pub start_time: u64,
+    pub boot_id: String,
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+}
+
+/// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and parentheses, so
+/// fields are counted after its last `)`.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl ProcessIdentity {
+    pub fn of(pid: i32) -> Option<ProcessIdentity> {
+        Some(ProcessIdentity { pid, start_time: start_time(pid)?, boot_id: boot_id()? })
+    }
+
+    pub fn current() -> ProcessIdentity {
+        ProcessIdentity::of(std::process::id() as i32).expect("/proc describes this process")
+    }
+
+    /// Whether the process this identity names still runs.
+    pub fn is_alive(&self) -> bool {
+        ProcessIdentity::of(self.pid).as_ref() == Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_living_process_matches_and_a_reused_pid_does_not() {
+        let me = ProcessIdentity::current();
+        assert!(me.is_alive());
+        let mut other_boot = me.clone();
+        other_boot.boot_id = "00000000-0000-0000-0000-000000000000".into();
+        assert!(!other_boot.is_alive());
+        let mut restarted = me.clone();
+        restarted.start_time += 1;
+        assert!(!restarted.is_alive());
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let id = ProcessIdentity::of(child.id() as i32);
+        child.wait().unwrap();
+        if let Some(id) = id {
+            assert!(!id.is_alive(), "a reaped process still counts as alive");
+        }
+    }
+}

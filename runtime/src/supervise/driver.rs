@@ -1,0 +1,57 @@
+//! The seam between the supervisor's decisions and the machinery that carries them out.
+//!
+//! The supervisor decides when containers start, stop and restart and which hooks fire; a
+//! `Driver` does it: builds the root filesystem, wires the network, asks the spawner for the
+//! process, signals it. Keeping the seam narrow lets the supervisor's rules be read (and tested)
+//! apart from namespaces and netlink.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use crate::hooks::host::HostOutcome;
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Shell-style: the exit code, or 128+N after signal N.
+    pub code: i32,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    pub fn signal_name(&self) -> Option<String> {
+        self.signal.and_then(|s| nix::sys::signal::Signal::try_from(s).ok()).map(|s| s.as_str().to_string())
+    }
+}
+
+pub trait Driver: Send + Sync + 'static {
+    /// Creates the container if needed (root filesystem, pre-boot files, secrets, network) and
+    /// starts its process; returns once the process has been exec'd.
+    fn start(&self, container: &str) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Waits until the container's current process exits.
+    fn wait(&self, container: &str) -> impl Future<Output = ExitStatus> + Send;
+
+    /// Sends `signal` to the container's process (to PID 1 of its namespace).
+    fn signal(&self, container: &str, signal: i32) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Kills every process of the container (its whole cgroup).
+    fn kill_all(&self, container: &str) -> impl Future<Output = ()> + Send;
+
+    /// Runs a command inside the running container with its full confinement.
+    fn exec(
+        &self,
+        container: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<HostOutcome, String>> + Send;
+
+    /// The container's network namespace, for health probes.
+    fn netns(&self, container: &str) -> Option<OwnedFd>;
+}

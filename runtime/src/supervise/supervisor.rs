@@ -1,0 +1,478 @@
+//! The supervisor's rules: start in dependency order, fire hooks, watch health, apply restart
+//! policies, and stop in reverse order. One task per container; they meet only through the
+//! shared status map (for `after`) and the event stream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tfctl_schema::model::{App, Container, Event, HookStep, OnFail, Probe};
+use tokio::sync::{broadcast, watch};
+
+use super::backoff::{Backoff, Decision};
+use super::driver::{Driver, ExitStatus};
+use super::order;
+use super::status::{ContainerStatus, Health, Report, State, StatusMap};
+use crate::hooks::env::HookContext;
+use crate::hooks::host;
+
+/// What a container's task is told from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Run,
+    Stop,
+}
+
+struct Inner<D: Driver> {
+    app: App,
+    driver: D,
+    /// App, root, app file, addresses and ports: what every hook's environment starts from.
+    hook_base: HookContext,
+    status: watch::Sender<StatusMap>,
+    events: broadcast::Sender<Report>,
+    commands: HashMap<String, watch::Sender<Command>>,
+    /// Containers whose task has been started at least once (a `sleep` one only by `start`).
+    started: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A running app's supervisor. Cheap to clone; every clone drives the same app.
+pub struct Supervisor<D: Driver> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D: Driver> Clone for Supervisor<D> {
+    fn clone(&self) -> Self {
+        Supervisor { inner: self.inner.clone() }
+    }
+}
+
+impl<D: Driver> Supervisor<D> {
+    pub fn new(app: App, driver: D, hook_base: HookContext) -> Self {
+        let status: StatusMap =
+            app.containers.iter().map(|c| (c.name.clone(), ContainerStatus::waiting(c.health.is_some()))).collect();
+        let (status, _) = watch::channel(status);
+        let (events, _) = broadcast::channel(1024);
+        let commands = app.containers.iter().map(|c| (c.name.clone(), watch::channel(Command::Run).0)).collect();
+        Supervisor { inner: Arc::new(Inner { app, driver, hook_base, status, events, commands, started: Default::default() }) }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.inner.app
+    }
+
+    pub fn driver(&self) -> &D {
+        &self.inner.driver
+    }
+
+    pub fn status(&self) -> watch::Receiver<StatusMap> {
+        self.inner.status.subscribe()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<Report> {
+        self.inner.events.subscribe()
+    }
+
+    /// Starts every container that is not `sleep`: each waits for its `after` conditions, so
+    /// independent ones start in parallel. Returns at once; the tasks run on.
+    pub fn start_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.inner
+            .app
+            .containers
+            .iter()
+            .filter(|c| !c.sleep)
+            .map(|c| self.spawn_task(&c.name))
+            .collect()
+    }
+
+    /// Stops every container, in reverse dependency order, each level in parallel, and returns
+    /// once all have ended.
+    pub async fn stop_all(&self) {
+        let deps: Vec<_> = self
+            .inner
+            .app
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), c.after.iter().map(|a| a.container.clone()).collect()))
+            .collect();
+        for level in order::levels(&deps).into_iter().rev() {
+            for name in &level {
+                if let Some(tx) = self.inner.commands.get(name) {
+                    tx.send_replace(Command::Stop);
+                }
+            }
+            let mut rx = self.status();
+            let _ = rx
+                .wait_for(|m| level.iter().all(|n| m.get(n).is_none_or(|s| is_terminal(s.state) || s.state == State::Waiting)))
+                .await;
+        }
+    }
+
+    /// Stops one container (stopping hooks, stop signal, kill after its timeout) and waits for
+    /// it; it stays stopped, restart policy included, until `start`.
+    pub async fn stop(&self, name: &str) -> Result<(), String> {
+        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        tx.send_replace(Command::Stop);
+        let mut rx = self.status();
+        let _ = rx.wait_for(|m| m.get(name).is_none_or(|s| is_terminal(s.state) || s.state == State::Waiting)).await;
+        Ok(())
+    }
+
+    /// Starts a stopped, exited or `sleep` container again (its `after` conditions apply).
+    pub async fn start(&self, name: &str) -> Result<(), String> {
+        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        let state = self.status().borrow().get(name).map(|s| s.state);
+        let idle = matches!(state, Some(State::Stopped | State::Exited | State::Failed))
+            || (state == Some(State::Waiting) && *tx.borrow() == Command::Stop)
+            || (state == Some(State::Waiting) && self.inner.app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
+        if !idle {
+            return Ok(());
+        }
+        tx.send_replace(Command::Run);
+        let has_health = self.inner.app.container(name).is_some_and(|c| c.health.is_some());
+        update(&self.inner, name, |s| *s = ContainerStatus::waiting(has_health));
+        self.spawn_task(name);
+        Ok(())
+    }
+
+    /// Stops and starts a container; its network namespace, and so its address, stays.
+    pub async fn restart(&self, name: &str) -> Result<(), String> {
+        self.stop(name).await?;
+        self.start(name).await
+    }
+
+    fn spawn_task(&self, name: &str) -> tokio::task::JoinHandle<()> {
+        if let Ok(mut s) = self.inner.started.lock() {
+            s.insert(name.to_string());
+        }
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        tokio::spawn(async move { run_container(inner, name).await })
+    }
+
+    /// Fires the app-level hooks of `event` (`up`, `down`, `failed`).
+    pub async fn fire_app_event(&self, event: Event, reason: &str) -> Result<(), String> {
+        fire(&self.inner, None, event, reason, None, "").await
+    }
+}
+
+/// Resolves once the container is asked to stop.
+async fn stop_requested(commands: &mut watch::Receiver<Command>) {
+    // The guard `wait_for` returns must not live across an await: drop it here.
+    let _ = commands.wait_for(|c| *c == Command::Stop).await.map(|_| ());
+}
+
+fn is_terminal(state: State) -> bool {
+    matches!(state, State::Exited | State::Stopped | State::Failed)
+}
+
+fn update(inner: &Inner<impl Driver>, name: &str, f: impl FnOnce(&mut ContainerStatus)) {
+    inner.status.send_modify(|m| {
+        if let Some(s) = m.get_mut(name) {
+            f(s)
+        }
+    });
+}
+
+fn report(inner: &Inner<impl Driver>, container: Option<&str>, event: Event, reason: &str, exit: Option<ExitStatus>, message: String) {
+    let _ = inner.events.send(Report {
+        container: container.map(str::to_string),
+        event,
+        reason: reason.to_string(),
+        exit_code: exit.map(|e| e.code),
+        message,
+    });
+}
+
+/// Reports `event` and runs its hooks for `container` (or the app), in declaration order.
+/// Fails, saying why, when a hook with `on-fail="fail"` failed or timed out.
+async fn fire<D: Driver>(
+    inner: &Inner<D>,
+    container: Option<&Container>,
+    event: Event,
+    reason: &str,
+    exit: Option<ExitStatus>,
+    message: &str,
+) -> Result<(), String> {
+    let name = container.map(|c| c.name.as_str());
+    report(inner, name, event, reason, exit, message.to_string());
+    let hooks = match container {
+        Some(c) => &c.hooks,
+        None => &inner.app.hooks,
+    };
+    let mut ctx = inner.hook_base.clone();
+    ctx.container = name.unwrap_or_default().to_string();
+    ctx.event = event.as_str().to_string();
+    ctx.reason = reason.to_string();
+    ctx.exit_code = exit.map(|e| e.code);
+    ctx.signal = exit.map(|e| e.signal_name().unwrap_or_default());
+    ctx.ip = name.and_then(|n| ctx.ips.iter().find(|(c, _)| c == n).map(|(_, ip)| *ip));
+    let env = ctx.env();
+    for hook in hooks.iter().filter(|h| h.event == event) {
+        let deadline = Instant::now() + hook.timeout;
+        let mut failure = None;
+        for step in &hook.steps {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcome = match step {
+                HookStep::Run(argv) => host::run(argv, &inner.app.dir, &env, left).await.map_err(|e| e.to_string()),
+                HookStep::Exec(argv) => match name {
+                    Some(n) => inner.driver.exec(n, argv, left).await,
+                    None => Err("exec hooks need a container".to_string()),
+                },
+            };
+            match outcome {
+                Ok(o) if o.success() => continue,
+                Ok(o) if o.timed_out => failure = Some(format!("timed out after {:?}", hook.timeout)),
+                Ok(o) => failure = Some(format!("exited with status {}: {}", o.status.unwrap_or(-1), o.output.trim())),
+                Err(e) => failure = Some(e),
+            }
+            break;
+        }
+        if let Some(why) = failure {
+            let what = format!("{} hook failed: {why}", event.as_str());
+            if hook.on_fail == OnFail::Fail {
+                return Err(what);
+            }
+            tracing::warn!(container = name.unwrap_or("-"), "{what}");
+            report(inner, name, event, "hook-warning", None, what);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every `after` condition of `c` holds; false if one never can.
+async fn wait_for_dependencies<D: Driver>(inner: &Inner<D>, c: &Container, commands: &mut watch::Receiver<Command>) -> bool {
+    let mut status = inner.status.subscribe();
+    loop {
+        {
+            let map = status.borrow_and_update();
+            let mut all = true;
+            for after in &c.after {
+                let Some(s) = map.get(&after.container) else { continue };
+                if s.cannot_satisfy(after.until) {
+                    return false;
+                }
+                all &= s.satisfies(after.until);
+            }
+            if all {
+                return true;
+            }
+        }
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { return false },
+            _ = stop_requested(commands) => return false,
+        }
+    }
+}
+
+/// Probes `c` until the task is aborted, updating its health and firing healthy/unhealthy.
+/// Returns only when a healthy hook with `on-fail="fail"` failed, saying why.
+async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, c: Container) -> String {
+    let Some(health) = c.health.clone() else {
+        return std::future::pending().await;
+    };
+    let started = Instant::now();
+    let mut failures = 0u32;
+    let mut current = Health::Starting;
+    loop {
+        let result = match &health.probe {
+            Probe::Exec(argv) => inner.driver.exec(&c.name, argv, health.timeout).await.and_then(|o| {
+                if o.success() {
+                    Ok(())
+                } else {
+                    Err(format!("exited with status {}", o.status.unwrap_or(-1)))
+                }
+            }),
+            Probe::Tcp(port) => match inner.driver.netns(&c.name) {
+                Some(ns) => crate::health::tcp(std::os::fd::AsFd::as_fd(&ns), *port, health.timeout).await.map_err(|e| e.to_string()),
+                None => Err("the container has no network namespace".into()),
+            },
+            Probe::Http(url) => match inner.driver.netns(&c.name) {
+                Some(ns) => crate::health::http(std::os::fd::AsFd::as_fd(&ns), url, health.timeout).await.map(drop).map_err(|e| e.to_string()),
+                None => Err("the container has no network namespace".into()),
+            },
+        };
+        let next = match result {
+            Ok(()) => {
+                failures = 0;
+                Health::Healthy
+            }
+            Err(why) => {
+                // Failures during the start period do not count, as in Compose.
+                if started.elapsed() >= health.start_period {
+                    failures += 1;
+                }
+                tracing::debug!(container = %c.name, "health probe failed: {why}");
+                if failures >= health.retries.max(1) {
+                    Health::Unhealthy
+                } else {
+                    current
+                }
+            }
+        };
+        if next != current {
+            current = next;
+            update(&inner, &c.name, |s| s.health = Some(next));
+            match next {
+                Health::Healthy => {
+                    if let Err(why) = fire(&inner, Some(&c), Event::Healthy, "healthy", None, "").await {
+                        return why;
+                    }
+                }
+                Health::Unhealthy => {
+                    let _ = fire(&inner, Some(&c), Event::Unhealthy, "unhealthy", None, "").await;
+                    let _ = fire(&inner, Some(&c), Event::Failed, "unhealthy", None, "the health check failed").await;
+                }
+                Health::Starting => {}
+            }
+        }
+        tokio::time::sleep(health.interval).await;
+    }
+}
+
+/// Stops the container's process as `down` does: stopping hooks, the stop signal, then a kill
+/// once `stop-timeout` (which the hooks count against) has passed.
+async fn stop_process<D: Driver>(inner: &Inner<D>, c: &Container) -> ExitStatus {
+    let deadline = Instant::now() + c.stop_timeout;
+    let stopping = fire(inner, Some(c), Event::Stopping, "stopped", None, "");
+    let _ = tokio::time::timeout(c.stop_timeout, stopping).await;
+    let signal = c.stop_signal.parse::<nix::sys::signal::Signal>().map(|s| s as i32).unwrap_or(libc::SIGTERM);
+    let _ = inner.driver.signal(&c.name, signal).await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, inner.driver.wait(&c.name)).await {
+        Ok(exit) => exit,
+        Err(_) => {
+            inner.driver.kill_all(&c.name).await;
+            inner.driver.wait(&c.name).await
+        }
+    }
+}
+
+/// One container's life under the supervisor.
+async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
+    let Some(c) = inner.app.container(&name).cloned() else { return };
+    let mut commands = inner.commands[&name].subscribe();
+    if !wait_for_dependencies(&inner, &c, &mut commands).await {
+        if *commands.borrow() == Command::Run {
+            update(&inner, &name, |s| {
+                s.state = State::Failed;
+                s.reason = Some("a container it comes after did not get there".into());
+            });
+            let _ = fire(&inner, Some(&c), Event::Failed, "dependency", None, "a container it comes after did not get there").await;
+        }
+        return;
+    }
+    let mut backoff = Backoff::default();
+    loop {
+        update(&inner, &name, |s| {
+            s.state = State::Starting;
+            s.started_hooks_done = false;
+            s.health = c.health.as_ref().map(|_| Health::Starting);
+        });
+        let began = Instant::now();
+        // (how it ended, whether tfctl was asked to stop it, whether `failed` already fired)
+        let (exit, requested, failed_fired) = match inner.driver.start(&name).await {
+            Err(e) => {
+                let _ = fire(&inner, Some(&c), Event::Failed, "start", None, &e).await;
+                update(&inner, &name, |s| s.reason = Some(format!("it could not start: {e}")));
+                (ExitStatus { code: 125, signal: None }, false, true)
+            }
+            Ok(()) => {
+                update(&inner, &name, |s| s.state = State::Running);
+                let hooks = fire(&inner, Some(&c), Event::Started, "started", None, "").await;
+                update(&inner, &name, |s| s.started_hooks_done = hooks.is_ok());
+                let health = tokio::spawn(watch_health(inner.clone(), c.clone()));
+                let abort = health.abort_handle();
+                let mut health_done = false;
+                let outcome = if let Err(why) = hooks {
+                    let _ = fire(&inner, Some(&c), Event::Failed, "hook", None, &why).await;
+                    let exit = stop_process(&inner, &c).await;
+                    let _ = fire(&inner, Some(&c), Event::Exited, "stopped", Some(exit), "").await;
+                    update(&inner, &name, |s| s.reason = Some("a started hook failed".into()));
+                    (exit, false, true)
+                } else {
+                    let mut health = health;
+                    tokio::select! {
+                        exit = inner.driver.wait(&name) => {
+                            let _ = fire(&inner, Some(&c), Event::Exited, "exited", Some(exit), "").await;
+                            (exit, false, false)
+                        }
+                        _ = stop_requested(&mut commands) => {
+                            let exit = stop_process(&inner, &c).await;
+                            let _ = fire(&inner, Some(&c), Event::Exited, "stopped", Some(exit), "").await;
+                            (exit, true, false)
+                        }
+                        reason = &mut health => {
+                            health_done = true;
+                            // A healthy hook with on-fail="fail" failed.
+                            let why = reason.unwrap_or_else(|_| "a healthy hook failed".into());
+                            let _ = fire(&inner, Some(&c), Event::Failed, "hook", None, &why).await;
+                            let exit = stop_process(&inner, &c).await;
+                            let _ = fire(&inner, Some(&c), Event::Exited, "stopped", Some(exit), "").await;
+                            update(&inner, &name, |s| s.reason = Some("a healthy hook failed".into()));
+                            (exit, false, true)
+                        }
+                    }
+                };
+                if !health_done {
+                    abort.abort();
+                }
+                outcome
+            }
+        };
+        if requested {
+            update(&inner, &name, |s| {
+                s.state = State::Stopped;
+                s.exit = Some(exit);
+                s.exit_code = Some(exit.code);
+            });
+            return;
+        }
+        // A failed start or hook counts as a failure whatever status the stop produced.
+        let decision = backoff.on_exit(&c.restart, exit.success() && !failed_fired, began.elapsed());
+        let restarts = backoff.restarts;
+        match decision {
+            Decision::RestartAfter(delay) => {
+                update(&inner, &name, |s| {
+                    s.state = State::Exited;
+                    s.exit = Some(exit);
+                    s.exit_code = Some(exit.code);
+                    s.restarts = restarts;
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = stop_requested(&mut commands) => {
+                        update(&inner, &name, |s| s.state = State::Stopped);
+                        return;
+                    }
+                }
+            }
+            Decision::Stay => {
+                let failed = failed_fired || !exit.success() || !c.one_shot;
+                update(&inner, &name, |s| {
+                    s.exit = Some(exit);
+                    s.exit_code = Some(exit.code);
+                    if failed {
+                        s.state = State::Failed;
+                        s.reason.get_or_insert_with(|| format!("exited with status {}", exit.code));
+                    } else {
+                        s.state = State::Exited;
+                    }
+                });
+                if failed && !failed_fired {
+                    let _ = fire(&inner, Some(&c), Event::Failed, "exited", Some(exit), "").await;
+                }
+                return;
+            }
+            Decision::LimitReached => {
+                update(&inner, &name, |s| {
+                    s.state = State::Failed;
+                    s.exit = Some(exit);
+                    s.exit_code = Some(exit.code);
+                    s.reason = Some("restart limit reached".into());
+                });
+                let _ = fire(&inner, Some(&c), Event::Failed, "restart-limit", Some(exit), "the restart limit is used up").await;
+                return;
+            }
+        }
+    }
+}

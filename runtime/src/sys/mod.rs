@@ -1,0 +1,395 @@
+//! Raw Linux syscalls the start sequence needs, as thin wrappers that neither allocate nor touch
+//! any lock, so they may run in a freshly cloned child.
+//!
+//! Each wrapper returns `Err(errno)`; the errno is read right after the call, before anything
+//! else can overwrite it. Constants the `libc` crate does not carry yet (the mount API) are
+//! defined here from the kernel's uapi headers.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+pub mod mountapi;
+
+pub use mountapi::*;
+
+/// An errno value: the child sends it back as is, the parent names it.
+pub type Errno = i32;
+pub type SysResult<T> = Result<T, Errno>;
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> Errno {
+    // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+#[inline]
+fn check(ret: libc::c_long) -> SysResult<libc::c_long> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+#[inline]
+fn check_int(ret: libc::c_int) -> SysResult<libc::c_int> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// What `clone3` returned: in the parent the child's pid and pidfd, in the child nothing.
+pub enum Cloned {
+    Parent { pid: libc::pid_t, pidfd: RawFd },
+    Child,
+}
+
+/// clone3 with fork semantics (no new stack: the child continues on a copy of ours) and
+/// CLONE_PIDFD always set.
+///
+/// # Safety
+/// The caller must be single-threaded, or the child must only make async-signal-safe calls:
+/// locks held by other threads at the time of the clone stay locked forever in the child.
+pub unsafe fn clone3_fork(flags: u64) -> SysResult<Cloned> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: clone_args is plain old data; zeroed is its documented "no option" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    // SAFETY: args lives across the call and is sized as passed; stack 0 means fork semantics.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
+    };
+    match check(ret)? {
+        0 => Ok(Cloned::Child),
+        pid => Ok(Cloned::Parent { pid: pid as libc::pid_t, pidfd }),
+    }
+}
+
+/// The classic clone(SIGCHLD) syscall with fork semantics. Used after seccomp is installed,
+/// where clone3 answers ENOSYS. Returns 0 in the child.
+///
+/// # Safety
+/// As for [`clone3_fork`].
+pub unsafe fn fork_raw() -> SysResult<libc::pid_t> {
+    // SAFETY: on x86_64 and aarch64 clone(flags, stack=0, ...) duplicates the process like fork.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    check(ret).map(|p| p as libc::pid_t)
+}
+
+pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong, a4: libc::c_ulong, a5: libc::c_ulong) -> SysResult<libc::c_int> {
+    // SAFETY: prctl takes integers for every option used here (no pointers are passed).
+    check_int(unsafe { libc::prctl(option, a2, a3, a4, a5) })
+}
+
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain integer arguments.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+pub fn unshare(flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain integer arguments.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong, data: Option<&CStr>) -> SysResult<()> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is a NUL-terminated string or null, valid for the call.
+    check_int(unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast()) }).map(drop)
+}
+
+pub fn umount2(target: &CStr, flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: target is NUL-terminated.
+    check_int(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
+    // SAFETY: both NUL-terminated; no libc wrapper exists.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
+}
+
+pub fn fchdir(fd: RawFd) -> SysResult<()> {
+    // SAFETY: integer argument.
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: NUL-terminated.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// getcwd into a caller's buffer; fails with ENOENT when the cwd is unreachable from the root.
+pub fn getcwd(buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the buffer is writable for its length; the raw syscall never allocates.
+    check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) }).map(|n| n as usize)
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd we own; errors (EINTR) leave it closed on Linux.
+    unsafe { libc::close(fd) };
+}
+
+pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(drop)
+}
+
+pub fn dup3(old: RawFd, new: RawFd, flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::dup3(old, new, flags) }).map(drop)
+}
+
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> SysResult<()> {
+    while !data.is_empty() {
+        // SAFETY: data is readable for its length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// openat2 with a `RESOLVE_*` policy: the way every path inside a container's rootfs is opened.
+pub fn openat2(dirfd: RawFd, path: &CStr, flags: libc::c_int, mode: u64, resolve: u64) -> SysResult<RawFd> {
+    // SAFETY: open_how is plain data; zeroed is a valid value before we fill it.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode;
+    how.resolve = resolve;
+    // SAFETY: how lives across the call and its size is passed.
+    check(unsafe { libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) })
+        .map(|fd| fd as RawFd)
+}
+
+pub fn mkdirat(dirfd: RawFd, path: &CStr, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: NUL-terminated path.
+    check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dirfd: RawFd, path: &CStr, mode: libc::mode_t, dev: libc::dev_t) -> SysResult<()> {
+    // SAFETY: NUL-terminated path.
+    check_int(unsafe { libc::mknodat(dirfd, path.as_ptr(), mode, dev) }).map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dirfd: RawFd, path: &CStr) -> SysResult<()> {
+    // SAFETY: both NUL-terminated.
+    check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, path.as_ptr()) }).map(drop)
+}
+
+pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    // SAFETY: stat is plain data, filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is writable.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::umask(mask) }
+}
+
+pub fn sethostname(name: &[u8]) -> SysResult<()> {
+    // SAFETY: name is readable for its length.
+    check_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no arguments.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
+    let lim = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: prlimit64 on ourselves (pid 0) reads lim and writes nothing (old is null).
+    check(unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, &lim as *const libc::rlimit64, std::ptr::null_mut::<libc::rlimit64>()) }).map(drop)
+}
+
+pub fn getrlimit(resource: u32) -> SysResult<(u64, u64)> {
+    let mut lim = libc::rlimit64 { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit64 on ourselves writes only lim.
+    check(unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, std::ptr::null::<libc::rlimit64>(), &mut lim as *mut libc::rlimit64) })?;
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// setgroups/setresgid/setresuid as raw syscalls: glibc's wrappers broadcast the change to every
+/// thread through a signal handshake, which is not async-signal-safe (and we are alone anyway).
+pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
+    // SAFETY: groups is readable for its length.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+pub fn setresgid(gid: libc::gid_t) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+pub fn setresuid(uid: libc::uid_t) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// capset for this thread with the three 64-bit sets (version 3 ABI: two 32-bit halves).
+pub fn capset(permitted: u64, effective: u64, inheritable: u64) -> SysResult<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let half = |v: u64, i: usize| (v >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| Data { effective: half(effective, i), permitted: half(permitted, i), inheritable: half(inheritable, i) });
+    // SAFETY: header and data match the kernel's v3 layout and live across the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) }).map(drop)
+}
+
+/// Installs one classic BPF seccomp filter.
+pub fn seccomp_filter(filter: &[libc::sock_filter]) -> SysResult<()> {
+    let prog = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prog points at filter, alive for the call; the kernel copies the program.
+    check(unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const libc::sock_fprog) }).map(drop)
+}
+
+/// execve; returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` must be null-terminated arrays of pointers to NUL-terminated strings, all
+/// alive for the call.
+pub unsafe fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    errno()
+}
+
+pub fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which a child must not run.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> SysResult<()> {
+    // SAFETY: integer arguments.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// wait4 on any child; returns (pid, raw wait status).
+pub fn wait_any(flags: libc::c_int) -> SysResult<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    // SAFETY: status is writable; no rusage requested.
+    let pid = check_int(unsafe { libc::wait4(-1, &mut status, flags, std::ptr::null_mut()) })?;
+    Ok((pid, status))
+}
+
+pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> SysResult<()> {
+    // SAFETY: integer arguments; no siginfo passed.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0u32) }).map(drop)
+}
+
+/// Blocks every signal (or restores `old`), returning the previous mask.
+pub fn sigprocmask(how: libc::c_int, set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: raw rt_sigprocmask with the kernel's sigset size; both pointers valid.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set as *const libc::sigset_t, &mut old as *mut libc::sigset_t, 8usize) })?;
+    Ok(old)
+}
+
+pub fn full_sigset() -> libc::sigset_t {
+    // SAFETY: sigfillset only writes the set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut s);
+        s
+    }
+}
+
+pub fn empty_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset only writes the set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        s
+    }
+}
+
+/// Waits for a blocked signal; returns its number.
+pub fn sigwait(set: &libc::sigset_t) -> SysResult<libc::c_int> {
+    // SAFETY: raw rt_sigtimedwait without info or timeout; set valid for the call.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigtimedwait, set as *const libc::sigset_t, std::ptr::null_mut::<libc::siginfo_t>(), std::ptr::null::<libc::timespec>(), 8usize) })
+        .map(|s| s as libc::c_int)
+}
+
+pub fn ioctl_int(fd: RawFd, req: libc::c_ulong, arg: libc::c_ulong) -> SysResult<()> {
+    // SAFETY: only used with requests taking an integer argument (TIOCSCTTY).
+    check_int(unsafe { libc::ioctl(fd, req, arg) }).map(drop)
+}
+
+pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> SysResult<libc::c_short> {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: p is one valid pollfd.
+    check_int(unsafe { libc::poll(&mut p, 1, timeout_ms) })?;
+    Ok(p.revents)
+}
+
+pub fn pipe2(flags: libc::c_int) -> SysResult<[RawFd; 2]> {
+    let mut fds = [-1; 2];
+    // SAFETY: fds has room for two descriptors.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
+    Ok(fds)
+}
+
+/// The namespaces a pidfd can hand out (PIDFD_GET_*_NAMESPACE, Linux 6.11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Namespace {
+    Cgroup,
+    Ipc,
+    Mount,
+    Net,
+    Pid,
+    Uts,
+}
+
+/// A descriptor of one namespace of the process behind `pidfd` (for setns, or to keep it).
+pub fn pidfd_namespace(pidfd: RawFd, ns: Namespace) -> SysResult<RawFd> {
+    let req = match ns {
+        Namespace::Cgroup => libc::PIDFD_GET_CGROUP_NAMESPACE,
+        Namespace::Ipc => libc::PIDFD_GET_IPC_NAMESPACE,
+        Namespace::Mount => libc::PIDFD_GET_MNT_NAMESPACE,
+        Namespace::Net => libc::PIDFD_GET_NET_NAMESPACE,
+        Namespace::Pid => libc::PIDFD_GET_PID_NAMESPACE,
+        Namespace::Uts => libc::PIDFD_GET_UTS_NAMESPACE,
+    };
+    // SAFETY: these ioctls take no argument and return a new descriptor.
+    check_int(unsafe { libc::ioctl(pidfd, req as _, 0) })
+}

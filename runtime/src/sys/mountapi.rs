@@ -1,0 +1,118 @@
+//! The new mount API (fsopen/fsconfig/fsmount, open_tree, move_mount, mount_setattr): mounts
+//! made and attached by file descriptor, so no path string inside a container's rootfs is ever
+//! resolved by the kernel's ordinary (symlink-following, root-escaping) lookup.
+
+use super::{errno, SysResult};
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+pub const FSOPEN_CLOEXEC: u32 = 0x1;
+pub const FSMOUNT_CLOEXEC: u32 = 0x1;
+pub const FSCONFIG_SET_FLAG: u32 = 0;
+pub const FSCONFIG_SET_STRING: u32 = 1;
+pub const FSCONFIG_CMD_CREATE: u32 = 6;
+
+pub const OPEN_TREE_CLONE: u32 = 1;
+pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+
+pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn fd_or_errno(ret: libc::c_long) -> SysResult<RawFd> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret as RawFd)
+    }
+}
+
+/// A filesystem context for `fstype` ("proc", "tmpfs", "overlay", ...).
+pub fn fsopen(fstype: &CStr) -> SysResult<RawFd> {
+    // SAFETY: NUL-terminated name.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+/// Sets one string (or, with `value == None`, flag) parameter of a filesystem context.
+pub fn fsconfig(fsfd: RawFd, key: &CStr, value: Option<&CStr>) -> SysResult<()> {
+    let (cmd, v) = match value {
+        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: key and value are NUL-terminated or null as the command requires.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, cmd, key.as_ptr(), v, 0) }).map(drop)
+}
+
+pub fn fsconfig_create(fsfd: RawFd) -> SysResult<()> {
+    // SAFETY: the create command takes no key or value.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0) }).map(drop)
+}
+
+/// A detached mount of a created context, with MOUNT_ATTR_* flags.
+pub fn fsmount(fsfd: RawFd, attrs: u64) -> SysResult<RawFd> {
+    // SAFETY: integer arguments.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, attrs as libc::c_uint) })
+}
+
+/// A detached copy of the mount at `fd` (the fd itself with an empty path), optionally with
+/// every mount below it.
+pub fn open_tree_clone(fd: RawFd, recursive: bool) -> SysResult<RawFd> {
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: the empty path is a NUL-terminated string.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) })
+}
+
+/// A detached copy of the mount at a host path (a trusted path outside any container).
+pub fn open_tree_path(path: &CStr, recursive: bool) -> SysResult<RawFd> {
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: NUL-terminated path.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+}
+
+/// Attaches the detached mount `from` on top of the file or directory open as `to`.
+pub fn move_mount_fd(from: RawFd, to: RawFd) -> SysResult<()> {
+    // SAFETY: both paths are empty NUL-terminated strings, the fds carry the locations.
+    fd_or_errno(unsafe {
+        libc::syscall(libc::SYS_move_mount, from, c"".as_ptr(), to, c"".as_ptr(), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    })
+    .map(drop)
+}
+
+/// Attaches the detached mount `from` at a trusted host path.
+pub fn move_mount_to_path(from: RawFd, to: &CStr) -> SysResult<()> {
+    // SAFETY: NUL-terminated paths.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_move_mount, from, c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH) })
+        .map(drop)
+}
+
+/// Sets (and clears) MOUNT_ATTR_* flags on the mount open as `fd`, optionally recursively.
+pub fn mount_setattr(fd: RawFd, set: u64, clear: u64, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: attr lives across the call and its size is passed.
+    fd_or_errno(unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    })
+    .map(drop)
+}

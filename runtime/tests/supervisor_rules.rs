@@ -1,0 +1,241 @@
+//! The supervisor's rules, driven with plain host processes standing in for containers (the
+//! driver below runs each container's `command` with /bin/sh): ordering, hooks and their
+//! variables, failure events, restart limits, wait outcomes and stopping.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tfctl_runtime::hooks::env::HookContext;
+use tfctl_runtime::hooks::host::{self, HostOutcome};
+use tfctl_runtime::supervise::{readiness, Driver, ExitStatus, Readiness, State, Supervisor};
+use tfctl_schema::model::*;
+use tokio::sync::watch;
+
+/// Runs containers as host processes; records every start in order.
+struct ProcessDriver {
+    app: App,
+    procs: Mutex<HashMap<String, (i32, watch::Receiver<Option<ExitStatus>>)>>,
+    starts: Mutex<Vec<String>>,
+}
+
+impl ProcessDriver {
+    fn new(app: &App) -> Self {
+        ProcessDriver { app: app.clone(), procs: Mutex::new(HashMap::new()), starts: Mutex::new(Vec::new()) }
+    }
+}
+
+impl Driver for ProcessDriver {
+    async fn start(&self, name: &str) -> Result<(), String> {
+        let c = self.app.container(name).unwrap();
+        let argv = c.command.clone().unwrap();
+        let mut child = tokio::process::Command::new(&argv[0]).args(&argv[1..]).spawn().map_err(|e| e.to_string())?;
+        let pid = child.id().unwrap() as i32;
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = child.wait().await.unwrap();
+            let code = host::status_code(status);
+            use std::os::unix::process::ExitStatusExt;
+            tx.send_replace(Some(ExitStatus { code, signal: status.signal() }));
+        });
+        self.procs.lock().unwrap().insert(name.to_string(), (pid, rx));
+        self.starts.lock().unwrap().push(name.to_string());
+        Ok(())
+    }
+
+    async fn wait(&self, name: &str) -> ExitStatus {
+        let mut rx = self.procs.lock().unwrap()[name].1.clone();
+        let exit = *rx.wait_for(|e| e.is_some()).await.unwrap();
+        exit.unwrap()
+    }
+
+    async fn signal(&self, name: &str, signal: i32) -> Result<(), String> {
+        let pid = self.procs.lock().unwrap()[name].0;
+        let sig = nix::sys::signal::Signal::try_from(signal).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(|e| e.to_string())
+    }
+
+    async fn kill_all(&self, name: &str) {
+        let _ = self.signal(name, libc::SIGKILL).await;
+    }
+
+    async fn exec(&self, _: &str, argv: &[String], timeout: Duration) -> Result<HostOutcome, String> {
+        host::run(argv, std::path::Path::new("/"), &[], timeout).await.map_err(|e| e.to_string())
+    }
+
+    fn netns(&self, _: &str) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+fn container(name: &str, script: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: "oci:/nowhere".into(),
+        command: Some(sh(script)),
+        entrypoint: None,
+        workdir: None,
+        user: None,
+        hostname: name.into(),
+        env: vec![],
+        files: vec![],
+        secrets: vec![],
+        mounts: vec![],
+        tmpfs: vec![],
+        publish: vec![],
+        allow: vec![],
+        egress: None,
+        allow_egress: vec![],
+        after: vec![],
+        health: None,
+        restart: Restart { policy: RestartPolicy::No, max: None },
+        hooks: vec![],
+        limits: Limits::default(),
+        ulimits: vec![],
+        cap_add: vec![],
+        cap_drop: vec![],
+        seccomp: Seccomp::Default,
+        sysctls: vec![],
+        stop_signal: "SIGTERM".into(),
+        stop_timeout: Duration::from_secs(2),
+        read_only: false,
+        init: false,
+        sleep: false,
+        one_shot: false,
+    }
+}
+
+fn app(dir: &std::path::Path, containers: Vec<Container>) -> App {
+    App {
+        name: "rules".into(),
+        file: dir.join("app.kdl"),
+        dir: dir.to_path_buf(),
+        subnet: None,
+        egress: Egress::Allow,
+        secrets: vec![],
+        volumes: vec![],
+        containers,
+        hooks: vec![],
+    }
+}
+
+fn hook(event: Event, script: &str) -> Hook {
+    Hook { event, on_fail: event.default_on_fail(), timeout: Duration::from_secs(5), steps: vec![HookStep::Run(sh(script))] }
+}
+
+fn base(app: &App) -> HookContext {
+    HookContext {
+        app: app.name.clone(),
+        root: PathBuf::from("/var/lib/tfctl-test"),
+        app_file: app.file.clone(),
+        ips: app.containers.iter().enumerate().map(|(i, c)| (c.name.clone(), Ipv4Addr::new(10, 89, 0, 2 + i as u8))).collect(),
+        ..Default::default()
+    }
+}
+
+async fn wait_outcome(sup: &Supervisor<ProcessDriver>) -> Readiness {
+    let mut rx = sup.status();
+    let app = sup.app().clone();
+    let r = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|m| readiness(&app, m) != Readiness::Pending)).await;
+    let m = r.expect("the app settled").unwrap();
+    readiness(&app, &m)
+}
+
+#[tokio::test]
+async fn ordering_hooks_and_a_failing_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let record = format!("echo \"$TFCTL_CONTAINER $TFCTL_EVENT $TFCTL_REASON code=$TFCTL_EXIT_CODE ip=$TFCTL_IP db=$TFCTL_IP_db\" >> {}", log.display());
+
+    let mut db = container("db", "sleep 30");
+    db.hooks = vec![hook(Event::Started, &record), hook(Event::Failed, &record), hook(Event::Exited, &record)];
+    let mut task = container("migrate", "exit 3");
+    task.one_shot = true;
+    task.after = vec![After { container: "db".into(), until: Until::Started }];
+    task.hooks = vec![hook(Event::Failed, &record), hook(Event::Exited, &record)];
+    let a = app(dir.path(), vec![db, task]);
+
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    let outcome = wait_outcome(&sup).await;
+    assert_eq!(outcome, Readiness::Failed { container: "migrate".into(), reason: "exited with status 3".into() });
+    assert_eq!(*sup.driver().starts.lock().unwrap(), ["db", "migrate"]);
+
+    sup.stop_all().await;
+    assert_eq!(sup.status().borrow()["db"].state, State::Stopped);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(lines.contains(&"db started started code= ip=10.89.0.2 db=10.89.0.2"), "{lines:#?}");
+    assert!(lines.contains(&"migrate exited exited code=3 ip=10.89.0.3 db=10.89.0.2"), "{lines:#?}");
+    assert!(lines.contains(&"migrate failed exited code=3 ip=10.89.0.3 db=10.89.0.2"), "{lines:#?}");
+    // A stop tfctl asked for fires exited with reason stopped, and never failed.
+    assert!(lines.iter().any(|l| l.starts_with("db exited stopped code=143")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.starts_with("db failed")), "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("db started")).count(), 1);
+}
+
+#[tokio::test]
+async fn restart_limit_fires_failed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let mut flaky = container("flaky", "exit 1");
+    flaky.restart = Restart { policy: RestartPolicy::OnFailure, max: Some(2) };
+    flaky.hooks = vec![hook(Event::Failed, &format!("echo $TFCTL_REASON >> {}", log.display()))];
+    let a = app(dir.path(), vec![flaky]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    let mut rx = sup.status();
+    let settled = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|m| m["flaky"].state == State::Failed)).await;
+    drop(settled.expect("flaky settled").unwrap());
+    let outcome = readiness(sup.app(), &sup.status().borrow());
+    assert_eq!(outcome, Readiness::Failed { container: "flaky".into(), reason: "restart limit reached".into() });
+    assert_eq!(sup.driver().starts.lock().unwrap().len(), 3, "one start and two restarts");
+    assert_eq!(sup.status().borrow()["flaky"].restarts, 2);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "restart-limit\n");
+}
+
+#[tokio::test]
+async fn a_failing_started_hook_fails_the_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut web = container("web", "sleep 30");
+    web.hooks = vec![hook(Event::Started, "echo no >&2; exit 7")];
+    let a = app(dir.path(), vec![web]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    let mut events = sup.events();
+    sup.start_all();
+    let outcome = wait_outcome(&sup).await;
+    assert!(matches!(&outcome, Readiness::Failed { container, .. } if container == "web"), "{outcome:?}");
+    let mut failed = None;
+    while let Ok(r) = events.try_recv() {
+        if r.event == Event::Failed {
+            failed = Some(r);
+        }
+    }
+    let failed = failed.expect("a failed event");
+    assert_eq!(failed.reason, "hook");
+    assert!(failed.message.contains("started hook failed") && failed.message.contains("status 7"), "{}", failed.message);
+}
+
+#[tokio::test]
+async fn ready_when_long_running_containers_run_and_tasks_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = container("setup", "exit 0");
+    setup.one_shot = true;
+    let mut web = container("web", "sleep 30");
+    web.after = vec![After { container: "setup".into(), until: Until::Completed }];
+    let mut later = container("later", "exit 9");
+    later.sleep = true;
+    let a = app(dir.path(), vec![setup, web, later]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    assert_eq!(wait_outcome(&sup).await, Readiness::Ready);
+    assert_eq!(*sup.driver().starts.lock().unwrap(), ["setup", "web"], "a sleep container started");
+    sup.stop_all().await;
+}
