@@ -4,8 +4,7 @@
 #   bench/check.sh            # 1,000 containers, hyperfine (or a timed loop without it)
 #   bench/check.sh --smoke    # 50 containers, one run: keeps the script working in CI
 #
-# CHECK_CMD overrides the command timed (default: the schema crate's `check` example, until the
-# CLI's `tfctl check` replaces it), e.g. CHECK_CMD="target/release/tfctl check".
+# CHECK_CMD overrides the command timed, e.g. CHECK_CMD="target/release/tfctl check".
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,19 +52,27 @@ for i in range(n):
     print('}')
 PY
 
+# The command timed: CHECK_CMD, else `$TFCTL_BIN check` (bench/run.sh sets TFCTL_BIN), else the
+# schema crate's `check` example.
+example="$here/target/release/examples/check"
+build_example() { (cd "$here" && cargo build --release -q -p tfctl-schema --example check); }
 if [[ -n ${CHECK_CMD:-} ]]; then
     read -r -a cmd <<<"$CHECK_CMD"
+elif [[ -n ${TFCTL_BIN:-} ]]; then
+    cmd=("$TFCTL_BIN" check)
 else
-    (cd "$here" && cargo build --release -q -p tfctl-schema --example check)
-    cmd=("$here/target/release/examples/check")
+    build_example
+    cmd=("$example")
 fi
 
 echo "app: $app ($n containers, $(wc -c <"$app") bytes)"
 # The generated file must be valid: a benchmark of error reporting would measure something else.
 "${cmd[@]}" "$app"
-if [[ -z ${CHECK_CMD:-} ]]; then
+
+if ((!smoke)); then
     # Where the time goes: the KDL parser (the kdl crate) against tfctl's own validation.
-    for _ in 1 2 3; do "${cmd[@]}" --timings "$app" 2>&1 | grep ' ms'; done
+    [[ -x $example ]] || build_example
+    for _ in 1 2 3; do "$example" --timings "$app" 2>&1 | grep ' ms'; done
 fi
 
 if ((smoke)); then

@@ -41,12 +41,12 @@ pub fn load_config_str(
         let arg = n.arg(0);
         match n.spec.name {
             "insecure-registry" => {
-                if let Some(s) = cx.str(arg) {
+                if let (Some(e), Some(s)) = (arg, cx.str(arg)) {
                     match registry(&s) {
                         Some(r) => cfg.insecure_registries.push(r),
                         None => {
                             let p = cx
-                                .problem("tfctl::invalid-registry", value_span(arg.unwrap_or(&kdl::KdlEntry::new(0))), format!("`{s}` is not HOST:PORT"))
+                                .problem("tfctl::invalid-registry", value_span(e), format!("`{s}` is not HOST:PORT"))
                                 .label("not a registry address")
                                 .help("write the registry as HOST:PORT, e.g. \"localhost:5000\" or \"10.0.0.5:5000\"");
                             cx.push(p);

@@ -362,8 +362,12 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
 fn container_path(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<String> {
     let e = e?;
     let p = cx.str(Some(e))?;
-    cx.parsed(e, values::check_container_path(&p), "not a path in the container")
-        .map(|_| p)
+    cx.parsed(
+        e,
+        values::check_container_path(&p),
+        "not a path in the container",
+    )
+    .map(|_| p)
 }
 
 fn owner(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<Option<Owner>> {

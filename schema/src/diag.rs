@@ -79,6 +79,36 @@ impl Problem {
     pub fn file_name(&self) -> Option<&str> {
         self.src.as_ref().map(|s| s.name())
     }
+
+    /// Line and column (1-based, columns in characters) of the primary label.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        let text: &str = self.src.as_ref()?.inner();
+        let before = text.get(..self.span.offset().min(text.len()))?;
+        let line = before.matches('\n').count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        Some((line, col))
+    }
+}
+
+/// For `--format json`: `{"code", "message", "file", "line", "column", "label", "help"}`, with
+/// `null` where a problem has no place in a file.
+impl serde::Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (line, column) = self.line_col().unzip();
+        let mut st = s.serialize_struct("Problem", 7)?;
+        st.serialize_field("code", self.code)?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("file", &self.file_name())?;
+        st.serialize_field("line", &line)?;
+        st.serialize_field("column", &column)?;
+        st.serialize_field("label", &self.src.as_ref().map(|_| &self.label))?;
+        st.serialize_field("help", &self.help)?;
+        st.end()
+    }
 }
 
 impl fmt::Display for Problem {
@@ -116,7 +146,8 @@ impl Diagnostic for Problem {
 }
 
 /// Every error found in one run over a file, in the order they appear in it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(transparent)]
 pub struct Diagnostics {
     pub problems: Vec<Problem>,
 }

@@ -29,9 +29,9 @@ mod crossref;
 pub mod diag;
 mod lower;
 pub mod model;
-pub mod reference;
 mod network;
 mod reader;
+pub mod reference;
 mod render;
 mod syntax;
 pub mod values;
@@ -58,7 +58,7 @@ pub fn process_env(name: &str) -> Option<String> {
 /// beside the app file. Every problem of the file is reported, in file order.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<App, Diagnostics> {
     let text = read_text(path, "app file")?;
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let abs = reader::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     let dir = abs
         .parent()
         .map(Path::to_path_buf)
@@ -74,7 +74,9 @@ pub fn load_str(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<App, Diagnostics> {
-    let dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+    let dir = reader::normalize(
+        &std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf()),
+    );
     let file = dir.join(name);
     load_at(name, text, file, dir, env)
 }

@@ -115,7 +115,9 @@ pub fn allow(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs) -> Option<Allow> {
         "host" => Peer::Host,
         "any" => Peer::Any,
         // Container names have no `.` or `/`; addresses and networks do.
-        f if f.contains('/') || (f.contains('.') && f.bytes().all(|c| c.is_ascii_digit() || c == b'.')) => {
+        f if f.contains('/')
+            || (f.contains('.') && f.bytes().all(|c| c.is_ascii_digit() || c == b'.')) =>
+        {
             Peer::Cidr(cidr(cx, from_e, f)?)
         }
         f => {

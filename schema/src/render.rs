@@ -9,7 +9,15 @@ use crate::model::*;
 /// The resolved app as KDL.
 pub fn to_kdl(app: &App) -> String {
     let mut w = String::new();
-    let _ = writeln!(w, "// The resolved form of {}", app.file.display());
+    let _ = writeln!(
+        w,
+        "// The resolved form of {}: defaults filled in, variables expanded",
+        app.file.display()
+    );
+    let _ = writeln!(
+        w,
+        "// (`$$` is a literal `$`), paths absolute, secrets shown by their source only."
+    );
     let _ = writeln!(w, "app {}", q(&app.name));
     if let Some(net) = app.subnet {
         let _ = writeln!(w, "network subnet={}", q(&net.to_string()));

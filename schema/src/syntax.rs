@@ -201,18 +201,12 @@ fn problems(src: &Source, text: &str, e: &KdlError) -> Vec<Problem> {
         if let Some(h) = &d.help {
             p = p.help(h.clone());
         }
-        if let Some(hint) = hint(&word, text, span.offset()) {
-            p.code = hint.0;
-            p.help = Some(hint.1);
-            if matches!(hint.0, "tfctl::kdl-v1-keyword") {
-                p.message = format!("`{word}` is KDL 1 syntax");
-                p.label = "KDL 1 keyword".to_string();
-                p.span = SourceSpan::from(span.offset()..span.offset() + word.len());
-            } else if matches!(hint.0, "tfctl::unquoted-path") {
-                p.message = format!("the path `{word}` must be quoted");
-                p.label = "unquoted path".to_string();
-                p.span = SourceSpan::from(span.offset()..span.offset() + word.len());
-            }
+        if let Some((code, message, label, help)) = hint(&word, text, span.offset()) {
+            p.code = code;
+            p.message = message;
+            p.label = label.to_string();
+            p.help = Some(help);
+            p.span = SourceSpan::from(span.offset()..span.offset() + word.len());
         }
         // One parse error often yields several diagnostics at one place: keep the first.
         if out
@@ -237,32 +231,71 @@ fn problems(src: &Source, text: &str, e: &KdlError) -> Vec<Problem> {
     out
 }
 
-fn hint(word: &str, text: &str, offset: usize) -> Option<(&'static str, String)> {
+/// tfctl's own reading of a syntax error at `word`: (code, message, label, help).
+fn hint(
+    word: &str,
+    text: &str,
+    offset: usize,
+) -> Option<(&'static str, String, &'static str, String)> {
     match word {
         "true" | "false" | "null" | "inf" | "-inf" | "nan" => {
             return Some((
                 "tfctl::kdl-v1-keyword",
+                format!("`{word}` is KDL 1 syntax"),
+                "KDL 1 keyword",
                 format!("KDL 2 writes keywords with a `#`: #{word}"),
             ));
         }
         _ => {}
     }
+    let line_start = text
+        .get(..offset)
+        .map_or(0, |b| b.rfind('\n').map_or(0, |i| i + 1));
+    let at_line_start = text
+        .get(line_start..offset)
+        .is_some_and(|b| b.trim().is_empty());
+    if word.starts_with('#') && at_line_start && !word.starts_with("#\"") {
+        return Some((
+            "tfctl::kdl-comment",
+            "`#` does not start a comment in KDL".to_string(),
+            "not a comment",
+            "KDL comments start with `//` (or `/-` to comment out a node)".to_string(),
+        ));
+    }
+    let comment = word.starts_with("//") || word.starts_with("/*") || word.starts_with("/-");
     let pathish = word.starts_with("./")
         || word.starts_with("../")
         || word.starts_with('~')
-        || (word.starts_with('/')
-            && !word.starts_with("//")
-            && !word.starts_with("/*")
-            && !word.starts_with("/-"));
-    if pathish && word.len() > 1 {
+        || word.starts_with('/');
+    if pathish && !comment && word.len() > 1 {
         return Some((
             "tfctl::unquoted-path",
+            format!("the path `{word}` must be quoted"),
+            "unquoted path",
             format!("write paths as strings: \"{word}\""),
         ));
     }
-    // A property written `key = value` with spaces, or `key="a" "b"` leftovers, are the parser's
-    // business; so is everything else.
-    let _ = (text, offset);
+    if word.contains('/') && !comment {
+        return Some((
+            "tfctl::unquoted-string",
+            format!("`{word}` must be quoted"),
+            "unquoted string",
+            format!("only simple words may go without quotes; write \"{word}\""),
+        ));
+    }
+    if let Some((host, container)) = word.split_once(':') {
+        if !host.is_empty()
+            && host.bytes().all(|c| c.is_ascii_digit())
+            && container.bytes().all(|c| c.is_ascii_digit())
+        {
+            return Some((
+                "tfctl::publish-syntax",
+                format!("`{word}` is Docker's port syntax"),
+                "HOST:CONTAINER",
+                format!("write publish {host} to={container}"),
+            ));
+        }
+    }
     None
 }
 

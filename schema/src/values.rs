@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::model::{Owner, PortRange};
+use crate::reader::normalize;
 
 /// Why a value was refused: a stable code, what is wrong and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,110 +439,36 @@ pub fn check_ulimit(name: &str) -> Result<(), Bad> {
     ))
 }
 
-/// Checks an image reference's syntax and makes local source paths absolute against `dir`.
-///
-/// Until the reference parser (`reference::ImageSource::parse`) is merged, this is the minimal
-/// check: the lead will switch it over.
+/// Checks an image reference's syntax with the reference parser and makes local source paths
+/// absolute against `dir`. Registry references stay as written (the puller canonicalises them).
 pub fn check_image(s: &str, dir: &std::path::Path) -> Result<String, Bad> {
-    let fail = |why: &str| {
+    use crate::reference::ImageSource;
+    let source = ImageSource::parse(s, dir).map_err(|e| {
         bad(
             "tfctl::invalid-image",
-            format!("invalid image reference `{s}`: {why}"),
+            format!("invalid image reference: {e}"),
             "write a registry reference (\"busybox\", \"registry:5000/app:1.2\", \"name@sha256:...\") or a local \
              source: \"oci:PATH[:TAG]\", \"oci-archive:FILE[:TAG]\", \"docker-archive:FILE[:REF]\"",
         )
-    };
-    for transport in ["oci:", "oci-archive:", "docker-archive:"] {
-        if let Some(rest) = s.strip_prefix(transport) {
-            let (path, tag) = match rest.split_once(':') {
-                Some((p, t)) => (p, Some(t)),
-                None => (rest, None),
-            };
-            if path.is_empty() {
-                return Err(fail("the path is empty"));
-            }
-            if tag.is_some_and(|t| t.is_empty() || t.contains(char::is_whitespace)) {
-                return Err(fail("the tag is empty or has spaces"));
-            }
-            let abs = dir.join(path);
-            let abs = abs.to_string_lossy();
-            return Ok(match tag {
-                Some(t) => format!("{transport}{abs}:{t}"),
-                None => format!("{transport}{abs}"),
-            });
+    })?;
+    Ok(match source {
+        ImageSource::Registry(_) => s.to_string(),
+        ImageSource::OciLayout { path, tag } => ImageSource::OciLayout {
+            path: normalize(&path),
+            tag,
         }
-    }
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
-    };
-    if let Some(d) = digest {
-        let hex = d
-            .strip_prefix("sha256:")
-            .ok_or_else(|| fail("the digest is not sha256:HEX"))?;
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        {
-            return Err(fail("a sha256 digest has 64 lowercase hex digits"));
+        .to_string(),
+        ImageSource::OciArchive { path, tag } => ImageSource::OciArchive {
+            path: normalize(&path),
+            tag,
         }
-    }
-    // A tag follows the last `:` after the last `/` (a `:` before it is a registry's port).
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_tag[..last_slash + i],
-            Some(&name_tag[last_slash + i + 1..]),
-        ),
-        None => (name_tag, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-            && !t.starts_with(['.', '-']);
-        if !ok {
-            return Err(fail("a tag is up to 128 letters, digits, `_`, `.` and `-`"));
+        .to_string(),
+        ImageSource::DockerArchive { path, image } => ImageSource::DockerArchive {
+            path: normalize(&path),
+            image,
         }
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1 {
-        let first = parts[0];
-        if first.contains(['.', ':']) || first == "localhost" {
-            let (host, port) = first.split_once(':').unwrap_or((first, ""));
-            if host.is_empty()
-                || !host
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
-                || (!port.is_empty() && port.parse::<u16>().is_err())
-                || first.ends_with(':')
-            {
-                return Err(fail("the registry must be HOST or HOST:PORT"));
-            }
-            parts.remove(0);
-        }
-    }
-    let component_ok = |c: &str| {
-        let b = c.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter().all(|&x| {
-                x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, b'.' | b'_' | b'-')
-            })
-            && !c.contains("..")
-    };
-    if parts.is_empty() || !parts.iter().all(|c| component_ok(c)) {
-        if name.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(fail("repository names are lowercase"));
-        }
-        return Err(fail(
-            "repository names are lowercase letters, digits and separators `.`, `_`, `-`, `/`",
-        ));
-    }
-    Ok(s.to_string())
+        .to_string(),
+    })
 }
 
 #[cfg(test)]

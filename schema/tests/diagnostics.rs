@@ -65,6 +65,22 @@ case!(
     "app \"shop\"\ncontainer \"web\" { image \"busybox\" init }\n"
 );
 
+case!(
+    kdl_hash_comment,
+    "tfctl::kdl-comment",
+    "app \"shop\"\n# the web tier\ncontainer \"web\" { image \"busybox\"; }\n"
+);
+case!(
+    kdl_unquoted_string,
+    "tfctl::unquoted-string",
+    "app \"shop\"\ncontainer \"web\" { image docker.io/library/busybox; }\n"
+);
+case!(
+    kdl_docker_publish,
+    "tfctl::publish-syntax",
+    &with("    publish 8080:80")
+);
+
 // Shape: nodes, properties, arguments.
 case!(
     unknown_node,
@@ -594,4 +610,26 @@ fn diagnostics_as_one_report_show_every_problem() {
         assert!(out.contains(&p.message), "{out}");
     }
     assert!(out.contains("[app.kdl:2:19]"), "{out}");
+}
+
+#[test]
+fn problems_serialize_with_their_place() {
+    let d = tfctl_schema::load_str(
+        "app.kdl",
+        "app \"shop\"\ncontainer \"wéb\" { image \"busybox\"; imgae \"x\"; }\n",
+        Path::new("/srv/app"),
+        &env,
+    )
+    .unwrap_err();
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json[0]["code"], "tfctl::invalid-name");
+    assert_eq!(
+        (json[0]["line"].as_u64(), json[0]["column"].as_u64()),
+        (Some(2), Some(11))
+    );
+    // Columns count characters: `é` is one.
+    assert_eq!(json[1]["code"], "tfctl::unknown-node");
+    assert_eq!(json[1]["column"], 36);
+    assert_eq!(json[1]["help"], "did you mean `image`?");
+    assert_eq!(json[1]["file"], "app.kdl");
 }
