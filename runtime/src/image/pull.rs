@@ -163,8 +163,8 @@ impl Store {
         let diff_ids = diff_ids(&config_bytes, &name, layers.len())?;
 
         // Layers: fetched with bounded concurrency; each is unpacked as soon as it is verified.
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let results: Vec<(u64, bool, bool)> = stream::iter(layers.iter().zip(&diff_ids))
+        use futures_util::stream::{self, StreamExt};
+        let results: Vec<Result<(u64, bool, bool), ImageError>> = stream::iter(layers.iter().zip(&diff_ids))
             .map(|(desc, diff_id)| {
                 let blobs = blobs.clone();
                 async move {
@@ -187,8 +187,12 @@ impl Store {
                 }
             })
             .buffer_unordered(opts.max_concurrent_downloads.max(1))
-            .try_collect()
-            .await?;
+            // Every layer's work runs to its end even after one fails: an unpack already on a
+            // blocking thread would otherwise go on after the pull returned, and the store would
+            // not be "as it was" when the caller looks.
+            .collect()
+            .await;
+        let results: Vec<(u64, bool, bool)> = results.into_iter().collect::<Result<_, _>>()?;
         let mut unpacked_layers = 0;
         for (bytes, fetched, unpacked) in results {
             downloaded_bytes += bytes;
