@@ -75,40 +75,7 @@ fn sh(script: &str) -> Vec<String> {
 }
 
 fn container(name: &str, script: &str) -> Container {
-    Container {
-        name: name.into(),
-        image: "oci:/nowhere".into(),
-        command: Some(sh(script)),
-        entrypoint: None,
-        workdir: None,
-        user: None,
-        hostname: name.into(),
-        env: vec![],
-        files: vec![],
-        secrets: vec![],
-        mounts: vec![],
-        tmpfs: vec![],
-        publish: vec![],
-        allow: vec![],
-        egress: None,
-        allow_egress: vec![],
-        after: vec![],
-        health: None,
-        restart: Restart { policy: RestartPolicy::No, max: None },
-        hooks: vec![],
-        limits: Limits::default(),
-        ulimits: vec![],
-        cap_add: vec![],
-        cap_drop: vec![],
-        seccomp: Seccomp::Default,
-        sysctls: vec![],
-        stop_signal: "SIGTERM".into(),
-        stop_timeout: Duration::from_secs(2),
-        read_only: false,
-        init: false,
-        sleep: false,
-        one_shot: false,
-    }
+    Container { command: Some(sh(script)), stop_timeout: Duration::from_secs(2), ..Container::new(name, "oci:/nowhere") }
 }
 
 fn app(dir: &std::path::Path, containers: Vec<Container>) -> App {

@@ -1,7 +1,6 @@
 //! Lowering one `container "NAME" { ... }` block to the model.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use kdl::{KdlEntry, KdlValue};
 use miette::SourceSpan;
@@ -14,7 +13,6 @@ use crate::reader::{sub_span, value_span, Cx, Node};
 use crate::values;
 use crate::vocab::Ctx;
 
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
 pub const DEFAULT_SECRET_MODE: u32 = 0o400;
 
@@ -57,43 +55,7 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
         refs.containers.push((name.clone(), value_span(e)));
     }
     let owner_name = name.clone().unwrap_or_default();
-    let mut c = Container {
-        name: owner_name.clone(),
-        image: String::new(),
-        command: None,
-        entrypoint: None,
-        workdir: None,
-        user: None,
-        hostname: owner_name.clone(),
-        env: Vec::new(),
-        files: Vec::new(),
-        secrets: Vec::new(),
-        mounts: Vec::new(),
-        tmpfs: Vec::new(),
-        publish: Vec::new(),
-        allow: Vec::new(),
-        egress: None,
-        allow_egress: Vec::new(),
-        after: Vec::new(),
-        health: None,
-        restart: Restart {
-            policy: RestartPolicy::No,
-            max: None,
-        },
-        hooks: Vec::new(),
-        limits: Limits::default(),
-        ulimits: Vec::new(),
-        cap_add: Vec::new(),
-        cap_drop: Vec::new(),
-        seccomp: Seccomp::Default,
-        sysctls: Vec::new(),
-        stop_signal: "SIGTERM".to_string(),
-        stop_timeout: DEFAULT_STOP_TIMEOUT,
-        read_only: false,
-        init: false,
-        sleep: false,
-        one_shot: false,
-    };
+    let mut c = Container::new(&owner_name, "");
     let mut have_image = false;
     let mut env_files: Vec<(String, String)> = Vec::new();
     let mut env_nodes: Vec<(String, String)> = Vec::new();

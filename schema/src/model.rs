@@ -210,7 +210,49 @@ pub struct Container {
     pub one_shot: bool,
 }
 
+/// `stop-timeout` when the app file does not say (Docker's).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Container {
+    /// A container with every setting at its default: what an app file with only
+    /// `container "NAME" { image "IMAGE" }` means.
+    pub fn new(name: &str, image: &str) -> Container {
+        Container {
+            name: name.to_string(),
+            image: image.to_string(),
+            command: None,
+            entrypoint: None,
+            workdir: None,
+            user: None,
+            hostname: name.to_string(),
+            env: Vec::new(),
+            files: Vec::new(),
+            secrets: Vec::new(),
+            mounts: Vec::new(),
+            tmpfs: Vec::new(),
+            publish: Vec::new(),
+            allow: Vec::new(),
+            egress: None,
+            allow_egress: Vec::new(),
+            after: Vec::new(),
+            health: None,
+            restart: Restart { policy: RestartPolicy::No, max: None },
+            hooks: Vec::new(),
+            limits: Limits::default(),
+            ulimits: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            seccomp: Seccomp::Default,
+            sysctls: Vec::new(),
+            stop_signal: "SIGTERM".to_string(),
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            read_only: false,
+            init: false,
+            sleep: false,
+            one_shot: false,
+        }
+    }
+
     /// The egress policy in force: the container's own, else the app's.
     pub fn egress_or(&self, app_default: Egress) -> Egress {
         self.egress.unwrap_or(app_default)

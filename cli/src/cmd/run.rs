@@ -3,7 +3,6 @@
 //! status is tfctl's.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
@@ -137,8 +136,6 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
     let hostname = args.hostname.clone().unwrap_or_else(|| name.to_string());
     values::check_hostname(&hostname).map_err(|e| usage(format!("--hostname {hostname}: {}", e.message)))?;
     Ok(Container {
-        name: name.to_string(),
-        image: args.image.clone(),
         command: (!args.command.is_empty()).then(|| args.command.clone()),
         entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
         workdir: args.workdir.clone(),
@@ -146,29 +143,15 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
         hostname,
         env: parse_env(args)?,
         files: args.copy.iter().map(|c| parse_copy(c)).collect::<Result<_, _>>()?,
-        secrets: vec![],
         mounts: args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?,
-        tmpfs: vec![],
-        publish: vec![],
-        allow: vec![],
-        egress: None,
-        allow_egress: vec![],
-        after: vec![],
-        health: None,
-        restart: Restart { policy: RestartPolicy::No, max: None },
-        hooks: vec![],
         limits,
-        ulimits: vec![],
         cap_add: caps(&args.cap_add, "--cap-add")?,
         cap_drop: caps(&args.cap_drop, "--cap-drop")?,
         seccomp: parse_seccomp(&args.security_opt)?,
-        sysctls: vec![],
-        stop_signal: "SIGTERM".into(),
-        stop_timeout: Duration::from_secs(10),
         read_only: args.read_only,
         init: args.init,
-        sleep: false,
         one_shot: true,
+        ..Container::new(name, &args.image)
     })
 }
 

@@ -1,50 +1,13 @@
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use tfctl_schema::model::{
-    Limits, Mount as ModelMount, Restart, RestartPolicy, Seccomp, Tmpfs, Ulimit,
+    Mount as ModelMount, Seccomp, Tmpfs, Ulimit,
 };
 
 use super::*;
 
 fn container() -> Container {
-    Container {
-        name: "web".into(),
-        image: "nginx".into(),
-        command: None,
-        entrypoint: None,
-        workdir: None,
-        user: None,
-        hostname: "web".into(),
-        env: Vec::new(),
-        files: Vec::new(),
-        secrets: Vec::new(),
-        mounts: Vec::new(),
-        tmpfs: Vec::new(),
-        publish: Vec::new(),
-        allow: Vec::new(),
-        egress: None,
-        allow_egress: Vec::new(),
-        after: Vec::new(),
-        health: None,
-        restart: Restart {
-            policy: RestartPolicy::No,
-            max: None,
-        },
-        hooks: Vec::new(),
-        limits: Limits::default(),
-        ulimits: Vec::new(),
-        cap_add: Vec::new(),
-        cap_drop: Vec::new(),
-        seccomp: Seccomp::Default,
-        sysctls: Vec::new(),
-        stop_signal: "SIGTERM".into(),
-        stop_timeout: Duration::from_secs(10),
-        read_only: false,
-        init: false,
-        sleep: false,
-        one_shot: false,
-    }
+    Container::new("web", "nginx")
 }
 
 fn image(config: &str) -> ImageConfiguration {
