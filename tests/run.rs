@@ -145,3 +145,34 @@ fn nothing_is_left_behind() {
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_published_run_gets_its_own_network_and_d_leaves_it_running() {
+    common::sample_image();
+    let ns = common::NetNs::new("runp");
+    let t = Tfctl::new();
+    let image = busybox_image();
+    // Attached with -p: its own address on its own network, the container's status, and --rm
+    // leaves nothing.
+    let o = t.run_in(&ns, &["run", "--rm", "-p", "18080:80", "--name", "pub", &image, "sh", "-c", "ip -4 -o addr show eth0; exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stdout(&o).contains("inet 10.89."), "{}", stdout(&o));
+    assert!(!t.root.path().join("state/apps/pub").exists(), "--rm left the app's record");
+    // Detached: the published port answers until `down`.
+    let o = t.run_in(&ns, &["run", "-d", "-p", "127.0.0.1:18081:80", "--name", "bg", &image, "httpd", "-f", "-p", "80", "-h", "/var/www"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "bg");
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = stdout(&ns.sh("wget -qO- -T 2 http://127.0.0.1:18081/"));
+        if !page.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(page.contains("hello from tfctl"), "the published port did not answer");
+    // Not a back door to the container's other ports.
+    assert!(stdout(&ns.sh("wget -qO- -T 2 http://127.0.0.1:18082/")).is_empty());
+    assert_eq!(t.run_in(&ns, &["down", "bg"]).status.code(), Some(0));
+    assert_eq!(stdout(&ns.sh("nft list ruleset")), "", "rules remain after down");
+}

@@ -25,6 +25,55 @@ fn run_failed(msg: impl std::fmt::Display) -> Failure {
     Failure::msg(Exit::RunFailed, msg.to_string())
 }
 
+/// `run -p` and `run -d`: a one-container app with its own network (and published ports), under
+/// a supervisor: in this process when attached, detached with `-d`.
+fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
+    let name = match &args.name {
+        Some(n) => {
+            values::check_name("container", n).map_err(|e| usage(format!("--name {n}: {}", e.message)))?;
+            n.clone()
+        }
+        None => random_name(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let source = ImageSource::parse(&args.image, &cwd).map_err(|e| usage(format!("invalid image reference: {e}")))?;
+    let mut c = container_from_args(&args, &name)?;
+    c.image = source.to_string();
+    c.publish = args.publish.iter().map(|p| parse_publish(p)).collect::<Result<_, _>>()?;
+    // A detached container is a service: not a one-shot, and stopped quickly by `down`.
+    c.one_shot = !args.detach;
+    let app = App {
+        name: name.clone(),
+        file: cwd.join(format!("{name}.run")),
+        dir: cwd,
+        subnet: None,
+        egress: Egress::Allow,
+        secrets: vec![],
+        volumes: vec![],
+        containers: vec![c],
+        hooks: vec![],
+    };
+    let parts = super::up::prepare_app(app, global, &args.registry)?;
+    if super::up::threads() > 1 {
+        return Err(Failure::msg(Exit::RunFailed, "internal error: tfctl has threads before starting the supervisor"));
+    }
+    if args.detach {
+        super::up::detached(parts, None, global)?;
+        if !global.quiet {
+            println!("{name}");
+        }
+        Ok(())
+    } else {
+        let root = context::state_root(global)?;
+        let result = super::up::run_attached(parts);
+        if args.rm {
+            let _ = std::fs::remove_dir_all(tfctl_runtime::app::record::app_dir(&root, &name));
+        }
+        result
+    }
+}
+
+
 fn random_name() -> String {
     let mut b = [0u8; 3];
     let _ = getrandom::getrandom(&mut b);
@@ -165,12 +214,38 @@ fn start_failure(e: StartError) -> Failure {
     Failure::msg(exit, e.to_string())
 }
 
+/// `-p [IP:]HOSTPORT:PORT[/udp]`, as Docker writes it.
+fn parse_publish(spec: &str) -> Result<Publish, Failure> {
+    let bad = || usage(format!("-p {spec}: write [IP:]HOSTPORT:PORT[/udp]"));
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, "udp")) => (r, Proto::Udp),
+        Some((r, "tcp")) => (r, Proto::Tcp),
+        Some(_) => return Err(bad()),
+        None => (spec, Proto::Tcp),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (ip, host, port) = match parts.as_slice() {
+        [h, p] => ("0.0.0.0", *h, *p),
+        [ip, h, p] => (*ip, *h, *p),
+        _ => return Err(bad()),
+    };
+    let host_ip = ip.parse().map_err(|_| usage(format!("-p {spec}: `{ip}` is not an IPv4 address")))?;
+    let host_port: u16 = host.parse().map_err(|_| bad())?;
+    let container_port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    Ok(Publish { host_port, container_port, host_ip, proto })
+}
+
 pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
-    if !args.publish.is_empty() || args.app.is_some() {
-        return Err(Failure::msg(Exit::Failed, "`run -p` and `run --app` need the app network, which is not built yet (issue 5)"));
+    if args.app.is_some() {
+        return Err(Failure::msg(Exit::Failed, "`run --app` (adding a container to a running app) is not built yet (issue 7)"));
     }
-    if args.detach || args.tty || args.interactive {
-        return Err(Failure::msg(Exit::Failed, "`run -d`, `-i` and `-t` are not built yet (issues 4 and 6)"));
+    if args.tty || args.interactive {
+        return Err(Failure::msg(Exit::Failed, "`run -i` and `-t` are not built yet (issue 4)"));
+    }
+    if args.detach || !args.publish.is_empty() {
+        // The app path forks or starts spawners of its own: this one must not linger in them.
+        drop(spawner);
+        return run_as_app(args, global);
     }
     let name = match &args.name {
         Some(n) => {

@@ -58,9 +58,9 @@ fn parse_timeout(s: &str) -> Result<Duration, Failure> {
 }
 
 /// Every container's image from the store, pulling the missing ones.
-fn images(app: &App, store: &Store, global: &GlobalOpts, args: &UpArgs) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
+fn images(app: &App, store: &Store, global: &GlobalOpts, registry: &crate::args::RegistryArgs) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
     let config = context::host_config(global)?;
-    let opts = context::pull_options(global, &config, &args.registry);
+    let opts = context::pull_options(global, &config, registry);
     let progress = PullProgress::for_terminal(global);
     let rt = context::runtime();
     let result = rt.block_on(async {
@@ -85,7 +85,7 @@ fn images(app: &App, store: &Store, global: &GlobalOpts, args: &UpArgs) -> Resul
     result
 }
 
-fn threads() -> usize {
+pub(super) fn threads() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(0))))
@@ -105,6 +105,11 @@ fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, F
     if args.exit_code_from.is_some() || args.abort_on_failure {
         return Err(Failure::msg(Exit::Failed, "--exit-code-from and --abort-on-failure are not built yet (issue 7)"));
     }
+    prepare_app(app, global, &args.registry)
+}
+
+/// The record, images and network plan of `app`, whose supervisor is about to start.
+pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args::RegistryArgs) -> Result<SupervisorSetupParts, Failure> {
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;
     let mut rec = record::load(&root, &app.name).map_err(failed)?.unwrap_or_else(|| AppRecord::new(&app.name, &app.file));
@@ -120,13 +125,13 @@ fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, F
     }
     rec.app_file = app.file.clone();
     let store = Store::open(root.path()).map_err(failed)?;
-    let images = images(&app, &store, global, args)?;
+    let images = images(&app, &store, global, registry)?;
     rec.net = Some(lifecycle::plan_network(&root, &app, &config, rec.net.take()).map_err(failed)?);
     record::save(&root, &rec).map_err(failed)?;
     Ok(SupervisorSetupParts { root, app, config, images, record: rec })
 }
 
-struct SupervisorSetupParts {
+pub(super) struct SupervisorSetupParts {
     root: StateRoot,
     app: App,
     config: tfctl_schema::model::HostConfig,
@@ -236,7 +241,7 @@ fn encode(p: &Progress) -> String {
     format!("{v}\n")
 }
 
-fn detached(parts: SupervisorSetupParts, wait: Option<Duration>, global: &GlobalOpts) -> CmdResult {
+pub(super) fn detached(parts: SupervisorSetupParts, wait: Option<Duration>, global: &GlobalOpts) -> CmdResult {
     let app_name = parts.app.name.clone();
     let waited_for: Vec<String> = parts.app.containers.iter().filter(|c| !c.sleep).map(|c| c.name.clone()).collect();
     let log_path = record::app_dir(&parts.root, &app_name).join("supervisor.log");
@@ -482,4 +487,53 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// `run -p` attached: the one-container app runs under a supervisor in this process; its
+/// output is passed through as it is, and when it exits the app goes down and `run` exits with
+/// its status.
+pub(super) fn run_attached(parts: SupervisorSetupParts) -> CmdResult {
+    let spawner = Arc::new(Spawner::start().map_err(failed)?);
+    let rt = context::runtime();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutputLine>();
+    let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let result = rt.block_on(async move {
+        let printer = tokio::spawn(async move {
+            while let Some(line) = out_rx.recv().await {
+                match line.stream {
+                    tfctl_runtime::logs::Stream::Stdout => println!("{}", line.text),
+                    tfctl_runtime::logs::Stream::Stderr => eprintln!("{}", line.text),
+                }
+            }
+        });
+        let watcher = tokio::spawn(async move {
+            let mut status = None;
+            while let Some(p) = prog_rx.recv().await {
+                match p {
+                    Progress::Report(r) if r.event == Event::Exited => {
+                        status = r.exit_code;
+                        stop_tx.send_replace(true);
+                    }
+                    Progress::Report(r) if r.event == Event::Failed && r.reason == "start" => {
+                        eprintln!("{}", r.message);
+                        status.get_or_insert(125);
+                        stop_tx.send_replace(true);
+                    }
+                    _ => {}
+                }
+            }
+            status
+        });
+        let done = lifecycle::supervise(setup(parts, Some(out_tx), prog_tx), spawner, stop_rx).await;
+        let status = watcher.await.ok().flatten();
+        let _ = printer.await;
+        (done, status)
+    });
+    match result {
+        (Err(e), _) => Err(Failure::msg(Exit::RunFailed, e.to_string())),
+        (Ok(_), Some(0)) => Ok(()),
+        (Ok(_), Some(code)) => Err(Failure::silent(Exit::Status(code.clamp(0, 255) as u8))),
+        (Ok(_), None) => Err(Failure::msg(Exit::RunFailed, "the container ended without an exit status")),
+    }
 }
