@@ -176,3 +176,28 @@ fn a_published_run_gets_its_own_network_and_d_leaves_it_running() {
     assert_eq!(t.run_in(&ns, &["down", "bg"]).status.code(), Some(0));
     assert_eq!(stdout(&ns.sh("nft list ruleset")), "", "rules remain after down");
 }
+
+#[test]
+fn t_gives_a_terminal_and_i_passes_stdin() {
+    let t = Tfctl::new();
+    let image = busybox_image();
+    let o = t.run(&["run", "--rm", "-t", &image, "sh", "-c", "tty; [ -t 0 ] && echo is-a-tty; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = stdout(&o).replace('\r', "");
+    assert!(out.starts_with("/dev/pts/"), "{out}");
+    assert!(out.contains("is-a-tty"), "{out}");
+    // Without -t the container has no terminal; without -i its stdin is empty.
+    let mut c = t.cmd();
+    c.args(["run", "--rm", &image, "sh", "-c", "[ -t 0 ] || echo no-tty; cat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"typed\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "no-tty\n");
+    let mut c = t.cmd();
+    c.args(["run", "--rm", "-i", &image, "cat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"typed\n").unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "typed\n");
+}

@@ -8,6 +8,7 @@ mod context;
 mod exit;
 mod output;
 mod progress;
+mod terminal;
 
 use std::process::ExitCode;
 

@@ -239,9 +239,6 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     if args.app.is_some() {
         return Err(Failure::msg(Exit::Failed, "`run --app` (adding a container to a running app) is not built yet (issue 7)"));
     }
-    if args.tty || args.interactive {
-        return Err(Failure::msg(Exit::Failed, "`run -i` and `-t` are not built yet (issue 4)"));
-    }
     if args.detach || !args.publish.is_empty() {
         // The app path forks or starts spawners of its own: this one must not linger in them.
         drop(spawner);
@@ -288,10 +285,36 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
             Err(e) => return Err(run_failed(e)),
         };
         let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
-        let prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
+        let mut prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
+        prepared.plan.pty = args.tty;
+        if !args.interactive && !args.tty {
+            // As `docker run` without -i: the container's stdin is closed, not tfctl's.
+            prepared.fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
+        }
         let started = spawner.launch_async(&prepared.plan, prepared.fds).await;
         let outcome = match started {
-            Ok(child) => child.wait_async().await.map_err(start_failure),
+            Ok(mut child) => {
+                let proxy = child.take_pty().map(|master| {
+                    let raw = crate::terminal::RawMode::enter();
+                    let interactive = args.interactive;
+                    let resize = master.try_clone().ok();
+                    let winch = tokio::spawn(async move {
+                        let Some(resize) = resize else { return };
+                        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+                        while sig.recv().await.is_some() {
+                            crate::terminal::copy_window_size(&resize);
+                        }
+                    });
+                    (tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch)
+                });
+                let status = child.wait_async().await.map_err(start_failure);
+                if let Some((copy, raw, winch)) = proxy {
+                    winch.abort();
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), copy).await;
+                    drop(raw);
+                }
+                status
+            }
             Err(e) => Err(start_failure(e)),
         };
         // Whatever happened, nothing of the container keeps running; its folder stays unless

@@ -1,0 +1,80 @@
+//! `run -t`: the container's pty master proxied to tfctl's own terminal, which is put in raw
+//! mode for the while and follows window-size changes.
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::termios::{self, SetArg, Termios};
+
+nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
+
+/// Restores the terminal's mode when dropped.
+pub struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    /// Puts stdin's terminal in raw mode, if stdin is a terminal.
+    pub fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawMode { saved: None };
+        }
+        let saved = termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(s) = &saved {
+            let mut raw = s.clone();
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        }
+        RawMode { saved }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(s) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, s);
+        }
+    }
+}
+
+/// Copies the size of tfctl's terminal to the pty.
+pub fn copy_window_size(master: &OwnedFd) {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills a winsize; TIOCSWINSZ reads one; both on descriptors we hold.
+    unsafe {
+        if get_winsize(std::io::stdout().as_raw_fd(), &mut ws).is_ok() {
+            let _ = set_winsize(master.as_raw_fd(), &ws);
+        }
+    }
+}
+
+/// Proxies the pty: its output to stdout, and (with `input`) stdin to it. Returns when the
+/// container side is closed.
+pub fn proxy(master: OwnedFd, input: bool) {
+    copy_window_size(&master);
+    if input {
+        if let Ok(to_pty) = master.try_clone() {
+            std::thread::spawn(move || {
+                let mut to_pty = std::fs::File::from(to_pty);
+                let mut buf = [0u8; 4096];
+                let mut stdin = std::io::stdin();
+                while let Ok(n) = stdin.read(&mut buf) {
+                    if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+    let mut from_pty = std::fs::File::from(master);
+    let mut out = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    // EIO once the last process holding the pty's slave side has gone.
+    while let Ok(n) = from_pty.read(&mut buf) {
+        if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+}
