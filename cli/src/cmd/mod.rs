@@ -6,6 +6,7 @@ mod exec;
 mod generate_man;
 mod images;
 mod run;
+mod systemd;
 mod target;
 mod up;
 
@@ -50,7 +51,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Rm(_) => not_built("rm", 7),
         Command::Port(_) => not_built("port", 7),
         Command::Volumes(_) => not_built("volumes", 7),
-        Command::Systemd(_) => not_built("systemd", 7),
+        Command::Systemd(args) => systemd::unit(args, &global),
         Command::Export(_) => not_built("export", 7),
     }
 }
