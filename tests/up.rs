@@ -131,6 +131,10 @@ fn exec_has_the_confinement_of_pid_1_and_restart_keeps_the_address() {
     let half = cgroups.len() / 2;
     assert_eq!(cgroups[..half], cgroups[half..], "exec is in another cgroup");
 
+    // Every container knows the app's containers by name, with and without the app's name.
+    let o = t.run_in(&ns, &["exec", "ex/web", "--", "cat", "/etc/hosts"]);
+    assert!(stdout(&o).contains("\tweb.ex web\n"), "{}", stdout(&o));
+
     // Statuses come back as the command left them.
     let o = t.run_in(&ns, &["exec", "web", "--", "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));

@@ -25,6 +25,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
+    // tfctl's own warnings (hook failures, firewall conflicts) go to stderr; --verbose says more.
+    // RUST_LOG overrides. Nothing here starts a thread.
+    let level = if cli.global.verbose { "debug" } else if cli.global.quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
+
     // The spawner must be forked while this process has a single thread: before tokio, before
     // anything that might start a thread.
     let spawner = if cmd::needs_spawner(&cli.command) {
