@@ -247,3 +247,41 @@ fn up_exec_and_down_run_no_host_program() {
     assert_only_container_programs("exec", &executed(&exec_trace));
     assert_only_container_programs("down", &executed(&down_trace));
 }
+
+#[test]
+fn the_foreground_up_streams_output_and_ctrl_c_takes_the_app_down_with_130() {
+    sample_image();
+    let ns = NetNs::new("fg");
+    let before = snapshot(&ns);
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let file = write_app(
+        dir.path(),
+        &format!("app \"fg\"\ncontainer \"talker\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo hello from talker; exec sleep 600\"\n init\n stop-timeout \"1s\"\n}}\n"),
+    );
+    let mut c = ns.cmd(common::tfctl_bin());
+    c.env("TFCTL_ROOT", t.root.path().join("state")).env("TFCTL_CONFIG", t.root.path().join("none")).env("NO_COLOR", "1");
+    c.args(["up", "--trust-file", &file]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = t.run_in(&ns, &["ps", "fg", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if v["apps"][0]["containers"][0]["state"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the app did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stdout(&o).contains("talker | hello from talker"), "output is not streamed with its prefix: {}", stdout(&o));
+    assert_eq!(snapshot(&ns), before, "Ctrl-C left links or rules");
+    // Its logs stay readable after the app is down.
+    let o = t.run_in(&ns, &["logs", "fg/talker"]);
+    assert_eq!(stdout(&o), "hello from talker\n", "{}", stderr(&o));
+}
