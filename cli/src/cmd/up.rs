@@ -99,6 +99,7 @@ fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, F
         tfctl_schema::values::check_name("app", n).map_err(|e| Failure::msg(Exit::Usage, format!("--name {n}: {}", e.message)))?;
         app.name = n.clone();
     }
+    refuse_from_own_hook("up", &app.name)?;
     if !args.trust_file {
         check_trust(&app)?;
     }
@@ -394,8 +395,18 @@ fn app_name_of(target: &str, name: &Option<String>) -> Result<String, Failure> {
     Ok(target.to_string())
 }
 
+/// A hook's `up` or `down` of its own app would wait for the supervisor that waits for the hook.
+fn refuse_from_own_hook(command: &str, app: &str) -> Result<(), Failure> {
+    let in_hook = std::env::var_os("TFCTL_EVENT").is_some() && std::env::var("TFCTL_APP").is_ok_and(|a| a == app);
+    if in_hook {
+        return Err(Failure::msg(Exit::Failed, format!("`tfctl {command} {app}` cannot run from a hook of app {app}: its supervisor is waiting for the hook; use stop, start or restart")));
+    }
+    Ok(())
+}
+
 pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
     let name = app_name_of(&args.target, &args.name)?;
+    refuse_from_own_hook("down", &name)?;
     let Some(root) = context::existing_state_root(global)? else { return Ok(()) };
     let Some(mut rec) = record::load(&root, &name).map_err(failed)? else {
         if !global.quiet {

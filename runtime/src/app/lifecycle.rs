@@ -274,14 +274,21 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                 let r = readiness(&app, &status.borrow_and_update());
                 if !announced {
                     match r {
+                        // App hooks run beside the control loop, so a hook can use tfctl on
+                        // its own app while it runs.
                         Readiness::Ready => {
                             announced = true;
-                            let _ = sup.fire_app_event(model::Event::Up, "ready").await;
-                            let _ = progress.send(Progress::Ready);
+                            let (sup, progress) = (sup.clone(), progress.clone());
+                            tokio::spawn(async move {
+                                let _ = sup.fire_app_event(model::Event::Up, "ready").await;
+                                let _ = progress.send(Progress::Ready);
+                            });
                         }
                         Readiness::Failed { container, reason } => {
                             announced = true;
-                            let _ = sup.fire_app_event(model::Event::Failed, &reason).await;
+                            let sup = sup.clone();
+                            let why = reason.clone();
+                            tokio::spawn(async move { sup.fire_app_event(model::Event::Failed, &why).await });
                             let _ = progress.send(Progress::Failed { container, reason });
                         }
                         Readiness::Pending => {}
