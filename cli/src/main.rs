@@ -31,6 +31,15 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
 
+    // Printing into a closed pipe (`tfctl ps | head`) ends tfctl quietly, as it does `ls`; not for
+    // commands that supervise containers, which must always get to clean up.
+    if !matches!(cli.command, args::Command::Up(_) | args::Command::Run(_)) {
+        // SAFETY: restoring a default disposition before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+
     // The spawner must be forked while this process has a single thread: before tokio, before
     // anything that might start a thread.
     let spawner = if cmd::needs_spawner(&cli.command) {

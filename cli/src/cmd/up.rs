@@ -446,6 +446,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
     };
     let records: Vec<AppRecord> = record::all(&root).into_iter().filter(|r| args.app.as_ref().is_none_or(|a| *a == r.name)).collect();
     let rt = context::runtime();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut apps = Vec::new();
     for r in records {
         let live = r.supervisor.as_ref().filter(|s| s.is_alive());
@@ -467,6 +468,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "state": s.get("state").cloned().unwrap_or_else(|| "down".into()),
                             "health": s.get("health").cloned().unwrap_or(serde_json::Value::Null),
                             "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
+                            "uptime_seconds": s.get("started_at").and_then(|t| t.as_u64()).filter(|_| s["state"] == "running").map(|t| now.saturating_sub(t)),
                         })
                     })
                     .collect()
@@ -481,17 +483,19 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
     match global.format {
         Format::Json => output::print_json(&serde_json::json!({"apps": apps})),
         Format::Text => {
-            println!("{:<20} {:<20} {:<10} {:<10} {:<16} {:>8}", "APP", "CONTAINER", "STATE", "HEALTH", "ADDRESS", "RESTARTS");
+            println!("{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}", "APP", "CONTAINER", "STATE", "HEALTH", "ADDRESS", "RESTARTS", "UPTIME");
             for a in &apps {
                 for c in a["containers"].as_array().into_iter().flatten() {
+                    let uptime = c["uptime_seconds"].as_u64().map(|u| tfctl_schema::model::format_duration(Duration::from_secs(u))).unwrap_or_else(|| "-".into());
                     println!(
-                        "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8}",
+                        "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}",
                         a["name"].as_str().unwrap_or(""),
                         c["name"].as_str().unwrap_or(""),
                         c["state"].as_str().unwrap_or(""),
                         c["health"].as_str().unwrap_or("-"),
                         c["address"].as_str().unwrap_or(""),
-                        c["restarts"]
+                        c["restarts"],
+                        uptime
                     );
                 }
             }

@@ -42,6 +42,8 @@ pub struct ContainerStatus {
     #[serde(skip)]
     pub exit: Option<ExitStatus>,
     pub exit_code: Option<i32>,
+    /// When its current process started (Unix seconds), while it runs.
+    pub started_at: Option<u64>,
     /// Why it failed, when it did.
     pub reason: Option<String>,
 }
@@ -55,6 +57,7 @@ impl ContainerStatus {
             started_hooks_done: false,
             exit: None,
             exit_code: None,
+            started_at: None,
             reason: None,
         }
     }

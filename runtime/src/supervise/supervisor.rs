@@ -382,7 +382,11 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                 (ExitStatus { code: 125, signal: None }, false, true)
             }
             Ok(()) => {
-                update(&inner, &name, |s| s.state = State::Running);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).ok();
+                update(&inner, &name, |s| {
+                    s.state = State::Running;
+                    s.started_at = now;
+                });
                 let hooks = fire(&inner, Some(&c), Event::Started, "started", None, "").await;
                 update(&inner, &name, |s| s.started_hooks_done = hooks.is_ok());
                 let health = tokio::spawn(watch_health(inner.clone(), c.clone()));
