@@ -215,7 +215,9 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
     }
     let (registry, path) = match name.split_once('/') {
         Some((first, remainder))
-            if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            // Docker also takes an uppercase first component for a host; tfctl does not: such a
+            // name could not be written back unambiguously once lowercased.
+            if first.contains('.') || first.contains(':') || first.eq_ignore_ascii_case("localhost") =>
         {
             (check_host(s, first)?, remainder)
         }
@@ -383,6 +385,9 @@ mod tests {
         let e = |s: &str| parse_registry_reference(s).unwrap_err();
         assert_eq!(e(""), ReferenceError::Empty);
         assert!(matches!(e("BusyBox"), ReferenceError::Uppercase { lower, .. } if lower == "busybox"));
+        // Found by the fuzzer: an uppercase first component is not a registry host.
+        assert!(matches!(e("doJo/busybox"), ReferenceError::Uppercase { .. }));
+        assert_eq!(canon("LOCALHOST/app"), "localhost/app:latest");
         assert!(matches!(e("busy box"), ReferenceError::InvalidCharacter { .. }));
         assert!(matches!(e("busybox:"), ReferenceError::InvalidTag { .. }));
         assert!(matches!(e("busybox:.x"), ReferenceError::InvalidTag { .. }));
