@@ -30,7 +30,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
     /// Directory holding all of tfctl's state: images, containers, volumes, records.
     #[arg(long, global = true, env = "TFCTL_ROOT", default_value = "/var/lib/tfctl", value_name = "DIR")]

@@ -24,7 +24,20 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
-    match cmd::dispatch(cli) {
+    // The spawner must be forked while this process has a single thread: before tokio, before
+    // anything that might start a thread.
+    let spawner = if cmd::needs_spawner(&cli.command) {
+        match tfctl_runtime::spawn::Spawner::start() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: cannot start tfctl's process spawner: {e}");
+                return ExitCode::from(Exit::RunFailed.code());
+            }
+        }
+    } else {
+        None
+    };
+    match cmd::dispatch(cli, spawner) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Some(report) = failure.report {

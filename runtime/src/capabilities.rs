@@ -7,6 +7,8 @@
 //! (`CAP_CHOWN` = 0); the two 32-bit halves of `capset`'s data are `mask as u32` and
 //! `(mask >> 32) as u32`.
 //!
+//! [`drop_bounding`] and [`set_process_caps`] do exactly that, without allocating.
+//!
 //! Policy, as Docker: the default set below, `cap-add`/`cap-drop` (with `ALL`) adjust it;
 //! bounding = permitted = effective; inheritable and ambient empty. A non-root user starts
 //! with nothing effective (the kernel clears a non-root process's permitted set at `execve`
@@ -65,7 +67,9 @@ impl CapSet {
     }
 
     pub fn caps(self) -> impl Iterator<Item = Capability> {
-        caps::all().into_iter().filter(move |c| self.contains(c.index()))
+        caps::all()
+            .into_iter()
+            .filter(move |c| self.contains(c.index()))
     }
 
     /// Canonical names, sorted by capability number.
@@ -92,9 +96,97 @@ pub struct ProcessCaps {
     pub ambient: CapSet,
 }
 
+impl From<ProcessCaps> for crate::spawn::plan::CapSets {
+    fn from(c: ProcessCaps) -> Self {
+        crate::spawn::plan::CapSets {
+            bounding: c.bounding.0,
+            permitted: c.permitted.0,
+            effective: c.effective.0,
+            inheritable: c.inheritable.0,
+            ambient: c.ambient.0,
+        }
+    }
+}
+
+/// Highest capability number the running kernel knows (`/proc/sys/kernel/cap_last_cap`), read
+/// in the parent; the child drops bounding bits up to it.
+pub fn last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Child side, step 1 (before changing user, while CAP_SETPCAP is held): drops every bounding
+/// capability not in `caps.bounding`, numbers `0..=last_cap`. Async-signal-safe.
+pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno::Errno> {
+    for cap in 0..=last_cap {
+        if !caps.bounding.contains(cap) {
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
+            {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Child side, step 2 (after `setuid`, done with `PR_SET_KEEPCAPS` so the permitted set
+/// survives): sets effective, permitted and inheritable with `capset(2)`, then raises the
+/// ambient set. Async-signal-safe.
+pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let half = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
+    let data = [false, true].map(|hi| Data {
+        effective: half(caps.effective, hi),
+        permitted: half(caps.permitted, hi),
+        inheritable: half(caps.inheritable, hi),
+    });
+    // SAFETY: header and the two data words are valid for the call, as capset(2) requires.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } != 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    for cap in 0..64u8 {
+        if caps.ambient.contains(cap) {
+            // SAFETY: prctl with integer arguments.
+            let rc = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                )
+            };
+            if rc != 0 {
+                return Err(nix::errno::Errno::last());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One capability by name: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
 pub fn parse_cap(name: &str) -> Result<Capability, CapError> {
-    Capability::from_str(&caps::to_canonical(name.trim())).map_err(|_| CapError::Unknown(name.to_string()))
+    Capability::from_str(&caps::to_canonical(name.trim()))
+        .map_err(|_| CapError::Unknown(name.to_string()))
 }
 
 /// A capability's number, by name.
@@ -123,11 +215,19 @@ fn parse_list(names: &[String]) -> Result<(CapSet, bool), CapError> {
 /// Computes a container's capability sets from its `cap-add`/`cap-drop` and whether it runs as
 /// root (uid 0). Docker's order: drop `ALL` empties the default set, then adds apply, then named
 /// drops; add `ALL` gives everything but what is dropped by name.
-pub fn resolve(cap_add: &[String], cap_drop: &[String], root_user: bool) -> Result<ProcessCaps, CapError> {
+pub fn resolve(
+    cap_add: &[String],
+    cap_drop: &[String],
+    root_user: bool,
+) -> Result<ProcessCaps, CapError> {
     let (added, add_all) = parse_list(cap_add)?;
     let (dropped, drop_all) = parse_list(cap_drop)?;
     let supported = CapSet::all_supported();
-    let mut set = if drop_all { CapSet::EMPTY } else { CapSet::default_set() };
+    let mut set = if drop_all {
+        CapSet::EMPTY
+    } else {
+        CapSet::default_set()
+    };
     if add_all {
         set.0 |= supported.0;
     }
@@ -145,7 +245,13 @@ pub fn resolve(cap_add: &[String], cap_drop: &[String], root_user: bool) -> Resu
     }
     // Only what was asked for by name survives execve for a non-root user.
     let asked = CapSet(if add_all { set.0 } else { added.0 & set.0 });
-    Ok(ProcessCaps { bounding: set, permitted: asked, effective: asked, inheritable: asked, ambient: asked })
+    Ok(ProcessCaps {
+        bounding: set,
+        permitted: asked,
+        effective: asked,
+        inheritable: asked,
+        ambient: asked,
+    })
 }
 
 #[cfg(test)]
@@ -169,7 +275,12 @@ mod tests {
 
     #[test]
     fn add_and_drop_adjust_the_set() {
-        let c = resolve(&names(&["SYS_PTRACE", "cap_net_admin"]), &names(&["CAP_CHOWN"]), true).unwrap();
+        let c = resolve(
+            &names(&["SYS_PTRACE", "cap_net_admin"]),
+            &names(&["CAP_CHOWN"]),
+            true,
+        )
+        .unwrap();
         assert!(c.bounding.contains(Capability::CAP_SYS_PTRACE.index()));
         assert!(c.bounding.contains(Capability::CAP_NET_ADMIN.index()));
         assert!(!c.bounding.contains(Capability::CAP_CHOWN.index()));
@@ -185,7 +296,10 @@ mod tests {
         let c = resolve(&names(&["ALL"]), &names(&["SYS_ADMIN"]), true).unwrap();
         assert!(c.bounding.contains(Capability::CAP_SYS_MODULE.index()));
         assert!(!c.bounding.contains(Capability::CAP_SYS_ADMIN.index()));
-        assert_eq!(c.bounding.0 | Capability::CAP_SYS_ADMIN.bitmask(), CapSet::all_supported().0);
+        assert_eq!(
+            c.bounding.0 | Capability::CAP_SYS_ADMIN.bitmask(),
+            CapSet::all_supported().0
+        );
     }
 
     #[test]
@@ -196,14 +310,26 @@ mod tests {
         assert_eq!(c.ambient, CapSet::EMPTY);
         let c = resolve(&names(&["NET_BIND_SERVICE"]), &[], false).unwrap();
         let nbs = CapSet::from_caps([Capability::CAP_NET_BIND_SERVICE]);
-        assert_eq!((c.effective, c.permitted, c.inheritable, c.ambient), (nbs, nbs, nbs, nbs));
+        assert_eq!(
+            (c.effective, c.permitted, c.inheritable, c.ambient),
+            (nbs, nbs, nbs, nbs)
+        );
         // Asked for, then dropped: not given.
         let c = resolve(&names(&["NET_RAW"]), &names(&["NET_RAW"]), false).unwrap();
         assert_eq!(c.ambient, CapSet::EMPTY);
     }
 
     #[test]
+    fn the_spawners_default_agrees() {
+        let c: crate::spawn::plan::CapSets = resolve(&[], &[], true).unwrap().into();
+        assert_eq!(c, crate::spawn::plan::CapSets::docker_default());
+    }
+
+    #[test]
     fn unknown_names_are_refused() {
-        assert_eq!(resolve(&names(&["FLY"]), &[], true), Err(CapError::Unknown("FLY".into())));
+        assert_eq!(
+            resolve(&names(&["FLY"]), &[], true),
+            Err(CapError::Unknown("FLY".into()))
+        );
     }
 }

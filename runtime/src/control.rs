@@ -61,7 +61,18 @@ impl ControlServer {
         loop {
             let (stream, _) = self.listener.accept().await?;
             match stream.peer_cred() {
-                Ok(cred) if cred.uid() == 0 => return Ok(Connection::new(stream)),
+                Ok(cred) if cred.uid() == 0 => {
+                    // A client that never sends its header must not stall the supervisor.
+                    let header = tokio::time::timeout(std::time::Duration::from_secs(5), recv_header(&stream)).await;
+                    match header {
+                        Ok(Ok(fds)) => {
+                            let mut c = Connection::new(stream);
+                            c.fds = fds;
+                            return Ok(c);
+                        }
+                        _ => drop(stream),
+                    }
+                }
                 _ => {
                     tracing::warn!("refused a control connection from a process not running as root");
                     drop(stream);
@@ -71,23 +82,81 @@ impl ControlServer {
     }
 }
 
+/// Every connection opens with a one-byte header that may carry descriptors (SCM_RIGHTS): the
+/// caller's stdin, stdout and stderr for `exec`. It is read with recvmsg before any buffered
+/// reading, which would drop the descriptors.
+const MAX_FDS: usize = 3;
+
+async fn recv_header(stream: &UnixStream) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    loop {
+        stream.readable().await?;
+        let got = stream.try_io(tokio::io::Interest::READABLE, || {
+            let mut byte = [0u8; 1];
+            let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
+            let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+                .map_err(io::Error::from)?;
+            if msg.bytes == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no header"));
+            }
+            let mut fds = Vec::new();
+            for c in msg.cmsgs().map_err(io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these descriptors for us; we own them.
+                    fds.extend(raw.into_iter().map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+            Ok(fds)
+        });
+        match got {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+fn send_header(stream: &UnixStream, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let raw: Vec<std::os::fd::RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let iov = [std::io::IoSlice::new(&[0u8])];
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(stream.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map_err(io::Error::from)?;
+    Ok(())
+}
+
 /// One JSON-lines conversation.
 pub struct Connection {
     reader: BufReader<tokio::net::unix::OwnedReadHalf>,
     writer: tokio::net::unix::OwnedWriteHalf,
+    /// Descriptors the client sent with its header.
+    fds: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Connection {
     fn new(stream: UnixStream) -> Connection {
         let (r, w) = stream.into_split();
-        Connection { reader: BufReader::new(r), writer: w }
+        Connection { reader: BufReader::new(r), writer: w, fds: Vec::new() }
     }
 
     /// Connects to the supervisor whose control folder is `dir`.
     pub async fn connect(dir: &Path) -> io::Result<Connection> {
+        Connection::connect_with_fds(dir, &[]).await
+    }
+
+    /// Connects, handing the supervisor `fds` (at most three: stdin, stdout, stderr).
+    pub async fn connect_with_fds(dir: &Path, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<Connection> {
         let dirfd = open_dir(dir)?;
         let stream = UnixStream::connect(short_path(&dirfd, SOCKET_NAME)).await?;
+        send_header(&stream, &fds[..fds.len().min(MAX_FDS)])?;
         Ok(Connection::new(stream))
+    }
+
+    /// The descriptors the client sent.
+    pub fn take_fds(&mut self) -> Vec<std::os::fd::OwnedFd> {
+        std::mem::take(&mut self.fds)
     }
 
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {

@@ -23,11 +23,23 @@ use crate::secrets::SecretValue;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("file {path}: {what} failed inside the root filesystem: {errno}")]
-    Resolve { path: String, what: &'static str, errno: Errno },
+    Resolve {
+        path: String,
+        what: &'static str,
+        errno: Errno,
+    },
     #[error("file {path}: the path inside the container is {found}, not a {wanted}")]
-    WrongKind { path: String, found: &'static str, wanted: &'static str },
+    WrongKind {
+        path: String,
+        found: &'static str,
+        wanted: &'static str,
+    },
     #[error("file {path}: cannot read its source {source_path}: {source}")]
-    Source { path: String, source_path: PathBuf, source: std::io::Error },
+    Source {
+        path: String,
+        source_path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("file {path}: template: {message}")]
     Template { path: String, message: String },
 }
@@ -58,27 +70,45 @@ pub fn render(text: &str, ctx: &TemplateContext) -> Result<Rendered, String> {
     let mut uses_secret = false;
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.extend_from_slice(rest[..start].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("`{{{{` at byte {} is never closed with `}}}}`", text.len() - rest.len() + start))?;
+        let end = after.find("}}").ok_or_else(|| {
+            format!(
+                "`{{{{` at byte {} is never closed with `}}}}`",
+                text.len() - rest.len() + start
+            )
+        })?;
         let reference = after[..end].trim();
-        let (kind, name) = reference
-            .split_once('.')
-            .ok_or_else(|| format!("`{{{{ {reference} }}}}` is not ip.NAME, name.NAME or secret.NAME"))?;
+        let (kind, name) = reference.split_once('.').ok_or_else(|| {
+            format!("`{{{{ {reference} }}}}` is not ip.NAME, name.NAME or secret.NAME")
+        })?;
         let missing = || format!("`{{{{ {reference} }}}}`: no {kind} named `{name}` in this app");
         match kind {
-            "ip" => out.extend_from_slice(ctx.ips.get(name).ok_or_else(missing)?.to_string().as_bytes()),
+            "ip" => out.extend_from_slice(
+                ctx.ips
+                    .get(name)
+                    .ok_or_else(missing)?
+                    .to_string()
+                    .as_bytes(),
+            ),
             "name" => out.extend_from_slice(ctx.names.get(name).ok_or_else(missing)?.as_bytes()),
             "secret" => {
                 out.extend_from_slice(ctx.secrets.get(name).ok_or_else(missing)?.expose());
                 uses_secret = true;
             }
-            _ => return Err(format!("`{{{{ {reference} }}}}` is not ip.NAME, name.NAME or secret.NAME")),
+            _ => {
+                return Err(format!(
+                    "`{{{{ {reference} }}}}` is not ip.NAME, name.NAME or secret.NAME"
+                ))
+            }
         }
         rest = &after[end + 2..];
     }
     out.extend_from_slice(rest.as_bytes());
-    Ok(Rendered { bytes: out, uses_secret })
+    Ok(Rendered {
+        bytes: out,
+        uses_secret,
+    })
 }
 
 /// A pre-boot file ready to write.
@@ -94,29 +124,44 @@ pub struct RenderedFile {
 
 impl std::fmt::Debug for RenderedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RenderedFile({}, {} bytes, {:o}, secret: {})", self.path, self.content.len(), self.mode, self.uses_secret)
+        write!(
+            f,
+            "RenderedFile({}, {} bytes, {:o}, secret: {})",
+            self.path,
+            self.content.len(),
+            self.mode,
+            self.uses_secret
+        )
     }
 }
 
 /// Reads and renders a container's pre-boot files. Files without an owner are root's.
-pub fn render_files(files: &[PreBootFile], ctx: &TemplateContext) -> Result<Vec<RenderedFile>, FileError> {
+pub fn render_files(
+    files: &[PreBootFile],
+    ctx: &TemplateContext,
+) -> Result<Vec<RenderedFile>, FileError> {
     files
         .iter()
         .map(|f| {
             let raw = match &f.content {
                 FileContent::Inline(s) => Zeroizing::new(s.clone().into_bytes()),
-                FileContent::From(p) => Zeroizing::new(std::fs::read(p).map_err(|source| FileError::Source {
-                    path: f.path.clone(),
-                    source_path: p.clone(),
-                    source,
-                })?),
+                FileContent::From(p) => {
+                    Zeroizing::new(std::fs::read(p).map_err(|source| FileError::Source {
+                        path: f.path.clone(),
+                        source_path: p.clone(),
+                        source,
+                    })?)
+                }
             };
             let (content, uses_secret) = if f.template {
                 let text = std::str::from_utf8(&raw).map_err(|_| FileError::Template {
                     path: f.path.clone(),
                     message: "a template must be UTF-8 text".into(),
                 })?;
-                let r = render(text, ctx).map_err(|message| FileError::Template { path: f.path.clone(), message })?;
+                let r = render(text, ctx).map_err(|message| FileError::Template {
+                    path: f.path.clone(),
+                    message,
+                })?;
                 (r.bytes, r.uses_secret)
             } else {
                 (raw, false)
@@ -149,7 +194,11 @@ fn how(flags: OFlag, mode: u32) -> OpenHow {
 }
 
 fn err<'a>(path: &'a str, what: &'static str) -> impl Fn(Errno) -> FileError + 'a {
-    move |errno| FileError::Resolve { path: path.to_string(), what, errno }
+    move |errno| FileError::Resolve {
+        path: path.to_string(),
+        what,
+        errno,
+    }
 }
 
 /// Symlinks followed while making missing folders, as the kernel's own limit.
@@ -160,11 +209,16 @@ const MAX_LINKS: u32 = 40;
 fn link_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<String>, FileError> {
     let r = rel(path);
     let (parent, name) = r.rsplit_once('/').unwrap_or((".", r));
-    let parent_fd = openat2(root, parent, how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0)).map_err(err(path, "open folder"))?;
+    let parent_fd = openat2(root, parent, how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0))
+        .map_err(err(path, "open folder"))?;
     match nix::fcntl::readlinkat(&parent_fd, name) {
         Ok(target) => {
             let target = target.to_string_lossy().into_owned();
-            Ok(Some(if target.starts_with('/') { target } else { format!("{parent}/{target}") }))
+            Ok(Some(if target.starts_with('/') {
+                target
+            } else {
+                format!("{parent}/{target}")
+            }))
         }
         Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(err(path, "readlink")(e)),
@@ -177,7 +231,12 @@ pub fn open_dir(root: BorrowedFd<'_>, path: &str, create: bool) -> Result<OwnedF
     open_dir_depth(root, path, create, 0)
 }
 
-fn open_dir_depth(root: BorrowedFd<'_>, path: &str, create: bool, links: u32) -> Result<OwnedFd, FileError> {
+fn open_dir_depth(
+    root: BorrowedFd<'_>,
+    path: &str,
+    create: bool,
+    links: u32,
+) -> Result<OwnedFd, FileError> {
     let r = rel(path);
     match openat2(root, r, how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0)) {
         Ok(fd) => Ok(fd),
@@ -193,7 +252,8 @@ fn open_dir_depth(root: BorrowedFd<'_>, path: &str, create: bool, links: u32) ->
                 }
                 Err(e) => return Err(err(path, "mkdir")(e)),
             }
-            openat2(root, r, how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0)).map_err(err(path, "open folder"))
+            openat2(root, r, how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0))
+                .map_err(err(path, "open folder"))
         }
         Err(e) => Err(err(path, "open folder")(e)),
     }
@@ -201,7 +261,12 @@ fn open_dir_depth(root: BorrowedFd<'_>, path: &str, create: bool, links: u32) ->
 
 /// Opens `path` with `flags` (including `O_CREAT`); when the last component is a dangling
 /// symlink whose target folder is missing, makes that folder inside the rootfs first.
-fn create_at(root: BorrowedFd<'_>, path: &str, flags: OFlag, mode: u32) -> Result<OwnedFd, FileError> {
+fn create_at(
+    root: BorrowedFd<'_>,
+    path: &str,
+    flags: OFlag,
+    mode: u32,
+) -> Result<OwnedFd, FileError> {
     let mut path = path.to_string();
     for _ in 0..MAX_LINKS {
         open_dir(root, parent_of(&path), true)?;
@@ -214,7 +279,11 @@ fn create_at(root: BorrowedFd<'_>, path: &str, flags: OFlag, mode: u32) -> Resul
             Err(e) => return Err(err(&path, "open")(e)),
         }
     }
-    Err(FileError::Resolve { path, what: "open", errno: Errno::ELOOP })
+    Err(FileError::Resolve {
+        path,
+        what: "open",
+        errno: Errno::ELOOP,
+    })
 }
 
 fn parent_of(path: &str) -> &str {
@@ -240,14 +309,34 @@ fn kind_name(k: SFlag) -> &'static str {
 
 /// Writes one file into the rootfs: created or truncated, owner and mode set, then the content.
 /// Only regular files are written (a FIFO or device planted at the path is refused).
-pub fn write_file(root: BorrowedFd<'_>, path: &str, content: &[u8], mode: u32, owner: Owner) -> Result<(), FileError> {
-    let fd = create_at(root, path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, 0o600)?;
+pub fn write_file(
+    root: BorrowedFd<'_>,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    owner: Owner,
+) -> Result<(), FileError> {
+    let fd = create_at(
+        root,
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        0o600,
+    )?;
     let k = kind(fd.as_fd(), path)?;
     if k != SFlag::S_IFREG {
-        return Err(FileError::WrongKind { path: path.to_string(), found: kind_name(k), wanted: "regular file" });
+        return Err(FileError::WrongKind {
+            path: path.to_string(),
+            found: kind_name(k),
+            wanted: "regular file",
+        });
     }
     nix::unistd::ftruncate(&fd, 0).map_err(err(path, "truncate"))?;
-    fchown(&fd, Some(Uid::from_raw(owner.uid)), Some(Gid::from_raw(owner.gid))).map_err(err(path, "chown"))?;
+    fchown(
+        &fd,
+        Some(Uid::from_raw(owner.uid)),
+        Some(Gid::from_raw(owner.gid)),
+    )
+    .map_err(err(path, "chown"))?;
     fchmod(&fd, Mode::from_bits_truncate(mode & 0o7777)).map_err(err(path, "chmod"))?;
     std::fs::File::from(fd)
         .write_all(content)
@@ -271,7 +360,11 @@ pub enum TargetKind {
 
 /// An `O_PATH` descriptor of a mount target inside the rootfs, made if missing (an empty file
 /// or a folder, with parents): what `move_mount` and bind mounts attach onto.
-pub fn mount_target(root: BorrowedFd<'_>, path: &str, want: TargetKind) -> Result<OwnedFd, FileError> {
+pub fn mount_target(
+    root: BorrowedFd<'_>,
+    path: &str,
+    want: TargetKind,
+) -> Result<OwnedFd, FileError> {
     if want == TargetKind::Dir {
         return open_dir(root, path, true);
     }
@@ -280,14 +373,23 @@ pub fn mount_target(root: BorrowedFd<'_>, path: &str, want: TargetKind) -> Resul
         Ok(fd) => fd,
         Err(Errno::ENOENT) => {
             // An empty file to mount onto (through a dangling symlink, at its target).
-            drop(create_at(root, path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NONBLOCK, 0o644)?);
+            drop(create_at(
+                root,
+                path,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NONBLOCK,
+                0o644,
+            )?);
             openat2(root, rel(path), how(OFlag::O_PATH, 0)).map_err(err(path, "open"))?
         }
         Err(e) => return Err(err(path, "open")(e)),
     };
     let k = kind(fd.as_fd(), path)?;
     if k == SFlag::S_IFDIR {
-        return Err(FileError::WrongKind { path: path.to_string(), found: "a folder", wanted: "file" });
+        return Err(FileError::WrongKind {
+            path: path.to_string(),
+            found: "a folder",
+            wanted: "file",
+        });
     }
     Ok(fd)
 }

@@ -2,20 +2,24 @@
 //! firewall, hooks and state. It knows nothing of KDL: it works from the resolved model of
 //! `tfctl-schema` and from OCI runtime specs.
 
+pub mod app;
 pub mod capabilities;
 pub mod cgroup;
+pub mod container;
 pub mod control;
 pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod image;
-pub(crate) mod rootfs;
 pub mod logs;
+pub mod net;
 pub mod seccomp;
 pub mod secrets;
 pub mod spawn;
+pub mod spec;
 pub mod start;
 pub mod state;
 pub mod supervise;
 pub mod sys;
 pub mod trust;
+pub(crate) mod rootfs;

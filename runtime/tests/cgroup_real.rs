@@ -10,7 +10,9 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use tfctl_runtime::cgroup::{self, devices_bpf, CgroupDriver, CgroupLimits, CgroupVersion, ContainerCgroup, ALLOWED_DEVICES};
+use tfctl_runtime::cgroup::{
+    self, devices_bpf, CgroupDriver, CgroupLimits, CgroupVersion, ContainerCgroup, ALLOWED_DEVICES,
+};
 
 /// Removes the cgroup when the test ends, passed or not.
 struct Guard(Box<dyn ContainerCgroup>);
@@ -30,7 +32,10 @@ fn in_child(attach: Vec<OwnedFd>, body: impl FnOnce() -> i32) -> Pid {
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             for fd in &attach {
-                if std::fs::File::from(fd.try_clone().unwrap()).write_all(b"0").is_err() {
+                if std::fs::File::from(fd.try_clone().unwrap())
+                    .write_all(b"0")
+                    .is_err()
+                {
                     // SAFETY: leave at once.
                     unsafe { libc::_exit(100) };
                 }
@@ -49,7 +54,12 @@ fn name(what: &str) -> String {
 }
 
 fn fork_bomb_stops_at_pids_max(d: &dyn CgroupDriver) {
-    let limits = CgroupLimits { memory: None, cpus: None, pids: 20, pids_explicit: true };
+    let limits = CgroupLimits {
+        memory: None,
+        cpus: None,
+        pids: 20,
+        pids_explicit: true,
+    };
     let cg = Guard(d.create(&name("pids"), &limits).unwrap());
     let child = in_child(cg.0.attach_files().unwrap().fds, || {
         let mut forked = 0;
@@ -68,16 +78,93 @@ fn fork_bomb_stops_at_pids_max(d: &dyn CgroupDriver) {
     });
     let status = waitpid(child, None).unwrap();
     // The child itself is one of the 20.
-    assert_eq!(status, WaitStatus::Exited(child, 19), "fork bomb stopped at pids.max");
-    assert_eq!(cg.0.stats().unwrap().pids, Some(19), "the paused grandchildren are in the cgroup");
+    assert_eq!(
+        status,
+        WaitStatus::Exited(child, 19),
+        "fork bomb stopped at pids.max"
+    );
+    assert_eq!(
+        cg.0.stats().unwrap().pids,
+        Some(19),
+        "the paused grandchildren are in the cgroup"
+    );
     let paths = cg.0.paths();
     drop(cg);
-    assert!(paths.iter().all(|p| !p.exists()), "cleanup removed {paths:?}");
+    assert!(
+        paths.iter().all(|p| !p.exists()),
+        "cleanup removed {paths:?}"
+    );
     println!("ok: fork bomb stopped at pids.max=20 (19 forks); cleanup killed the rest and removed the dirs");
 }
 
+/// The v1 files hold what was asked (read back from the kernel).
+fn v1_files_hold_the_limits(d: &dyn CgroupDriver) {
+    let limits = CgroupLimits {
+        memory: Some(64 << 20),
+        cpus: Some(0.5),
+        pids: 99,
+        pids_explicit: true,
+    };
+    let cg = Guard(d.create(&name("files"), &limits).unwrap());
+    let read = |file: &str| -> Option<String> {
+        cg.0.paths()
+            .iter()
+            .map(|p| p.join(file))
+            .find(|p| p.exists())
+            .map(|p| std::fs::read_to_string(p).unwrap())
+    };
+    assert_eq!(
+        read("memory.limit_in_bytes").unwrap().trim(),
+        (64u64 << 20).to_string()
+    );
+    if let Some(memsw) = read("memory.memsw.limit_in_bytes") {
+        assert_eq!(memsw.trim(), (64u64 << 20).to_string(), "no swap on top");
+    }
+    assert_eq!(read("pids.max").unwrap().trim(), "99");
+    assert_eq!(read("cpu.cfs_quota_us").unwrap().trim(), "50000");
+    assert_eq!(read("cpu.cfs_period_us").unwrap().trim(), "100000");
+    let mut list: Vec<String> = read("devices.list")
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    list.sort();
+    let mut want: Vec<String> = ALLOWED_DEVICES.iter().map(|d| d.v1_line()).collect();
+    want.sort();
+    assert_eq!(list, want, "devices.list is exactly the allow-list");
+    // Each hierarchy nests under this process's own path in it.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for p in cg.0.paths() {
+        let s = p.display().to_string();
+        assert!(s.contains("/tfctl/tfctl-test-"), "{s}");
+        if s.starts_with("/sys/fs/cgroup/memory/") {
+            let mine = own
+                .lines()
+                .find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    parts.next();
+                    (parts.next()? == "memory").then(|| parts.next())?
+                })
+                .unwrap();
+            assert!(
+                s.starts_with(&format!(
+                    "/sys/fs/cgroup/memory{}/tfctl/",
+                    mine.trim_end_matches('/')
+                )),
+                "{s} under {mine}"
+            );
+        }
+    }
+    println!("ok: v1 files: memory(+memsw), pids.max, cfs quota/period and devices.list as asked, under the caller's path per hierarchy");
+}
+
 fn memory_hog_is_oom_killed(d: &dyn CgroupDriver) {
-    let limits = CgroupLimits { memory: Some(32 << 20), cpus: None, pids: 64, pids_explicit: false };
+    let limits = CgroupLimits {
+        memory: Some(32 << 20),
+        cpus: None,
+        pids: 64,
+        pids_explicit: false,
+    };
     let cg = Guard(d.create(&name("mem"), &limits).unwrap());
     let child = in_child(cg.0.attach_files().unwrap().fds, || {
         let mut hog: Vec<Vec<u8>> = Vec::new();
@@ -87,7 +174,11 @@ fn memory_hog_is_oom_killed(d: &dyn CgroupDriver) {
         hog.len() as i32
     });
     let status = waitpid(child, None).unwrap();
-    assert_eq!(status, WaitStatus::Signaled(child, Signal::SIGKILL, false), "the hog is OOM-killed");
+    assert_eq!(
+        status,
+        WaitStatus::Signaled(child, Signal::SIGKILL, false),
+        "the hog is OOM-killed"
+    );
     let stats = cg.0.stats().unwrap();
     assert!(stats.oom_kills.unwrap_or(0) >= 1, "{stats:?}");
     println!("ok: 256 MiB hog in a 32 MiB cgroup was OOM-killed; stats {stats:?}");
@@ -99,9 +190,27 @@ fn device_nodes() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let null = dir.path().join("null");
     let mem = dir.path().join("kmsg");
     let disk = dir.path().join("disk");
-    mknod(&null, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(1, 3)).unwrap();
-    mknod(&mem, SFlag::S_IFCHR, Mode::from_bits_truncate(0o600), makedev(1, 11)).unwrap();
-    mknod(&disk, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), makedev(253, 0)).unwrap();
+    mknod(
+        &null,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(1, 3),
+    )
+    .unwrap();
+    mknod(
+        &mem,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(1, 11),
+    )
+    .unwrap();
+    mknod(
+        &disk,
+        SFlag::S_IFBLK,
+        Mode::from_bits_truncate(0o600),
+        makedev(253, 0),
+    )
+    .unwrap();
     (dir, null, mem, disk)
 }
 
@@ -127,9 +236,18 @@ fn planted_devices_are_refused(d: &dyn CgroupDriver) {
     let (_dir, null, mem, disk) = device_nodes();
     // Control: outside the cgroup, root opens both.
     assert_eq!((open_errno(&null), open_errno(&mem)), (0, 0), "control");
-    let cg = Guard(d.create(&name("dev"), &CgroupLimits::from_model(&Default::default())).unwrap());
-    let child = in_child(cg.0.attach_files().unwrap().fds, || probe_devices(&null, &mem, &disk));
-    assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "device allow-list");
+    let cg = Guard(
+        d.create(&name("dev"), &CgroupLimits::from_model(&Default::default()))
+            .unwrap(),
+    );
+    let child = in_child(cg.0.attach_files().unwrap().fds, || {
+        probe_devices(&null, &mem, &disk)
+    });
+    assert_eq!(
+        waitpid(child, None).unwrap(),
+        WaitStatus::Exited(child, 0),
+        "device allow-list"
+    );
     println!("ok: v1 devices: c 1:3 opens, c 1:11 (kmsg) and a planted block node get EPERM");
 }
 
@@ -148,10 +266,20 @@ fn v2_device_program(mount: &Path) {
     let dirfd = std::fs::File::open(&dir).unwrap();
     devices_bpf::attach(dirfd.as_fd(), prog.as_fd()).unwrap();
     let (_nodes, null, mem, disk) = device_nodes();
-    let procs = std::fs::OpenOptions::new().write(true).open(dir.join("cgroup.procs")).unwrap();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("cgroup.procs"))
+        .unwrap();
     let child = in_child(vec![procs.into()], || probe_devices(&null, &mem, &disk));
-    assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "eBPF device allow-list");
-    println!("ok: v2 eBPF device program on {}: c 1:3 opens, c 1:11 and a block node get EPERM", dir.display());
+    assert_eq!(
+        waitpid(child, None).unwrap(),
+        WaitStatus::Exited(child, 0),
+        "eBPF device allow-list"
+    );
+    println!(
+        "ok: v2 eBPF device program on {}: c 1:3 opens, c 1:11 and a block node get EPERM",
+        dir.display()
+    );
 }
 
 fn cgroup2_mount() -> Option<PathBuf> {
@@ -171,6 +299,7 @@ fn main() {
     let d = cgroup::detect().unwrap();
     match d.version() {
         CgroupVersion::V1 => {
+            v1_files_hold_the_limits(d.as_ref());
             fork_bomb_stops_at_pids_max(d.as_ref());
             memory_hog_is_oom_killed(d.as_ref());
             planted_devices_are_refused(d.as_ref());

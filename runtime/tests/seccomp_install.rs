@@ -1,12 +1,12 @@
 //! Installs the compiled filters in forked children and probes what the kernel then allows.
 //! `harness = false`: the process stays single-threaded, so forking is safe.
 
-use std::time::Instant;
-
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use tfctl_runtime::capabilities::{self, CapSet};
-use tfctl_runtime::seccomp::{self, Arch, KernelVersion, Layout, SeccompPolicy, SeccompPrograms, MOBY_DEFAULT};
+use tfctl_runtime::seccomp::{
+    self, Arch, KernelVersion, Layout, SeccompPolicy, SeccompPrograms, MOBY_DEFAULT,
+};
 
 fn errno_of(rc: libc::c_long) -> i32 {
     if rc == -1 {
@@ -44,11 +44,25 @@ fn probe(progs: Option<&SeccompPrograms>) -> Seen {
             let (unshare_user, clone3, kcmp) = unsafe {
                 (
                     errno_of(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
-                    errno_of(libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize)),
-                    errno_of(libc::syscall(libc::SYS_kcmp, libc::getpid(), libc::getpid(), 0, 0, 0)),
+                    errno_of(libc::syscall(
+                        libc::SYS_clone3,
+                        std::ptr::null::<u8>(),
+                        0usize,
+                    )),
+                    errno_of(libc::syscall(
+                        libc::SYS_kcmp,
+                        libc::getpid(),
+                        libc::getpid(),
+                        0,
+                        0,
+                        0,
+                    )),
                 )
             };
-            let thread_ok = std::thread::spawn(|| 42).join().map(|v| v == 42).unwrap_or(false);
+            let thread_ok = std::thread::spawn(|| 42)
+                .join()
+                .map(|v| v == 42)
+                .unwrap_or(false);
             let msg = format!("{unshare_user} {clone3} {kcmp} {}", thread_ok as u8);
             nix::unistd::write(&w, msg.as_bytes()).unwrap();
             // SAFETY: leave without running the parent's atexit handlers.
@@ -58,9 +72,18 @@ fn probe(progs: Option<&SeccompPrograms>) -> Seen {
             drop(w);
             let mut out = String::new();
             std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut out).unwrap();
-            assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "probe child failed");
+            assert_eq!(
+                waitpid(child, None).unwrap(),
+                WaitStatus::Exited(child, 0),
+                "probe child failed"
+            );
             let v: Vec<i32> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
-            Seen { unshare_user: v[0], clone3: v[1], kcmp: v[2], thread_ok: v[3] == 1 }
+            Seen {
+                unshare_user: v[0],
+                clone3: v[1],
+                kcmp: v[2],
+                thread_ok: v[3] == 1,
+            }
         }
     }
 }
@@ -70,80 +93,102 @@ fn default_caps(add: &[&str]) -> CapSet {
     capabilities::resolve(&add, &[], true).unwrap().bounding
 }
 
-/// Time to install a filter, median of 51 forked children (microseconds).
-fn install_time(prog: &[seccomp::sock_filter]) -> u128 {
-    let mut samples = Vec::new();
-    for _ in 0..51 {
-        let (r, w) = nix::unistd::pipe().unwrap();
-        // SAFETY: single-threaded test binary.
-        match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                // SAFETY: plain prctl.
-                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-                let t = Instant::now();
-                seccomp::install(prog).unwrap();
-                let us = t.elapsed().as_nanos() as u64;
-                nix::unistd::write(&w, &us.to_le_bytes()).unwrap();
-                // SAFETY: see above.
-                unsafe { libc::_exit(0) };
-            }
-            ForkResult::Parent { child } => {
-                drop(w);
-                let mut b = [0u8; 8];
-                std::io::Read::read_exact(&mut std::fs::File::from(r), &mut b).unwrap();
-                waitpid(child, None).unwrap();
-                samples.push(u64::from_le_bytes(b));
-            }
-        }
-    }
-    samples.sort();
-    u128::from(samples[samples.len() / 2]) / 1000
-}
-
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         println!("SKIP seccomp_install: needs root (unshare(CLONE_NEWUSER) as the control)");
         return;
     }
     let unconfined = probe(None);
-    assert_eq!(unconfined.unshare_user, 0, "control: unconfined unshare -U works as root");
-    assert_ne!(unconfined.clone3, libc::ENOSYS, "control: the kernel has clone3");
+    assert_eq!(
+        unconfined.unshare_user, 0,
+        "control: unconfined unshare -U works as root"
+    );
+    assert_ne!(
+        unconfined.clone3,
+        libc::ENOSYS,
+        "control: the kernel has clone3"
+    );
     assert_eq!(unconfined.kcmp, 0, "control: kcmp works as root");
     assert!(unconfined.thread_ok);
     println!("ok: unconfined control {unconfined:?}");
 
     for layout in [Layout::Tree, Layout::Linear] {
-        let p = seccomp::resolve(&MOBY_DEFAULT, Arch::native(), KernelVersion::running().unwrap(), default_caps(&[])).unwrap();
+        let p = seccomp::resolve(
+            &MOBY_DEFAULT,
+            Arch::native(),
+            KernelVersion::running().unwrap(),
+            default_caps(&[]),
+        )
+        .unwrap();
         let progs = seccomp::compile(&p, layout).unwrap();
         let seen = probe(Some(&progs));
-        assert_eq!(seen.unshare_user, libc::EPERM, "{layout:?}: unshare -U refused by seccomp");
-        assert_eq!(seen.clone3, libc::ENOSYS, "{layout:?}: clone3 answers ENOSYS");
+        assert_eq!(
+            seen.unshare_user,
+            libc::EPERM,
+            "{layout:?}: unshare -U refused by seccomp"
+        );
+        assert_eq!(
+            seen.clone3,
+            libc::ENOSYS,
+            "{layout:?}: clone3 answers ENOSYS"
+        );
         assert_eq!(seen.kcmp, libc::EPERM, "{layout:?}: kcmp needs SYS_PTRACE");
-        assert!(seen.thread_ok, "{layout:?}: threads still start (glibc falls back to clone)");
+        assert!(
+            seen.thread_ok,
+            "{layout:?}: threads still start (glibc falls back to clone)"
+        );
         println!("ok: default profile, {layout:?} layout: {seen:?}");
     }
 
-    let ptrace = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_PTRACE"])).unwrap().unwrap();
+    let ptrace = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_PTRACE"]))
+        .unwrap()
+        .unwrap();
     let seen = probe(Some(&ptrace));
     assert_eq!(seen.kcmp, 0, "cap-add SYS_PTRACE allows kcmp");
     assert_eq!(seen.unshare_user, libc::EPERM);
     println!("ok: cap-add SYS_PTRACE: {seen:?}");
 
-    let admin = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_ADMIN"])).unwrap().unwrap();
+    let admin = seccomp::programs(&SeccompPolicy::Default, default_caps(&["SYS_ADMIN"]))
+        .unwrap()
+        .unwrap();
     let seen = probe(Some(&admin));
     assert_eq!(seen.unshare_user, 0, "cap-add SYS_ADMIN allows unshare");
     assert_ne!(seen.clone3, libc::ENOSYS, "cap-add SYS_ADMIN allows clone3");
     println!("ok: cap-add SYS_ADMIN: {seen:?}");
 
-    let p = seccomp::resolve(&MOBY_DEFAULT, Arch::native(), KernelVersion::running().unwrap(), default_caps(&[])).unwrap();
-    let tree = seccomp::compile(&p, Layout::Tree).unwrap();
-    let linear = seccomp::compile(&p, Layout::Linear).unwrap();
-    println!(
-        "measured: install tree {} insns {} us, linear {} insns {} us (median of 51)",
-        tree.main.len(),
-        install_time(&tree.main),
-        linear.main.len(),
-        install_time(&linear.main)
+    // A Docker-format JSON profile: allow everything but unshare, answered with EACCES.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.json");
+    std::fs::write(
+        &path,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let custom = SeccompPolicy::load(&path).unwrap();
+    let progs = seccomp::programs(&custom, default_caps(&[]))
+        .unwrap()
+        .unwrap();
+    let seen = probe(Some(&progs));
+    assert_eq!(
+        seen.unshare_user,
+        libc::EACCES,
+        "the JSON profile's errnoRet"
     );
+    assert_eq!(seen.kcmp, 0, "the JSON profile allows the rest");
+    assert_ne!(
+        seen.clone3,
+        libc::ENOSYS,
+        "this profile leaves clone3 alone"
+    );
+    println!("ok: Docker-format JSON profile: {seen:?}");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#).unwrap();
+    let e = SeccompPolicy::load(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.json") && e.contains("SCMP_ACT_NOTIFY"),
+        "{e}"
+    );
+
+    // Timings: bench/confine.sh.
     println!("seccomp_install: all passed");
 }

@@ -35,7 +35,11 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
 }
 
 fn check(cond: bool, what: &str) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.to_string()) }
+    if cond {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
 }
 
 fn main() {
@@ -55,13 +59,30 @@ fn main() {
 
     let uses = vec![SecretUse {
         name: "db".into(),
-        target: SecretTarget::File { path: "/run/secrets/db".into(), mode: 0o400, owner: None },
+        target: SecretTarget::File {
+            path: "/run/secrets/db".into(),
+            mode: 0o400,
+            owner: None,
+        },
     }];
-    let values = HashMap::from([("db".to_string(), SecretValue::new(secret.clone().into_bytes()))]);
+    let values = HashMap::from([(
+        "db".to_string(),
+        SecretValue::new(secret.clone().into_bytes()),
+    )]);
     let config = format!("password={secret}\n");
-    let templated = [SecretFile { target: "/etc/app.conf", content: config.as_bytes(), mode: 0o440, owner: Owner { uid: 0, gid: 33 } }];
-    let user = Owner { uid: 1000, gid: 1000 };
-    let prepared = secrets::prepare_mounts(&uses, &values, user, &templated).unwrap().expect("two files");
+    let templated = [SecretFile {
+        target: "/etc/app.conf",
+        content: config.as_bytes(),
+        mode: 0o440,
+        owner: Owner { uid: 0, gid: 33 },
+    }];
+    let user = Owner {
+        uid: 1000,
+        gid: 1000,
+    };
+    let prepared = secrets::prepare_mounts(&uses, &values, user, &templated)
+        .unwrap()
+        .expect("two files");
     println!("secrets tmpfs noswap: {}", prepared.noswap);
 
     // SAFETY: single-threaded test binary.
@@ -69,32 +90,68 @@ fn main() {
         ForkResult::Child => {
             let result = (|| -> Result<(), String> {
                 unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
-                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                    .map_err(|e| format!("rprivate: {e}"))?;
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("rprivate: {e}"))?;
                 let root = std::fs::File::open(rootfs.path()).unwrap();
                 for m in &prepared.mounts {
-                    let target = files::mount_target(root.as_fd(), &m.target, TargetKind::File).map_err(|e| e.to_string())?;
-                    secrets::attach(m.fd.as_fd(), target.as_fd()).map_err(|e| format!("attach {}: {e}", m.target))?;
+                    let target = files::mount_target(root.as_fd(), &m.target, TargetKind::File)
+                        .map_err(|e| e.to_string())?;
+                    secrets::attach(m.fd.as_fd(), target.as_fd())
+                        .map_err(|e| format!("attach {}: {e}", m.target))?;
                 }
                 // As the container sees it: /run resolves inside the rootfs.
-                let inside = rootfs.path().join(outside.path().strip_prefix("/").unwrap()).join("secrets/db");
-                let meta = std::fs::metadata(&inside).map_err(|e| format!("{}: {e}", inside.display()))?;
-                check(std::fs::read_to_string(&inside).unwrap() == secret, "secret content")?;
-                check((meta.uid(), meta.gid()) == (1000, 1000), "secret owned by the container's user")?;
-                check(meta.permissions().mode() & 0o7777 == 0o400, "secret mode 0400")?;
+                let inside = rootfs
+                    .path()
+                    .join(outside.path().strip_prefix("/").unwrap())
+                    .join("secrets/db");
+                let meta =
+                    std::fs::metadata(&inside).map_err(|e| format!("{}: {e}", inside.display()))?;
+                check(
+                    std::fs::read_to_string(&inside).unwrap() == secret,
+                    "secret content",
+                )?;
+                check(
+                    (meta.uid(), meta.gid()) == (1000, 1000),
+                    "secret owned by the container's user",
+                )?;
+                check(
+                    meta.permissions().mode() & 0o7777 == 0o400,
+                    "secret mode 0400",
+                )?;
                 let conf = rootfs.path().join("etc/app.conf");
-                check(std::fs::read_to_string(&conf).unwrap() == config, "templated file")?;
+                check(
+                    std::fs::read_to_string(&conf).unwrap() == config,
+                    "templated file",
+                )?;
                 let meta = std::fs::metadata(&conf).unwrap();
-                check((meta.gid(), meta.permissions().mode() & 0o7777) == (33, 0o440), "template owner and mode")?;
+                check(
+                    (meta.gid(), meta.permissions().mode() & 0o7777) == (33, 0o440),
+                    "template owner and mode",
+                )?;
                 let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
                 let line = mountinfo
                     .lines()
                     .find(|l| l.contains(&inside.display().to_string()))
                     .ok_or("secret mount in mountinfo")?;
-                check(line.contains("nosuid") && line.contains("nodev") && line.contains("noexec"), line)?;
+                check(
+                    line.contains("nosuid") && line.contains("nodev") && line.contains("noexec"),
+                    line,
+                )?;
                 check(line.contains(" - tmpfs "), line)?;
-                check(files_holding(outside.path(), secret.as_bytes()).is_empty(), "nothing outside the rootfs")?;
-                check(std::fs::read_dir(outside.path()).unwrap().count() == 0, "outside folder untouched")?;
+                check(
+                    files_holding(outside.path(), secret.as_bytes()).is_empty(),
+                    "nothing outside the rootfs",
+                )?;
+                check(
+                    std::fs::read_dir(outside.path()).unwrap().count() == 0,
+                    "outside folder untouched",
+                )?;
                 Ok(())
             })();
             if let Err(e) = &result {
@@ -105,7 +162,11 @@ fn main() {
         }
         ForkResult::Parent { child } => child,
     };
-    assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "secret mounts in the child");
+    assert_eq!(
+        waitpid(child, None).unwrap(),
+        WaitStatus::Exited(child, 0),
+        "secret mounts in the child"
+    );
     drop(prepared);
     // The mount namespace is gone: the targets left in the rootfs are empty, nothing on disk
     // holds the value, raw or hex-decoded.
@@ -113,7 +174,11 @@ fn main() {
     assert!(leaks.is_empty(), "secret on disk: {leaks:?}");
     assert!(files_holding(rootfs.path(), &raw).is_empty());
     assert!(files_holding(outside.path(), secret.as_bytes()).is_empty());
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "the planted symlink led nowhere outside");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "the planted symlink led nowhere outside"
+    );
     println!("ok: secret and templated file mounted from a detached tmpfs (nosuid,nodev,noexec), 0400 owned by the user, through a planted /run symlink kept inside the rootfs; nothing on disk");
     println!("secrets_mount: all passed");
 }

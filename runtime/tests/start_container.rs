@@ -20,7 +20,7 @@ fn main() {
         return;
     }
     let fx = Fixture::new();
-    let cases: &[(&str, fn(&Spawner, &Fixture))] = &[
+    let cases: &[Case] = &[
         ("capabilities_and_no_new_privs", capabilities_and_no_new_privs),
         ("non_root_user_gets_planned_caps", non_root_user_gets_planned_caps),
         ("only_std_fds_open", only_std_fds_open),
@@ -36,13 +36,19 @@ fn main() {
         ("failures_name_the_step", failures_name_the_step),
         ("rlimits_applied_and_refused_above_hard", rlimits_applied_and_refused_above_hard),
         ("seccomp_filter_installed_last", seccomp_filter_installed_last),
+        ("default_seccomp_profile_end_to_end", default_seccomp_profile_end_to_end),
+        ("cgroup_attached_by_the_child", cgroup_attached_by_the_child),
+        ("read_only_rootfs_and_bind_volumes", read_only_rootfs_and_bind_volumes),
         ("files_and_tmpfs_written_from_memory", files_and_tmpfs_written_from_memory),
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
         ("nothing_left_behind", nothing_left_behind),
         ("container_dies_with_a_killed_client", lifetime::container_dies_with_a_killed_client),
         ("dropping_the_spawner_ends_everything", lifetime::dropping_the_spawner_ends_everything),
+        ("a_stuck_start_times_out", lifetime::a_stuck_start_times_out),
         ("async_launch_and_large_plan", async_launch_and_large_plan),
+        ("terminal_becomes_controlling_tty", terminal_becomes_controlling_tty),
+        ("pty_in_the_containers_devpts", pty_in_the_containers_devpts),
     ];
     run_cases(cases, &spawner, &fx);
 }
@@ -236,9 +242,10 @@ fn failures_name_the_step(s: &Spawner, f: &Fixture) {
     let err = run(s, &f.plan(&["/no/such/program"])).err().expect("exec fails");
     assert_eq!((err.step(), err.errno()), (Some(Step::Exec), Some(libc::ENOENT)));
     let text = err.to_string();
-    assert!(text.contains("executing the process") && text.contains("/no/such/program"), "{text}");
+    assert!(text.contains("executing the process") && text.contains("/no/such/program") && text.contains("no such file"), "{text}");
     let err = run(s, &f.plan(&["no-such-command"])).err().expect("PATH search fails");
     assert_eq!(err.step(), Some(Step::Exec));
+    assert!(err.to_string().contains("searched in its PATH"), "{err}");
     let err = run(s, &f.plan(&["/etc/passwd"])).err().expect("not executable");
     assert_eq!((err.step(), err.errno()), (Some(Step::Exec), Some(libc::EACCES)), "{err}");
     let mut plan = f.plan(&["true"]);
@@ -314,10 +321,12 @@ fn persistent_upper_and_directory_rootfs(s: &Spawner, f: &Fixture) {
 fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     let mut plan = f.plan(&["sh", "-c", "echo inside > /tmp/mark; exec sleep 100"]);
     plan.init = true;
+    plan.seccomp = default_seccomp();
     let (c, o, e) = launch(s, &plan, StartFds::default()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     let target: OwnedFd = c.pidfd().try_clone_to_owned().unwrap();
-    let join = StartPlan { mode: Mode::Join, init: false, ..f.plan(&["sh", "-c", "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'; ls /proc | grep -c '^[0-9]'"]) };
+    let script = "cat /tmp/mark; hostname; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs|Seccomp):'; ls /proc | grep -c '^[0-9]'";
+    let join = plan.exec_in(vec!["sh".into(), "-c".into(), script.into()], None);
     let (jc, jo, je) = launch(s, &join, StartFds { target: Some(target), ..Default::default() }).unwrap();
     let out = finish(jc, jo, je);
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
@@ -326,8 +335,22 @@ fn join_runs_inside_a_running_container(s: &Spawner, f: &Fixture) {
     assert_eq!(lines[1], "tfctl-test", "same hostname");
     assert_eq!(lines[2].split_whitespace().nth(1), Some(cap_hex(CapSets::docker_default().effective).as_str()));
     assert_eq!(lines[3], "NoNewPrivs:\t1");
-    let pids: usize = lines[4].parse().unwrap();
+    assert_eq!(lines[4], "Seccomp:\t2");
+    let pids: usize = lines[5].parse().unwrap();
     assert!(pids <= 6, "same pid namespace: init, sleep, and the exec'd shell's processes ({pids})");
+    // exec -t: a pty from the container's own devpts.
+    let mut join = plan.exec_in(vec!["sh".into(), "-c".into(), "tty; ls -1 /dev/pts".into()], None);
+    join.pty = true;
+    let target: OwnedFd = c.pidfd().try_clone_to_owned().unwrap();
+    let mut jc = s.launch(&join, StartFds { target: Some(target), ..Default::default() }).unwrap();
+    let mut master = std::fs::File::from(jc.take_pty().unwrap());
+    assert_eq!(jc.wait().unwrap(), ExitStatus::Exited(0));
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(text.replace('\r', ""), "/dev/pts/0\n0\nptmx\n");
     c.signal(libc::SIGKILL).unwrap();
     assert_eq!(finish(c, o, e).status, ExitStatus::Signaled(9));
 }
@@ -347,9 +370,14 @@ fn nothing_left_behind(s: &Spawner, f: &Fixture) {
         .collect();
     assert!(left.is_empty(), "processes of the container left: {left:?}");
     assert!(mounts_under(f.dir.path()).is_empty(), "mounts left: {:?}", mounts_under(f.dir.path()));
-    // Only our own spawner remains a child of ours.
-    let _ = s.pid();
-    let _ = std::fs::File::open("/proc/self/ns/pid").map(|f| f.as_raw_fd());
+    // The spawner keeps no descriptor of finished starts (successful or failed).
+    let spawner_fds = || std::fs::read_dir(format!("/proc/{}/fd", s.pid())).unwrap().count();
+    let before = spawner_fds();
+    for argv in [&["true"][..], &["/no/such"][..], &["sh", "-c", "exit 2"][..]] {
+        let netns: OwnedFd = std::fs::File::open("/proc/self/ns/net").unwrap().into();
+        let _ = launch(s, &f.plan(argv), StartFds { netns: Some(netns), ..Default::default() }).map(|(c, o, e)| finish(c, o, e));
+    }
+    assert_eq!(spawner_fds(), before, "descriptors held by the spawner");
 }
 
 fn async_launch_and_large_plan(s: &Spawner, f: &Fixture) {
@@ -370,4 +398,149 @@ fn async_launch_and_large_plan(s: &Spawner, f: &Fixture) {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).unwrap();
     assert_eq!(out, format!("16\n{}\n", 64 << 10));
+}
+
+fn terminal_becomes_controlling_tty(s: &Spawner, f: &Fixture) {
+    assert_ne!(tty_nr_on_a_pty(s, f, true), 0, "the terminal is the session's controlling tty");
+    assert_eq!(tty_nr_on_a_pty(s, f, false), 0, "the control: a new session has no controlling tty");
+}
+
+/// Runs a container on a new pty; returns its controlling tty number (field 7 of stat).
+fn tty_nr_on_a_pty(s: &Spawner, f: &Fixture, controlling_tty: bool) -> u64 {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = || -> Option<OwnedFd> { Some(pty.slave.try_clone().unwrap()) };
+    let mut plan = f.plan(&["sh", "-c", "[ -t 0 ] && echo is-a-tty; cut -d' ' -f7 /proc/self/stat"]);
+    plan.controlling_tty = controlling_tty;
+    let child = s.launch(&plan, StartFds { stdin: slave(), stdout: slave(), stderr: slave(), ..Default::default() }).unwrap();
+    drop(pty.slave);
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let mut out = Vec::new();
+    let mut master = std::fs::File::from(pty.master);
+    let mut buf = [0u8; 4096];
+    // The master reads EIO once the last slave descriptor is closed.
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("is-a-tty"), "{text}");
+    lines.next().unwrap().trim().parse().unwrap()
+}
+
+/// The compiled Moby profile for Docker's default capabilities, as the plan carries it.
+pub fn default_seccomp() -> Vec<BpfProgram> {
+    use tfctl_runtime::seccomp::{programs, SeccompPolicy};
+    let caps = tfctl_runtime::capabilities::CapSet(CapSets::docker_default().bounding);
+    let p = programs(&SeccompPolicy::Default, caps).unwrap().expect("the default policy compiles");
+    std::iter::once(p.main.clone()).chain(p.clone3_enosys.clone()).map(BpfProgram::from).collect()
+}
+
+fn default_seccomp_profile_end_to_end(s: &Spawner, f: &Fixture) {
+    // Probes only seccomp refuses: a user namespace needs no capability.
+    let mut plan = f.plan(&["unshare", "-U", "true"]);
+    assert_eq!(run(s, &plan).unwrap().status, ExitStatus::Exited(0), "the control: unconfined, unshare -U works");
+    plan.seccomp = default_seccomp();
+    let out = run(s, &plan).unwrap();
+    assert_ne!(out.status, ExitStatus::Exited(0));
+    assert!(out.stderr.contains("Operation not permitted"), "{}", out.stderr);
+    // The init reaper runs under the same filters: fork, wait, signals.
+    plan.init = true;
+    plan.process.argv = vec!["sh".into(), "-c".into(), "grep Seccomp: /proc/self/status; sleep 0.05 & wait; exit 7".into()];
+    let out = run(s, &plan).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(7), "{}", out.stderr);
+    assert_eq!(out.stdout.split_whitespace().nth(1), Some("2"));
+}
+
+/// Removes the test's cgroup when the case ends, passed or not.
+struct CgroupGuard(Box<dyn tfctl_runtime::cgroup::ContainerCgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove() {
+            eprintln!("cleanup of {:?} failed: {e}", self.0.paths());
+        }
+    }
+}
+
+fn cgroup_attached_by_the_child(s: &Spawner, f: &Fixture) {
+    use tfctl_runtime::cgroup::{detect, CgroupLimits};
+    let driver = detect().unwrap();
+    let limits = CgroupLimits { memory: None, cpus: None, pids: 20, pids_explicit: true };
+    let cg = CgroupGuard(driver.create(&format!("tfctl-test-{}-start", std::process::id()), &limits).unwrap());
+    let attach = cg.0.attach_files().unwrap();
+    // A fork bomb of 40 background sleeps stops at pids.max; the cgroup namespace shows the
+    // container's own cgroup as its root.
+    // The bomb runs in a subshell that dies on its first failed fork; the shell then execs (no
+    // fork needed) and keeps the container alive while the test looks.
+    let script = "cat /proc/self/cgroup; (while :; do sleep 3 & done); echo bombed; exec sleep 1";
+    let (c, o, e) = launch(s, &f.plan(&["sh", "-c", script]), StartFds { cgroup_procs: attach.fds, ..Default::default() }).unwrap();
+    let mut waited = 0;
+    while cg.0.pids().unwrap().len() < 19 && waited < 250 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+    }
+    let pids = cg.0.pids().unwrap();
+    assert!(pids.contains(&c.pid()), "the container's init is in its cgroup: {pids:?}");
+    assert!(pids.len() <= 20, "{} processes in a cgroup with pids.max 20", pids.len());
+    // It ends by itself (the init's exit takes the bomb with it); a hang is killed, and fails.
+    let mut p = libc::pollfd { fd: c.pidfd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, 10_000) } != 1 {
+        c.signal(libc::SIGKILL).unwrap();
+    }
+    let out = finish(c, o, e);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.len() > 3, "{}", out.stdout);
+    assert_eq!(lines.last(), Some(&"bombed"), "{}", out.stderr);
+    for l in &lines[..lines.len() - 1] {
+        assert!(l.ends_with(":/"), "cgroup paths seen from inside: {}", out.stdout);
+    }
+    assert!(out.stderr.contains("fork"), "the fork bomb hit pids.max: {}", out.stderr);
+    assert!(pids.len() >= 19, "the bomb filled the cgroup: {}", pids.len());
+    assert!(cg.0.pids().unwrap().is_empty(), "nothing left in the cgroup");
+}
+
+fn read_only_rootfs_and_bind_volumes(s: &Spawner, f: &Fixture) {
+    let vol = f.path("volume");
+    std::fs::create_dir_all(&vol).unwrap();
+    std::fs::write(vol.join("data"), "from the host\n").unwrap();
+    let conf = f.path("app.conf");
+    std::fs::write(&conf, "setting=1\n").unwrap();
+    let script = "cat /data/data /etc/app/app.conf; echo x > /data/new && echo wrote-volume; touch /rootfile || echo ro-root; \
+                  touch /etc/app/app.conf || echo ro-file; echo x > /dev/shm/ok && echo shm-ok";
+    let mut plan = f.plan(&["sh", "-c", script]);
+    let set = setup(&mut plan);
+    set.readonly_rootfs = true;
+    set.mounts.push(MountStep::Bind { source: vol.clone(), target: "/data".into(), recursive: true, flags: MountFlags::HARDENED });
+    // A file bind onto a path the image lacks: the directory and the file are made by descriptor.
+    let ro = MountFlags { readonly: true, ..MountFlags::HARDENED };
+    set.mounts.push(MountStep::Bind { source: conf, target: "/etc/app/app.conf".into(), recursive: false, flags: ro });
+    let out = run(s, &plan).unwrap();
+    assert_eq!(out.stdout, "from the host\nsetting=1\nwrote-volume\nro-root\nro-file\nshm-ok\n", "{}", out.stderr);
+    assert!(vol.join("new").exists(), "the volume write reached the host directory");
+}
+
+fn pty_in_the_containers_devpts(s: &Spawner, f: &Fixture) {
+    let mut plan = f.plan(&["sh", "-c", "tty; read line; stty size; echo got:$line; stat -c %u /dev/pts/0"]);
+    plan.pty = true;
+    plan.user = User { uid: 1000, gid: 1000, additional_gids: vec![] };
+    plan.caps = CapSets { bounding: plan.caps.bounding, ..CapSets::default() };
+    let mut child = s.launch(&plan, StartFds::default()).unwrap();
+    let master = child.take_pty().expect("a pty master");
+    let ws = libc::winsize { ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize.
+    assert_eq!(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+    let mut master = std::fs::File::from(master);
+    std::io::Write::write_all(&mut master, b"hello\n").unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    // The input echoes back first; then the answers.
+    let lines: Vec<&str> = text.lines().filter(|l| *l != "hello").collect();
+    assert_eq!(lines, ["/dev/pts/0", "40 100", "got:hello", "1000"], "{text}");
 }

@@ -10,13 +10,25 @@ use crate::vocab::Ctx;
 
 /// Loads tfctl's config file. A missing file is the caller's choice to make (the default path is
 /// optional): check `path.exists()` first and use `HostConfig::default()`.
-pub fn load_config(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<HostConfig, Diagnostics> {
+pub fn load_config(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HostConfig, Diagnostics> {
     let text = crate::read_text(path, "config file")?;
     load_config_str(&path.display().to_string(), &text, env)
 }
 
-pub fn load_config_str(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<HostConfig, Diagnostics> {
-    let mut cx = Cx { src: diag::source(name, text), dir: PathBuf::from("/"), vars: Vars::new(env), diags: Diagnostics::new() };
+pub fn load_config_str(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HostConfig, Diagnostics> {
+    let mut cx = Cx {
+        src: diag::source(name, text),
+        dir: PathBuf::from("/"),
+        vars: Vars::new(env),
+        diags: Diagnostics::new(),
+    };
     let doc = match crate::syntax::parse(&cx.src, text) {
         Ok(doc) => doc,
         Err(problems) => {
@@ -29,12 +41,12 @@ pub fn load_config_str(name: &str, text: &str, env: &dyn Fn(&str) -> Option<Stri
         let arg = n.arg(0);
         match n.spec.name {
             "insecure-registry" => {
-                if let Some(s) = cx.str(arg) {
+                if let (Some(e), Some(s)) = (arg, cx.str(arg)) {
                     match registry(&s) {
                         Some(r) => cfg.insecure_registries.push(r),
                         None => {
                             let p = cx
-                                .problem("tfctl::invalid-registry", value_span(arg.unwrap_or(&kdl::KdlEntry::new(0))), format!("`{s}` is not HOST:PORT"))
+                                .problem("tfctl::invalid-registry", value_span(e), format!("`{s}` is not HOST:PORT"))
                                 .label("not a registry address")
                                 .help("write the registry as HOST:PORT, e.g. \"localhost:5000\" or \"10.0.0.5:5000\"");
                             cx.push(p);
@@ -44,7 +56,7 @@ pub fn load_config_str(name: &str, text: &str, env: &dyn Fn(&str) -> Option<Stri
             }
             "subnet-pool" => {
                 if let (Some(e), Some(s)) = (arg, cx.str(arg)) {
-                    if let Some(net) = crate::lower::cidr(&mut cx, e, &s) {
+                    if let Some(net) = crate::network::cidr(&mut cx, e, &s) {
                         if net.prefix > 24 {
                             let p = cx
                                 .problem("tfctl::invalid-cidr", value_span(e), format!("subnet pool {net} is smaller than one /24"))
@@ -78,7 +90,11 @@ fn registry(s: &str) -> Option<String> {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let host_ok = !host.is_empty() && host.len() <= 253 && host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     (host_ok && port_ok).then(|| s.to_ascii_lowercase())
 }
@@ -99,17 +115,35 @@ mod tests {
             &none,
         )
         .unwrap();
-        assert_eq!(cfg.insecure_registries, vec!["localhost:5000", "10.0.0.5:5000"]);
+        assert_eq!(
+            cfg.insecure_registries,
+            vec!["localhost:5000", "10.0.0.5:5000"]
+        );
         assert_eq!(cfg.subnet_pool.to_string(), "10.77.0.0/16");
         assert_eq!(cfg.log_size, 1 << 20);
-        assert_eq!(load_config_str("c.kdl", "", &none).unwrap(), HostConfig::default());
+        assert_eq!(
+            load_config_str("c.kdl", "", &none).unwrap(),
+            HostConfig::default()
+        );
     }
 
     #[test]
     fn refuses_bad_settings_all_at_once() {
-        let e = load_config_str("c.kdl", "insecure-registry \"a b\"\nsubnet-pool \"10.0.0.0/28\"\nlog-size \"x\"\nlogsize 1\n", &none)
-            .unwrap_err();
+        let e = load_config_str(
+            "c.kdl",
+            "insecure-registry \"a b\"\nsubnet-pool \"10.0.0.0/28\"\nlog-size \"x\"\nlogsize 1\n",
+            &none,
+        )
+        .unwrap_err();
         let codes: Vec<&str> = e.iter().map(|p| p.code).collect();
-        assert_eq!(codes, ["tfctl::invalid-registry", "tfctl::invalid-cidr", "tfctl::invalid-size", "tfctl::unknown-node"]);
+        assert_eq!(
+            codes,
+            [
+                "tfctl::invalid-registry",
+                "tfctl::invalid-cidr",
+                "tfctl::invalid-size",
+                "tfctl::unknown-node"
+            ]
+        );
     }
 }

@@ -1,15 +1,15 @@
 //! Lowering one `container "NAME" { ... }` block to the model.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use kdl::{KdlEntry, KdlValue};
 use miette::SourceSpan;
 
 use crate::crossref::{RefKind, Refs};
-use crate::lower::{cidr, egress, health, hook, named};
+use crate::lower::{egress, health, hook, named};
 use crate::model::*;
+use crate::network::{allow, allow_egress, publish};
 use crate::reader::{sub_span, value_span, Cx, Node};
 use crate::values;
 use crate::vocab::Ctx;
@@ -18,8 +18,14 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
 pub const DEFAULT_SECRET_MODE: u32 = 0o400;
 
-const CONTAINER_EVENTS: &[Event] =
-    &[Event::Started, Event::Healthy, Event::Unhealthy, Event::Stopping, Event::Exited, Event::Failed];
+const CONTAINER_EVENTS: &[Event] = &[
+    Event::Started,
+    Event::Healthy,
+    Event::Unhealthy,
+    Event::Stopping,
+    Event::Exited,
+    Event::Failed,
+];
 
 /// Paths inside one container that two settings must not both claim.
 #[derive(Default)]
@@ -30,7 +36,11 @@ impl Paths {
         let key = path.trim_end_matches('/').to_string();
         if let Some(first) = self.0.get(&key) {
             let p = cx
-                .problem("tfctl::duplicate-path", span, format!("`{path}` is used twice in this container"))
+                .problem(
+                    "tfctl::duplicate-path",
+                    span,
+                    format!("`{path}` is used twice in this container"),
+                )
                 .label("second use")
                 .also(*first, "first use")
                 .help("each file, secret, mount and tmpfs needs a path of its own");
@@ -66,7 +76,10 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
         allow_egress: Vec::new(),
         after: Vec::new(),
         health: None,
-        restart: Restart { policy: RestartPolicy::No, max: None },
+        restart: Restart {
+            policy: RestartPolicy::No,
+            max: None,
+        },
         hooks: Vec::new(),
         limits: Limits::default(),
         ulimits: Vec::new(),
@@ -92,13 +105,19 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                 have_image = true;
                 if let Some(r) = cx.str(arg0) {
                     let dir = cx.dir.clone();
-                    if let Some(img) = cx.parsed(arg0?, values::check_image(&r, &dir), "invalid image reference") {
+                    if let Some(img) = cx.parsed(
+                        arg0?,
+                        values::check_image(&r, &dir),
+                        "invalid image reference",
+                    ) {
                         c.image = img;
                     }
                 }
             }
             "command" => c.command = Some(s.args().filter_map(|a| cx.scalar(Some(a))).collect()),
-            "entrypoint" => c.entrypoint = Some(s.args().filter_map(|a| cx.scalar(Some(a))).collect()),
+            "entrypoint" => {
+                c.entrypoint = Some(s.args().filter_map(|a| cx.scalar(Some(a))).collect())
+            }
             "workdir" => {
                 if let Some(p) = container_path(cx, arg0) {
                     c.workdir = Some(p);
@@ -106,12 +125,17 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
             }
             "user" => {
                 if let Some(u) = cx.scalar(arg0) {
-                    c.user = cx.parsed(arg0?, values::check_user(&u), "invalid user").map(|_| u);
+                    c.user = cx
+                        .parsed(arg0?, values::check_user(&u), "invalid user")
+                        .map(|_| u);
                 }
             }
             "hostname" => {
                 if let Some(h) = cx.str(arg0) {
-                    if cx.parsed(arg0?, values::check_hostname(&h), "invalid hostname").is_some() {
+                    if cx
+                        .parsed(arg0?, values::check_hostname(&h), "invalid hostname")
+                        .is_some()
+                    {
                         c.hostname = h;
                     }
                 }
@@ -121,7 +145,11 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     let key = e.name().map(|k| k.value().to_string()).unwrap_or_default();
                     if key.is_empty() || key.contains(['=', '\0']) {
                         let p = cx
-                            .problem("tfctl::invalid-env", e.span(), format!("`{key}` is not a variable name"))
+                            .problem(
+                                "tfctl::invalid-env",
+                                e.span(),
+                                format!("`{key}` is not a variable name"),
+                            )
                             .label("invalid name")
                             .help("environment variable names are not empty and have no `=`");
                         cx.push(p);
@@ -176,26 +204,38 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                 }
             }
             "after" => {
-                let until = match cx.choice(s.prop("until"), "`until` value", &["started", "healthy", "completed"]) {
+                let until = match cx.choice(
+                    s.prop("until"),
+                    "`until` value",
+                    &["started", "healthy", "completed"],
+                ) {
                     Some("healthy") => Until::Healthy,
                     Some("completed") => Until::Completed,
                     _ => Until::Started,
                 };
                 if let Some(target) = cx.str(arg0) {
                     let span = value_span(arg0?);
-                    refs.uses.push((RefKind::Container, target.clone(), span, "`after`"));
-                    refs.afters.push((owner_name.clone(), target.clone(), span, until));
-                    c.after.push(After { container: target, until });
+                    refs.uses
+                        .push((RefKind::Container, target.clone(), span, "`after`"));
+                    refs.afters
+                        .push((owner_name.clone(), target.clone(), span, until));
+                    c.after.push(After {
+                        container: target,
+                        until,
+                    });
                 }
             }
             "health" => c.health = health(cx, s),
             "restart" => {
-                let policy = match cx.choice(arg0, "restart policy", &["no", "always", "on-failure"]) {
-                    Some("always") => RestartPolicy::Always,
-                    Some("on-failure") => RestartPolicy::OnFailure,
-                    _ => RestartPolicy::No,
-                };
-                let max = cx.positive(s.prop("max"), "max").and_then(|m| u32::try_from(m).ok());
+                let policy =
+                    match cx.choice(arg0, "restart policy", &["no", "always", "on-failure"]) {
+                        Some("always") => RestartPolicy::Always,
+                        Some("on-failure") => RestartPolicy::OnFailure,
+                        _ => RestartPolicy::No,
+                    };
+                let max = cx
+                    .positive(s.prop("max"), "max")
+                    .and_then(|m| u32::try_from(m).ok());
                 c.restart = Restart { policy, max };
             }
             "on" => {
@@ -213,10 +253,16 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                         _ => None,
                     };
                     match v {
-                        Some(v) if v > 0.0 && v.is_finite() && v <= 4096.0 => c.limits.cpus = Some(v),
+                        Some(v) if v > 0.0 && v.is_finite() && v <= 4096.0 => {
+                            c.limits.cpus = Some(v)
+                        }
                         Some(v) => {
                             let p = cx
-                                .problem("tfctl::not-positive", value_span(e), format!("cpus must be more than 0, found {v}"))
+                                .problem(
+                                    "tfctl::not-positive",
+                                    value_span(e),
+                                    format!("cpus must be more than 0, found {v}"),
+                                )
                                 .label("not positive")
                                 .help("write a share of CPUs such as 0.5 or 2");
                             cx.push(p);
@@ -233,8 +279,15 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
             "cap-add" | "cap-drop" => {
                 for a in s.args() {
                     if let Some(name) = cx.str(Some(a)) {
-                        if let Some(cap) = cx.parsed(a, values::parse_capability(&name), "unknown capability") {
-                            if s.spec.name == "cap-add" { &mut c.cap_add } else { &mut c.cap_drop }.push(cap);
+                        if let Some(cap) =
+                            cx.parsed(a, values::parse_capability(&name), "unknown capability")
+                        {
+                            if s.spec.name == "cap-add" {
+                                &mut c.cap_add
+                            } else {
+                                &mut c.cap_drop
+                            }
+                            .push(cap);
                         }
                     }
                 }
@@ -256,14 +309,19 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                 let key = cx.str(arg0);
                 let value = cx.scalar(s.arg(1));
                 if let (Some(key), Some(value)) = (key, value) {
-                    if cx.parsed(arg0?, values::check_sysctl(&key), "not namespaced").is_some() {
+                    if cx
+                        .parsed(arg0?, values::check_sysctl(&key), "not namespaced")
+                        .is_some()
+                    {
                         c.sysctls.push((key, value));
                     }
                 }
             }
             "stop-signal" => {
                 if let Some(sig) = cx.str(arg0) {
-                    if let Some(sig) = cx.parsed(arg0?, values::parse_signal(&sig), "unknown signal") {
+                    if let Some(sig) =
+                        cx.parsed(arg0?, values::parse_signal(&sig), "unknown signal")
+                    {
                         c.stop_signal = sig;
                     }
                 }
@@ -282,7 +340,11 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
     }
     if !have_image {
         let p = cx
-            .problem("tfctl::missing-image", n.name_span(), format!("container `{owner_name}` has no `image`"))
+            .problem(
+                "tfctl::missing-image",
+                n.name_span(),
+                format!("container `{owner_name}` has no `image`"),
+            )
             .label("no image")
             .help("add the image to run: image \"busybox\" (or a local \"oci:PATH\")");
         cx.push(p);
@@ -300,13 +362,19 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
 fn container_path(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<String> {
     let e = e?;
     let p = cx.str(Some(e))?;
-    cx.parsed(e, values::check_container_path(&p), "not an absolute path").map(|_| p)
+    cx.parsed(
+        e,
+        values::check_container_path(&p),
+        "not a path in the container",
+    )
+    .map(|_| p)
 }
 
 fn owner(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<Option<Owner>> {
     let Some(e) = e else { return Some(None) };
     let s = cx.str(Some(e))?;
-    cx.parsed(e, values::parse_owner(&s), "invalid owner").map(Some)
+    cx.parsed(e, values::parse_owner(&s), "invalid owner")
+        .map(Some)
 }
 
 fn env_file(cx: &mut Cx<'_>, e: Option<&KdlEntry>, out: &mut Vec<(String, String)>) {
@@ -329,7 +397,12 @@ fn env_file(cx: &mut Cx<'_>, e: Option<&KdlEntry>, out: &mut Vec<(String, String
     out.extend(vars);
 }
 
-fn pre_boot_file(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Option<PreBootFile> {
+fn pre_boot_file(
+    cx: &mut Cx<'_>,
+    s: Node<'_>,
+    refs: &mut Refs,
+    paths: &mut Paths,
+) -> Option<PreBootFile> {
     let path_e = s.arg(0)?;
     let path = container_path(cx, Some(path_e));
     let template = cx.bool(s.prop("template")).unwrap_or(false);
@@ -369,7 +442,11 @@ fn pre_boot_file(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Path
         }
         (Some(inline), Some(_)) => {
             let p = cx
-                .problem("tfctl::file-content", value_span(inline), "the file has both inline content and `from=`")
+                .problem(
+                    "tfctl::file-content",
+                    value_span(inline),
+                    "the file has both inline content and `from=`",
+                )
                 .label("inline content")
                 .help("give either the content as a second argument or from=\"PATH\", not both");
             cx.push(p);
@@ -377,7 +454,11 @@ fn pre_boot_file(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Path
         }
         (None, None) => {
             let p = cx
-                .problem("tfctl::file-content", s.name_span(), "the file has no content")
+                .problem(
+                    "tfctl::file-content",
+                    s.name_span(),
+                    "the file has no content",
+                )
                 .label("no content")
                 .help("give the content as a second argument, or from=\"./local/path\"");
             cx.push(p);
@@ -386,17 +467,32 @@ fn pre_boot_file(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Path
     };
     let path = path?;
     paths.claim(cx, &path, value_span(path_e));
-    Some(PreBootFile { path, content, template, mode: mode?, owner: owner? })
+    Some(PreBootFile {
+        path,
+        content,
+        template,
+        mode: mode?,
+        owner: owner?,
+    })
 }
 
 /// Checks `{{ ip.NAME }}`, `{{ name.NAME }}` and `{{ secret.NAME }}` placeholders; `span_of` maps
 /// byte offsets in `text` to the file.
-fn template_refs(cx: &mut Cx<'_>, text: &str, refs: &mut Refs, span_of: impl Fn(usize, usize) -> SourceSpan) {
+fn template_refs(
+    cx: &mut Cx<'_>,
+    text: &str,
+    refs: &mut Refs,
+    span_of: impl Fn(usize, usize) -> SourceSpan,
+) {
     let mut at = 0;
     while let Some(open) = text[at..].find("{{").map(|i| at + i) {
         let Some(close) = text[open..].find("}}").map(|i| open + i) else {
             let p = cx
-                .problem("tfctl::invalid-template", span_of(open, open + 2), "`{{` is not closed by `}}`")
+                .problem(
+                    "tfctl::invalid-template",
+                    span_of(open, open + 2),
+                    "`{{` is not closed by `}}`",
+                )
                 .label("unclosed placeholder")
                 .help("write placeholders as {{ ip.NAME }}, {{ name.NAME }} or {{ secret.NAME }}");
             cx.push(p);
@@ -413,7 +509,11 @@ fn template_refs(cx: &mut Cx<'_>, text: &str, refs: &mut Refs, span_of: impl Fn(
             Some((k, n)) => refs.uses.push((k, n.to_string(), span, "the template")),
             None => {
                 let p = cx
-                    .problem("tfctl::invalid-template", span, format!("unknown placeholder `{{{{ {inner} }}}}`"))
+                    .problem(
+                        "tfctl::invalid-template",
+                        span,
+                        format!("unknown placeholder `{{{{ {inner} }}}}`"),
+                    )
                     .label("not a placeholder tfctl knows")
                     .help("write {{ ip.CONTAINER }}, {{ name.CONTAINER }} or {{ secret.NAME }}");
                 cx.push(p);
@@ -423,14 +523,28 @@ fn template_refs(cx: &mut Cx<'_>, text: &str, refs: &mut Refs, span_of: impl Fn(
     }
 }
 
-fn secret_use(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Option<SecretUse> {
+fn secret_use(
+    cx: &mut Cx<'_>,
+    s: Node<'_>,
+    refs: &mut Refs,
+    paths: &mut Paths,
+) -> Option<SecretUse> {
     let name_e = s.arg(0)?;
     let name = cx.str(Some(name_e))?;
-    refs.uses.push((RefKind::Secret, name.clone(), value_span(name_e), "`secret`"));
+    refs.uses.push((
+        RefKind::Secret,
+        name.clone(),
+        value_span(name_e),
+        "`secret`",
+    ));
     if let Some(env) = s.prop("env") {
         if let Some(file_prop) = ["at", "mode", "owner"].iter().find_map(|k| s.prop(k)) {
             let p = cx
-                .problem("tfctl::secret-target", file_prop.span(), "a secret goes either to a file or to `env=`")
+                .problem(
+                    "tfctl::secret-target",
+                    file_prop.span(),
+                    "a secret goes either to a file or to `env=`",
+                )
                 .label("file setting")
                 .help("remove `env=` to get a file, or the file settings to get a variable");
             cx.push(p);
@@ -439,13 +553,20 @@ fn secret_use(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) 
         let var = cx.str(Some(env))?;
         if var.is_empty() || var.contains(['=', '\0']) {
             let p = cx
-                .problem("tfctl::invalid-env", value_span(env), format!("`{var}` is not a variable name"))
+                .problem(
+                    "tfctl::invalid-env",
+                    value_span(env),
+                    format!("`{var}` is not a variable name"),
+                )
                 .label("invalid name")
                 .help("write the variable's name, e.g. env=\"DB_PASSWORD\"");
             cx.push(p);
             return None;
         }
-        return Some(SecretUse { name, target: SecretTarget::Env(var) });
+        return Some(SecretUse {
+            name,
+            target: SecretTarget::Env(var),
+        });
     }
     let path = match s.prop("at") {
         Some(e) => {
@@ -464,7 +585,10 @@ fn secret_use(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) 
         None => DEFAULT_SECRET_MODE,
     };
     let owner = owner(cx, s.prop("owner"))?;
-    Some(SecretUse { name, target: SecretTarget::File { path, mode, owner } })
+    Some(SecretUse {
+        name,
+        target: SecretTarget::File { path, mode, owner },
+    })
 }
 
 fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Option<Mount> {
@@ -481,7 +605,11 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
         }
         None => {
             let p = cx
-                .problem("tfctl::missing-property", s.name_span(), "`mount` needs `at=`")
+                .problem(
+                    "tfctl::missing-property",
+                    s.name_span(),
+                    "`mount` needs `at=`",
+                )
                 .label("no target path")
                 .help("say where it goes: mount \"data\" at=\"/var/lib/data\"");
             cx.push(p);
@@ -492,123 +620,34 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
     let source = if src.starts_with("./") || src.starts_with("../") || src.starts_with('/') {
         MountSource::Bind(cx.host_path(&src))
     } else {
-        refs.uses.push((RefKind::Volume, src.clone(), value_span(src_e), "`mount`"));
+        refs.uses
+            .push((RefKind::Volume, src.clone(), value_span(src_e), "`mount`"));
         MountSource::Volume(src)
     };
-    Some(Mount { source, target: target?, read_only })
-}
-
-fn proto(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<Option<Proto>> {
-    let Some(e) = e else { return Some(None) };
-    match cx.choice(Some(e), "protocol", &["tcp", "udp"])? {
-        "tcp" => Some(Some(Proto::Tcp)),
-        _ => Some(Some(Proto::Udp)),
-    }
-}
-
-fn ports(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<Option<PortRange>> {
-    let Some(e) = e else { return Some(None) };
-    let r = match e.value() {
-        KdlValue::Integer(i) => values::check_port(*i, false).map(|p| PortRange { start: p, end: p }),
-        KdlValue::String(_) => values::parse_port_range(&cx.str(Some(e))?),
-        _ => return None,
-    };
-    cx.parsed(e, r, "not a port").map(Some)
-}
-
-fn publish(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs) -> Option<Publish> {
-    let host_e = s.arg(0)?;
-    let host_port = cx.int(Some(host_e)).and_then(|p| cx.parsed(host_e, values::check_port(p, true), "not a port"));
-    let container_port = match s.prop("to") {
-        Some(e) => cx.int(Some(e)).and_then(|p| cx.parsed(e, values::check_port(p, false), "not a port")),
-        None => {
-            let p = cx
-                .problem("tfctl::missing-property", s.name_span(), "`publish` needs `to=`")
-                .label("no container port")
-                .help("say which container port the host port leads to: publish 8080 to=80");
-            cx.push(p);
-            None
-        }
-    };
-    let host_ip = match s.prop("host-ip") {
-        Some(e) => {
-            let ip = cx.str(Some(e))?;
-            match ip.parse::<Ipv4Addr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    let p = cx
-                        .problem("tfctl::invalid-address", value_span(e), format!("`{ip}` is not an IPv4 address"))
-                        .label("not an address")
-                        .help("write a host address such as \"127.0.0.1\", or leave host-ip out for 0.0.0.0");
-                    cx.push(p);
-                    None
-                }
-            }
-        }
-        None => Some(Ipv4Addr::UNSPECIFIED),
-    };
-    let proto = proto(cx, s.prop("proto"))?.unwrap_or(Proto::Tcp);
-    let p = Publish { host_port: host_port?, container_port: container_port?, host_ip: host_ip?, proto };
-    refs.publishes.push((p.host_ip, p.host_port, p.proto, value_span(host_e)));
-    Some(p)
-}
-
-fn allow(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs) -> Option<Allow> {
-    let ports = ports(cx, s.prop("port"));
-    let proto = proto(cx, s.prop("proto"));
-    let Some(from_e) = s.prop("from") else {
-        let p = cx
-            .problem("tfctl::missing-property", s.name_span(), "`allow` needs `from=`")
-            .label("no source")
-            .help("say who may connect: from=\"CONTAINER\", \"host\", \"any\" or a CIDR such as \"10.0.0.0/8\"");
-        cx.push(p);
-        return None;
-    };
-    let from = cx.str(Some(from_e))?;
-    let peer = match from.as_str() {
-        "host" => Peer::Host,
-        "any" => Peer::Any,
-        f if f.contains('/') || f.parse::<Ipv4Addr>().is_ok() || f.starts_with(|c: char| c.is_ascii_digit()) => {
-            Peer::Cidr(cidr(cx, from_e, f)?)
-        }
-        f => {
-            refs.uses.push((RefKind::Container, f.to_string(), value_span(from_e), "`allow`"));
-            Peer::Container(f.to_string())
-        }
-    };
-    Some(Allow { from: peer, ports: ports?, proto: proto? })
-}
-
-fn allow_egress(cx: &mut Cx<'_>, s: Node<'_>) -> Option<AllowEgress> {
-    let ports = ports(cx, s.prop("port"));
-    let proto = proto(cx, s.prop("proto"));
-    let Some(to_e) = s.prop("to") else {
-        let p = cx
-            .problem("tfctl::missing-property", s.name_span(), "`allow-egress` needs `to=`")
-            .label("no destination")
-            .help("say where the container may connect: to=\"host\" or a CIDR such as \"192.0.2.0/24\"");
-        cx.push(p);
-        return None;
-    };
-    let to = cx.str(Some(to_e))?;
-    let dest = match to.as_str() {
-        "host" => EgressDest::Host,
-        t => EgressDest::Cidr(cidr(cx, to_e, t)?),
-    };
-    Some(AllowEgress { to: dest, ports: ports?, proto: proto? })
+    Some(Mount {
+        source,
+        target: target?,
+        read_only,
+    })
 }
 
 fn ulimit(cx: &mut Cx<'_>, s: Node<'_>) -> Option<Ulimit> {
     let name_e = s.arg(0)?;
     let name = cx.str(Some(name_e))?;
-    let name = cx.parsed(name_e, values::check_ulimit(&name), "unknown limit").map(|_| name);
+    let name = cx
+        .parsed(name_e, values::check_ulimit(&name), "unknown limit")
+        .map(|_| name);
     let int = |cx: &mut Cx<'_>, e: &KdlEntry| {
         let v = cx.int(Some(e))?;
         match u64::try_from(v) {
             Ok(v) => Some(v),
             Err(_) => {
                 let p = cx
-                    .problem("tfctl::invalid-ulimit", value_span(e), format!("limit {v} is negative"))
+                    .problem(
+                        "tfctl::invalid-ulimit",
+                        value_span(e),
+                        format!("limit {v} is negative"),
+                    )
                     .label("negative")
                     .help("limits are whole numbers from 0 up");
                 cx.push(p);
@@ -618,7 +657,11 @@ fn ulimit(cx: &mut Cx<'_>, s: Node<'_>) -> Option<Ulimit> {
     };
     let Some(soft_e) = s.prop("soft") else {
         let p = cx
-            .problem("tfctl::missing-property", s.name_span(), "`ulimit` needs `soft=`")
+            .problem(
+                "tfctl::missing-property",
+                s.name_span(),
+                "`ulimit` needs `soft=`",
+            )
             .label("no soft limit")
             .help("write ulimit \"nofile\" soft=1024 hard=2048");
         cx.push(p);
@@ -631,11 +674,19 @@ fn ulimit(cx: &mut Cx<'_>, s: Node<'_>) -> Option<Ulimit> {
     };
     if soft > hard {
         let p = cx
-            .problem("tfctl::invalid-ulimit", soft_e.span(), format!("the soft limit {soft} is above the hard limit {hard}"))
+            .problem(
+                "tfctl::invalid-ulimit",
+                soft_e.span(),
+                format!("the soft limit {soft} is above the hard limit {hard}"),
+            )
             .label("above the hard limit")
             .help("the soft limit must not exceed the hard limit");
         cx.push(p);
         return None;
     }
-    Some(Ulimit { name: name?, soft, hard })
+    Some(Ulimit {
+        name: name?,
+        soft,
+        hard,
+    })
 }

@@ -67,7 +67,14 @@ pub fn check(cx: &mut Cx<'_>, app: &mut App, refs: &Refs) {
             RefKind::Secret => format!("define it at the top level: secret \"{name}\" generate=32"),
         });
         let p = cx
-            .problem("tfctl::unknown-reference", *span, format!("{} refers to {noun} `{name}`, which the app does not define", capitalise(what)))
+            .problem(
+                "tfctl::unknown-reference",
+                *span,
+                format!(
+                    "{} refers to {noun} `{name}`, which the app does not define",
+                    capitalise(what)
+                ),
+            )
             .label(format!("no such {noun}"))
             .help(help);
         cx.push(p);
@@ -91,13 +98,21 @@ fn sorted(m: &HashMap<&str, SourceSpan>) -> String {
 }
 
 /// Reports every second definition of a name; returns the first definitions.
-fn duplicates<'r>(cx: &mut Cx<'_>, kind: RefKind, defs: &'r [(String, SourceSpan)]) -> HashMap<&'r str, SourceSpan> {
+fn duplicates<'r>(
+    cx: &mut Cx<'_>,
+    kind: RefKind,
+    defs: &'r [(String, SourceSpan)],
+) -> HashMap<&'r str, SourceSpan> {
     let mut seen: HashMap<&str, SourceSpan> = HashMap::with_capacity(defs.len());
     for (name, span) in defs {
         if let Some(first) = seen.get(name.as_str()) {
             let noun = kind.noun();
             let p = cx
-                .problem(dup_code(kind), *span, format!("{noun} `{name}` is defined twice"))
+                .problem(
+                    dup_code(kind),
+                    *span,
+                    format!("{noun} `{name}` is defined twice"),
+                )
                 .label(format!("second {noun} `{name}`"))
                 .also(*first, "first defined here")
                 .help(format!("give each {noun} a name of its own"));
@@ -125,12 +140,21 @@ fn published_ports(cx: &mut Cx<'_>, publishes: &[(Ipv4Addr, u16, Proto, SourceSp
             continue;
         }
         let taken = by_port.entry((*port, *proto)).or_default();
-        if let Some((_, first)) = taken.iter().find(|(other, _)| other == ip || other.is_unspecified() || ip.is_unspecified()) {
+        if let Some((_, first)) = taken
+            .iter()
+            .find(|(other, _)| other == ip || other.is_unspecified() || ip.is_unspecified())
+        {
             let p = cx
-                .problem("tfctl::duplicate-publish", *span, format!("host port {port}/{proto} is published twice"))
+                .problem(
+                    "tfctl::duplicate-publish",
+                    *span,
+                    format!("host port {port}/{proto} is published twice"),
+                )
                 .label("second publish")
                 .also(*first, "first published here")
-                .help("publish each host port once, or use another port (publish 0 takes a free one)");
+                .help(
+                    "publish each host port once, or use another port (publish 0 takes a free one)",
+                );
             cx.push(p);
         } else {
             taken.push((*ip, *span));
@@ -144,7 +168,10 @@ fn after_cycles(cx: &mut Cx<'_>, refs: &Refs, containers: &HashMap<&str, SourceS
     let mut edges: HashMap<&str, Vec<(&str, SourceSpan)>> = HashMap::new();
     for (from, to, span, _) in &refs.afters {
         if containers.contains_key(to.as_str()) {
-            edges.entry(from.as_str()).or_default().push((to.as_str(), *span));
+            edges
+                .entry(from.as_str())
+                .or_default()
+                .push((to.as_str(), *span));
         }
     }
     // 0 = unvisited, 1 = on the current path, 2 = done.

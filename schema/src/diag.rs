@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
+};
 
 /// A file the diagnostics point into, shared by all of them.
 pub type Source = NamedSource<Arc<str>>;
@@ -28,7 +30,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(code: &'static str, src: &Source, span: SourceSpan, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: &'static str,
+        src: &Source,
+        span: SourceSpan,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             code,
             message: message.into(),
@@ -72,6 +79,36 @@ impl Problem {
     pub fn file_name(&self) -> Option<&str> {
         self.src.as_ref().map(|s| s.name())
     }
+
+    /// Line and column (1-based, columns in characters) of the primary label.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        let text: &str = self.src.as_ref()?.inner();
+        let before = text.get(..self.span.offset().min(text.len()))?;
+        let line = before.matches('\n').count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        Some((line, col))
+    }
+}
+
+/// For `--format json`: `{"code", "message", "file", "line", "column", "label", "help"}`, with
+/// `null` where a problem has no place in a file.
+impl serde::Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (line, column) = self.line_col().unzip();
+        let mut st = s.serialize_struct("Problem", 7)?;
+        st.serialize_field("code", self.code)?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("file", &self.file_name())?;
+        st.serialize_field("line", &line)?;
+        st.serialize_field("column", &column)?;
+        st.serialize_field("label", &self.src.as_ref().map(|_| &self.label))?;
+        st.serialize_field("help", &self.help)?;
+        st.end()
+    }
 }
 
 impl fmt::Display for Problem {
@@ -88,7 +125,9 @@ impl Diagnostic for Problem {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -107,7 +146,8 @@ impl Diagnostic for Problem {
 }
 
 /// Every error found in one run over a file, in the order they appear in it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(transparent)]
 pub struct Diagnostics {
     pub problems: Vec<Problem>,
 }
@@ -164,14 +204,19 @@ impl Diagnostics {
     /// Renders every problem as miette's graphical report without colour, `width` columns wide:
     /// what tests compare and what a log file gets.
     pub fn render_plain(&self, width: usize) -> String {
-        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
         self.render_with(&handler)
     }
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.problems.first().and_then(|p| p.file_name()).unwrap_or("the file");
+        let file = self
+            .problems
+            .first()
+            .and_then(|p| p.file_name())
+            .unwrap_or("the file");
         match self.problems.len() {
             1 => write!(f, "1 error in {file}"),
             n => write!(f, "{n} errors in {file}"),

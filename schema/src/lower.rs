@@ -45,10 +45,14 @@ pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
             "network" => match n.prop("subnet") {
                 Some(e) => {
                     if let Some(s) = cx.str(Some(e)) {
-                        app.subnet = cidr(cx, e, &s);
+                        app.subnet = crate::network::cidr(cx, e, &s);
                         if let Some(net) = app.subnet.filter(|n| n.prefix > 30) {
                             let p = cx
-                                .problem("tfctl::invalid-cidr", value_span(e), format!("subnet {net} is too small for an app"))
+                                .problem(
+                                    "tfctl::invalid-cidr",
+                                    value_span(e),
+                                    format!("subnet {net} is too small for an app"),
+                                )
                                 .label("fewer than 4 addresses")
                                 .help("give the app at least a /30; a /24 is usual");
                             cx.push(p);
@@ -96,14 +100,22 @@ pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
     }
     if !have_app {
         let p = cx
-            .problem("tfctl::missing-app", SourceSpan::from(0..0), "the file has no `app` node")
+            .problem(
+                "tfctl::missing-app",
+                SourceSpan::from(0..0),
+                "the file has no `app` node",
+            )
             .label("the app file starts here")
             .help("name the app on the first line: app \"NAME\"");
         cx.push(p);
     }
     if no_containers {
         let p = cx
-            .problem("tfctl::missing-container", SourceSpan::from(0..0), "the app has no `container`")
+            .problem(
+                "tfctl::missing-container",
+                SourceSpan::from(0..0),
+                "the app has no `container`",
+            )
             .label("the app file starts here")
             .help("add one: container \"web\" { image \"busybox\" }");
         cx.push(p);
@@ -125,20 +137,6 @@ pub fn named(cx: &mut Cx<'_>, n: Node<'_>, what: &str) -> Option<String> {
     }
 }
 
-pub fn cidr(cx: &mut Cx<'_>, e: &kdl::KdlEntry, s: &str) -> Option<Ipv4Net> {
-    match s.parse::<Ipv4Net>() {
-        Ok(n) => Some(n),
-        Err(err) => {
-            let p = cx
-                .problem("tfctl::invalid-cidr", value_span(e), format!("invalid CIDR: {err}"))
-                .label("not a CIDR")
-                .help("write an IPv4 network as ADDRESS/PREFIX, e.g. \"10.89.7.0/24\"");
-            cx.push(p);
-            None
-        }
-    }
-}
-
 pub fn egress(cx: &mut Cx<'_>, n: Node<'_>) -> Option<Egress> {
     match cx.choice(n.arg(0), "egress policy", &["allow", "deny"])? {
         "allow" => Some(Egress::Allow),
@@ -150,11 +148,18 @@ fn secret_def(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<SecretDef
     let name = named(cx, n, "secret");
     let sources: Vec<&kdl::KdlEntry> = n
         .props()
-        .filter(|e| e.name().is_some_and(|k| matches!(k.value(), "from-file" | "from-env" | "generate")))
+        .filter(|e| {
+            e.name()
+                .is_some_and(|k| matches!(k.value(), "from-file" | "from-env" | "generate"))
+        })
         .collect();
     if sources.len() != 1 {
         let (span, msg, label) = match sources.get(1) {
-            Some(second) => (second.span(), "a secret has more than one source", "second source"),
+            Some(second) => (
+                second.span(),
+                "a secret has more than one source",
+                "second source",
+            ),
             None => (n.name_span(), "a secret needs a source", "no source"),
         };
         let p = cx
@@ -178,7 +183,11 @@ fn secret_def(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<SecretDef
             let var = cx.str(Some(e))?;
             if var.is_empty() || var.contains(['=', '\0']) {
                 let p = cx
-                    .problem("tfctl::invalid-variable", value_span(e), format!("`{var}` is not a variable name"))
+                    .problem(
+                        "tfctl::invalid-variable",
+                        value_span(e),
+                        format!("`{var}` is not a variable name"),
+                    )
                     .label("not a name")
                     .help("write the environment variable's name, e.g. from-env=\"DB_PASSWORD\"");
                 cx.push(p);
@@ -192,7 +201,11 @@ fn secret_def(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<SecretDef
                 Ok(l) if l <= 4096 => SecretSource::Generate(l),
                 _ => {
                     let p = cx
-                        .problem("tfctl::invalid-length", value_span(e), format!("a secret of {len} characters is too long"))
+                        .problem(
+                            "tfctl::invalid-length",
+                            value_span(e),
+                            format!("a secret of {len} characters is too long"),
+                        )
                         .label("too long")
                         .help("generate at most 4096 characters; 32 is plenty");
                     cx.push(p);
@@ -211,7 +224,15 @@ fn secret_def(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<SecretDef
 pub fn hook(cx: &mut Cx<'_>, n: Node<'_>, events: &[Event], in_container: bool) -> Option<Hook> {
     let names: Vec<&'static str> = events.iter().map(|e| e.as_str()).collect();
     let event = cx
-        .choice(n.arg(0), if in_container { "container event" } else { "app event" }, &names)
+        .choice(
+            n.arg(0),
+            if in_container {
+                "container event"
+            } else {
+                "app event"
+            },
+            &names,
+        )
         .and_then(|s| events.iter().copied().find(|e| e.as_str() == s));
     let on_fail = match cx.choice(n.prop("on-fail"), "`on-fail` value", &["fail", "ignore"]) {
         Some("fail") => Some(OnFail::Fail),
@@ -258,7 +279,12 @@ pub fn hook(cx: &mut Cx<'_>, n: Node<'_>, events: &[Event], in_container: bool) 
         return None;
     }
     let event = event?;
-    Some(Hook { event, on_fail: on_fail.unwrap_or(event.default_on_fail()), timeout: timeout?, steps })
+    Some(Hook {
+        event,
+        on_fail: on_fail.unwrap_or(event.default_on_fail()),
+        timeout: timeout?,
+        steps,
+    })
 }
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -296,7 +322,10 @@ pub fn health(cx: &mut Cx<'_>, n: Node<'_>) -> Option<Health> {
             }
             "tcp" => {
                 let e = s.arg(0);
-                if let Some(port) = cx.int(e).and_then(|p| cx.parsed(e?, values::check_port(p, false), "not a port")) {
+                if let Some(port) = cx
+                    .int(e)
+                    .and_then(|p| cx.parsed(e?, values::check_port(p, false), "not a port"))
+                {
                     probes.push((Probe::Tcp(port), s.name_span()));
                 } else {
                     ok = false;
@@ -306,7 +335,9 @@ pub fn health(cx: &mut Cx<'_>, n: Node<'_>) -> Option<Health> {
             "timeout" => ok &= set(&mut h.timeout, cx.positive_duration(s.arg(0), "timeout")),
             "start-period" => ok &= set(&mut h.start_period, cx.duration(s.arg(0))),
             "retries" => {
-                let r = cx.positive(s.arg(0), "retries").and_then(|r| u32::try_from(r).ok());
+                let r = cx
+                    .positive(s.arg(0), "retries")
+                    .and_then(|r| u32::try_from(r).ok());
                 ok &= set(&mut h.retries, r);
             }
             _ => {}
@@ -327,7 +358,11 @@ pub fn health(cx: &mut Cx<'_>, n: Node<'_>) -> Option<Health> {
         }
         _ => {
             let p = cx
-                .problem("tfctl::health-probe", probes[1].1, "the health check has more than one probe")
+                .problem(
+                    "tfctl::health-probe",
+                    probes[1].1,
+                    "the health check has more than one probe",
+                )
                 .label("second probe")
                 .also(probes[0].1, "first probe")
                 .help("give exactly one probe: exec \"CMD\"..., http \"URL\" or tcp PORT");

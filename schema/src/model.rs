@@ -71,8 +71,16 @@ impl Ipv4Net {
     }
 
     pub fn overlaps(&self, other: &Ipv4Net) -> bool {
-        let shorter = if self.prefix <= other.prefix { self } else { other };
-        let longer = if self.prefix <= other.prefix { other } else { self };
+        let shorter = if self.prefix <= other.prefix {
+            self
+        } else {
+            other
+        };
+        let longer = if self.prefix <= other.prefix {
+            other
+        } else {
+            self
+        };
         shorter.contains(longer.network())
     }
 
@@ -103,8 +111,12 @@ impl FromStr for Ipv4Net {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| CidrError::NoPrefix(s.to_string()))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::BadAddress(addr.to_string()))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| CidrError::NoPrefix(s.to_string()))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| CidrError::BadAddress(addr.to_string()))?;
         let prefix: u8 = prefix
             .parse()
             .ok()
@@ -242,7 +254,11 @@ pub struct SecretUse {
 #[serde(rename_all = "kebab-case")]
 pub enum SecretTarget {
     /// A file on the secrets tmpfs. `owner: None` means the container's user.
-    File { path: String, mode: u32, owner: Option<Owner> },
+    File {
+        path: String,
+        mode: u32,
+        owner: Option<Owner>,
+    },
     /// An environment variable: only when the app file asks (`env="VAR"`).
     Env(String),
 }
@@ -434,7 +450,10 @@ impl Event {
 
     /// Whether `exec` (inside the container) may run on this event: only while it runs.
     pub fn allows_exec(&self) -> bool {
-        matches!(self, Event::Started | Event::Healthy | Event::Unhealthy | Event::Stopping)
+        matches!(
+            self,
+            Event::Started | Event::Healthy | Event::Unhealthy | Event::Stopping
+        )
     }
 
     /// `on-fail` when the file does not say: started and healthy hooks gate readiness.
@@ -517,7 +536,10 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             insecure_registries: Vec::new(),
-            subnet_pool: Ipv4Net { addr: Ipv4Addr::new(10, 89, 0, 0), prefix: 16 },
+            subnet_pool: Ipv4Net {
+                addr: Ipv4Addr::new(10, 89, 0, 0),
+                prefix: 16,
+            },
             log_size: 10 * 1024 * 1024,
         }
     }
@@ -557,9 +579,18 @@ mod tests {
         assert!(a.overlaps(&b) && b.overlaps(&a));
         assert!(!a.overlaps(&c));
         assert_eq!(b.size(), 256);
-        assert!(matches!("10.0.0.0".parse::<Ipv4Net>(), Err(CidrError::NoPrefix(_))));
-        assert!(matches!("10.0.0.0/33".parse::<Ipv4Net>(), Err(CidrError::BadPrefix(_))));
-        assert!(matches!("fe80::/64".parse::<Ipv4Net>(), Err(CidrError::BadAddress(_))));
+        assert!(matches!(
+            "10.0.0.0".parse::<Ipv4Net>(),
+            Err(CidrError::NoPrefix(_))
+        ));
+        assert!(matches!(
+            "10.0.0.0/33".parse::<Ipv4Net>(),
+            Err(CidrError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "fe80::/64".parse::<Ipv4Net>(),
+            Err(CidrError::BadAddress(_))
+        ));
         assert_eq!("0.0.0.0/0".parse::<Ipv4Net>().unwrap().mask(), 0);
     }
 

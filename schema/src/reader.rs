@@ -45,7 +45,11 @@ impl<'d> Node<'d> {
 
     /// The last occurrence of a property (KDL's rule: the rightmost wins).
     pub fn prop(&self, name: &str) -> Option<&'d KdlEntry> {
-        self.kdl.entries().iter().rev().find(|e| e.name().is_some_and(|n| n.value() == name))
+        self.kdl
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some_and(|n| n.value() == name))
     }
 
     pub fn props(&self) -> impl Iterator<Item = &'d KdlEntry> {
@@ -57,9 +61,9 @@ impl<'d> Node<'d> {
 pub fn value_span(e: &KdlEntry) -> SourceSpan {
     let span = e.span();
     match (e.name(), e.format()) {
-        (Some(_), Some(f)) if f.value_repr.len() <= span.len() => {
-            SourceSpan::from(span.offset() + span.len() - f.value_repr.len()..span.offset() + span.len())
-        }
+        (Some(_), Some(f)) if f.value_repr.len() <= span.len() => SourceSpan::from(
+            span.offset() + span.len() - f.value_repr.len()..span.offset() + span.len(),
+        ),
         _ => span,
     }
 }
@@ -84,7 +88,8 @@ pub fn sub_span(e: &KdlEntry, raw: &str, start: usize, end: usize) -> SourceSpan
 
 /// Whether a value was written as a bare identifier (no quotes), as a forgotten `;` leaves it.
 fn is_bare(e: &KdlEntry) -> bool {
-    e.format().is_some_and(|f| !f.value_repr.starts_with(['"', '#']) && !f.value_repr.is_empty())
+    e.format()
+        .is_some_and(|f| !f.value_repr.starts_with(['"', '#']) && !f.value_repr.is_empty())
         && matches!(e.value(), KdlValue::String(_))
 }
 
@@ -99,11 +104,18 @@ fn value_kind_name(v: &KdlValue) -> &'static str {
 }
 
 fn repr(e: &KdlEntry) -> String {
-    e.format().map(|f| f.value_repr.clone()).unwrap_or_else(|| e.value().to_string())
+    e.format()
+        .map(|f| f.value_repr.clone())
+        .unwrap_or_else(|| e.value().to_string())
 }
 
 impl<'a> Cx<'a> {
-    pub fn problem(&self, code: &'static str, span: SourceSpan, message: impl Into<String>) -> Problem {
+    pub fn problem(
+        &self,
+        code: &'static str,
+        span: SourceSpan,
+        message: impl Into<String>,
+    ) -> Problem {
         Problem::new(code, &self.src, span, message)
     }
 
@@ -112,7 +124,10 @@ impl<'a> Cx<'a> {
     }
 
     pub fn bad(&mut self, b: Bad, span: SourceSpan, label: &str) {
-        let p = self.problem(b.code, span, b.message).label(label).help(b.help);
+        let p = self
+            .problem(b.code, span, b.message)
+            .label(label)
+            .help(b.help);
         self.push(p);
     }
 
@@ -129,10 +144,17 @@ impl<'a> Cx<'a> {
             if !spec.repeatable {
                 if let Some(first) = seen.get(spec.name) {
                     let p = self
-                        .problem("tfctl::duplicate-node", n.name().span(), format!("`{name}` is given twice"))
+                        .problem(
+                            "tfctl::duplicate-node",
+                            n.name().span(),
+                            format!("`{name}` is given twice"),
+                        )
                         .label(format!("second `{name}`"))
                         .also(*first, "first given here")
-                        .help(format!("`{name}` may appear only once {}: remove one", ctx.describe()));
+                        .help(format!(
+                            "`{name}` may appear only once {}: remove one",
+                            ctx.describe()
+                        ));
                     self.push(p);
                     continue;
                 }
@@ -153,14 +175,26 @@ impl<'a> Cx<'a> {
             Some(s) => format!("did you mean `{s}`?"),
             None => {
                 let names: Vec<&str> = vocab::nodes_in(ctx).map(|s| s.name).collect();
-                format!("{} the nodes are: {}", capitalise(ctx.describe()), names.join(", "))
+                format!(
+                    "{} the nodes are: {}",
+                    capitalise(ctx.describe()),
+                    names.join(", ")
+                )
             }
         };
         if let Some(other) = vocab::NODES.iter().find(|s| s.name == name && s.ctx != ctx) {
-            help = format!("`{name}` belongs {}, not {}", other.ctx.describe(), ctx.describe());
+            help = format!(
+                "`{name}` belongs {}, not {}",
+                other.ctx.describe(),
+                ctx.describe()
+            );
         }
         let p = self
-            .problem("tfctl::unknown-node", n.name().span(), format!("unknown node `{name}`"))
+            .problem(
+                "tfctl::unknown-node",
+                n.name().span(),
+                format!("unknown node `{name}`"),
+            )
             .label("not known here")
             .help(help);
         self.push(p);
@@ -173,9 +207,15 @@ impl<'a> Cx<'a> {
             if let KdlValue::String(s) = e.value() {
                 if is_bare(e) && vocab::lookup(ctx, s).is_some() {
                     let p = self
-                        .problem("tfctl::missing-separator", e.span(), format!("`{s}` looks like a new node glued to `{}`", node.spec.name))
+                        .problem(
+                            "tfctl::missing-separator",
+                            e.span(),
+                            format!("`{s}` looks like a new node glued to `{}`", node.spec.name),
+                        )
                         .label(format!("`{s}` starts a new node"))
-                        .help(format!("put `{s}` on its own line, or separate the two with `;`"));
+                        .help(format!(
+                            "put `{s}` on its own line, or separate the two with `;`"
+                        ));
                     self.push(p);
                     return true;
                 }
@@ -197,7 +237,12 @@ impl<'a> Cx<'a> {
                 .problem(
                     "tfctl::argument-count",
                     span,
-                    format!("`{}` takes {}, found {}", spec.name, spec.args.describe(), args.len()),
+                    format!(
+                        "`{}` takes {}, found {}",
+                        spec.name,
+                        spec.args.describe(),
+                        args.len()
+                    ),
                 )
                 .label(label)
                 .help(format!("write it as: {}", synopsis.trim_end()));
@@ -216,13 +261,18 @@ impl<'a> Cx<'a> {
             } else if let Some(ps) = spec.prop(key.value()) {
                 ps.kind
             } else {
-                let help = match vocab::did_you_mean(key.value(), spec.props.iter().map(|p| p.name)) {
+                let help = match vocab::did_you_mean(key.value(), spec.props.iter().map(|p| p.name))
+                {
                     Some(s) => format!("did you mean `{s}`?"),
                     None if spec.props.is_empty() => format!("`{}` takes no properties", spec.name),
                     None => format!(
                         "`{}` takes: {}",
                         spec.name,
-                        spec.props.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                        spec.props
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 let p = self
@@ -238,7 +288,11 @@ impl<'a> Cx<'a> {
             };
             if let Some(first) = seen.insert(key.value(), key.span()) {
                 let p = self
-                    .problem("tfctl::duplicate-property", key.span(), format!("property `{}` is given twice", key.value()))
+                    .problem(
+                        "tfctl::duplicate-property",
+                        key.span(),
+                        format!("property `{}` is given twice", key.value()),
+                    )
                     .label("second one")
                     .also(first, "first given here")
                     .help("remove one of them");
@@ -248,7 +302,11 @@ impl<'a> Cx<'a> {
         }
         if let (Some(children), None) = (node.kdl.children(), spec.children) {
             let p = self
-                .problem("tfctl::unexpected-block", children.span(), format!("`{}` takes no `{{ }}` block", spec.name))
+                .problem(
+                    "tfctl::unexpected-block",
+                    children.span(),
+                    format!("`{}` takes no `{{ }}` block", spec.name),
+                )
                 .label("unexpected block")
                 .help(format!("write it as: {} {}", spec.name, spec.synopsis));
             self.push(p);
@@ -263,7 +321,10 @@ impl<'a> Cx<'a> {
             Kind::Number => v.is_integer() || v.is_float(),
             Kind::Bool => v.is_bool(),
             Kind::Mode => v.is_integer() && repr(e).starts_with("0o"),
-            Kind::Scalar => matches!(v, KdlValue::String(_) | KdlValue::Integer(_) | KdlValue::Float(_)),
+            Kind::Scalar => matches!(
+                v,
+                KdlValue::String(_) | KdlValue::Integer(_) | KdlValue::Float(_)
+            ),
             Kind::PortOrRange | Kind::Size => v.is_integer() || v.is_string(),
         };
         if ok {
@@ -273,27 +334,52 @@ impl<'a> Cx<'a> {
         let found = value_kind_name(v);
         let p = match (kind, v) {
             (Kind::Mode, KdlValue::Integer(_) | KdlValue::String(_)) => {
-                let digits = repr(e).trim_matches('"').trim_start_matches('0').to_string();
-                let example = if !digits.is_empty() && digits.bytes().all(|c| (b'0'..=b'7').contains(&c)) {
-                    format!("write 0o{digits}")
-                } else {
-                    "write an octal literal such as 0o644".to_string()
-                };
-                self.problem("tfctl::invalid-mode", span, format!("mode `{}` is not an octal literal", repr(e)))
-                    .label("not octal")
-                    .help(format!("{example}: modes are octal, and KDL reads 644 as decimal"))
+                let digits = repr(e)
+                    .trim_matches('"')
+                    .trim_start_matches('0')
+                    .to_string();
+                let example =
+                    if !digits.is_empty() && digits.bytes().all(|c| (b'0'..=b'7').contains(&c)) {
+                        format!("write 0o{digits}")
+                    } else {
+                        "write an octal literal such as 0o644".to_string()
+                    };
+                self.problem(
+                    "tfctl::invalid-mode",
+                    span,
+                    format!("mode `{}` is not an octal literal", repr(e)),
+                )
+                .label("not octal")
+                .help(format!(
+                    "{example}: modes are octal, and KDL reads 644 as decimal"
+                ))
             }
             (Kind::Bool, KdlValue::String(s)) if s == "true" || s == "false" => self
-                .problem("tfctl::wrong-type", span, format!("{what} must be #true or #false, found the string \"{s}\""))
+                .problem(
+                    "tfctl::wrong-type",
+                    span,
+                    format!("{what} must be #true or #false, found the string \"{s}\""),
+                )
                 .label("a string")
                 .help(format!("KDL 2 writes booleans as #{s}")),
-            (Kind::Int | Kind::Number | Kind::PortOrRange, KdlValue::String(s)) if s.trim().parse::<f64>().is_ok() => self
-                .problem("tfctl::wrong-type", span, format!("{what} must be {}, found a string", kind.describe()))
+            (Kind::Int | Kind::Number | Kind::PortOrRange, KdlValue::String(s))
+                if s.trim().parse::<f64>().is_ok() =>
+            {
+                self.problem(
+                    "tfctl::wrong-type",
+                    span,
+                    format!("{what} must be {}, found a string", kind.describe()),
+                )
                 .label("a string")
-                .help(format!("write the number without quotes: {}", s.trim())),
+                .help(format!("write the number without quotes: {}", s.trim()))
+            }
             _ => self
-                .problem("tfctl::wrong-type", span, format!("{what} must be {}, found {found}", kind.describe()))
-                .label(format!("{found}"))
+                .problem(
+                    "tfctl::wrong-type",
+                    span,
+                    format!("{what} must be {}, found {found}", kind.describe()),
+                )
+                .label(found)
                 .help(format!("write {}", kind.describe())),
         };
         self.push(p);
@@ -305,7 +391,9 @@ impl<'a> Cx<'a> {
     /// A string value with its variables expanded.
     pub fn str(&mut self, e: Option<&KdlEntry>) -> Option<String> {
         let e = e?;
-        let KdlValue::String(raw) = e.value() else { return None };
+        let KdlValue::String(raw) = e.value() else {
+            return None;
+        };
         let lookup = |n: &str| self.vars.get(n);
         match vars::expand(raw, &lookup) {
             Ok(s) => Some(s),
@@ -350,7 +438,11 @@ impl<'a> Cx<'a> {
             Ok(v) if v > 0 => Some(v),
             _ => {
                 let p = self
-                    .problem("tfctl::not-positive", value_span(e), format!("{what} must be more than 0, found {n}"))
+                    .problem(
+                        "tfctl::not-positive",
+                        value_span(e),
+                        format!("{what} must be more than 0, found {n}"),
+                    )
                     .label("not positive")
                     .help("write a whole number of 1 or more");
                 self.push(p);
@@ -369,7 +461,11 @@ impl<'a> Cx<'a> {
             Ok(m) if m <= 0o7777 => Some(m),
             _ => {
                 let p = self
-                    .problem("tfctl::invalid-mode", value_span(e), format!("mode `{}` is out of range", repr(e)))
+                    .problem(
+                        "tfctl::invalid-mode",
+                        value_span(e),
+                        format!("mode `{}` is out of range", repr(e)),
+                    )
                     .label("too large")
                     .help("a mode goes from 0o0 to 0o7777");
                 self.push(p);
@@ -389,7 +485,11 @@ impl<'a> Cx<'a> {
         let d = self.duration(e)?;
         if d.is_zero() {
             let p = self
-                .problem("tfctl::not-positive", value_span(e?), format!("{what} must be longer than 0"))
+                .problem(
+                    "tfctl::not-positive",
+                    value_span(e?),
+                    format!("{what} must be longer than 0"),
+                )
                 .label("zero")
                 .help("write a duration such as \"500ms\" or \"5s\"");
             self.push(p);
@@ -422,19 +522,32 @@ impl<'a> Cx<'a> {
     }
 
     /// One of `choices`, reported with the list and a suggestion when it is not.
-    pub fn choice(&mut self, e: Option<&KdlEntry>, what: &str, choices: &[&'static str]) -> Option<&'static str> {
+    pub fn choice(
+        &mut self,
+        e: Option<&KdlEntry>,
+        what: &str,
+        choices: &[&'static str],
+    ) -> Option<&'static str> {
         let e = e?;
         let s = self.str(Some(e))?;
         if let Some(c) = choices.iter().find(|c| **c == s) {
             return Some(c);
         }
-        let list = choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        let list = choices
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let help = match vocab::did_you_mean(&s, choices.iter().copied()) {
             Some(c) => format!("did you mean \"{c}\"? Write one of {list}"),
             None => format!("write one of {list}"),
         };
         let p = self
-            .problem("tfctl::invalid-choice", value_span(e), format!("`{s}` is not a valid {what}"))
+            .problem(
+                "tfctl::invalid-choice",
+                value_span(e),
+                format!("`{s}` is not a valid {what}"),
+            )
             .label("not one of the choices")
             .help(help);
         self.push(p);

@@ -27,7 +27,10 @@ pub enum ReferenceError {
     #[error("repository name {name:?} must be lowercase; write {lower:?}")]
     Uppercase { name: String, lower: String },
     #[error("invalid repository name component {component:?} in {reference:?}: components are lowercase letters and digits, separated by '.', '_', '__' or '-'")]
-    InvalidComponent { reference: String, component: String },
+    InvalidComponent {
+        reference: String,
+        component: String,
+    },
     #[error("invalid registry host {host:?} in {reference:?}: a host is DNS labels or an [IPv6] address, with an optional :PORT")]
     InvalidHost { reference: String, host: String },
     #[error("invalid tag {tag:?} in {reference:?}: a tag is at most 128 letters, digits, '_', '.' or '-', and does not start with '.' or '-'")]
@@ -37,7 +40,10 @@ pub enum ReferenceError {
     #[error("repository name in {reference:?} is longer than 255 characters")]
     NameTooLong { reference: String },
     #[error("{transport}: needs a path, as in \"{transport}:{example}\"")]
-    MissingPath { transport: &'static str, example: &'static str },
+    MissingPath {
+        transport: &'static str,
+        example: &'static str,
+    },
     #[error("invalid image reference {reference:?} after docker-archive path: {source}")]
     ArchiveReference {
         reference: String,
@@ -110,7 +116,10 @@ pub enum ImageSource {
     /// A tar archive of an OCI image layout.
     OciArchive { path: PathBuf, tag: Option<String> },
     /// `docker save` output.
-    DockerArchive { path: PathBuf, image: Option<ArchiveSelector> },
+    DockerArchive {
+        path: PathBuf,
+        image: Option<ArchiveSelector>,
+    },
 }
 
 impl ImageSource {
@@ -119,28 +128,48 @@ impl ImageSource {
     pub fn parse(s: &str, base: &Path) -> Result<Self, ReferenceError> {
         if let Some(rest) = strip_transport(s, "oci:") {
             let (path, tag) = split_local(rest, "oci", "./layout:latest")?;
-            let tag = tag.map(|t| check_tag(s, t).map(str::to_string)).transpose()?;
-            return Ok(Self::OciLayout { path: base.join(path), tag });
+            let tag = tag
+                .map(|t| check_tag(s, t).map(str::to_string))
+                .transpose()?;
+            return Ok(Self::OciLayout {
+                path: base.join(path),
+                tag,
+            });
         }
         if let Some(rest) = strip_transport(s, "oci-archive:") {
             let (path, tag) = split_local(rest, "oci-archive", "./image.tar:latest")?;
-            let tag = tag.map(|t| check_tag(s, t).map(str::to_string)).transpose()?;
-            return Ok(Self::OciArchive { path: base.join(path), tag });
+            let tag = tag
+                .map(|t| check_tag(s, t).map(str::to_string))
+                .transpose()?;
+            return Ok(Self::OciArchive {
+                path: base.join(path),
+                tag,
+            });
         }
         if let Some(rest) = strip_transport(s, "docker-archive:") {
-            let (path, selector) = split_local(rest, "docker-archive", "./image.tar:busybox:latest")?;
+            let (path, selector) =
+                split_local(rest, "docker-archive", "./image.tar:busybox:latest")?;
             let image = selector
                 .map(|sel| match sel.strip_prefix('@') {
                     Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n
                         .parse()
                         .map(ArchiveSelector::Index)
-                        .map_err(|_| ReferenceError::InvalidTag { reference: s.into(), tag: sel.into() }),
-                    _ => parse_registry_reference(sel).map(ArchiveSelector::Reference).map_err(|e| {
-                        ReferenceError::ArchiveReference { reference: sel.into(), source: Box::new(e) }
-                    }),
+                        .map_err(|_| ReferenceError::InvalidTag {
+                            reference: s.into(),
+                            tag: sel.into(),
+                        }),
+                    _ => parse_registry_reference(sel)
+                        .map(ArchiveSelector::Reference)
+                        .map_err(|e| ReferenceError::ArchiveReference {
+                            reference: sel.into(),
+                            source: Box::new(e),
+                        }),
                 })
                 .transpose()?;
-            return Ok(Self::DockerArchive { path: base.join(path), image });
+            return Ok(Self::DockerArchive {
+                path: base.join(path),
+                image,
+            });
         }
         let s = s.strip_prefix("docker://").unwrap_or(s);
         parse_registry_reference(s).map(Self::Registry)
@@ -164,7 +193,9 @@ impl fmt::Display for ImageSource {
         match self {
             // A registry named like a transport ("oci:5000/app") needs skopeo's explicit prefix
             // to read back as a registry reference.
-            Self::Registry(r) if TRANSPORTS.iter().any(|t| r.registry.starts_with(t)) => write!(f, "docker://{r}"),
+            Self::Registry(r) if TRANSPORTS.iter().any(|t| r.registry.starts_with(t)) => {
+                write!(f, "docker://{r}")
+            }
             Self::Registry(r) => r.fmt(f),
             Self::OciLayout { path, tag } => with_tag(f, "oci", path, tag),
             Self::OciArchive { path, tag } => with_tag(f, "oci-archive", path, tag),
@@ -213,7 +244,9 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
         return Err(ReferenceError::Empty);
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ReferenceError::InvalidCharacter { reference: s.into() });
+        return Err(ReferenceError::InvalidCharacter {
+            reference: s.into(),
+        });
     }
     let (rest, digest) = match s.split_once('@') {
         Some((r, d)) => (r, Some(check_digest(s, d)?)),
@@ -221,7 +254,9 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
     };
     // A tag follows the last colon, unless that colon belongs to a host:port (a '/' after it).
     let (name, tag) = match rest.rfind(':') {
-        Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(check_tag(s, &rest[i + 1..])?)),
+        Some(i) if !rest[i + 1..].contains('/') => {
+            (&rest[..i], Some(check_tag(s, &rest[i + 1..])?))
+        }
         _ => (rest, None),
     };
     if name.is_empty() {
@@ -238,11 +273,17 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
         _ => (DOCKER_HUB.to_string(), name),
     };
     if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(ReferenceError::Uppercase { name: path.into(), lower: path.to_ascii_lowercase() });
+        return Err(ReferenceError::Uppercase {
+            name: path.into(),
+            lower: path.to_ascii_lowercase(),
+        });
     }
     for component in path.split('/') {
         if !valid_component(component) {
-            return Err(ReferenceError::InvalidComponent { reference: s.into(), component: component.into() });
+            return Err(ReferenceError::InvalidComponent {
+                reference: s.into(),
+                component: component.into(),
+            });
         }
     }
     let repository = if registry == DOCKER_HUB && !path.contains('/') {
@@ -251,13 +292,20 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
         path.to_string()
     };
     if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
-        return Err(ReferenceError::NameTooLong { reference: s.into() });
+        return Err(ReferenceError::NameTooLong {
+            reference: s.into(),
+        });
     }
     let tag = match (tag, &digest) {
         (None, None) => Some(DEFAULT_TAG.to_string()),
         (t, _) => t.map(str::to_string),
     };
-    Ok(ImageReference { registry, repository, tag, digest })
+    Ok(ImageReference {
+        registry,
+        repository,
+        tag,
+        digest,
+    })
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -292,30 +340,50 @@ fn is_alnum(b: u8) -> bool {
 fn check_tag<'a>(reference: &str, tag: &'a str) -> Result<&'a str, ReferenceError> {
     let ok = !tag.is_empty()
         && tag.len() <= MAX_TAG_LEN
-        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && tag
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if ok {
         Ok(tag)
     } else {
-        Err(ReferenceError::InvalidTag { reference: reference.into(), tag: tag.into() })
+        Err(ReferenceError::InvalidTag {
+            reference: reference.into(),
+            tag: tag.into(),
+        })
     }
 }
 
 fn check_digest(reference: &str, digest: &str) -> Result<String, ReferenceError> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
             Ok(digest.to_string())
         }
-        _ => Err(ReferenceError::InvalidDigest { reference: reference.into(), digest: digest.into() }),
+        _ => Err(ReferenceError::InvalidDigest {
+            reference: reference.into(),
+            digest: digest.into(),
+        }),
     }
 }
 
 /// Validates `host[:port]` and returns it normalised (lowercase; `index.docker.io` is Docker Hub).
 fn check_host(reference: &str, host: &str) -> Result<String, ReferenceError> {
-    let bad = || ReferenceError::InvalidHost { reference: reference.into(), host: host.into() };
+    let bad = || ReferenceError::InvalidHost {
+        reference: reference.into(),
+        host: host.into(),
+    };
     let (name, port) = split_port(host);
     if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u32>().map_or(true, |n| n > 65535) {
+        if p.is_empty()
+            || p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<u32>().map_or(true, |n| n > 65535)
+        {
             return Err(bad());
         }
     }
@@ -346,7 +414,10 @@ fn check_host(reference: &str, host: &str) -> Result<String, ReferenceError> {
 fn split_port(host: &str) -> (&str, Option<&str>) {
     let after_bracket = host.rfind(']').map_or(0, |i| i + 1);
     match host[after_bracket..].find(':') {
-        Some(i) => (&host[..after_bracket + i], Some(&host[after_bracket + i + 1..])),
+        Some(i) => (
+            &host[..after_bracket + i],
+            Some(&host[after_bracket + i + 1..]),
+        ),
         None => (host, None),
     }
 }
@@ -354,7 +425,10 @@ fn split_port(host: &str) -> (&str, Option<&str>) {
 /// Normalises a registry name as written in an insecure-registry list or a login command, so it
 /// compares equal to [`ImageReference::registry`]: lowercase, Docker Hub aliases folded.
 pub fn normalize_registry(host: &str) -> Result<String, ReferenceError> {
-    let host = host.strip_prefix("https://").or_else(|| host.strip_prefix("http://")).unwrap_or(host);
+    let host = host
+        .strip_prefix("https://")
+        .or_else(|| host.strip_prefix("http://"))
+        .unwrap_or(host);
     let host = host.trim_end_matches('/');
     check_host(host, host)
 }
@@ -364,16 +438,27 @@ mod tests {
     use super::*;
 
     fn canon(s: &str) -> String {
-        parse_registry_reference(s).unwrap_or_else(|e| panic!("{s}: {e}")).to_string()
+        parse_registry_reference(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .to_string()
     }
 
     #[test]
     fn short_names_resolve_to_docker_hub() {
         assert_eq!(canon("busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(canon("library/busybox:1.36"), "docker.io/library/busybox:1.36");
+        assert_eq!(
+            canon("library/busybox:1.36"),
+            "docker.io/library/busybox:1.36"
+        );
         assert_eq!(canon("bitnami/redis"), "docker.io/bitnami/redis:latest");
-        assert_eq!(canon("docker.io/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(canon("index.docker.io/library/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            canon("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            canon("index.docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
     }
 
     #[test]
@@ -383,7 +468,10 @@ mod tests {
         assert_eq!(canon("LocalHost:5000/app"), "localhost:5000/app:latest");
         assert_eq!(canon("127.0.0.1:5000/a/b/c:v1"), "127.0.0.1:5000/a/b/c:v1");
         assert_eq!(canon("[::1]:5000/app"), "[::1]:5000/app:latest");
-        assert_eq!(canon("registry.example/a__b.c-d---e:T_1.x-y"), "registry.example/a__b.c-d---e:T_1.x-y");
+        assert_eq!(
+            canon("registry.example/a__b.c-d---e:T_1.x-y"),
+            "registry.example/a__b.c-d---e:T_1.x-y"
+        );
         let d = format!("sha256:{}", "ab".repeat(32));
         let r = parse_registry_reference(&format!("busybox@{d}")).unwrap();
         assert_eq!(r.tag, None);
@@ -398,22 +486,48 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let e = |s: &str| parse_registry_reference(s).unwrap_err();
         assert_eq!(e(""), ReferenceError::Empty);
-        assert!(matches!(e("BusyBox"), ReferenceError::Uppercase { lower, .. } if lower == "busybox"));
+        assert!(
+            matches!(e("BusyBox"), ReferenceError::Uppercase { lower, .. } if lower == "busybox")
+        );
         // Found by the fuzzer: an uppercase first component is not a registry host.
-        assert!(matches!(e("doJo/busybox"), ReferenceError::Uppercase { .. }));
+        assert!(matches!(
+            e("doJo/busybox"),
+            ReferenceError::Uppercase { .. }
+        ));
         assert_eq!(canon("LOCALHOST/app"), "localhost/app:latest");
-        assert!(matches!(e("busy box"), ReferenceError::InvalidCharacter { .. }));
+        assert!(matches!(
+            e("busy box"),
+            ReferenceError::InvalidCharacter { .. }
+        ));
         assert!(matches!(e("busybox:"), ReferenceError::InvalidTag { .. }));
         assert!(matches!(e("busybox:.x"), ReferenceError::InvalidTag { .. }));
-        assert!(matches!(e(&format!("busybox:{}", "a".repeat(129))), ReferenceError::InvalidTag { .. }));
-        assert!(matches!(e("busybox@sha256:abc"), ReferenceError::InvalidDigest { .. }));
-        assert!(matches!(e("busybox@md5:abc"), ReferenceError::InvalidDigest { .. }));
+        assert!(matches!(
+            e(&format!("busybox:{}", "a".repeat(129))),
+            ReferenceError::InvalidTag { .. }
+        ));
+        assert!(matches!(
+            e("busybox@sha256:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
+        assert!(matches!(
+            e("busybox@md5:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
         assert!(matches!(e("a..b"), ReferenceError::InvalidComponent { .. }));
         assert!(matches!(e("a/-b"), ReferenceError::InvalidComponent { .. }));
         assert!(matches!(e("a//b"), ReferenceError::InvalidComponent { .. }));
-        assert!(matches!(e("host:99999/a"), ReferenceError::InvalidHost { .. }));
-        assert!(matches!(e("bad_host.x/a"), ReferenceError::InvalidHost { .. }));
-        assert!(matches!(e(&format!("x/{}", "a".repeat(260))), ReferenceError::NameTooLong { .. }));
+        assert!(matches!(
+            e("host:99999/a"),
+            ReferenceError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            e("bad_host.x/a"),
+            ReferenceError::InvalidHost { .. }
+        ));
+        assert!(matches!(
+            e(&format!("x/{}", "a".repeat(260))),
+            ReferenceError::NameTooLong { .. }
+        ));
         let msg = e("BusyBox").to_string();
         assert!(msg.contains("\"busybox\""), "{msg}");
     }
@@ -423,18 +537,29 @@ mod tests {
         let base = Path::new("/apps/web");
         assert_eq!(
             ImageSource::parse("oci:./img:v1", base).unwrap(),
-            ImageSource::OciLayout { path: "/apps/web/./img".into(), tag: Some("v1".into()) }
+            ImageSource::OciLayout {
+                path: "/apps/web/./img".into(),
+                tag: Some("v1".into())
+            }
         );
         assert_eq!(
             ImageSource::parse("oci:/abs/img", base).unwrap(),
-            ImageSource::OciLayout { path: "/abs/img".into(), tag: None }
+            ImageSource::OciLayout {
+                path: "/abs/img".into(),
+                tag: None
+            }
         );
         assert_eq!(
             ImageSource::parse("oci-archive:img.tar", base).unwrap(),
-            ImageSource::OciArchive { path: "/apps/web/img.tar".into(), tag: None }
+            ImageSource::OciArchive {
+                path: "/apps/web/img.tar".into(),
+                tag: None
+            }
         );
-        let ImageSource::DockerArchive { path, image: Some(ArchiveSelector::Reference(r)) } =
-            ImageSource::parse("docker-archive:../save.tar:busybox:1.36", base).unwrap()
+        let ImageSource::DockerArchive {
+            path,
+            image: Some(ArchiveSelector::Reference(r)),
+        } = ImageSource::parse("docker-archive:../save.tar:busybox:1.36", base).unwrap()
         else {
             panic!("not a docker archive with a reference")
         };
@@ -442,16 +567,40 @@ mod tests {
         assert_eq!(r.to_string(), "docker.io/library/busybox:1.36");
         assert_eq!(
             ImageSource::parse("docker-archive:s.tar:@1", base).unwrap(),
-            ImageSource::DockerArchive { path: "/apps/web/s.tar".into(), image: Some(ArchiveSelector::Index(1)) }
+            ImageSource::DockerArchive {
+                path: "/apps/web/s.tar".into(),
+                image: Some(ArchiveSelector::Index(1))
+            }
         );
-        assert!(matches!(ImageSource::parse("oci:", base), Err(ReferenceError::MissingPath { transport: "oci", .. })));
-        assert!(matches!(ImageSource::parse("oci:x:bad tag", base), Err(ReferenceError::InvalidCharacter { .. }) | Err(ReferenceError::InvalidTag { .. })));
-        assert!(matches!(ImageSource::parse("docker-archive:s.tar:Bad", base), Err(ReferenceError::ArchiveReference { .. })));
-        assert!(ImageSource::parse("docker://busybox", base).unwrap() == ImageSource::parse("busybox", base).unwrap());
+        assert!(matches!(
+            ImageSource::parse("oci:", base),
+            Err(ReferenceError::MissingPath {
+                transport: "oci",
+                ..
+            })
+        ));
+        assert!(matches!(
+            ImageSource::parse("oci:x:bad tag", base),
+            Err(ReferenceError::InvalidCharacter { .. }) | Err(ReferenceError::InvalidTag { .. })
+        ));
+        assert!(matches!(
+            ImageSource::parse("docker-archive:s.tar:Bad", base),
+            Err(ReferenceError::ArchiveReference { .. })
+        ));
+        assert!(
+            ImageSource::parse("docker://busybox", base).unwrap()
+                == ImageSource::parse("busybox", base).unwrap()
+        );
         assert!(!ImageSource::parse("busybox", base).unwrap().is_local());
-        assert_eq!(ImageSource::parse("oci:/x:t", base).unwrap().to_string(), "oci:/x:t");
+        assert_eq!(
+            ImageSource::parse("oci:/x:t", base).unwrap().to_string(),
+            "oci:/x:t"
+        );
         // Found by the fuzzer: registries named like transports must read back as registries.
-        assert!(matches!(ImageSource::parse("docker-arChive:1/x", base).unwrap(), ImageSource::DockerArchive { .. }));
+        assert!(matches!(
+            ImageSource::parse("docker-arChive:1/x", base).unwrap(),
+            ImageSource::DockerArchive { .. }
+        ));
         let r = ImageSource::parse("docker://oci:5000/app", base).unwrap();
         assert_eq!(r.to_string(), "docker://oci:5000/app:latest");
         assert_eq!(ImageSource::parse(&r.to_string(), base).unwrap(), r);
@@ -459,8 +608,14 @@ mod tests {
 
     #[test]
     fn registry_names_normalise_for_matching() {
-        assert_eq!(normalize_registry("LOCALHOST:5000").unwrap(), "localhost:5000");
-        assert_eq!(normalize_registry("https://index.docker.io/").unwrap(), "docker.io");
+        assert_eq!(
+            normalize_registry("LOCALHOST:5000").unwrap(),
+            "localhost:5000"
+        );
+        assert_eq!(
+            normalize_registry("https://index.docker.io/").unwrap(),
+            "docker.io"
+        );
         assert!(normalize_registry("a b").is_err());
     }
 }

@@ -9,7 +9,15 @@ use crate::model::*;
 /// The resolved app as KDL.
 pub fn to_kdl(app: &App) -> String {
     let mut w = String::new();
-    let _ = writeln!(w, "// The resolved form of {}", app.file.display());
+    let _ = writeln!(
+        w,
+        "// The resolved form of {}: defaults filled in, variables expanded",
+        app.file.display()
+    );
+    let _ = writeln!(
+        w,
+        "// (`$$` is a literal `$`), paths absolute, secrets shown by their source only."
+    );
     let _ = writeln!(w, "app {}", q(&app.name));
     if let Some(net) = app.subnet {
         let _ = writeln!(w, "network subnet={}", q(&net.to_string()));
@@ -85,7 +93,13 @@ fn container(w: &mut String, c: &Container) {
             MountSource::Volume(v) => v.clone(),
             MountSource::Bind(p) => p.to_string_lossy().into_owned(),
         };
-        let _ = writeln!(w, "{i}mount {} at={} read-only=#{}", q(&source), q(&m.target), m.read_only);
+        let _ = writeln!(
+            w,
+            "{i}mount {} at={} read-only=#{}",
+            q(&source),
+            q(&m.target),
+            m.read_only
+        );
     }
     for t in &c.tmpfs {
         match t.size {
@@ -95,7 +109,11 @@ fn container(w: &mut String, c: &Container) {
         .ok();
     }
     for p in &c.publish {
-        let _ = writeln!(w, "{i}publish {} to={} host-ip=\"{}\" proto=\"{}\"", p.host_port, p.container_port, p.host_ip, p.proto);
+        let _ = writeln!(
+            w,
+            "{i}publish {} to={} host-ip=\"{}\" proto=\"{}\"",
+            p.host_port, p.container_port, p.host_ip, p.proto
+        );
     }
     for a in &c.allow {
         let from = match &a.from {
@@ -104,7 +122,12 @@ fn container(w: &mut String, c: &Container) {
             Peer::Any => "any".to_string(),
             Peer::Cidr(n) => n.to_string(),
         };
-        let _ = writeln!(w, "{i}allow from={}{}", q(&from), ports_proto(a.ports, a.proto));
+        let _ = writeln!(
+            w,
+            "{i}allow from={}{}",
+            q(&from),
+            ports_proto(a.ports, a.proto)
+        );
     }
     if let Some(e) = c.egress {
         let _ = writeln!(w, "{i}egress {}", q(egress(e)));
@@ -114,7 +137,12 @@ fn container(w: &mut String, c: &Container) {
             EgressDest::Host => "host".to_string(),
             EgressDest::Cidr(n) => n.to_string(),
         };
-        let _ = writeln!(w, "{i}allow-egress to={}{}", q(&to), ports_proto(a.ports, a.proto));
+        let _ = writeln!(
+            w,
+            "{i}allow-egress to={}{}",
+            q(&to),
+            ports_proto(a.ports, a.proto)
+        );
     }
     for a in &c.after {
         let until = match a.until {
@@ -134,7 +162,11 @@ fn container(w: &mut String, c: &Container) {
         let _ = writeln!(w, "{i}{i}interval \"{}\"", format_duration(h.interval));
         let _ = writeln!(w, "{i}{i}timeout \"{}\"", format_duration(h.timeout));
         let _ = writeln!(w, "{i}{i}retries {}", h.retries);
-        let _ = writeln!(w, "{i}{i}start-period \"{}\"", format_duration(h.start_period));
+        let _ = writeln!(
+            w,
+            "{i}{i}start-period \"{}\"",
+            format_duration(h.start_period)
+        );
         let _ = writeln!(w, "{i}}}");
     }
     let policy = match c.restart.policy {
@@ -165,7 +197,13 @@ fn container(w: &mut String, c: &Container) {
         w.push('\n');
     }
     for u in &c.ulimits {
-        let _ = writeln!(w, "{i}ulimit {} soft={} hard={}", q(&u.name), u.soft, u.hard);
+        let _ = writeln!(
+            w,
+            "{i}ulimit {} soft={} hard={}",
+            q(&u.name),
+            u.soft,
+            u.hard
+        );
     }
     if !c.cap_add.is_empty() {
         let _ = writeln!(w, "{i}cap-add{}", args(&c.cap_add));
@@ -184,7 +222,12 @@ fn container(w: &mut String, c: &Container) {
     }
     let _ = writeln!(w, "{i}stop-signal {}", q(&c.stop_signal));
     let _ = writeln!(w, "{i}stop-timeout \"{}\"", format_duration(c.stop_timeout));
-    for (on, name) in [(c.read_only, "read-only"), (c.init, "init"), (c.sleep, "sleep"), (c.one_shot, "one-shot")] {
+    for (on, name) in [
+        (c.read_only, "read-only"),
+        (c.init, "init"),
+        (c.sleep, "sleep"),
+        (c.one_shot, "one-shot"),
+    ] {
         if on {
             let _ = writeln!(w, "{i}{name}");
         }

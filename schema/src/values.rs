@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::model::{Owner, PortRange};
+use crate::reader::normalize;
 
 /// Why a value was refused: a stable code, what is wrong and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,14 +16,19 @@ pub struct Bad {
 }
 
 fn bad(code: &'static str, message: impl Into<String>, help: impl Into<String>) -> Bad {
-    Bad { code, message: message.into(), help: help.into() }
+    Bad {
+        code,
+        message: message.into(),
+        help: help.into(),
+    }
 }
 
 /// App, container, volume and secret names: DNS labels.
 pub fn check_name(what: &str, s: &str) -> Result<(), Bad> {
     let ok = !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -37,13 +43,18 @@ pub fn check_name(what: &str, s: &str) -> Result<(), Bad> {
         .chars()
         .take(63)
         .collect();
-    let mut help = "names are DNS labels: lowercase letters, digits and `-`, starting and ending with a \
+    let mut help =
+        "names are DNS labels: lowercase letters, digits and `-`, starting and ending with a \
                     letter or digit, at most 63 characters"
-        .to_string();
+            .to_string();
     if !suggestion.is_empty() && suggestion != s && check_name(what, &suggestion).is_ok() {
         help.push_str(&format!(" (e.g. \"{suggestion}\")"));
     }
-    Err(bad("tfctl::invalid-name", format!("invalid {what} name `{s}`"), help))
+    Err(bad(
+        "tfctl::invalid-name",
+        format!("invalid {what} name `{s}`"),
+        help,
+    ))
 }
 
 /// `"500ms"`, `"5s"`, `"1m30s"`, `"1.5h"`: numbers with units h, m, s, ms; 1 ms precision.
@@ -62,13 +73,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, Bad> {
     let mut ms = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(fail());
         }
         let n: f64 = rest[..num_len].parse().map_err(|_| fail())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "h" => 3_600_000.0,
             "m" => 60_000.0,
@@ -96,10 +111,15 @@ pub fn parse_size(s: &str) -> Result<u64, Bad> {
         )
     };
     let t = s.trim();
-    let num_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_len = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let n: f64 = t[..num_len].parse().map_err(|_| fail())?;
     let unit = t[num_len..].trim().to_ascii_lowercase();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(&unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
     let factor: f64 = match unit {
         "" => 1.0,
         "k" => 1024.0,
@@ -114,7 +134,11 @@ pub fn parse_size(s: &str) -> Result<u64, Bad> {
     }
     let bytes = bytes.round() as u64;
     if bytes == 0 {
-        return Err(bad("tfctl::not-positive", format!("size `{s}` is zero"), "a size must be more than 0"));
+        return Err(bad(
+            "tfctl::not-positive",
+            format!("size `{s}` is zero"),
+            "a size must be more than 0",
+        ));
     }
     Ok(bytes)
 }
@@ -139,7 +163,11 @@ pub fn check_port(n: i128, allow_zero: bool) -> Result<u16, Bad> {
 /// `"N-M"` or `"N"`.
 pub fn parse_port_range(s: &str) -> Result<PortRange, Bad> {
     let fail = || {
-        bad("tfctl::invalid-port", format!("invalid port range `{s}`"), "write a port (5432) or a range (\"8000-8099\")")
+        bad(
+            "tfctl::invalid-port",
+            format!("invalid port range `{s}`"),
+            "write a port (5432) or a range (\"8000-8099\")",
+        )
     };
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let a: i128 = a.trim().parse().map_err(|_| fail())?;
@@ -166,7 +194,10 @@ pub fn parse_owner(s: &str) -> Result<Owner, Bad> {
         )
     };
     let (u, g) = s.split_once(':').ok_or_else(fail)?;
-    Ok(Owner { uid: u.parse().map_err(|_| fail())?, gid: g.parse().map_err(|_| fail())? })
+    Ok(Owner {
+        uid: u.parse().map_err(|_| fail())?,
+        gid: g.parse().map_err(|_| fail())?,
+    })
 }
 
 /// `"UID[:GID]"` or a user name.
@@ -174,7 +205,8 @@ pub fn check_user(s: &str) -> Result<(), Bad> {
     let part_ok = |p: &str| {
         !p.is_empty()
             && p.len() <= 32
-            && p.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'$'))
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'$'))
     };
     let ok = match s.split_once(':') {
         Some((u, g)) => part_ok(u) && part_ok(g),
@@ -195,7 +227,10 @@ pub fn check_hostname(s: &str) -> Result<(), Bad> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.split('.').all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
         });
     if ok {
         Ok(())
@@ -214,7 +249,10 @@ pub fn check_container_path(s: &str) -> Result<(), Bad> {
         return Err(bad(
             "tfctl::relative-path",
             format!("`{s}` is not an absolute path"),
-            format!("paths inside the container start with `/`: write \"/{}\"", s.trim_start_matches("./")),
+            format!(
+                "paths inside the container start with `/`: write \"/{}\"",
+                s.trim_start_matches("./")
+            ),
         ));
     }
     if s.split('/').any(|c| c == "..") || s.contains('\0') {
@@ -228,16 +266,47 @@ pub fn check_container_path(s: &str) -> Result<(), Bad> {
 }
 
 const SIGNALS: &[&str] = &[
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-    "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
-    "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-    "SIGIO", "SIGPWR", "SIGSYS",
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
 ];
 
 /// A signal name (`SIGTERM`, `TERM`, `term`) in its canonical form.
 pub fn parse_signal(s: &str) -> Result<String, Bad> {
     let up = s.to_ascii_uppercase();
-    let full = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let full = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if SIGNALS.contains(&full.as_str()) {
         return Ok(full);
     }
@@ -252,11 +321,46 @@ pub fn parse_signal(s: &str) -> Result<String, Bad> {
 }
 
 const CAPABILITIES: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
@@ -283,7 +387,11 @@ pub fn parse_capability(s: &str) -> Result<String, Bad> {
 /// Sysctl keys a container may set: those the kernel namespaces per container, as Docker allows.
 pub fn check_sysctl(key: &str) -> Result<(), Bad> {
     let well_formed = !key.is_empty()
-        && key.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'));
+        && key.split('.').all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        });
     let namespaced = key.starts_with("kernel.msg")
         || key == "kernel.sem"
         || key.starts_with("kernel.shm")
@@ -301,8 +409,22 @@ pub fn check_sysctl(key: &str) -> Result<(), Bad> {
 
 pub fn check_ulimit(name: &str) -> Result<(), Bad> {
     const NAMES: &[&str] = &[
-        "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
-        "rtprio", "rttime", "sigpending", "stack",
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
     ];
     if NAMES.contains(&name) {
         return Ok(());
@@ -317,94 +439,36 @@ pub fn check_ulimit(name: &str) -> Result<(), Bad> {
     ))
 }
 
-/// Checks an image reference's syntax and makes local source paths absolute against `dir`.
-///
-/// Until the reference parser (`reference::ImageSource::parse`) is merged, this is the minimal
-/// check: the lead will switch it over.
+/// Checks an image reference's syntax with the reference parser and makes local source paths
+/// absolute against `dir`. Registry references stay as written (the puller canonicalises them).
 pub fn check_image(s: &str, dir: &std::path::Path) -> Result<String, Bad> {
-    let fail = |why: &str| {
+    use crate::reference::ImageSource;
+    let source = ImageSource::parse(s, dir).map_err(|e| {
         bad(
             "tfctl::invalid-image",
-            format!("invalid image reference `{s}`: {why}"),
+            format!("invalid image reference: {e}"),
             "write a registry reference (\"busybox\", \"registry:5000/app:1.2\", \"name@sha256:...\") or a local \
              source: \"oci:PATH[:TAG]\", \"oci-archive:FILE[:TAG]\", \"docker-archive:FILE[:REF]\"",
         )
-    };
-    for transport in ["oci:", "oci-archive:", "docker-archive:"] {
-        if let Some(rest) = s.strip_prefix(transport) {
-            let (path, tag) = match rest.split_once(':') {
-                Some((p, t)) => (p, Some(t)),
-                None => (rest, None),
-            };
-            if path.is_empty() {
-                return Err(fail("the path is empty"));
-            }
-            if tag.is_some_and(|t| t.is_empty() || t.contains(char::is_whitespace)) {
-                return Err(fail("the tag is empty or has spaces"));
-            }
-            let abs = dir.join(path);
-            let abs = abs.to_string_lossy();
-            return Ok(match tag {
-                Some(t) => format!("{transport}{abs}:{t}"),
-                None => format!("{transport}{abs}"),
-            });
+    })?;
+    Ok(match source {
+        ImageSource::Registry(_) => s.to_string(),
+        ImageSource::OciLayout { path, tag } => ImageSource::OciLayout {
+            path: normalize(&path),
+            tag,
         }
-    }
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
-    };
-    if let Some(d) = digest {
-        let hex = d.strip_prefix("sha256:").ok_or_else(|| fail("the digest is not sha256:HEX"))?;
-        if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-            return Err(fail("a sha256 digest has 64 lowercase hex digits"));
+        .to_string(),
+        ImageSource::OciArchive { path, tag } => ImageSource::OciArchive {
+            path: normalize(&path),
+            tag,
         }
-    }
-    // A tag follows the last `:` after the last `/` (a `:` before it is a registry's port).
-    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_tag[last_slash..].rfind(':') {
-        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
-        None => (name_tag, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-            && !t.starts_with(['.', '-']);
-        if !ok {
-            return Err(fail("a tag is up to 128 letters, digits, `_`, `.` and `-`"));
+        .to_string(),
+        ImageSource::DockerArchive { path, image } => ImageSource::DockerArchive {
+            path: normalize(&path),
+            image,
         }
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > 1 {
-        let first = parts[0];
-        if first.contains(['.', ':']) || first == "localhost" {
-            let (host, port) = first.split_once(':').unwrap_or((first, ""));
-            if host.is_empty()
-                || !host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
-                || (!port.is_empty() && port.parse::<u16>().is_err())
-                || first.ends_with(':')
-            {
-                return Err(fail("the registry must be HOST or HOST:PORT"));
-            }
-            parts.remove(0);
-        }
-    }
-    let component_ok = |c: &str| {
-        let b = c.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter().all(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, b'.' | b'_' | b'-'))
-            && !c.contains("..")
-    };
-    if parts.is_empty() || !parts.iter().all(|c| component_ok(c)) {
-        if name.bytes().any(|c| c.is_ascii_uppercase()) {
-            return Err(fail("repository names are lowercase"));
-        }
-        return Err(fail("repository names are lowercase letters, digits and separators `.`, `_`, `-`, `/`"));
-    }
-    Ok(s.to_string())
+        .to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -417,7 +481,16 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        for bad in ["", "5", "s", "5x", "1m 30s", "-1s", "1..2s", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "1m 30s",
+            "-1s",
+            "1..2s",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -439,23 +512,57 @@ mod tests {
         for bad in ["", "Web", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(check_name("container", bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_port_range("8000-8099").unwrap(), PortRange { start: 8000, end: 8099 });
-        assert_eq!(parse_port_range("53").unwrap(), PortRange { start: 53, end: 53 });
-        assert_eq!(parse_port_range("9-3").unwrap_err().code, "tfctl::invalid-port-range");
-        assert!(check_port(0, false).is_err() && check_port(0, true).is_ok() && check_port(65536, true).is_err());
+        assert_eq!(
+            parse_port_range("8000-8099").unwrap(),
+            PortRange {
+                start: 8000,
+                end: 8099
+            }
+        );
+        assert_eq!(
+            parse_port_range("53").unwrap(),
+            PortRange { start: 53, end: 53 }
+        );
+        assert_eq!(
+            parse_port_range("9-3").unwrap_err().code,
+            "tfctl::invalid-port-range"
+        );
+        assert!(
+            check_port(0, false).is_err()
+                && check_port(0, true).is_ok()
+                && check_port(65536, true).is_err()
+        );
     }
 
     #[test]
     fn images() {
         let dir = std::path::Path::new("/apps/x");
-        for good in ["busybox", "busybox:1.36", "library/busybox", "localhost:5000/a/b:c", "reg.io/x_y.z-1"] {
+        for good in [
+            "busybox",
+            "busybox:1.36",
+            "library/busybox",
+            "localhost:5000/a/b:c",
+            "reg.io/x_y.z-1",
+        ] {
             assert_eq!(check_image(good, dir).unwrap(), good);
         }
         let digest = format!("busybox@sha256:{}", "a".repeat(64));
         assert!(check_image(&digest, dir).is_ok());
-        assert_eq!(check_image("oci:images/busybox", dir).unwrap(), "oci:/apps/x/images/busybox");
+        assert_eq!(
+            check_image("oci:images/busybox", dir).unwrap(),
+            "oci:/apps/x/images/busybox"
+        );
         assert_eq!(check_image("oci:/abs:v1", dir).unwrap(), "oci:/abs:v1");
-        for bad in ["", "Busybox", "a b", "busybox:", "a@sha256:12", "oci:", "a//b", "x:5000:1/y"] {
+        for bad in [
+            "",
+            "Busybox",
+            "a b",
+            "busybox:",
+            "a@sha256:12",
+            "oci:",
+            "a//b",
+            "x:5000:1/y",
+        ] {
             assert!(check_image(bad, dir).is_err(), "{bad}");
         }
     }
@@ -465,8 +572,14 @@ mod tests {
         assert_eq!(parse_signal("term").unwrap(), "SIGTERM");
         assert!(parse_signal("SIGFOO").is_err());
         assert_eq!(parse_capability("net_admin").unwrap(), "CAP_NET_ADMIN");
-        assert_eq!(parse_capability("CAP_SYS_PTRACE").unwrap(), "CAP_SYS_PTRACE");
-        assert!(parse_capability("NET_ADMINN").unwrap_err().help.contains("NET_ADMIN"));
+        assert_eq!(
+            parse_capability("CAP_SYS_PTRACE").unwrap(),
+            "CAP_SYS_PTRACE"
+        );
+        assert!(parse_capability("NET_ADMINN")
+            .unwrap_err()
+            .help
+            .contains("NET_ADMIN"));
         assert!(check_sysctl("net.ipv4.ip_forward").is_ok());
         assert!(check_sysctl("kernel.shmmax").is_ok());
         assert!(check_sysctl("kernel.hostname").is_err());

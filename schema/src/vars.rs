@@ -16,7 +16,10 @@ pub struct Vars<'a> {
 
 impl<'a> Vars<'a> {
     pub fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Vars { env, dotenv: HashMap::new() }
+        Vars {
+            env,
+            dotenv: HashMap::new(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -143,7 +146,10 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
                 i = j;
             }
             _ => {
-                let end = s[i + 1..].chars().next().map_or(i + 1, |c| i + 1 + c.len_utf8());
+                let end = s[i + 1..]
+                    .chars()
+                    .next()
+                    .map_or(i + 1, |c| i + 1 + c.len_utf8());
                 return Err(VarError {
                     start,
                     end,
@@ -179,10 +185,16 @@ fn matching_brace(b: &[u8], from: usize) -> Option<usize> {
 
 /// Expands the inside of `${...}`. Errors with `start == usize::MAX` concern the whole reference.
 fn expand_braced(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, VarError> {
-    let whole = |kind| VarError { start: usize::MAX, end: 0, kind };
+    let whole = |kind| VarError {
+        start: usize::MAX,
+        end: 0,
+        kind,
+    };
     let b = inner.as_bytes();
     if b.is_empty() || !is_name_start(b[0]) {
-        return Err(whole(VarErrorKind::Syntax(format!("`${{{inner}}}` does not start with a variable name"))));
+        return Err(whole(VarErrorKind::Syntax(format!(
+            "`${{{inner}}}` does not start with a variable name"
+        ))));
     }
     let mut j = 1;
     while j < b.len() && is_name_char(b[j]) {
@@ -257,76 +269,118 @@ pub fn parse_dotenv(
         line_start += raw.len();
         let line = raw.trim_end_matches(['\n', '\r']);
         let trimmed = line.trim_start();
-        let lead = line.len() - trimmed.len();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let (body, body_at) = match trimmed.strip_prefix("export ") {
-            Some(b) => (b.trim_start(), at + lead + (trimmed.len() - b.trim_start().len())),
-            None => (trimmed, at + lead),
-        };
-        let (key, value_part) = match body.split_once('=') {
+        let body = trimmed
+            .strip_prefix("export ")
+            .map_or(trimmed, str::trim_start);
+        let (key, value) = match body.split_once('=') {
             Some((k, v)) => (k.trim_end(), Some(v)),
             None => (body.trim_end(), None),
         };
-        let key_span = SourceSpan::from(body_at..body_at + key.len());
         if key.is_empty() || key.contains(char::is_whitespace) {
+            let span = SourceSpan::from(at..at + line.len());
             problems.push(
-                Problem::new("tfctl::invalid-env-file", src, SourceSpan::from(at..at + line.len()), "expected KEY=VALUE")
+                Problem::new("tfctl::invalid-env-file", src, span, "expected KEY=VALUE")
                     .label("not a KEY=VALUE line")
                     .help("write one KEY=VALUE per line; lines starting with # are comments"),
             );
             continue;
         }
-        let Some(v) = value_part else {
-            if let Some(value) = lookup(key) {
-                vars.push((key.to_string(), value));
+        let Some(value) = value else {
+            // A bare KEY passes the variable through from the environment.
+            if let Some(v) = lookup(key) {
+                vars.push((key.to_string(), v));
             }
             continue;
         };
-        let value_at = body_at + (body.len() - v.len());
+        let value = value.trim_start();
+        // Byte offset of the value in `text`: both are slices of it.
+        let value_at = value.as_ptr() as usize - text.as_ptr() as usize;
         let known = |name: &str| {
-            lookup(name).or_else(|| vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-        };
-        let v_trim = v.trim_start();
-        let v_at = value_at + (v.len() - v_trim.len());
-        let parsed = if let Some(q) = v_trim.strip_prefix('\'') {
-            match q.find('\'') {
-                Some(end) => Ok(q[..end].to_string()),
-                None => Err(("a single-quoted value is not closed", v_at, v_trim.len())),
-            }
-        } else if let Some(q) = v_trim.strip_prefix('"') {
-            match double_quoted(q) {
-                Some(unescaped) => expand(&unescaped, &known).map_err(|e| {
-                    problems.push(e.to_problem(src, SourceSpan::from(v_at..v_at + v_trim.len())));
-                    ("", 0, 0)
-                }),
-                None => Err(("a double-quoted value is not closed", v_at, v_trim.len())),
-            }
-        } else {
-            let unquoted = match v_trim.find(" #").or_else(|| v_trim.find("\t#")) {
-                Some(c) => &v_trim[..c],
-                None => v_trim,
-            }
-            .trim_end();
-            expand(unquoted, &known).map_err(|e| {
-                let span = SourceSpan::from(v_at + e.start..v_at + e.end.max(e.start));
-                problems.push(e.to_problem(src, span));
-                ("", 0, 0)
+            lookup(name).or_else(|| {
+                vars.iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
             })
         };
-        match parsed {
-            Ok(value) => vars.push((key.to_string(), value)),
-            Err(("", _, _)) => {}
-            Err((msg, off, len)) => problems.push(
-                Problem::new("tfctl::invalid-env-file", src, SourceSpan::from(off..off + len), msg)
+        match dotenv_value(value, &known) {
+            Ok(v) => vars.push((key.to_string(), v)),
+            Err(DotenvError::Unclosed(what)) => {
+                let span = SourceSpan::from(value_at..value_at + value.len());
+                problems.push(
+                    Problem::new(
+                        "tfctl::invalid-env-file",
+                        src,
+                        span,
+                        format!("a {what} value is not closed"),
+                    )
                     .label("unclosed quote")
                     .help("close the quote on the same line"),
-            ),
+                );
+            }
+            Err(DotenvError::Var(e)) => {
+                let span = SourceSpan::from(value_at + e.start..value_at + e.end.max(e.start));
+                problems.push(e.to_problem(src, span));
+            }
         }
-        let _ = key_span;
     }
-    (vars, problems)
+    (
+        vars,
+        problems
+            .into_iter()
+            .map(|p| without_snippet(p, text))
+            .collect(),
+    )
+}
+
+enum DotenvError {
+    Unclosed(&'static str),
+    /// Offsets are relative to the value (for double-quoted values: the whole value).
+    Var(VarError),
+}
+
+/// One `.env` value (after `=` and leading blanks): quoted literally, double-quoted with escapes
+/// and variables, or unquoted with variables up to an inline comment.
+fn dotenv_value(
+    value: &str,
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, DotenvError> {
+    if let Some(q) = value.strip_prefix('\'') {
+        return q
+            .find('\'')
+            .map(|end| q[..end].to_string())
+            .ok_or(DotenvError::Unclosed("single-quoted"));
+    }
+    if let Some(q) = value.strip_prefix('"') {
+        let unescaped = double_quoted(q).ok_or(DotenvError::Unclosed("double-quoted"))?;
+        // Escapes shift offsets: an error covers the whole value.
+        return expand(&unescaped, known).map_err(|mut e| {
+            e.start = 0;
+            e.end = value.len();
+            DotenvError::Var(e)
+        });
+    }
+    let unquoted = match value.find(" #").or_else(|| value.find("\t#")) {
+        Some(c) => &value[..c],
+        None => value,
+    };
+    expand(unquoted.trim_end(), known).map_err(DotenvError::Var)
+}
+
+/// `.env` files often hold passwords: a problem in one names the file, line and column, but
+/// shows none of its lines.
+fn without_snippet(mut p: Problem, text: &str) -> Problem {
+    let before = text.get(..p.span.offset()).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let name = p.file_name().unwrap_or(".env").to_string();
+    p.message = format!("{name}:{line}:{col}: {}", p.message);
+    p.src = None;
+    p.related_spans.clear();
+    p
 }
 
 /// The content of a double-quoted `.env` value (after the opening quote), unescaped; `None` when
@@ -380,19 +434,35 @@ mod tests {
         assert_eq!((e.start, e.end), (2, 7));
         assert_eq!(e.kind, VarErrorKind::Unset("NOPE".into()));
         let e = expand("${NOPE:?give it}", &env).unwrap_err();
-        assert_eq!(e.kind, VarErrorKind::Required("NOPE".into(), "give it".into()));
+        assert_eq!(
+            e.kind,
+            VarErrorKind::Required("NOPE".into(), "give it".into())
+        );
         assert_eq!((e.start, e.end), (0, 16));
         let e = expand("${X:-$NOPE}", &env).unwrap_err();
         assert_eq!((e.start, e.end), (5, 10));
-        assert!(matches!(expand("a $ b", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${HOME", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${}", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
-        assert!(matches!(expand("${A!b}", &env).unwrap_err().kind, VarErrorKind::Syntax(_)));
+        assert!(matches!(
+            expand("a $ b", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${HOME", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${}", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
+        assert!(matches!(
+            expand("${A!b}", &env).unwrap_err().kind,
+            VarErrorKind::Syntax(_)
+        ));
     }
 
     #[test]
     fn dotenv_lines() {
-        let text = "# c\nA=1\nexport B = two # note\nC='lit $A'\nD=\"x\\ny $A\"\nE=${A}${B}\nHOME\n";
+        let text =
+            "# c\nA=1\nexport B = two # note\nC='lit $A'\nD=\"x\\ny $A\"\nE=${A}${B}\nHOME\n";
         let src = crate::diag::source(".env", text);
         let (vars, problems) = parse_dotenv(&src, text, &env);
         assert!(problems.is_empty(), "{problems:?}");

@@ -159,9 +159,21 @@ const fn p(name: &'static str, kind: Kind, doc: &'static str) -> PropSpec {
     PropSpec { name, kind, doc }
 }
 
-const ON_FAIL: PropSpec = p("on-fail", Kind::Str, "\"fail\" or \"ignore\": what a failing hook does");
-const TIMEOUT: PropSpec = p("timeout", Kind::Str, "how long the hook may run (default \"30s\")");
-const PORT: PropSpec = p("port", Kind::PortOrRange, "a port or a range \"N-M\"; none means every port");
+const ON_FAIL: PropSpec = p(
+    "on-fail",
+    Kind::Str,
+    "\"fail\" or \"ignore\": what a failing hook does",
+);
+const TIMEOUT: PropSpec = p(
+    "timeout",
+    Kind::Str,
+    "how long the hook may run (default \"30s\")",
+);
+const PORT: PropSpec = p(
+    "port",
+    Kind::PortOrRange,
+    "a port or a range \"N-M\"; none means every port",
+);
 const PROTO: PropSpec = p("proto", Kind::Str, "\"tcp\" or \"udp\"; none means both");
 const STR: &[Kind] = &[Kind::Str];
 
@@ -732,12 +744,19 @@ pub fn nodes_in(ctx: Ctx) -> impl Iterator<Item = &'static NodeSpec> {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= limit || (c.len() >= 3 && word.starts_with(*c)) || (word.len() >= 3 && c.starts_with(word)))
+        .filter(|(d, c)| {
+            *d <= limit
+                || (c.len() >= 3 && word.starts_with(*c))
+                || (word.len() >= 3 && c.starts_with(word))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -750,7 +769,12 @@ mod tests {
     fn no_node_is_listed_twice_in_one_place() {
         for (i, a) in NODES.iter().enumerate() {
             for b in &NODES[i + 1..] {
-                assert!(!(a.ctx == b.ctx && a.name == b.name), "{} twice in {:?}", a.name, a.ctx);
+                assert!(
+                    !(a.ctx == b.ctx && a.name == b.name),
+                    "{} twice in {:?}",
+                    a.name,
+                    a.ctx
+                );
             }
         }
     }
@@ -759,7 +783,10 @@ mod tests {
     fn suggestions_catch_typos_only() {
         let names: Vec<&str> = nodes_in(Ctx::Container).map(|n| n.name).collect();
         assert_eq!(did_you_mean("imgae", names.iter().copied()), Some("image"));
-        assert_eq!(did_you_mean("comand", names.iter().copied()), Some("command"));
+        assert_eq!(
+            did_you_mean("comand", names.iter().copied()),
+            Some("command")
+        );
         assert_eq!(did_you_mean("zzzzzz", names.iter().copied()), None);
     }
 }

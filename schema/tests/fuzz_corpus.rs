@@ -26,7 +26,13 @@ fn every_corpus_input_loads_or_is_diagnosed() {
             Ok(app) => {
                 let rendered = tfctl_schema::to_kdl(&app);
                 let again = tfctl_schema::load_str("fuzz.kdl", &rendered, dir, &env)
-                    .unwrap_or_else(|d| panic!("{}: to_kdl output does not load:\n{}", path.display(), d.render_plain(100)));
+                    .unwrap_or_else(|d| {
+                        panic!(
+                            "{}: to_kdl output does not load:\n{}",
+                            path.display(),
+                            d.render_plain(100)
+                        )
+                    });
                 assert_eq!(again, app, "{}", path.display());
                 loaded += 1;
             }
@@ -36,9 +42,17 @@ fn every_corpus_input_loads_or_is_diagnosed() {
                 refused += 1;
             }
         }
-        let _ = tfctl_schema::load_config_str("config.kdl", &text, &env).map_err(|d| d.render_plain(80));
+        let _ = tfctl_schema::load_config_str("config.kdl", &text, &env)
+            .map_err(|d| d.render_plain(80));
         count += 1;
     }
-    assert!(count >= 10, "the seed corpus is missing: {count} files in {}", corpus.display());
-    assert!(loaded > 0 && refused > 0, "the corpus should hold valid and invalid inputs ({loaded} loaded, {refused} refused)");
+    assert!(
+        count >= 10,
+        "the seed corpus is missing: {count} files in {}",
+        corpus.display()
+    );
+    assert!(
+        loaded > 0 && refused > 0,
+        "the corpus should hold valid and invalid inputs ({loaded} loaded, {refused} refused)"
+    );
 }

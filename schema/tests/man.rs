@@ -12,11 +12,20 @@ use tfctl_schema::vocab::{Ctx, NODES};
 type Documented = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
 fn plain(roff: &str) -> String {
-    roff.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "").replace("\\fI", "").replace("\\fP", "")
+    roff.replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "")
+        .replace("\\fP", "")
 }
 
 fn read(page: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../man").join(page)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../man")
+            .join(page),
+    )
+    .unwrap()
 }
 
 fn documented(page: &str) -> Documented {
@@ -29,12 +38,24 @@ fn documented(page: &str) -> Documented {
             node = None;
         } else if let Some(s) = line.strip_prefix(".SS ") {
             let name = plain(s).split_whitespace().next().unwrap_or("").to_string();
-            out.entry(section.clone()).or_default().entry(name.clone()).or_default();
+            out.entry(section.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
             node = Some(name);
         } else if *line == ".TP" {
-            let (Some(n), Some(next)) = (&node, lines.get(i + 1)) else { continue };
-            if let Some(prop) = next.strip_prefix("\\fB").and_then(|t| plain(t).split_once('=').map(|(p, _)| p.to_string())) {
-                out.entry(section.clone()).or_default().entry(n.clone()).or_default().push(prop);
+            let (Some(n), Some(next)) = (&node, lines.get(i + 1)) else {
+                continue;
+            };
+            if let Some(prop) = next
+                .strip_prefix("\\fB")
+                .and_then(|t| plain(t).split_once('=').map(|(p, _)| p.to_string()))
+            {
+                out.entry(section.clone())
+                    .or_default()
+                    .entry(n.clone())
+                    .or_default()
+                    .push(prop);
             }
         }
     }
@@ -52,30 +73,50 @@ fn check(page_name: &str, ctxs: &[Ctx]) {
             Some(props) => {
                 for p in spec.props {
                     if !props.iter().any(|d| d == p.name) {
-                        missing.push(format!("property `{}=` of `{}` under .SH {section}", p.name, spec.name));
+                        missing.push(format!(
+                            "property `{}=` of `{}` under .SH {section}",
+                            p.name, spec.name
+                        ));
                     }
                 }
                 for d in props {
                     if spec.prop(d).is_none() {
-                        missing.push(format!("stale: `{}` documents property `{d}=`, which it does not take", spec.name));
+                        missing.push(format!(
+                            "stale: `{}` documents property `{d}=`, which it does not take",
+                            spec.name
+                        ));
                     }
                 }
             }
         }
     }
     for ctx in ctxs {
-        for name in doc.get(ctx.man_section()).map(|s| s.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for name in doc
+            .get(ctx.man_section())
+            .map(|s| s.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             if tfctl_schema::vocab::lookup(*ctx, &name).is_none() {
-                missing.push(format!("stale: .SH {} documents `{name}`, which is not a node there", ctx.man_section()));
+                missing.push(format!(
+                    "stale: .SH {} documents `{name}`, which is not a node there",
+                    ctx.man_section()
+                ));
             }
         }
     }
-    assert!(missing.is_empty(), "{page_name} is out of step with the vocabulary:\n  {}", missing.join("\n  "));
+    assert!(
+        missing.is_empty(),
+        "{page_name} is out of step with the vocabulary:\n  {}",
+        missing.join("\n  ")
+    );
 }
 
 #[test]
 fn app_file_page_documents_every_node_and_property() {
-    check("tfctl.kdl.5", &[Ctx::App, Ctx::Container, Ctx::Health, Ctx::Hook]);
+    check(
+        "tfctl.kdl.5",
+        &[Ctx::App, Ctx::Container, Ctx::Health, Ctx::Hook],
+    );
 }
 
 #[test]
@@ -112,7 +153,9 @@ fn the_pages_examples_load() {
 #[test]
 fn a_missing_entry_is_noticed() {
     // The checker itself: a page without `image` and without `at=` of `mount` fails.
-    let page = read("tfctl.kdl.5").replace(".SS image", ".SS imagex").replace("\\fBat=\\fR\\(dq/PATH\\(dq\nRequired", "x\nRequired");
+    let page = read("tfctl.kdl.5")
+        .replace(".SS image", ".SS imagex")
+        .replace("\\fBat=\\fR\\(dq/PATH\\(dq\nRequired", "x\nRequired");
     let doc = documented(&page);
     let container = &doc["CONTAINER NODES"];
     assert!(container.get("image").is_none() && container.contains_key("imagex"));

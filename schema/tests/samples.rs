@@ -20,7 +20,10 @@ fn reload(app: &App) -> App {
     let name = app.file.file_name().unwrap().to_str().unwrap();
     match tfctl_schema::load_str(name, &text, &app.dir, &no_env) {
         Ok(again) => again,
-        Err(d) => panic!("to_kdl output does not load:\n{text}\n{}", d.render_plain(100)),
+        Err(d) => panic!(
+            "to_kdl output does not load:\n{text}\n{}",
+            d.render_plain(100)
+        ),
     }
 }
 
@@ -30,18 +33,26 @@ fn every_sample_loads_and_round_trips() {
     for entry in std::fs::read_dir(samples()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "kdl") {
-            let app = tfctl_schema::load(&path, &no_env)
-                .unwrap_or_else(|d| panic!("{} does not load:\n{}", path.display(), d.render_plain(100)));
+            let app = tfctl_schema::load(&path, &no_env).unwrap_or_else(|d| {
+                panic!("{} does not load:\n{}", path.display(), d.render_plain(100))
+            });
             assert!(app.file.is_absolute() && app.dir.is_absolute());
             for c in &app.containers {
-                assert!(c.image.starts_with("oci:/"), "{}: samples use the local busybox image", c.name);
+                assert!(
+                    c.image.starts_with("oci:/"),
+                    "{}: samples use the local busybox image",
+                    c.name
+                );
                 assert!(c.image.ends_with("/samples/images/busybox"), "{}", c.image);
             }
             assert_eq!(reload(&app), app, "{}", path.display());
             seen += 1;
         }
     }
-    assert!(seen >= 3, "expected web, three-tier and fixture samples, found {seen}");
+    assert!(
+        seen >= 3,
+        "expected web, three-tier and fixture samples, found {seen}"
+    );
 }
 
 #[test]
@@ -50,12 +61,36 @@ fn three_tier_sample_has_what_it_promises() {
     assert_eq!(app.secrets[0].source, SecretSource::Generate(32));
     let db = app.container("db").unwrap();
     assert!(matches!(&db.mounts[0].source, MountSource::Volume(v) if v == "db-data"));
-    assert_eq!(db.allow, [Allow { from: Peer::Container("api".into()), ports: Some(PortRange { start: 5432, end: 5432 }), proto: None }]);
+    assert_eq!(
+        db.allow,
+        [Allow {
+            from: Peer::Container("api".into()),
+            ports: Some(PortRange {
+                start: 5432,
+                end: 5432
+            }),
+            proto: None
+        }]
+    );
     let api = app.container("api").unwrap();
-    assert_eq!(api.after, [After { container: "db".into(), until: Until::Healthy }]);
-    let conf = api.files.iter().find(|f| f.path == "/etc/api.conf").unwrap();
+    assert_eq!(
+        api.after,
+        [After {
+            container: "db".into(),
+            until: Until::Healthy
+        }]
+    );
+    let conf = api
+        .files
+        .iter()
+        .find(|f| f.path == "/etc/api.conf")
+        .unwrap();
     assert!(conf.template && conf.mode == 0o400);
-    let cgi = api.files.iter().find(|f| f.path == "/var/www/cgi-bin/status").unwrap();
+    let cgi = api
+        .files
+        .iter()
+        .find(|f| f.path == "/var/www/cgi-bin/status")
+        .unwrap();
     match &cgi.content {
         // `$$` in the app file hands a literal `$` to the shell.
         FileContent::Inline(s) => assert!(s.starts_with("#!/bin/sh\n") && s.contains("$DB_HOST")),
@@ -152,23 +187,53 @@ fn every_node_resolves_and_round_trips() {
         std::fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
         std::fs::write(d.join(path), text).unwrap();
     }
-    let app = tfctl_schema::load(&d.join("app.kdl"), &no_env).unwrap_or_else(|e| panic!("{}", e.render_plain(100)));
+    let app = tfctl_schema::load(&d.join("app.kdl"), &no_env)
+        .unwrap_or_else(|e| panic!("{}", e.render_plain(100)));
     let web = app.container("web").unwrap();
     let dir = std::path::absolute(d).unwrap();
     assert_eq!(app.subnet.unwrap().to_string(), "10.89.7.0/24");
-    assert_eq!(app.secrets[0].source, SecretSource::FromFile(dir.join("secrets/pw")));
-    assert_eq!(app.container("db").unwrap().image, format!("oci:{}:1.36", dir.join("images/busybox").display()));
+    assert_eq!(
+        app.secrets[0].source,
+        SecretSource::FromFile(dir.join("secrets/pw"))
+    );
+    assert_eq!(
+        app.container("db").unwrap().image,
+        format!("oci:{}:1.36", dir.join("images/busybox").display())
+    );
     assert!(app.container("db").unwrap().one_shot);
-    assert_eq!(web.command.as_deref(), Some(&["exec httpd -f".to_string(), "8080".to_string()][..]));
+    assert_eq!(
+        web.command.as_deref(),
+        Some(&["exec httpd -f".to_string(), "8080".to_string()][..])
+    );
     // env-file first, then env nodes; a later key wins in the place of its first use.
-    let env: Vec<(&str, &str)> = web.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(env, [("A", "1"), ("C", "3"), ("B", "2"), ("MODE", "prod"), ("DOLLAR", "$HOME")]);
+    let env: Vec<(&str, &str)> = web
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("A", "1"),
+            ("C", "3"),
+            ("B", "2"),
+            ("MODE", "prod"),
+            ("DOLLAR", "$HOME")
+        ]
+    );
     assert_eq!(web.files[0].mode, 0o600);
     assert_eq!(web.files[1].mode, 0o644, "default file mode");
-    assert_eq!(web.files[1].content, FileContent::From(dir.join("conf/app.conf")));
+    assert_eq!(
+        web.files[1].content,
+        FileContent::From(dir.join("conf/app.conf"))
+    );
     assert_eq!(
         web.secrets[0].target,
-        SecretTarget::File { path: "/run/secrets/pw".into(), mode: 0o400, owner: None }
+        SecretTarget::File {
+            path: "/run/secrets/pw".into(),
+            mode: 0o400,
+            owner: None
+        }
     );
     assert_eq!(web.secrets[2].target, SecretTarget::Env("TOKEN".into()));
     assert_eq!(web.mounts[1].source, MountSource::Bind(dir.join("html")));
@@ -176,12 +241,29 @@ fn every_node_resolves_and_round_trips() {
     assert_eq!(web.publish[1].host_ip.to_string(), "127.0.0.1");
     assert_eq!(web.publish[0].host_ip.to_string(), "0.0.0.0");
     assert_eq!(web.publish[2].proto, Proto::Udp);
-    assert_eq!(web.allow[2].ports, Some(PortRange { start: 8000, end: 8099 }));
+    assert_eq!(
+        web.allow[2].ports,
+        Some(PortRange {
+            start: 8000,
+            end: 8099
+        })
+    );
     let h = web.health.as_ref().unwrap();
-    assert_eq!((h.interval, h.timeout, h.retries), (Duration::from_secs(90), Duration::from_millis(500), 5));
-    assert_eq!(web.hooks[0].on_fail, OnFail::Fail, "started hooks fail by default");
+    assert_eq!(
+        (h.interval, h.timeout, h.retries),
+        (Duration::from_secs(90), Duration::from_millis(500), 5)
+    );
+    assert_eq!(
+        web.hooks[0].on_fail,
+        OnFail::Fail,
+        "started hooks fail by default"
+    );
     assert_eq!(web.hooks[1].timeout, Duration::from_secs(5));
-    assert_eq!(app.hooks[1].timeout, Duration::from_secs(30), "default hook timeout");
+    assert_eq!(
+        app.hooks[1].timeout,
+        Duration::from_secs(30),
+        "default hook timeout"
+    );
     assert_eq!(web.limits.cpus, Some(0.5));
     assert_eq!(web.ulimits[1].hard, 64, "hard defaults to soft");
     assert_eq!(web.cap_add, ["CAP_NET_ADMIN", "CAP_SYS_PTRACE"]);
@@ -200,15 +282,35 @@ fn every_node_resolves_and_round_trips() {
 
 #[test]
 fn defaults_are_filled_in() {
-    let app = tfctl_schema::load_str("a.kdl", "app \"a\"\ncontainer \"c\" { image \"busybox\"; health { tcp 80; }; }\n", Path::new("/x"), &no_env).unwrap();
+    let app = tfctl_schema::load_str(
+        "a.kdl",
+        "app \"a\"\ncontainer \"c\" { image \"busybox\"; health { tcp 80; }; }\n",
+        Path::new("/x"),
+        &no_env,
+    )
+    .unwrap();
     let c = &app.containers[0];
     assert_eq!(app.egress, Egress::Allow);
     assert_eq!(c.hostname, "c");
     assert_eq!(c.stop_signal, "SIGTERM");
     assert_eq!(c.stop_timeout, Duration::from_secs(10));
-    assert_eq!(c.restart, Restart { policy: RestartPolicy::No, max: None });
+    assert_eq!(
+        c.restart,
+        Restart {
+            policy: RestartPolicy::No,
+            max: None
+        }
+    );
     assert_eq!(c.seccomp, Seccomp::Default);
     let h = c.health.as_ref().unwrap();
-    assert_eq!((h.interval, h.timeout, h.retries, h.start_period), (Duration::from_secs(5), Duration::from_secs(3), 3, Duration::ZERO));
+    assert_eq!(
+        (h.interval, h.timeout, h.retries, h.start_period),
+        (
+            Duration::from_secs(5),
+            Duration::from_secs(3),
+            3,
+            Duration::ZERO
+        )
+    );
     assert_eq!(app.file, Path::new("/x/a.kdl"));
 }

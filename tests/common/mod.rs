@@ -31,6 +31,8 @@ impl Tfctl {
         cmd.env("TFCTL_ROOT", self.root.path().join("state"))
             .env("TFCTL_CONFIG", self.root.path().join("no-config.kdl"))
             .env("NO_COLOR", "1")
+            // Wide enough that messages are not folded in the middle of a word.
+            .env("COLUMNS", "400")
             .env_remove("RUST_LOG");
         cmd
     }
@@ -46,4 +48,92 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A busybox-static OCI image layout built once per test binary by scripts/busybox-image.py;
+/// returns its `oci:` reference.
+pub fn busybox_image() -> String {
+    use std::sync::OnceLock;
+    static LAYOUT: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+    let (_, reference) = LAYOUT.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("tfctl-busybox-").tempdir().unwrap();
+        let layout = dir.path().join("busybox");
+        let out = Command::new("python3")
+            .arg(repo().join("scripts/busybox-image.py"))
+            .arg(&layout)
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "busybox-image.py: {}", String::from_utf8_lossy(&out.stderr));
+        (dir, format!("oci:{}", layout.display()))
+    });
+    reference.clone()
+}
+
+/// Mount points whose path contains `needle` (e.g. a test's state root).
+pub fn mounts_under(needle: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let needle = needle.to_string_lossy();
+    info.lines().filter(|l| l.contains(needle.as_ref())).map(str::to_string).collect()
+}
+
+/// A network namespace of the test's own, in which tfctl runs (through `nsenter --net`, which
+/// leaves the mount namespace, and so the cgroup mounts, as they are). Deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> NetNs {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("tft-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name}");
+        let ns = NetNs { name };
+        assert!(ns.sh("ip link set lo up").status.success());
+        ns
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// A command run inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path())).arg(program);
+        c
+    }
+
+    pub fn sh(&self, script: &str) -> Output {
+        self.cmd("sh").args(["-c", script]).output().unwrap()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+impl Tfctl {
+    /// tfctl run inside `ns`.
+    pub fn run_in(&self, ns: &NetNs, args: &[&str]) -> Output {
+        let mut c = ns.cmd(tfctl_bin());
+        c.env("TFCTL_ROOT", self.root.path().join("state"))
+            .env("TFCTL_CONFIG", self.root.path().join("no-config.kdl"))
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "400")
+            .args(args);
+        c.output().expect("tfctl runs")
+    }
+}
+
+/// The image the samples use (`samples/images/busybox`), built if scripts/setup.sh has not.
+pub fn sample_image() {
+    let layout = repo().join("samples/images/busybox");
+    if !layout.join("index.json").exists() {
+        let out = Command::new("python3").arg(repo().join("scripts/busybox-image.py")).arg(&layout).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }

@@ -2,13 +2,25 @@
 
 pub mod check;
 mod completions;
+mod exec;
 mod generate_man;
 mod images;
+mod run;
+mod target;
+mod up;
+
+use tfctl_runtime::spawn::Spawner;
 
 use crate::args::{Cli, Command};
 use crate::exit::{CmdResult, Exit, Failure};
 
-pub fn dispatch(cli: Cli) -> CmdResult {
+/// Commands that put processes into containers: `main` starts the spawner for them before
+/// anything else, while the process still has one thread.
+pub fn needs_spawner(command: &Command) -> bool {
+    matches!(command, Command::Run(_))
+}
+
+pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
     let Cli { global, command } = cli;
     match command {
         Command::Completions(args) => completions::run(args),
@@ -23,17 +35,17 @@ pub fn dispatch(cli: Cli) -> CmdResult {
         Command::Images(args) => images::images(args, &global),
         Command::Login(args) => images::login(args, &global),
         Command::Logout(args) => images::logout(args, &global),
-        Command::Run(_) => not_built("run", 4),
-        Command::Up(_) => not_built("up", 5),
-        Command::Down(_) => not_built("down", 5),
-        Command::Exec(_) => not_built("exec", 5),
-        Command::Restart(_) => not_built("restart", 5),
-        Command::Ps(_) => not_built("ps", 6),
-        Command::Logs(_) => not_built("logs", 6),
+        Command::Run(args) => run::run(args, &global, spawner.expect("main starts the spawner for run")),
+        Command::Up(args) => up::up(args, &global),
+        Command::Down(args) => up::down(args, &global),
+        Command::Exec(args) => exec::exec(args, &global),
+        Command::Restart(args) => exec::lifecycle_op("restart", &[args.target], args.target_opts.file.as_deref(), args.reset, &global),
+        Command::Ps(args) => up::ps(args, &global),
+        Command::Logs(args) => exec::logs(args, &global),
         Command::Plan(_) => not_built("plan", 7),
         Command::Cp(_) => not_built("cp", 7),
-        Command::Start(_) => not_built("start", 7),
-        Command::Stop(_) => not_built("stop", 7),
+        Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
+        Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Kill(_) => not_built("kill", 7),
         Command::Rm(_) => not_built("rm", 7),
         Command::Port(_) => not_built("port", 7),

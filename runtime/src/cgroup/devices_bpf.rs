@@ -34,7 +34,12 @@ const DEVCG_DEV_CHAR: i32 = 2;
 const ACC_ALL: i32 = 1 | 2 | 4;
 
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> BpfInsn {
-    BpfInsn { code, regs: (src << 4) | dst, off, imm }
+    BpfInsn {
+        code,
+        regs: (src << 4) | dst,
+        off,
+        imm,
+    }
 }
 
 /// The program: for each rule, compare type, major and minor; any mismatch jumps to the next
@@ -50,7 +55,17 @@ pub fn program(rules: &[DeviceRule]) -> Vec<BpfInsn> {
         insn(LDX_MEM_W, 5, 1, 8, 0),
     ];
     for r in rules {
-        let mut block = vec![insn(JMP_JNE_K, 2, 0, 0, if r.block { DEVCG_DEV_BLOCK } else { DEVCG_DEV_CHAR })];
+        let mut block = vec![insn(
+            JMP_JNE_K,
+            2,
+            0,
+            0,
+            if r.block {
+                DEVCG_DEV_BLOCK
+            } else {
+                DEVCG_DEV_CHAR
+            },
+        )];
         if let Some(major) = r.major {
             block.push(insn(JMP_JNE_K, 4, 0, 0, major as i32));
         }
@@ -134,7 +149,12 @@ pub fn load(rules: &[DeviceRule]) -> Result<OwnedFd, CgroupError> {
     };
     // SAFETY: `attr` and the buffers it points at outlive the call; the size is the struct's.
     let fd = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const ProgLoadAttr, std::mem::size_of::<ProgLoadAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoadAttr,
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
     };
     if fd < 0 {
         let err = std::io::Error::last_os_error();
@@ -159,7 +179,12 @@ pub fn attach(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>) -> Result<(), Cgroup
     };
     // SAFETY: `attr` outlives the call; the size is the struct's.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, &attr as *const ProgAttachAttr, std::mem::size_of::<ProgAttachAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const ProgAttachAttr,
+            std::mem::size_of::<ProgAttachAttr>(),
+        )
     };
     if rc < 0 {
         return Err(CgroupError::DeviceFilter(format!(

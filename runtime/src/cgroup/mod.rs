@@ -49,7 +49,8 @@ impl CgroupLimits {
 
     /// CFS quota in microseconds per [`CPU_PERIOD_US`], at least 1 ms (the kernel's minimum).
     pub fn cpu_quota_us(&self) -> Option<u64> {
-        self.cpus.map(|c| ((c * CPU_PERIOD_US as f64).round() as u64).max(1000))
+        self.cpus
+            .map(|c| ((c * CPU_PERIOD_US as f64).round() as u64).max(1000))
     }
 }
 
@@ -63,13 +64,22 @@ pub struct DeviceRule {
 
 impl DeviceRule {
     const fn chr(major: u32, minor: Option<u32>) -> DeviceRule {
-        DeviceRule { block: false, major: Some(major), minor }
+        DeviceRule {
+            block: false,
+            major: Some(major),
+            minor,
+        }
     }
 
     /// The v1 `devices.allow` line.
     pub fn v1_line(&self) -> String {
         let n = |v: Option<u32>| v.map_or("*".to_string(), |v| v.to_string());
-        format!("{} {}:{} rwm", if self.block { 'b' } else { 'c' }, n(self.major), n(self.minor))
+        format!(
+            "{} {}:{} rwm",
+            if self.block { 'b' } else { 'c' },
+            n(self.major),
+            n(self.minor)
+        )
     }
 }
 
@@ -90,21 +100,42 @@ pub const ALLOWED_DEVICES: [DeviceRule; 9] = [
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write `{value}` to {path}: {source}")]
-    Write { path: PathBuf, value: String, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
     #[error("cannot create the cgroup {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the cgroup {0} already exists: container cgroup names must be unique")]
     Exists(PathBuf),
     #[error("cannot remove the cgroup {path}: {source}")]
-    Remove { path: PathBuf, source: std::io::Error },
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no cgroup hierarchy found: neither cgroup v2 at /sys/fs/cgroup nor v1 controllers in /proc/self/mountinfo")]
     NoCgroups,
     #[error("the `{controller}` controller is not available under {path}, so `{limit}` cannot be applied (enable or delegate the controller, or drop the limit)")]
-    MissingController { controller: &'static str, path: PathBuf, limit: &'static str },
+    MissingController {
+        controller: &'static str,
+        path: PathBuf,
+        limit: &'static str,
+    },
     #[error("processes in {path} survived SIGKILL for {waited:?}: {pids:?}")]
-    KillTimeout { path: PathBuf, pids: Vec<i32>, waited: Duration },
+    KillTimeout {
+        path: PathBuf,
+        pids: Vec<i32>,
+        waited: Duration,
+    },
     #[error("device filter: {0}")]
     DeviceFilter(String),
 }
@@ -136,7 +167,11 @@ pub trait CgroupDriver: Send + Sync + Debug {
     fn version(&self) -> CgroupVersion;
     /// Creates the cgroup for container `name` (unique among live containers) with its limits
     /// and the device allow-list.
-    fn create(&self, name: &str, limits: &CgroupLimits) -> Result<Box<dyn ContainerCgroup>, CgroupError>;
+    fn create(
+        &self,
+        name: &str,
+        limits: &CgroupLimits,
+    ) -> Result<Box<dyn ContainerCgroup>, CgroupError>;
     /// The cgroup of container `name`, as `create` made it (for `stop`/cleanup after a restart).
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup>;
 }
@@ -169,7 +204,11 @@ pub fn detect() -> Result<Box<dyn CgroupDriver>, CgroupError> {
 
 /// Writes a control file in one `write` (the kernel parses each write on its own).
 pub(crate) fn write_file(path: &Path, value: &str, create: bool) -> Result<(), CgroupError> {
-    let err = |source| CgroupError::Write { path: path.to_owned(), value: value.to_string(), source };
+    let err = |source| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_string(),
+        source,
+    };
     let mut f = OpenOptions::new()
         .write(true)
         .create(create)
@@ -182,7 +221,10 @@ pub(crate) fn write_file(path: &Path, value: &str, create: bool) -> Result<(), C
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A number from a one-value file; `None` if the file does not exist.
@@ -190,25 +232,39 @@ pub(crate) fn read_u64(path: &Path) -> Result<Option<u64>, CgroupError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s.trim().parse().ok()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(CgroupError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// `KEY VALUE` from a flat-keyed file (`memory.events`, `cpu.stat`, `memory.oom_control`).
 pub(crate) fn read_key(path: &Path, key: &str) -> Result<Option<u64>, CgroupError> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())),
+        Ok(s) => Ok(s
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(CgroupError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// The pids listed in a `cgroup.procs`; a missing file (cgroup gone) lists none.
 pub(crate) fn read_pids(path: &Path) -> Result<Vec<i32>, CgroupError> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.split_whitespace().filter_map(|p| p.parse().ok()).collect()),
+        Ok(s) => Ok(s
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(CgroupError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(CgroupError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -218,7 +274,11 @@ pub(crate) fn open_attach(path: &Path) -> Result<OwnedFd, CgroupError> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map(OwnedFd::from)
-        .map_err(|source| CgroupError::Write { path: path.to_owned(), value: "0".into(), source })
+        .map_err(|source| CgroupError::Write {
+            path: path.to_owned(),
+            value: "0".into(),
+            source,
+        })
 }
 
 /// Makes a container's directory; an existing one means the name is taken.
@@ -226,7 +286,10 @@ pub(crate) fn make_dir(path: &Path) -> Result<(), CgroupError> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(CgroupError::Exists(path.to_owned())),
-        Err(source) => Err(CgroupError::Create { path: path.to_owned(), source }),
+        Err(source) => Err(CgroupError::Create {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -234,9 +297,14 @@ pub(crate) fn make_dir(path: &Path) -> Result<(), CgroupError> {
 /// sibling's cleanup may remove an empty `base` in between.
 pub(crate) fn make_dir_under(base: &Path, dir: &Path) -> Result<(), CgroupError> {
     for _ in 0..5 {
-        std::fs::create_dir_all(base).map_err(|source| CgroupError::Create { path: base.to_owned(), source })?;
+        std::fs::create_dir_all(base).map_err(|source| CgroupError::Create {
+            path: base.to_owned(),
+            source,
+        })?;
         match make_dir(dir) {
-            Err(CgroupError::Create { source, .. }) if source.kind() == ErrorKind::NotFound => continue,
+            Err(CgroupError::Create { source, .. }) if source.kind() == ErrorKind::NotFound => {
+                continue
+            }
             r => return r,
         }
     }
@@ -253,7 +321,12 @@ pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
-            Err(source) => return Err(CgroupError::Remove { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -267,7 +340,11 @@ pub(crate) fn wait_empty(procs: &Path, waited: Duration) -> Result<(), CgroupErr
             return Ok(());
         }
         if start.elapsed() > waited {
-            return Err(CgroupError::KillTimeout { path: procs.to_owned(), pids, waited });
+            return Err(CgroupError::KillTimeout {
+                path: procs.to_owned(),
+                pids,
+                waited,
+            });
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -278,7 +355,10 @@ pub(crate) fn check_name(name: &str) -> Result<(), CgroupError> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(CgroupError::Create {
             path: PathBuf::from(name),
-            source: std::io::Error::new(ErrorKind::InvalidInput, "a cgroup name is one path component"),
+            source: std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "a cgroup name is one path component",
+            ),
         });
     }
     Ok(())

@@ -12,20 +12,35 @@ fn files(dir: &Path) -> BTreeMap<String, String> {
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read_to_string(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
         .collect()
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A synthetic cgroup2 tree on tmpfs (/dev/shm): the caller's cgroup with the kernel's files.
 fn synthetic(own: &str) -> (tempfile::TempDir, V2Driver) {
-    let root = tempfile::Builder::new().prefix("tfctl-cg2-").tempdir_in("/dev/shm").unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("tfctl-cg2-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
     let dir = root.path().join(own.trim_start_matches('/'));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids rdma misc\n").unwrap();
+    std::fs::write(
+        dir.join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids rdma misc\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
     std::fs::write(dir.join("cgroup.procs"), "100\n200\n").unwrap();
     let mut d = V2Driver::new(root.path(), own);
@@ -36,7 +51,10 @@ fn synthetic(own: &str) -> (tempfile::TempDir, V2Driver) {
 /// What the kernel does after a `cgroup.subtree_control` write: list the enabled controllers.
 fn kernel_enables(dir: &Path) {
     let asked = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap();
-    let enabled: Vec<&str> = asked.split_whitespace().filter_map(|c| c.strip_prefix('+')).collect();
+    let enabled: Vec<&str> = asked
+        .split_whitespace()
+        .filter_map(|c| c.strip_prefix('+'))
+        .collect();
     std::fs::write(dir.join("cgroup.subtree_control"), enabled.join(" ")).unwrap();
 }
 
@@ -47,7 +65,10 @@ fn v2_prepare_moves_the_caller_into_a_leaf_and_enables_controllers() {
     let leaf = d.leaf.clone().unwrap();
     assert_eq!(leaf, d.base.join("supervisor"));
     assert_eq!(files(&leaf), map(&[("cgroup.procs", "100\n200\n")]));
-    assert_eq!(std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(), "+memory +pids +cpu");
+    assert_eq!(
+        std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(),
+        "+memory +pids +cpu"
+    );
 }
 
 #[test]
@@ -55,15 +76,27 @@ fn v2_container_gets_exactly_its_limit_files() {
     let (_root, d) = synthetic("/system.slice/tfctl.service");
     d.prepare().unwrap();
     kernel_enables(&d.base);
-    let limits = CgroupLimits { memory: Some(256 << 20), cpus: Some(0.5), pids: 256, pids_explicit: true };
+    let limits = CgroupLimits {
+        memory: Some(256 << 20),
+        cpus: Some(0.5),
+        pids: 256,
+        pids_explicit: true,
+    };
     let cg = d.create("web-1", &limits).unwrap();
     let dir = d.base.join("web-1");
     assert_eq!(cg.paths(), vec![dir.clone()]);
     assert_eq!(
         files(&dir),
-        map(&[("memory.max", "268435456"), ("pids.max", "256"), ("cpu.max", "50000 100000")])
+        map(&[
+            ("memory.max", "268435456"),
+            ("pids.max", "256"),
+            ("cpu.max", "50000 100000")
+        ])
     );
-    assert!(matches!(d.create("web-1", &limits), Err(CgroupError::Exists(_))));
+    assert!(matches!(
+        d.create("web-1", &limits),
+        Err(CgroupError::Exists(_))
+    ));
 
     let defaults = CgroupLimits::from_model(&Limits::default());
     d.create("db-1", &defaults).unwrap();
@@ -75,7 +108,9 @@ fn v2_attach_kill_and_remove_use_the_kernel_files() {
     let (_root, d) = synthetic("/user.slice/me");
     d.prepare().unwrap();
     kernel_enables(&d.base);
-    let cg = d.create("job", &CgroupLimits::from_model(&Limits::default())).unwrap();
+    let cg = d
+        .create("job", &CgroupLimits::from_model(&Limits::default()))
+        .unwrap();
     let dir = d.base.join("job");
     // Files the kernel would have made with the directory.
     for f in ["cgroup.procs", "cgroup.kill", "cgroup.events"] {
@@ -83,11 +118,19 @@ fn v2_attach_kill_and_remove_use_the_kernel_files() {
     }
     let attach = cg.attach_files().unwrap();
     assert_eq!(attach.fds.len(), 1);
-    std::fs::File::from(attach.fds.into_iter().next().unwrap()).write_all(b"0").unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("cgroup.procs")).unwrap(), "0");
+    std::fs::File::from(attach.fds.into_iter().next().unwrap())
+        .write_all(b"0")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap(),
+        "0"
+    );
     std::fs::write(dir.join("cgroup.procs"), "").unwrap(); // the kernel emptied it
     cg.kill().unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("cgroup.kill")).unwrap(), "1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cgroup.kill")).unwrap(),
+        "1"
+    );
     // rmdir on cgroupfs ignores interface files; on tmpfs, take them away first.
     for f in files(&dir).keys() {
         std::fs::remove_file(dir.join(f)).unwrap();
@@ -102,9 +145,23 @@ fn v2_limits_without_their_controller_are_refused_clearly() {
     let (_root, d) = synthetic("/a");
     d.prepare().unwrap();
     std::fs::write(d.base.join("cgroup.subtree_control"), "pids").unwrap();
-    let limits = CgroupLimits { memory: Some(1 << 20), cpus: None, pids: 4096, pids_explicit: false };
+    let limits = CgroupLimits {
+        memory: Some(1 << 20),
+        cpus: None,
+        pids: 4096,
+        pids_explicit: false,
+    };
     let err = d.create("x", &limits).unwrap_err();
-    assert!(matches!(err, CgroupError::MissingController { controller: "memory", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CgroupError::MissingController {
+                controller: "memory",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(!d.base.join("x").exists());
 }
 
@@ -116,10 +173,19 @@ fn v2_in_the_root_cgroup_uses_a_tfctl_subtree() {
     std::fs::create_dir(&d.base).unwrap();
     std::fs::write(d.base.join("cgroup.controllers"), "memory pids").unwrap();
     d.prepare().unwrap();
-    assert_eq!(std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap(), "+memory +pids +cpu");
-    assert_eq!(std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(), "+memory +pids");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap(),
+        "+memory +pids +cpu"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(),
+        "+memory +pids"
+    );
     // Nobody was moved.
-    assert_eq!(std::fs::read_to_string(root.path().join("cgroup.procs")).unwrap(), "100\n200\n");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("cgroup.procs")).unwrap(),
+        "100\n200\n"
+    );
 }
 
 #[test]
@@ -151,8 +217,15 @@ fn v1_hierarchies_nest_under_the_callers_path_in_each() {
 
 #[test]
 fn limits_from_the_model() {
-    let l = CgroupLimits::from_model(&Limits { memory: Some(1 << 30), cpus: Some(1.5), pids: None });
-    assert_eq!((l.pids, l.pids_explicit, l.cpu_quota_us()), (4096, false, Some(150_000)));
+    let l = CgroupLimits::from_model(&Limits {
+        memory: Some(1 << 30),
+        cpus: Some(1.5),
+        pids: None,
+    });
+    assert_eq!(
+        (l.pids, l.pids_explicit, l.cpu_quota_us()),
+        (4096, false, Some(150_000))
+    );
     assert_eq!(ALLOWED_DEVICES.iter().map(|d| d.v1_line()).collect::<Vec<_>>().join(","),
         "c 1:3 rwm,c 1:5 rwm,c 1:7 rwm,c 1:8 rwm,c 1:9 rwm,c 5:0 rwm,c 5:1 rwm,c 5:2 rwm,c 136:* rwm");
 }
@@ -187,11 +260,37 @@ fn run_device_prog(p: &[BpfInsn], block: bool, access: u32, major: u32, minor: u
 fn device_program_allows_exactly_the_list() {
     let p = program(&ALLOWED_DEVICES);
     let (rw, mknod) = (2 | 4, 1);
-    for (maj, min) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, 0), (136, 77)] {
+    for (maj, min) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (136, 0),
+        (136, 77),
+    ] {
         assert_eq!(run_device_prog(&p, false, rw, maj, min), 1, "c {maj}:{min}");
-        assert_eq!(run_device_prog(&p, false, mknod, maj, min), 1, "mknod c {maj}:{min}");
+        assert_eq!(
+            run_device_prog(&p, false, mknod, maj, min),
+            1,
+            "mknod c {maj}:{min}"
+        );
     }
-    for (block, maj, min) in [(true, 8, 0), (true, 1, 3), (false, 1, 1), (false, 1, 11), (false, 4, 0), (false, 10, 200)] {
-        assert_eq!(run_device_prog(&p, block, rw, maj, min), 0, "{block} {maj}:{min}");
+    for (block, maj, min) in [
+        (true, 8, 0),
+        (true, 1, 3),
+        (false, 1, 1),
+        (false, 1, 11),
+        (false, 4, 0),
+        (false, 10, 200),
+    ] {
+        assert_eq!(
+            run_device_prog(&p, block, rw, maj, min),
+            0,
+            "{block} {maj}:{min}"
+        );
     }
 }

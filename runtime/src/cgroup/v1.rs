@@ -49,13 +49,20 @@ impl V1Driver {
     }
 
     fn dirs(&self, name: &str) -> Vec<(Hierarchy, PathBuf)> {
-        self.hierarchies.iter().map(|h| (h.clone(), h.base.join(name))).collect()
+        self.hierarchies
+            .iter()
+            .map(|h| (h.clone(), h.base.join(name)))
+            .collect()
     }
 
     fn require(&self, controller: &'static str, limit: &'static str) -> Result<(), CgroupError> {
         match self.find(controller) {
             Some(_) => Ok(()),
-            None => Err(CgroupError::MissingController { controller, path: PathBuf::from("/sys/fs/cgroup"), limit }),
+            None => Err(CgroupError::MissingController {
+                controller,
+                path: PathBuf::from("/sys/fs/cgroup"),
+                limit,
+            }),
         }
     }
 }
@@ -64,15 +71,20 @@ impl V1Driver {
 pub fn parse_hierarchies(mountinfo: &str, cgroup: &str) -> Vec<Hierarchy> {
     let mut out = Vec::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if post.first() != Some(&"cgroup") || pre.len() < 5 || post.len() < 3 {
             continue;
         }
         let (root, mount_point) = (pre[3], pre[4]);
-        let controllers: Vec<String> =
-            post[2].split(',').filter(|o| USED.contains(o)).map(str::to_string).collect();
+        let controllers: Vec<String> = post[2]
+            .split(',')
+            .filter(|o| USED.contains(o))
+            .map(str::to_string)
+            .collect();
         if controllers.is_empty() {
             continue;
         }
@@ -88,7 +100,10 @@ pub fn parse_hierarchies(mountinfo: &str, cgroup: &str) -> Vec<Hierarchy> {
         });
         let Some(own) = own else { continue };
         // A mount of a subtree (inside a container) shows paths relative to its root.
-        let rel = own.strip_prefix(root).unwrap_or(own).trim_start_matches('/');
+        let rel = own
+            .strip_prefix(root)
+            .unwrap_or(own)
+            .trim_start_matches('/');
         let base = Path::new(mount_point).join(rel).join("tfctl");
         if !out.iter().any(|h: &Hierarchy| h.base == base) {
             out.push(Hierarchy { controllers, base });
@@ -102,7 +117,11 @@ impl CgroupDriver for V1Driver {
         CgroupVersion::V1
     }
 
-    fn create(&self, name: &str, limits: &CgroupLimits) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
+    fn create(
+        &self,
+        name: &str,
+        limits: &CgroupLimits,
+    ) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
         check_name(name)?;
         if limits.memory.is_some() {
             self.require("memory", "limits memory=")?;
@@ -113,7 +132,10 @@ impl CgroupDriver for V1Driver {
         if limits.pids_explicit {
             self.require("pids", "limits pids=")?;
         }
-        let cg = V1Cgroup { name: name.to_string(), dirs: self.dirs(name) };
+        let cg = V1Cgroup {
+            name: name.to_string(),
+            dirs: self.dirs(name),
+        };
         let mut made = Vec::new();
         let result = (|| {
             for (h, dir) in &cg.dirs {
@@ -133,7 +155,10 @@ impl CgroupDriver for V1Driver {
     }
 
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup> {
-        Box::new(V1Cgroup { name: name.to_string(), dirs: self.dirs(name) })
+        Box::new(V1Cgroup {
+            name: name.to_string(),
+            dirs: self.dirs(name),
+        })
     }
 }
 
@@ -160,7 +185,11 @@ impl V1Cgroup {
         }
         if h.has("cpu") {
             if let Some(q) = limits.cpu_quota_us() {
-                write_file(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string(), false)?;
+                write_file(
+                    &dir.join("cpu.cfs_period_us"),
+                    &CPU_PERIOD_US.to_string(),
+                    false,
+                )?;
                 write_file(&dir.join("cpu.cfs_quota_us"), &q.to_string(), false)?;
             }
         }
@@ -174,12 +203,17 @@ impl V1Cgroup {
     }
 
     fn dir_of(&self, controller: &str) -> Option<&Path> {
-        self.dirs.iter().find(|(h, _)| h.has(controller)).map(|(_, d)| d.as_path())
+        self.dirs
+            .iter()
+            .find(|(h, _)| h.has(controller))
+            .map(|(_, d)| d.as_path())
     }
 
     /// The directory whose `cgroup.procs` lists the container's processes.
     fn procs(&self) -> Option<PathBuf> {
-        self.dir_of("freezer").or_else(|| self.dirs.first().map(|(_, d)| d.as_path())).map(|d| d.join("cgroup.procs"))
+        self.dir_of("freezer")
+            .or_else(|| self.dirs.first().map(|(_, d)| d.as_path()))
+            .map(|d| d.join("cgroup.procs"))
     }
 
     fn freeze(&self, dir: &Path, state: &str) -> Result<(), CgroupError> {
@@ -207,7 +241,11 @@ impl ContainerCgroup for V1Cgroup {
     }
 
     fn attach_files(&self) -> Result<AttachFiles, CgroupError> {
-        let fds = self.dirs.iter().map(|(_, d)| open_attach(&d.join("tasks"))).collect::<Result<_, _>>()?;
+        let fds = self
+            .dirs
+            .iter()
+            .map(|(_, d)| open_attach(&d.join("tasks")))
+            .collect::<Result<_, _>>()?;
         Ok(AttachFiles { fds })
     }
 
@@ -218,8 +256,17 @@ impl ContainerCgroup for V1Cgroup {
     /// Freeze, SIGKILL everything listed, thaw (frozen tasks die when thawed); repeat until
     /// empty, so a process forking in the meantime cannot escape.
     fn kill(&self) -> Result<(), CgroupError> {
-        let Some(procs) = self.procs() else { return Ok(()) };
-        let freezer = self.dir_of("freezer").filter(|d| d.exists()).map(Path::to_path_buf);
+        let Some(procs) = self.procs() else {
+            return Ok(());
+        };
+        // The usual case at cleanup: the container's processes are gone already.
+        if read_pids(&procs)?.is_empty() {
+            return Ok(());
+        }
+        let freezer = self
+            .dir_of("freezer")
+            .filter(|d| d.exists())
+            .map(Path::to_path_buf);
         for _ in 0..100 {
             if let Some(f) = &freezer {
                 self.freeze(f, "FROZEN")?;

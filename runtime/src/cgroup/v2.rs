@@ -37,17 +37,28 @@ impl V2Driver {
     pub fn new(mount: &Path, own_path: &str) -> V2Driver {
         let rel = own_path.trim_start_matches('/');
         if rel.is_empty() {
-            V2Driver { base: mount.join("tfctl"), leaf: None, device_filter: true }
+            V2Driver {
+                base: mount.join("tfctl"),
+                leaf: None,
+                device_filter: true,
+            }
         } else {
             let base = mount.join(rel);
-            V2Driver { leaf: Some(base.join(SUPERVISOR_LEAF)), base, device_filter: true }
+            V2Driver {
+                leaf: Some(base.join(SUPERVISOR_LEAF)),
+                base,
+                device_filter: true,
+            }
         }
     }
 
     /// Reads this process's cgroup and prepares the tree.
     pub fn discover(mount: &Path) -> Result<V2Driver, CgroupError> {
         let cgroup = read_file(Path::new("/proc/self/cgroup"))?;
-        let own = cgroup.lines().find_map(|l| l.strip_prefix("0::")).ok_or(CgroupError::NoCgroups)?;
+        let own = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or(CgroupError::NoCgroups)?;
         let d = V2Driver::new(mount, own.trim());
         d.prepare()?;
         Ok(d)
@@ -60,7 +71,12 @@ impl V2Driver {
             match std::fs::create_dir(leaf) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(source) => return Err(CgroupError::Create { path: leaf.clone(), source }),
+                Err(source) => {
+                    return Err(CgroupError::Create {
+                        path: leaf.clone(),
+                        source,
+                    })
+                }
             }
             let procs = leaf.join("cgroup.procs");
             // One pid per write, as the kernel requires; one open so a synthetic tree keeps all.
@@ -69,19 +85,31 @@ impl V2Driver {
                 .create(true)
                 .truncate(true)
                 .open(&procs)
-                .map_err(|source| CgroupError::Write { path: procs.clone(), value: "pids".into(), source })?;
+                .map_err(|source| CgroupError::Write {
+                    path: procs.clone(),
+                    value: "pids".into(),
+                    source,
+                })?;
             for pid in read_pids(&self.base.join("cgroup.procs"))? {
                 let line = format!("{pid}\n");
                 match f.write(line.as_bytes()) {
                     Ok(_) => {}
                     // Exited meanwhile.
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                    Err(source) => return Err(CgroupError::Write { path: procs.clone(), value: line, source }),
+                    Err(source) => {
+                        return Err(CgroupError::Write {
+                            path: procs.clone(),
+                            value: line,
+                            source,
+                        })
+                    }
                 }
             }
         } else {
-            std::fs::create_dir_all(&self.base)
-                .map_err(|source| CgroupError::Create { path: self.base.clone(), source })?;
+            std::fs::create_dir_all(&self.base).map_err(|source| CgroupError::Create {
+                path: self.base.clone(),
+                source,
+            })?;
             // The root must hand the controllers down to /tfctl first.
             if let Some(parent) = self.base.parent() {
                 enable_controllers(parent)?;
@@ -96,11 +124,20 @@ impl V2Driver {
             .unwrap_or_default()
     }
 
-    fn require(&self, have: &[String], controller: &'static str, limit: &'static str) -> Result<(), CgroupError> {
+    fn require(
+        &self,
+        have: &[String],
+        controller: &'static str,
+        limit: &'static str,
+    ) -> Result<(), CgroupError> {
         if have.iter().any(|c| c == controller) {
             Ok(())
         } else {
-            Err(CgroupError::MissingController { controller, path: self.base.clone(), limit })
+            Err(CgroupError::MissingController {
+                controller,
+                path: self.base.clone(),
+                limit,
+            })
         }
     }
 }
@@ -124,7 +161,11 @@ impl CgroupDriver for V2Driver {
         CgroupVersion::V2
     }
 
-    fn create(&self, name: &str, limits: &CgroupLimits) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
+    fn create(
+        &self,
+        name: &str,
+        limits: &CgroupLimits,
+    ) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
         check_name(name)?;
         let have = self.available();
         if limits.memory.is_some() {
@@ -138,7 +179,10 @@ impl CgroupDriver for V2Driver {
         }
         let dir = self.base.join(name);
         make_dir_under(&self.base, &dir)?;
-        let cg = V2Cgroup { name: name.to_string(), dir };
+        let cg = V2Cgroup {
+            name: name.to_string(),
+            dir,
+        };
         if let Err(e) = cg.apply(&have, limits, self.device_filter) {
             let _ = remove_dir(&cg.dir);
             return Err(e);
@@ -147,7 +191,10 @@ impl CgroupDriver for V2Driver {
     }
 
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup> {
-        Box::new(V2Cgroup { name: name.to_string(), dir: self.base.join(name) })
+        Box::new(V2Cgroup {
+            name: name.to_string(),
+            dir: self.base.join(name),
+        })
     }
 }
 
@@ -160,7 +207,12 @@ pub struct V2Cgroup {
 impl V2Cgroup {
     /// Interface files are written with O_CREAT: a no-op on cgroupfs, where they exist, and what
     /// lets the backend run against a synthetic tree in tests.
-    fn apply(&self, have: &[String], limits: &CgroupLimits, device_filter: bool) -> Result<(), CgroupError> {
+    fn apply(
+        &self,
+        have: &[String],
+        limits: &CgroupLimits,
+        device_filter: bool,
+    ) -> Result<(), CgroupError> {
         let has = |c: &str| have.iter().any(|h| h == c);
         if let (Some(m), true) = (limits.memory, has("memory")) {
             write_file(&self.dir.join("memory.max"), &m.to_string(), true)?;
@@ -173,11 +225,17 @@ impl V2Cgroup {
             write_file(&self.dir.join("pids.max"), &limits.pids.to_string(), true)?;
         }
         if let (Some(q), true) = (limits.cpu_quota_us(), has("cpu")) {
-            write_file(&self.dir.join("cpu.max"), &format!("{q} {CPU_PERIOD_US}"), true)?;
+            write_file(
+                &self.dir.join("cpu.max"),
+                &format!("{q} {CPU_PERIOD_US}"),
+                true,
+            )?;
         }
         if device_filter {
-            let dir = std::fs::File::open(&self.dir)
-                .map_err(|source| CgroupError::Read { path: self.dir.clone(), source })?;
+            let dir = std::fs::File::open(&self.dir).map_err(|source| CgroupError::Read {
+                path: self.dir.clone(),
+                source,
+            })?;
             let prog = devices_bpf::load(&ALLOWED_DEVICES)?;
             devices_bpf::attach(dir.as_fd(), prog.as_fd())?;
         }
@@ -195,7 +253,9 @@ impl ContainerCgroup for V2Cgroup {
     }
 
     fn attach_files(&self) -> Result<AttachFiles, CgroupError> {
-        Ok(AttachFiles { fds: vec![open_attach(&self.dir.join("cgroup.procs"))?] })
+        Ok(AttachFiles {
+            fds: vec![open_attach(&self.dir.join("cgroup.procs"))?],
+        })
     }
 
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {

@@ -8,7 +8,8 @@ fn ctx() -> TemplateContext {
     let mut c = TemplateContext::default();
     c.ips.insert("db".into(), Ipv4Addr::new(10, 89, 3, 2));
     c.names.insert("db".into(), "db.shop".into());
-    c.secrets.insert("pw".into(), SecretValue::new(b"s3cr3t-value".to_vec()));
+    c.secrets
+        .insert("pw".into(), SecretValue::new(b"s3cr3t-value".to_vec()));
     c
 }
 
@@ -20,16 +21,28 @@ fn templates_render_ips_names_and_secrets() {
     let r = render("password: {{  secret.pw  }}", &ctx()).unwrap();
     assert_eq!(&r.bytes[..], b"password: s3cr3t-value");
     assert!(r.uses_secret);
-    assert_eq!(&render("no braces { } here", &ctx()).unwrap().bytes[..], b"no braces { } here");
+    assert_eq!(
+        &render("no braces { } here", &ctx()).unwrap().bytes[..],
+        b"no braces { } here"
+    );
 }
 
 #[test]
 fn template_errors_name_the_reference_never_a_value() {
     let e = render("{{ secret.nope }}", &ctx()).err().unwrap();
     assert!(e.contains("secret.nope") && e.contains("`nope`"), "{e}");
-    assert!(render("{{ ip.db", &ctx()).err().unwrap().contains("never closed"));
-    assert!(render("{{ env.HOME }}", &ctx()).err().unwrap().contains("not ip.NAME"));
-    assert!(render("{{ db }}", &ctx()).err().unwrap().contains("not ip.NAME"));
+    assert!(render("{{ ip.db", &ctx())
+        .err()
+        .unwrap()
+        .contains("never closed"));
+    assert!(render("{{ env.HOME }}", &ctx())
+        .err()
+        .unwrap()
+        .contains("not ip.NAME"));
+    assert!(render("{{ db }}", &ctx())
+        .err()
+        .unwrap()
+        .contains("not ip.NAME"));
 }
 
 #[test]
@@ -38,16 +51,41 @@ fn render_files_reads_sources_and_marks_secret_templates() {
     let src = dir.path().join("nginx.conf");
     std::fs::write(&src, "upstream {{ ip.db }};").unwrap();
     let files = vec![
-        PreBootFile { path: "/etc/a".into(), content: FileContent::Inline("{{ ip.db }}".into()), template: false, mode: 0o644, owner: None },
-        PreBootFile { path: "/etc/b".into(), content: FileContent::From(src), template: true, mode: 0o600, owner: Some(Owner { uid: 7, gid: 8 }) },
-        PreBootFile { path: "/etc/c".into(), content: FileContent::Inline("{{secret.pw}}".into()), template: true, mode: 0o400, owner: None },
+        PreBootFile {
+            path: "/etc/a".into(),
+            content: FileContent::Inline("{{ ip.db }}".into()),
+            template: false,
+            mode: 0o644,
+            owner: None,
+        },
+        PreBootFile {
+            path: "/etc/b".into(),
+            content: FileContent::From(src),
+            template: true,
+            mode: 0o600,
+            owner: Some(Owner { uid: 7, gid: 8 }),
+        },
+        PreBootFile {
+            path: "/etc/c".into(),
+            content: FileContent::Inline("{{secret.pw}}".into()),
+            template: true,
+            mode: 0o400,
+            owner: None,
+        },
     ];
     let r = render_files(&files, &ctx()).unwrap();
-    assert_eq!(&r[0].content[..], b"{{ ip.db }}", "not a template: verbatim");
+    assert_eq!(
+        &r[0].content[..],
+        b"{{ ip.db }}",
+        "not a template: verbatim"
+    );
     assert_eq!(&r[1].content[..], b"upstream 10.89.3.2;");
     assert_eq!(r[1].owner, Owner { uid: 7, gid: 8 });
     assert_eq!(r[0].owner, Owner { uid: 0, gid: 0 });
-    assert_eq!((r[0].uses_secret, r[1].uses_secret, r[2].uses_secret), (false, false, true));
+    assert_eq!(
+        (r[0].uses_secret, r[1].uses_secret, r[2].uses_secret),
+        (false, false, true)
+    );
     assert!(!format!("{:?}", r[2]).contains("s3cr3t"));
 }
 
@@ -63,7 +101,11 @@ fn planted() -> Planted {
     let out = outside.path();
     let r = rootfs.path();
     std::os::unix::fs::symlink(out, r.join("etc")).unwrap(); // absolute
-    std::os::unix::fs::symlink(format!("../../../../../../../..{}", out.display()), r.join("data")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../../../..{}", out.display()),
+        r.join("data"),
+    )
+    .unwrap();
     std::fs::create_dir(r.join("conf")).unwrap();
     std::os::unix::fs::symlink(out.join("target.conf"), r.join("conf/app.conf")).unwrap(); // final component
     Planted { rootfs, outside }
@@ -74,7 +116,10 @@ fn root_fd(p: &Path) -> std::fs::File {
 }
 
 fn assert_empty(dir: &Path) {
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(left.is_empty(), "something escaped the rootfs: {left:?}");
 }
 
@@ -89,11 +134,17 @@ fn planted_symlinks_cannot_redirect_a_file_outside_the_rootfs() {
     write_file(root.as_fd(), "/../../escape", b"four", 0o644, owner).unwrap();
     assert_empty(p.outside.path());
     // Each landed where the symlink points when read inside the container.
-    let inside = p.rootfs.path().join(p.outside.path().strip_prefix("/").unwrap());
+    let inside = p
+        .rootfs
+        .path()
+        .join(p.outside.path().strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(inside.join("app/config")).unwrap(), b"one");
     assert_eq!(std::fs::read(inside.join("x")).unwrap(), b"two");
     assert_eq!(std::fs::read(inside.join("target.conf")).unwrap(), b"three");
-    assert_eq!(std::fs::read(p.rootfs.path().join("escape")).unwrap(), b"four");
+    assert_eq!(
+        std::fs::read(p.rootfs.path().join("escape")).unwrap(),
+        b"four"
+    );
 }
 
 #[test]
@@ -104,7 +155,10 @@ fn mount_targets_are_made_inside_the_rootfs() {
     assert_eq!(kind(fd.as_fd(), "x").unwrap(), SFlag::S_IFREG);
     mount_target(root.as_fd(), "/data/vol", TargetKind::Dir).unwrap();
     assert_empty(p.outside.path());
-    let inside = p.rootfs.path().join(p.outside.path().strip_prefix("/").unwrap());
+    let inside = p
+        .rootfs
+        .path()
+        .join(p.outside.path().strip_prefix("/").unwrap());
     assert!(inside.join("secrets/db").is_file());
     assert!(inside.join("vol").is_dir());
     let e = mount_target(root.as_fd(), "/data/vol", TargetKind::File).unwrap_err();
@@ -116,12 +170,39 @@ fn files_get_their_mode_and_owner_and_special_files_are_refused() {
     let rootfs = tempfile::tempdir().unwrap();
     let root = root_fd(rootfs.path());
     std::fs::write(rootfs.path().join("old"), "previous longer content").unwrap();
-    write_file(root.as_fd(), "/old", b"new", 0o640, Owner { uid: 1234, gid: 5678 }).unwrap();
+    write_file(
+        root.as_fd(),
+        "/old",
+        b"new",
+        0o640,
+        Owner {
+            uid: 1234,
+            gid: 5678,
+        },
+    )
+    .unwrap();
     let m = std::fs::metadata(rootfs.path().join("old")).unwrap();
-    assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (1234, 5678, 0o640));
+    assert_eq!(
+        (m.uid(), m.gid(), m.permissions().mode() & 0o7777),
+        (1234, 5678, 0o640)
+    );
     assert_eq!(std::fs::read(rootfs.path().join("old")).unwrap(), b"new");
-    write_file(root.as_fd(), "/deep/er/file", b"x", 0o600, Owner { uid: 0, gid: 0 }).unwrap();
-    assert_eq!(std::fs::metadata(rootfs.path().join("deep/er")).unwrap().permissions().mode() & 0o777, 0o755);
+    write_file(
+        root.as_fd(),
+        "/deep/er/file",
+        b"x",
+        0o600,
+        Owner { uid: 0, gid: 0 },
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::metadata(rootfs.path().join("deep/er"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
     nix::unistd::mkfifo(&rootfs.path().join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
     // O_NONBLOCK: a FIFO without reader fails at once instead of hanging.
     assert!(write_file(root.as_fd(), "/fifo", b"x", 0o644, Owner { uid: 0, gid: 0 }).is_err());

@@ -214,7 +214,8 @@ pub(crate) fn write_file(dir: RawFd, f: &FileConfig) -> SysResult<()> {
     };
     let mut pbuf = [0u8; PATH_BUF];
     let mut lbuf = [0u8; PATH_BUF];
-    let parent = open_in_root(dir, c_in(&mut pbuf, parent_path)?, libc::O_PATH | libc::O_DIRECTORY)?;
+    // Missing folders on the way are made (0755, root's), each resolved inside the root.
+    let parent = open_or_create(dir, c_in(&mut pbuf, parent_path)?, true)?;
     let leaf = c_in(&mut lbuf, leaf)?;
     let fd = sys::openat2(parent, leaf, libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0o600, 0);
     sys::close(parent);

@@ -41,7 +41,12 @@ enum Target {
 enum Insn {
     Ld(u32),
     And(u32),
-    Jump { code: u16, k: u32, jt: Target, jf: Target },
+    Jump {
+        code: u16,
+        k: u32,
+        jt: Target,
+        jf: Target,
+    },
     Ja(Label),
     Ret(u32),
     Mark(Label),
@@ -87,15 +92,18 @@ impl Asm {
         loop {
             let (at, labels) = self.positions();
             let far = self.insns.iter().enumerate().find_map(|(n, i)| match *i {
-                Insn::Jump { jt: Target::To(l), .. } | Insn::Jump { jf: Target::To(l), .. }
-                    if labels[l.0] - at[n] - 1 > 255 =>
-                {
-                    Some(n)
+                Insn::Jump {
+                    jt: Target::To(l), ..
                 }
+                | Insn::Jump {
+                    jf: Target::To(l), ..
+                } if labels[l.0] - at[n] - 1 > 255 => Some(n),
                 _ => None,
             });
             let Some(n) = far else { break };
-            let Insn::Jump { code, k, jt, jf } = self.insns[n] else { unreachable!() };
+            let Insn::Jump { code, k, jt, jf } = self.insns[n] else {
+                unreachable!()
+            };
             // `j? k, T, F` becomes `j? k, +0, skip; ja T; skip: ja F; after:`.
             let (skip, after) = (self.label(), self.label());
             let target = |t: Target| match t {
@@ -103,7 +111,12 @@ impl Asm {
                 Target::Next => after,
             };
             let mut replacement = vec![
-                Insn::Jump { code, k, jt: Target::Next, jf: Target::To(skip) },
+                Insn::Jump {
+                    code,
+                    k,
+                    jt: Target::Next,
+                    jf: Target::To(skip),
+                },
                 Insn::Ja(target(jt)),
                 Insn::Mark(skip),
             ];
@@ -126,7 +139,12 @@ impl Asm {
             out.push(match *i {
                 Insn::Ld(off) => stmt(BPF_LD_W_ABS, off),
                 Insn::And(k) => stmt(BPF_ALU_AND_K, k),
-                Insn::Jump { code, k, jt, jf } => sock_filter { code, jt: rel(pc, jt), jf: rel(pc, jf), k },
+                Insn::Jump { code, k, jt, jf } => sock_filter {
+                    code,
+                    jt: rel(pc, jt),
+                    jf: rel(pc, jf),
+                    k,
+                },
                 Insn::Ja(l) => stmt(BPF_JA, (labels[l.0] - pc - 1) as u32),
                 Insn::Ret(k) => stmt(BPF_RET_K, k),
                 Insn::Mark(_) => continue,
@@ -140,7 +158,12 @@ impl Asm {
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {
-    sock_filter { code, jt: 0, jf: 0, k }
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 /// Kills anything not of the filter's architecture (and, on x86_64, the x32 ABI).
@@ -255,7 +278,11 @@ fn arg_check(a: &mut Asm, c: &ArgCheck, pass: Label, fail: Label) {
             a.jump(BPF_JGT_K, hi, p, n);
             a.jump(BPF_JEQ_K, hi, n, f);
             a.push(Insn::Ld(lo_off));
-            let code = if c.op == CmpOp::Gt { BPF_JGT_K } else { BPF_JGE_K };
+            let code = if c.op == CmpOp::Gt {
+                BPF_JGT_K
+            } else {
+                BPF_JGE_K
+            };
             a.jump(code, lo, p, f);
         }
         CmpOp::Lt | CmpOp::Le => {
@@ -264,7 +291,11 @@ fn arg_check(a: &mut Asm, c: &ArgCheck, pass: Label, fail: Label) {
             a.jump(BPF_JEQ_K, hi, n, f);
             a.push(Insn::Ld(lo_off));
             // lo < v  <=>  !(lo >= v);  lo <= v  <=>  !(lo > v)
-            let code = if c.op == CmpOp::Lt { BPF_JGE_K } else { BPF_JGT_K };
+            let code = if c.op == CmpOp::Lt {
+                BPF_JGE_K
+            } else {
+                BPF_JGT_K
+            };
             a.jump(code, lo, f, p);
         }
         CmpOp::MaskedEq { mask } => {
@@ -285,7 +316,12 @@ pub fn compile_clone3_enosys(arch: Arch) -> BpfProgram {
     let allow = a.label();
     a.push(Insn::Ld(ARCH_OFFSET));
     // Foreign architectures are the main filter's business.
-    a.jump(BPF_JEQ_K, arch.audit_arch(), Target::Next, Target::To(allow));
+    a.jump(
+        BPF_JEQ_K,
+        arch.audit_arch(),
+        Target::Next,
+        Target::To(allow),
+    );
     a.push(Insn::Ld(NR_OFFSET));
     a.jump(BPF_JEQ_K, arch.clone3_nr(), Target::Next, Target::To(allow));
     a.push(Insn::Ret(Action::Errno(libc::ENOSYS as u16).ret()));

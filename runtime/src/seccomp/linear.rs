@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 
 use super::profile::{Action, CmpOp, ResolvedProfile};
@@ -32,11 +32,18 @@ pub fn compile_linear(p: &ResolvedProfile) -> Result<BpfProgram, SeccompError> {
     let clone3 = p.arch.clone3_nr();
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (&nr, v) in &p.syscalls {
-        if nr == clone3 && v.otherwise == Some(Action::Errno(libc::ENOSYS as u16)) && v.conditional.is_empty() {
+        if nr == clone3
+            && v.otherwise == Some(Action::Errno(libc::ENOSYS as u16))
+            && v.conditional.is_empty()
+        {
             continue; // the clone3 filter answers it
         }
-        if v.otherwise.is_some_and(|o| o != Action::Allow) || v.conditional.iter().any(|(_, a)| *a != Action::Allow) {
-            return Err(SeccompError::Linear(format!("syscall {nr} has an answer other than ALLOW or the default")));
+        if v.otherwise.is_some_and(|o| o != Action::Allow)
+            || v.conditional.iter().any(|(_, a)| *a != Action::Allow)
+        {
+            return Err(SeccompError::Linear(format!(
+                "syscall {nr} has an answer other than ALLOW or the default"
+            )));
         }
         let entry = rules.entry(i64::from(nr)).or_default();
         if v.otherwise == Some(Action::Allow) {
@@ -55,7 +62,8 @@ pub fn compile_linear(p: &ResolvedProfile) -> Result<BpfProgram, SeccompError> {
                         CmpOp::Ge => (SeccompCmpOp::Ge, c.value),
                         CmpOp::MaskedEq { mask } => (SeccompCmpOp::MaskedEq(mask), c.value),
                     };
-                    SeccompCondition::new(c.index, SeccompCmpArgLen::Qword, op, value).map_err(|e| err(&e))
+                    SeccompCondition::new(c.index, SeccompCmpArgLen::Qword, op, value)
+                        .map_err(|e| err(&e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             entry.push(SeccompRule::new(conds).map_err(|e| err(&e))?);
@@ -65,6 +73,7 @@ pub fn compile_linear(p: &ResolvedProfile) -> Result<BpfProgram, SeccompError> {
         Arch::X86_64 => TargetArch::x86_64,
         Arch::Aarch64 => TargetArch::aarch64,
     };
-    let filter = SeccompFilter::new(rules, action(p.default), SeccompAction::Allow, arch).map_err(|e| err(&e))?;
+    let filter = SeccompFilter::new(rules, action(p.default), SeccompAction::Allow, arch)
+        .map_err(|e| err(&e))?;
     BpfProgram::try_from(filter).map_err(|e| err(&e))
 }

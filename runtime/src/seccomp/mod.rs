@@ -17,6 +17,7 @@
 mod bpf;
 pub mod docker_format;
 mod linear;
+pub mod oci;
 pub mod profile;
 mod syscalls;
 
@@ -29,7 +30,9 @@ pub use seccompiler::{sock_filter, BpfProgram};
 pub use bpf::{compile_clone3_enosys, compile_tree};
 pub use docker_format::DockerProfile;
 pub use linear::compile_linear;
-pub use profile::{parse_docker_profile, resolve, Action, KernelVersion, ResolvedProfile, MOBY_DEFAULT};
+pub use profile::{
+    parse_docker_profile, resolve, Action, KernelVersion, ResolvedProfile, MOBY_DEFAULT,
+};
 
 use crate::capabilities::CapSet;
 
@@ -38,7 +41,10 @@ pub enum SeccompError {
     #[error("seccomp profile: {0}")]
     Profile(String),
     #[error("cannot read the seccomp profile {path}: {source}")]
-    ProfileFile { path: PathBuf, source: std::io::Error },
+    ProfileFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("seccomp profile {path}: {message}")]
     ProfileInvalid { path: PathBuf, message: String },
     #[error("cannot tell the kernel version: {0}")]
@@ -101,11 +107,20 @@ impl Arch {
         }
     }
 
+    /// A syscall's name by number on this architecture.
+    pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
+        self.table()
+            .iter()
+            .find(|(_, n)| *n == nr)
+            .map(|(name, _)| *name)
+    }
+
     /// A syscall's number on this architecture; `None` if it has no such syscall.
     pub fn syscall_nr(self, name: &str) -> Option<u32> {
         static MAPS: OnceLock<[HashMap<&'static str, u32>; 2]> = OnceLock::new();
         let maps = MAPS.get_or_init(|| {
-            [Arch::X86_64, Arch::Aarch64].map(|a| a.table().iter().copied().collect::<HashMap<_, _>>())
+            [Arch::X86_64, Arch::Aarch64]
+                .map(|a| a.table().iter().copied().collect::<HashMap<_, _>>())
         });
         maps[self as usize].get(name).copied()
     }
@@ -134,15 +149,25 @@ impl SeccompPolicy {
 
     /// Reads a Docker-format JSON profile.
     pub fn load(path: &Path) -> Result<SeccompPolicy, SeccompError> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| SeccompError::ProfileFile { path: path.to_owned(), source })?;
+        let json = std::fs::read_to_string(path).map_err(|source| SeccompError::ProfileFile {
+            path: path.to_owned(),
+            source,
+        })?;
         let profile = parse_docker_profile(&json).map_err(|e| SeccompError::ProfileInvalid {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
         // Resolve once now so a bad rule is reported at plan time, not at start.
-        resolve(&profile, Arch::native(), KernelVersion(u32::MAX, 0), CapSet(u64::MAX))
-            .map_err(|e| SeccompError::ProfileInvalid { path: path.to_owned(), message: e.to_string() })?;
+        resolve(
+            &profile,
+            Arch::native(),
+            KernelVersion(u32::MAX, 0),
+            CapSet(u64::MAX),
+        )
+        .map_err(|e| SeccompError::ProfileInvalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         Ok(SeccompPolicy::Profile(Arc::new(profile)))
     }
 }
@@ -153,6 +178,16 @@ pub struct SeccompPrograms {
     pub main: BpfProgram,
     /// Needed only when `main` cannot answer clone3 with ENOSYS itself (the seccompiler layout).
     pub clone3_enosys: Option<BpfProgram>,
+}
+
+impl SeccompPrograms {
+    /// The programs in installation order, as the spawner's plan carries them.
+    pub fn to_plan(&self) -> Vec<crate::spawn::plan::BpfProgram> {
+        std::iter::once(&self.main)
+            .chain(self.clone3_enosys.as_ref())
+            .map(|p| p.clone().into())
+            .collect()
+    }
 }
 
 /// How `main` is laid out.
@@ -168,12 +203,20 @@ pub enum Layout {
 /// Resolves and compiles `policy` for a container whose bounding set is `caps`, for the native
 /// architecture and the running kernel. `None` for `Unconfined`. The default profile's programs
 /// are cached per capability set, so repeated starts cost a hash lookup.
-pub fn programs(policy: &SeccompPolicy, caps: CapSet) -> Result<Option<Arc<SeccompPrograms>>, SeccompError> {
+pub fn programs(
+    policy: &SeccompPolicy,
+    caps: CapSet,
+) -> Result<Option<Arc<SeccompPrograms>>, SeccompError> {
     static CACHE: Mutex<Option<HashMap<CapSet, Arc<SeccompPrograms>>>> = Mutex::new(None);
     let profile = match policy {
         SeccompPolicy::Unconfined => return Ok(None),
         SeccompPolicy::Default => {
-            if let Some(hit) = CACHE.lock().unwrap().get_or_insert_with(HashMap::new).get(&caps) {
+            if let Some(hit) = CACHE
+                .lock()
+                .unwrap()
+                .get_or_insert_with(HashMap::new)
+                .get(&caps)
+            {
                 return Ok(Some(hit.clone()));
             }
             &MOBY_DEFAULT
@@ -183,16 +226,24 @@ pub fn programs(policy: &SeccompPolicy, caps: CapSet) -> Result<Option<Arc<Secco
     let resolved = resolve(profile, Arch::native(), KernelVersion::running()?, caps)?;
     let compiled = Arc::new(compile(&resolved, Layout::Tree)?);
     if *policy == SeccompPolicy::Default {
-        CACHE.lock().unwrap().get_or_insert_with(HashMap::new).insert(caps, compiled.clone());
+        CACHE
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(caps, compiled.clone());
     }
     Ok(Some(compiled))
 }
 
 /// Compiles a resolved profile with the chosen layout.
 pub fn compile(p: &ResolvedProfile, layout: Layout) -> Result<SeccompPrograms, SeccompError> {
-    let clone3_enosys = p.evaluate(p.arch.clone3_nr(), &[0; 6]) == Action::Errno(libc::ENOSYS as u16);
+    let clone3_enosys =
+        p.evaluate(p.arch.clone3_nr(), &[0; 6]) == Action::Errno(libc::ENOSYS as u16);
     Ok(match layout {
-        Layout::Tree => SeccompPrograms { main: compile_tree(p)?, clone3_enosys: None },
+        Layout::Tree => SeccompPrograms {
+            main: compile_tree(p)?,
+            clone3_enosys: None,
+        },
         Layout::Linear => SeccompPrograms {
             main: compile_linear(p)?,
             clone3_enosys: clone3_enosys.then(|| compile_clone3_enosys(p.arch)),
@@ -203,10 +254,18 @@ pub fn compile(p: &ResolvedProfile, layout: Layout) -> Result<SeccompPrograms, S
 /// Installs one filter on the calling thread. Async-signal-safe (no allocation), for the
 /// spawner's child; needs `PR_SET_NO_NEW_PRIVS` set first (or CAP_SYS_ADMIN).
 pub fn install(program: &[sock_filter]) -> Result<(), nix::errno::Errno> {
-    let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: `prog` points at `program`, alive for the call; the kernel copies the program.
     let rc = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if rc == 0 {
         Ok(())

@@ -40,7 +40,8 @@ impl Action {
     fn parse(name: &str, errno: Option<u32>) -> Result<Action, SeccompError> {
         let data = |default: u32| -> Result<u16, SeccompError> {
             let v = errno.unwrap_or(default);
-            u16::try_from(v).map_err(|_| SeccompError::Profile(format!("errnoRet {v} is out of range")))
+            u16::try_from(v)
+                .map_err(|_| SeccompError::Profile(format!("errnoRet {v} is out of range")))
         };
         Ok(match name {
             "SCMP_ACT_ALLOW" => Action::Allow,
@@ -79,7 +80,9 @@ pub enum CmpOp {
     Gt,
     Ge,
     /// `(arg & mask) == value`.
-    MaskedEq { mask: u64 },
+    MaskedEq {
+        mask: u64,
+    },
 }
 
 impl ArgCheck {
@@ -87,7 +90,9 @@ impl ArgCheck {
         let index = u8::try_from(a.index)
             .ok()
             .filter(|i| *i < 6)
-            .ok_or_else(|| SeccompError::Profile(format!("argument index {} is not 0-5", a.index)))?;
+            .ok_or_else(|| {
+                SeccompError::Profile(format!("argument index {} is not 0-5", a.index))
+            })?;
         let (op, value) = match a.op.as_ref() {
             "SCMP_CMP_EQ" => (CmpOp::Eq, a.value),
             "SCMP_CMP_NE" => (CmpOp::Ne, a.value),
@@ -97,7 +102,11 @@ impl ArgCheck {
             "SCMP_CMP_GE" => (CmpOp::Ge, a.value),
             // Docker: `value` is the mask, `valueTwo` the expected result.
             "SCMP_CMP_MASKED_EQ" => (CmpOp::MaskedEq { mask: a.value }, a.value_two),
-            other => return Err(SeccompError::Profile(format!("comparison `{other}` is not supported"))),
+            other => {
+                return Err(SeccompError::Profile(format!(
+                    "comparison `{other}` is not supported"
+                )))
+            }
         };
         Ok(ArgCheck { index, op, value })
     }
@@ -138,7 +147,9 @@ pub struct ResolvedProfile {
 impl ResolvedProfile {
     /// The action for a syscall with these arguments (what the compiled filter must answer).
     pub fn evaluate(&self, nr: u32, args: &[u64; 6]) -> Action {
-        let Some(v) = self.syscalls.get(&nr) else { return self.default };
+        let Some(v) = self.syscalls.get(&nr) else {
+            return self.default;
+        };
         for (checks, action) in &v.conditional {
             if checks.iter().all(|c| c.matches(args[usize::from(c.index)])) {
                 return *action;
@@ -165,7 +176,9 @@ impl KernelVersion {
     pub fn running() -> Result<KernelVersion, SeccompError> {
         let uts = nix::sys::utsname::uname().map_err(|e| SeccompError::Kernel(e.to_string()))?;
         let release = uts.release().to_string_lossy().into_owned();
-        KernelVersion::parse(&release).ok_or(SeccompError::Kernel(format!("unreadable release `{release}`")))
+        KernelVersion::parse(&release).ok_or(SeccompError::Kernel(format!(
+            "unreadable release `{release}`"
+        )))
     }
 }
 
@@ -182,7 +195,12 @@ pub fn resolve(
     caps: CapSet,
 ) -> Result<ResolvedProfile, SeccompError> {
     let default = Action::parse(&profile.default_action, profile.default_errno_ret)?;
-    let mut resolved = ResolvedProfile { arch, default, syscalls: BTreeMap::new(), unknown: Vec::new() };
+    let mut resolved = ResolvedProfile {
+        arch,
+        default,
+        syscalls: BTreeMap::new(),
+        unknown: Vec::new(),
+    };
     for rule in profile.syscalls.as_deref().unwrap_or_default() {
         if !applies(rule, arch, kernel, caps)? {
             continue;
@@ -207,7 +225,11 @@ pub fn resolve(
             if checks.is_empty() {
                 // The first unconditional rule decides; a later one cannot change it.
                 verdict.otherwise.get_or_insert(action);
-            } else if !verdict.conditional.iter().any(|(c, a)| *c == checks && *a == action) {
+            } else if !verdict
+                .conditional
+                .iter()
+                .any(|(c, a)| *c == checks && *a == action)
+            {
                 verdict.conditional.push((checks.clone(), action));
             }
         }
@@ -217,29 +239,49 @@ pub fn resolve(
         let fallback = verdict.otherwise.unwrap_or(default);
         verdict.conditional.retain(|(_, a)| *a != fallback);
     }
-    resolved.syscalls.retain(|_, v| !(v.conditional.is_empty() && v.otherwise.unwrap_or(default) == default));
+    resolved
+        .syscalls
+        .retain(|_, v| !(v.conditional.is_empty() && v.otherwise.unwrap_or(default) == default));
     Ok(resolved)
 }
 
 fn rule_names(rule: &SyscallRule) -> Result<Vec<&str>, SeccompError> {
-    let mut names: Vec<&str> = rule.names.as_deref().unwrap_or_default().iter().map(|n| n.as_ref()).collect();
+    let mut names: Vec<&str> = rule
+        .names
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.as_ref())
+        .collect();
     if let Some(n) = &rule.name {
         names.push(n);
     }
     if names.is_empty() {
-        return Err(SeccompError::Profile(format!("a rule with action {} names no syscall", rule.action)));
+        return Err(SeccompError::Profile(format!(
+            "a rule with action {} names no syscall",
+            rule.action
+        )));
     }
     Ok(names)
 }
 
 /// Moby's `includes`/`excludes` semantics: includes need every capability listed and the
 /// architecture listed; excludes drop the rule if any capability or the architecture is listed.
-fn applies(rule: &SyscallRule, arch: Arch, kernel: KernelVersion, caps: CapSet) -> Result<bool, SeccompError> {
+fn applies(
+    rule: &SyscallRule,
+    arch: Arch,
+    kernel: KernelVersion,
+    caps: CapSet,
+) -> Result<bool, SeccompError> {
     let empty = RuleFilter::default();
     let inc = rule.includes.as_ref().unwrap_or(&empty);
     let exc = rule.excludes.as_ref().unwrap_or(&empty);
     let list = |l: &Option<Cow<'static, [Cow<'static, str>]>>| -> Vec<String> {
-        l.as_deref().unwrap_or_default().iter().map(|s| s.to_string()).collect()
+        l.as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     };
     let has_cap = |name: &str| -> Result<bool, SeccompError> {
         let idx = cap_index(name).map_err(|e| SeccompError::Profile(e.to_string()))?;
@@ -264,7 +306,11 @@ fn applies(rule: &SyscallRule, arch: Arch, kernel: KernelVersion, caps: CapSet) 
     }
     let min = |v: &Option<Cow<'static, str>>| -> Result<Option<KernelVersion>, SeccompError> {
         v.as_deref()
-            .map(|s| KernelVersion::parse(s).ok_or_else(|| SeccompError::Profile(format!("minKernel `{s}` is not a version"))))
+            .map(|s| {
+                KernelVersion::parse(s).ok_or_else(|| {
+                    SeccompError::Profile(format!("minKernel `{s}` is not a version"))
+                })
+            })
             .transpose()
     };
     if let Some(m) = min(&inc.min_kernel)? {

@@ -710,4 +710,3 @@ pub(super) const AARCH64: &[(&str, u32)] = &[
     ("removexattrat", 466),
     ("open_tree_attr", 467),
 ];
-

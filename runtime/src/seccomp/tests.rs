@@ -11,7 +11,9 @@ fn moby(arch: Arch, caps: CapSet) -> ResolvedProfile {
 }
 
 fn nr(name: &str) -> u32 {
-    Arch::X86_64.syscall_nr(name).unwrap_or_else(|| panic!("{name} has no number"))
+    Arch::X86_64
+        .syscall_nr(name)
+        .unwrap_or_else(|| panic!("{name} has no number"))
 }
 
 const EPERM: Action = Action::Errno(libc::EPERM as u16);
@@ -30,22 +32,49 @@ fn default_profile_resolves_as_moby_does() {
     let none = [0u64; 6];
     assert_eq!(p.evaluate(nr("read"), &none), Action::Allow);
     // Namespaces, mounts and kcmp need capabilities the default set lacks.
-    for name in ["unshare", "mount", "setns", "kcmp", "pidfd_getfd", "bpf", "reboot"] {
+    for name in [
+        "unshare",
+        "mount",
+        "setns",
+        "kcmp",
+        "pidfd_getfd",
+        "bpf",
+        "reboot",
+    ] {
         assert_eq!(p.evaluate(nr(name), &none), EPERM, "{name}");
     }
     // ptrace itself is allowed from Linux 4.8 on (Moby's minKernel rule).
     assert_eq!(p.evaluate(nr("ptrace"), &none), Action::Allow);
     assert_eq!(p.evaluate(nr("clone3"), &none), ENOSYS);
     // clone: threads yes, new namespaces no.
-    let thread_flags = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
-    assert_eq!(p.evaluate(nr("clone"), &[thread_flags, 0, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), EPERM);
+    let thread_flags = (libc::CLONE_VM
+        | libc::CLONE_FS
+        | libc::CLONE_FILES
+        | libc::CLONE_SIGHAND
+        | libc::CLONE_THREAD) as u64;
+    assert_eq!(
+        p.evaluate(nr("clone"), &[thread_flags, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        EPERM
+    );
     // socket: every family but AF_VSOCK (40).
-    assert_eq!(p.evaluate(nr("socket"), &[libc::AF_INET as u64, 0, 0, 0, 0, 0]), Action::Allow);
-    assert_eq!(p.evaluate(nr("socket"), &[libc::AF_VSOCK as u64, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        p.evaluate(nr("socket"), &[libc::AF_INET as u64, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        p.evaluate(nr("socket"), &[libc::AF_VSOCK as u64, 0, 0, 0, 0, 0]),
+        EPERM
+    );
     // Names of other architectures are skipped, not errors.
     assert!(p.unknown.iter().any(|n| n == "chown32"));
-    assert!(!p.unknown.iter().any(|n| n == "mseal" || n == "listmount"), "new syscalls are numbered");
+    assert!(
+        !p.unknown.iter().any(|n| n == "mseal" || n == "listmount"),
+        "new syscalls are numbered"
+    );
 }
 
 #[test]
@@ -59,11 +88,22 @@ fn cap_add_opens_the_matching_syscalls() {
     for name in ["unshare", "mount", "setns", "clone3"] {
         assert_eq!(p.evaluate(nr(name), &none), Action::Allow, "{name}");
     }
-    assert_eq!(p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(
+        p.evaluate(nr("clone"), &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
     // Dropping a default capability closes its syscall.
-    let no_chroot = capabilities::resolve(&[], &["SYS_CHROOT".to_string()], true).unwrap().bounding;
-    assert_eq!(moby(Arch::X86_64, no_chroot).evaluate(nr("chroot"), &none), EPERM);
-    assert_eq!(moby(Arch::X86_64, caps(&[])).evaluate(nr("chroot"), &none), Action::Allow);
+    let no_chroot = capabilities::resolve(&[], &["SYS_CHROOT".to_string()], true)
+        .unwrap()
+        .bounding;
+    assert_eq!(
+        moby(Arch::X86_64, no_chroot).evaluate(nr("chroot"), &none),
+        EPERM
+    );
+    assert_eq!(
+        moby(Arch::X86_64, caps(&[])).evaluate(nr("chroot"), &none),
+        Action::Allow
+    );
 }
 
 #[test]
@@ -74,8 +114,14 @@ fn min_kernel_and_arches_are_honoured() {
     assert_eq!(x86.evaluate(nr("arch_prctl"), &[0; 6]), Action::Allow);
     let arm = moby(Arch::Aarch64, caps(&[]));
     assert!(Arch::Aarch64.syscall_nr("arch_prctl").is_none());
-    assert_eq!(arm.evaluate(Arch::Aarch64.syscall_nr("openat").unwrap(), &[0; 6]), Action::Allow);
-    assert_eq!(KernelVersion::parse("6.18.44-fc-v595"), Some(KernelVersion(6, 18)));
+    assert_eq!(
+        arm.evaluate(Arch::Aarch64.syscall_nr("openat").unwrap(), &[0; 6]),
+        Action::Allow
+    );
+    assert_eq!(
+        KernelVersion::parse("6.18.44-fc-v595"),
+        Some(KernelVersion(6, 18))
+    );
 }
 
 #[test]
@@ -107,7 +153,9 @@ fn user_profiles_load_and_bad_ones_say_why() {
     assert_eq!(r.evaluate(nr("mkdirat"), &[0; 6]), Action::Errno(13));
     assert_eq!(r.evaluate(nr("unshare"), &[0; 6]), Action::Allow);
     let bad = parse_docker_profile(r#"{"defaultAction":"SCMP_ACT_NOTIFY","syscalls":[]}"#).unwrap();
-    let err = resolve(&bad, Arch::X86_64, KernelVersion(6, 18), caps(&[])).unwrap_err().to_string();
+    let err = resolve(&bad, Arch::X86_64, KernelVersion(6, 18), caps(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("SCMP_ACT_NOTIFY"), "{err}");
     assert!(parse_docker_profile("{").is_err());
 }
@@ -165,7 +213,22 @@ fn run_stack(progs: &[&[sock_filter]], arch: u32, nr: u32, args: &[u64; 6]) -> u
 
 fn arg_samples() -> Vec<[u64; 6]> {
     let mut v = vec![[0; 6]];
-    let edges = [0u64, 1, 8, 37, 38, 39, 40, 41, 0x20000, 0x7E02_0000, 0xffff_ffff, 1 << 32, (1 << 32) + 39, u64::MAX];
+    let edges = [
+        0u64,
+        1,
+        8,
+        37,
+        38,
+        39,
+        40,
+        41,
+        0x20000,
+        0x7E02_0000,
+        0xffff_ffff,
+        1 << 32,
+        (1 << 32) + 39,
+        u64::MAX,
+    ];
     for e in edges {
         v.push([e, e, e, e, e, e]);
         v.push([e, 0, 0, 0, 0, 0]);
@@ -188,11 +251,18 @@ fn assert_same_answers(p: &ResolvedProfile, progs: &[&[sock_filter]], kills_x32:
             } else {
                 p.evaluate(nr, &args).ret()
             };
-            assert_eq!(run_stack(progs, arch, nr, &args), expected, "syscall {nr} args {args:x?}");
+            assert_eq!(
+                run_stack(progs, arch, nr, &args),
+                expected,
+                "syscall {nr} args {args:x?}"
+            );
         }
     }
     // Other architectures are killed.
-    assert_eq!(run_stack(progs, 0x4000_0003, 1, &[0; 6]), libc::SECCOMP_RET_KILL_PROCESS);
+    assert_eq!(
+        run_stack(progs, 0x4000_0003, 1, &[0; 6]),
+        libc::SECCOMP_RET_KILL_PROCESS
+    );
 }
 
 #[test]
@@ -212,17 +282,32 @@ fn tree_filter_answers_exactly_as_the_profile() {
 fn seccompiler_filter_plus_clone3_filter_answer_the_same() {
     let p = moby(Arch::X86_64, caps(&[]));
     let c = compile(&p, Layout::Linear).unwrap();
-    let clone3 = c.clone3_enosys.as_ref().expect("default caps need the clone3 filter");
+    let clone3 = c
+        .clone3_enosys
+        .as_ref()
+        .expect("default caps need the clone3 filter");
     assert_same_answers(&p, &[&c.main, clone3], false);
     let tree = compile(&p, Layout::Tree).unwrap();
-    eprintln!("Moby default, x86_64: linear {} instructions, tree {}", c.main.len(), tree.main.len());
+    eprintln!(
+        "Moby default, x86_64: linear {} instructions, tree {}",
+        c.main.len(),
+        tree.main.len()
+    );
     assert!(tree.main.len() * 4 < c.main.len());
 }
 
 #[test]
 fn every_comparison_and_far_jumps_compile_correctly() {
     // Many checked syscalls push the tree's jumps beyond 255 instructions.
-    let ops = ["SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_GT", "SCMP_CMP_GE", "SCMP_CMP_MASKED_EQ"];
+    let ops = [
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_NE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_MASKED_EQ",
+    ];
     let values = [0u64, 38, 0xffff_ffff, 1 << 32, (1 << 32) + 39];
     let mut rules = Vec::new();
     for (n, (name, _)) in super::syscalls::X86_64.iter().take(140).enumerate() {
@@ -234,10 +319,23 @@ fn every_comparison_and_far_jumps_compile_correctly() {
             v & 0xffff_0000_ffff
         ));
     }
-    let json = format!(r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{}]}}"#, rules.join(","));
-    let p = resolve(&parse_docker_profile(&json).unwrap(), Arch::X86_64, KernelVersion(6, 18), CapSet::EMPTY).unwrap();
+    let json = format!(
+        r#"{{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{}]}}"#,
+        rules.join(",")
+    );
+    let p = resolve(
+        &parse_docker_profile(&json).unwrap(),
+        Arch::X86_64,
+        KernelVersion(6, 18),
+        CapSet::EMPTY,
+    )
+    .unwrap();
     let c = compile(&p, Layout::Tree).unwrap();
-    assert!(c.main.len() > 600, "the test needs far jumps: {} instructions", c.main.len());
+    assert!(
+        c.main.len() > 600,
+        "the test needs far jumps: {} instructions",
+        c.main.len()
+    );
     assert_same_answers(&p, &[&c.main], true);
     let lin = compile(&p, Layout::Linear).unwrap();
     assert_same_answers(&p, &[&lin.main], false);
@@ -245,10 +343,29 @@ fn every_comparison_and_far_jumps_compile_correctly() {
 
 #[test]
 fn programs_are_cached_per_capability_set_and_unconfined_has_none() {
-    let a = programs(&SeccompPolicy::Default, caps(&[])).unwrap().unwrap();
-    let b = programs(&SeccompPolicy::Default, caps(&[])).unwrap().unwrap();
+    let a = programs(&SeccompPolicy::Default, caps(&[]))
+        .unwrap()
+        .unwrap();
+    let b = programs(&SeccompPolicy::Default, caps(&[]))
+        .unwrap()
+        .unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
-    let c = programs(&SeccompPolicy::Default, caps(&["SYS_PTRACE"])).unwrap().unwrap();
+    let c = programs(&SeccompPolicy::Default, caps(&["SYS_PTRACE"]))
+        .unwrap()
+        .unwrap();
     assert_ne!(a.main, c.main);
-    assert!(programs(&SeccompPolicy::Unconfined, caps(&[])).unwrap().is_none());
+    assert!(programs(&SeccompPolicy::Unconfined, caps(&[]))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn plan_programs_keep_the_installation_order() {
+    let p = moby(Arch::X86_64, caps(&[]));
+    let lin = compile(&p, Layout::Linear).unwrap();
+    let plan = lin.to_plan();
+    assert_eq!(plan.len(), 2);
+    assert_eq!(plan[0].0.len(), lin.main.len());
+    assert_eq!(plan[1].0.len(), lin.clone3_enosys.as_ref().unwrap().len());
+    assert_eq!(compile(&p, Layout::Tree).unwrap().to_plan().len(), 1);
 }

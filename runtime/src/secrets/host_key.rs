@@ -6,7 +6,7 @@ use std::fs::{DirBuilder, File};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -45,40 +45,77 @@ impl HostKey {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 std::fs::create_dir_all(root).map_err(io(root))?;
-                DirBuilder::new().mode(0o700).create(&dir).or_else(|e| {
-                    if e.kind() == ErrorKind::AlreadyExists { Ok(()) } else { Err(e) }
-                }).map_err(io(&dir))?;
+                DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .or_else(|e| {
+                        if e.kind() == ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(io(&dir))?;
             }
             Err(e) => return Err(io(&dir)(e)),
         }
-        let dirfd = nix::fcntl::open(&dir, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY, Mode::empty())
-            .map_err(|e| io(&dir)(e.into()))?;
-        let meta = File::from(dirfd.try_clone().map_err(io(&dir))?).metadata().map_err(io(&dir))?;
+        let dirfd = nix::fcntl::open(
+            &dir,
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .map_err(|e| io(&dir)(e.into()))?;
+        let meta = File::from(dirfd.try_clone().map_err(io(&dir))?)
+            .metadata()
+            .map_err(io(&dir))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(SecretError::KeyPermissions { path: dir, mode: meta.permissions().mode() & 0o7777 });
+            return Err(SecretError::KeyPermissions {
+                path: dir,
+                mode: meta.permissions().mode() & 0o7777,
+            });
         }
         let key_path = dir.join("secret.key");
         loop {
-            match openat(&dirfd, "secret.key", OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+            match openat(
+                &dirfd,
+                "secret.key",
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) {
                 Ok(fd) => return read_key(File::from(fd), &key_path),
                 Err(nix::errno::Errno::ENOENT) => {}
                 Err(e) => return Err(io(&key_path)(e.into())),
             }
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
-            getrandom::getrandom(key.as_mut()).map_err(|e| io(&key_path)(std::io::Error::other(e.to_string())))?;
-            let tmp = format!("secret.key.tmp-{}-{}", std::process::id(), hex::encode(&key[..4]));
+            getrandom::getrandom(key.as_mut())
+                .map_err(|e| io(&key_path)(std::io::Error::other(e.to_string())))?;
+            let tmp = format!(
+                "secret.key.tmp-{}-{}",
+                std::process::id(),
+                hex::encode(&key[..4])
+            );
             let fd = openat(
                 &dirfd,
                 tmp.as_str(),
-                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
             .map_err(|e| io(&key_path)(e.into()))?;
             let mut f = File::from(fd);
             let written = f.write_all(key.as_ref()).and_then(|_| f.sync_all());
             let renamed = written.map_err(io(&key_path)).and_then(|_| {
-                renameat2(&dirfd, tmp.as_str(), &dirfd, "secret.key", RenameFlags::RENAME_NOREPLACE)
-                    .map_err(|e| io(&key_path)(e.into()))
+                renameat2(
+                    &dirfd,
+                    tmp.as_str(),
+                    &dirfd,
+                    "secret.key",
+                    RenameFlags::RENAME_NOREPLACE,
+                )
+                .map_err(|e| io(&key_path)(e.into()))
             });
             match renamed {
                 Ok(()) => {
@@ -86,9 +123,14 @@ impl HostKey {
                     return Ok(HostKey(key));
                 }
                 Err(e) => {
-                    let _ = nix::unistd::unlinkat(&dirfd, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+                    let _ = nix::unistd::unlinkat(
+                        &dirfd,
+                        tmp.as_str(),
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    );
                     // Someone else created it first: read theirs.
-                    if !matches!(&e, SecretError::HostKey { source, .. } if source.raw_os_error() == Some(libc::EEXIST)) {
+                    if !matches!(&e, SecretError::HostKey { source, .. } if source.raw_os_error() == Some(libc::EEXIST))
+                    {
                         return Err(e);
                     }
                 }
@@ -119,7 +161,8 @@ impl HostKey {
             // The length too, so a shorter secret is not a prefix of a longer one.
             info.extend_from_slice(&(length as u64).to_be_bytes());
             info.extend_from_slice(&counter.to_be_bytes());
-            hk.expand(&info, block.as_mut()).expect("255 bytes is within HKDF's limit");
+            hk.expand(&info, block.as_mut())
+                .expect("255 bytes is within HKDF's limit");
             // 248 = 4 * 62: bytes above it would favour the first characters.
             for &b in block.iter().filter(|b| **b < 248) {
                 if out.len() == length {
@@ -135,20 +178,30 @@ impl HostKey {
     /// HMAC-SHA256 of a secret's content under the host key: compare contents later (did the
     /// file or variable change?) without keeping them.
     pub fn fingerprint(&self, value: &SecretValue) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
         mac.update(value.expose());
         mac.finalize().into_bytes().into()
     }
 }
 
-fn read_key(mut f: File, path: &PathBuf) -> Result<HostKey, SecretError> {
-    let err = |source| SecretError::HostKey { path: path.clone(), source };
+fn read_key(mut f: File, path: &Path) -> Result<HostKey, SecretError> {
+    let err = |source| SecretError::HostKey {
+        path: path.to_owned(),
+        source,
+    };
     let meta = f.metadata().map_err(err)?;
     if !meta.is_file() || meta.mode() & 0o077 != 0 {
-        return Err(SecretError::KeyPermissions { path: path.clone(), mode: meta.mode() & 0o7777 });
+        return Err(SecretError::KeyPermissions {
+            path: path.to_owned(),
+            mode: meta.mode() & 0o7777,
+        });
     }
     if meta.len() != KEY_LEN as u64 {
-        return Err(SecretError::KeyInvalid { path: path.clone(), len: meta.len() });
+        return Err(SecretError::KeyInvalid {
+            path: path.to_owned(),
+            len: meta.len(),
+        });
     }
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     f.read_exact(key.as_mut()).map_err(err)?;

@@ -32,21 +32,34 @@ pub const SECRETS_TMPFS_SIZE: u64 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("host key {path}: {source}")]
-    HostKey { path: PathBuf, source: std::io::Error },
+    HostKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("host key {path} is readable by others (mode {mode:o}); it must be 0600 in a 0700 folder owned by root")]
     KeyPermissions { path: PathBuf, mode: u32 },
     #[error("host key {path} holds {len} bytes, not 32: restore it from a backup, or remove it to make new generated secrets")]
     KeyInvalid { path: PathBuf, len: u64 },
     #[error("secret `{name}`: cannot read {path}: {source}")]
-    FromFile { name: String, path: PathBuf, source: std::io::Error },
+    FromFile {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("secret `{name}`: the environment variable `{var}` is not set")]
     FromEnv { name: String, var: String },
     #[error("secret `{0}` is used but not defined by the app")]
     Undefined(String),
     #[error("secrets tmpfs: {step} failed: {errno}")]
-    Tmpfs { step: &'static str, errno: nix::errno::Errno },
+    Tmpfs {
+        step: &'static str,
+        errno: nix::errno::Errno,
+    },
     #[error("secrets tmpfs: cannot write the file for {path}: {errno}")]
-    Write { path: String, errno: nix::errno::Errno },
+    Write {
+        path: String,
+        errno: nix::errno::Errno,
+    },
     #[error("secrets tmpfs is full: the secrets of one container may take at most 1 MiB")]
     Full,
 }
@@ -75,14 +88,28 @@ impl fmt::Debug for SecretValue {
 
 /// Resolves one secret: read from its file or variable, or derived from the host key with the
 /// app's generation number (kept in the app's record).
-pub fn resolve(def: &SecretDef, app: &str, generation: u64, key: &HostKey) -> Result<SecretValue, SecretError> {
+pub fn resolve(
+    def: &SecretDef,
+    app: &str,
+    generation: u64,
+    key: &HostKey,
+) -> Result<SecretValue, SecretError> {
     match &def.source {
-        SecretSource::FromFile(path) => std::fs::read(path)
-            .map(SecretValue::new)
-            .map_err(|source| SecretError::FromFile { name: def.name.clone(), path: path.clone(), source }),
+        SecretSource::FromFile(path) => {
+            std::fs::read(path)
+                .map(SecretValue::new)
+                .map_err(|source| SecretError::FromFile {
+                    name: def.name.clone(),
+                    path: path.clone(),
+                    source,
+                })
+        }
         SecretSource::FromEnv(var) => std::env::var_os(var)
             .map(|v| SecretValue::new(std::os::unix::ffi::OsStringExt::into_vec(v)))
-            .ok_or_else(|| SecretError::FromEnv { name: def.name.clone(), var: var.clone() }),
+            .ok_or_else(|| SecretError::FromEnv {
+                name: def.name.clone(),
+                var: var.clone(),
+            }),
         SecretSource::Generate(len) => Ok(key.derive(app, &def.name, generation, *len as usize)),
     }
 }
@@ -98,7 +125,9 @@ pub fn secret_env(
             SecretTarget::File { .. } => None,
         })
         .map(|(var, name)| {
-            let v = values.get(name).ok_or_else(|| SecretError::Undefined(name.clone()))?;
+            let v = values
+                .get(name)
+                .ok_or_else(|| SecretError::Undefined(name.clone()))?;
             Ok((var.clone(), v.clone()))
         })
         .collect()
@@ -135,9 +164,14 @@ pub struct SecretFile<'a> {
 impl SecretMounts {
     /// A fresh, empty secrets tmpfs (detached).
     pub fn new() -> Result<SecretMounts, SecretError> {
-        let (tmpfs, noswap) =
-            tmpfs::detached_tmpfs(SECRETS_TMPFS_SIZE).map_err(|(step, errno)| SecretError::Tmpfs { step, errno })?;
-        Ok(SecretMounts { mounts: Vec::new(), noswap, tmpfs, next: 0 })
+        let (tmpfs, noswap) = tmpfs::detached_tmpfs(SECRETS_TMPFS_SIZE)
+            .map_err(|(step, errno)| SecretError::Tmpfs { step, errno })?;
+        Ok(SecretMounts {
+            mounts: Vec::new(),
+            noswap,
+            tmpfs,
+            next: 0,
+        })
     }
 
     /// Writes one file onto the tmpfs (from memory, mode and owner set before any byte is
@@ -145,7 +179,10 @@ impl SecretMounts {
     pub fn add(&mut self, f: &SecretFile<'_>) -> Result<(), SecretError> {
         let name = format!("{}", self.next);
         self.next += 1;
-        let werr = |errno| SecretError::Write { path: f.target.to_string(), errno };
+        let werr = |errno| SecretError::Write {
+            path: f.target.to_string(),
+            errno,
+        };
         let fd = openat(
             &self.tmpfs,
             name.as_str(),
@@ -153,20 +190,35 @@ impl SecretMounts {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(werr)?;
-        fchown(&fd, Some(Uid::from_raw(f.owner.uid)), Some(Gid::from_raw(f.owner.gid))).map_err(werr)?;
+        fchown(
+            &fd,
+            Some(Uid::from_raw(f.owner.uid)),
+            Some(Gid::from_raw(f.owner.gid)),
+        )
+        .map_err(werr)?;
         fchmod(&fd, Mode::from_bits_truncate(f.mode & 0o7777)).map_err(werr)?;
         let mut file = std::fs::File::from(fd);
         file.write_all(f.content).map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOSPC) {
                 SecretError::Full
             } else {
-                werr(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                werr(nix::errno::Errno::from_raw(
+                    e.raw_os_error().unwrap_or(libc::EIO),
+                ))
             }
         })?;
         let c_name = CString::new(name).expect("digits");
-        let fd = tmpfs::clone_tree(self.tmpfs.as_fd(), &c_name).map_err(|errno| SecretError::Tmpfs { step: "open_tree", errno })?;
+        let fd =
+            tmpfs::clone_tree(self.tmpfs.as_fd(), &c_name).map_err(|errno| SecretError::Tmpfs {
+                step: "open_tree",
+                errno,
+            })?;
         let target_c = CString::new(f.target).map_err(|_| werr(nix::errno::Errno::EINVAL))?;
-        self.mounts.push(PreparedMount { fd, target: f.target.to_string(), target_c });
+        self.mounts.push(PreparedMount {
+            fd,
+            target: f.target.to_string(),
+            target_c,
+        });
         Ok(())
     }
 
@@ -188,7 +240,9 @@ pub fn prepare_mounts(
     let files: Vec<_> = uses
         .iter()
         .filter_map(|u| match &u.target {
-            SecretTarget::File { path, mode, owner } => Some((u, path, *mode, owner.unwrap_or(user))),
+            SecretTarget::File { path, mode, owner } => {
+                Some((u, path, *mode, owner.unwrap_or(user)))
+            }
             SecretTarget::Env(_) => None,
         })
         .collect();
@@ -197,8 +251,15 @@ pub fn prepare_mounts(
     }
     let mut m = SecretMounts::new()?;
     for (u, path, mode, owner) in files {
-        let v = values.get(&u.name).ok_or_else(|| SecretError::Undefined(u.name.clone()))?;
-        m.add(&SecretFile { target: path, content: v.expose(), mode, owner })?;
+        let v = values
+            .get(&u.name)
+            .ok_or_else(|| SecretError::Undefined(u.name.clone()))?;
+        m.add(&SecretFile {
+            target: path,
+            content: v.expose(),
+            mode,
+            owner,
+        })?;
     }
     for f in extra {
         m.add(f)?;

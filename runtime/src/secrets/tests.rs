@@ -10,7 +10,11 @@ fn key() -> HostKey {
 fn generated_secrets_are_stable_and_depend_on_every_input() {
     let k = key();
     let a = k.derive("shop", "db_password", 1, 32);
-    assert_eq!(a, k.derive("shop", "db_password", 1, 32), "same inputs, same secret");
+    assert_eq!(
+        a,
+        k.derive("shop", "db_password", 1, 32),
+        "same inputs, same secret"
+    );
     assert_eq!(a.expose().len(), 32);
     assert!(a.expose().iter().all(u8::is_ascii_alphanumeric));
     for other in [
@@ -23,7 +27,12 @@ fn generated_secrets_are_stable_and_depend_on_every_input() {
     }
     // Length-prefixed context: ("ab","c") and ("a","bc") differ.
     assert_ne!(k.derive("ab", "c", 1, 16), k.derive("a", "bc", 1, 16));
-    assert!(!k.derive("shop", "db_password", 1, 40).expose().starts_with(a.expose()), "no prefix relation");
+    assert!(
+        !k.derive("shop", "db_password", 1, 40)
+            .expose()
+            .starts_with(a.expose()),
+        "no prefix relation"
+    );
     assert_eq!(k.derive("x", "y", 0, 5000).expose().len(), 5000);
 }
 
@@ -51,7 +60,11 @@ fn host_key_is_created_once_private_and_reused() {
     assert_eq!(dir.permissions().mode() & 0o7777, 0o700);
     assert_eq!(file.permissions().mode() & 0o7777, 0o600);
     assert_eq!(file.len(), 32);
-    assert_eq!(std::fs::read_dir(root.path().join("keys")).unwrap().count(), 1, "no temporary left");
+    assert_eq!(
+        std::fs::read_dir(root.path().join("keys")).unwrap().count(),
+        1,
+        "no temporary left"
+    );
     assert!(!format!("{k1:?}").contains('7'));
 }
 
@@ -76,7 +89,10 @@ fn a_symlinked_or_open_key_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), root.path().join("keys")).unwrap();
-    assert!(HostKey::load_or_create(root.path()).is_err(), "keys folder through a symlink");
+    assert!(
+        HostKey::load_or_create(root.path()).is_err(),
+        "keys folder through a symlink"
+    );
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 
     let root = tempfile::tempdir().unwrap();
@@ -87,16 +103,28 @@ fn a_symlinked_or_open_key_is_refused() {
     assert!(matches!(e, SecretError::KeyPermissions { .. }), "{e}");
     std::fs::remove_file(&key).unwrap();
     std::os::unix::fs::symlink(elsewhere.path().join("k"), &key).unwrap();
-    assert!(HostKey::load_or_create(root.path()).is_err(), "secret.key through a symlink");
+    assert!(
+        HostKey::load_or_create(root.path()).is_err(),
+        "secret.key through a symlink"
+    );
 }
 
 #[test]
 fn fingerprints_compare_contents_without_keeping_them() {
     let k = key();
     let a = SecretValue::new(b"hunter2".to_vec());
-    assert_eq!(k.fingerprint(&a), k.fingerprint(&SecretValue::new(b"hunter2".to_vec())));
-    assert_ne!(k.fingerprint(&a), k.fingerprint(&SecretValue::new(b"hunter3".to_vec())));
-    assert_ne!(k.fingerprint(&a), HostKey::from_bytes([1; KEY_LEN]).fingerprint(&a));
+    assert_eq!(
+        k.fingerprint(&a),
+        k.fingerprint(&SecretValue::new(b"hunter2".to_vec()))
+    );
+    assert_ne!(
+        k.fingerprint(&a),
+        k.fingerprint(&SecretValue::new(b"hunter3".to_vec()))
+    );
+    assert_ne!(
+        k.fingerprint(&a),
+        HostKey::from_bytes([1; KEY_LEN]).fingerprint(&a)
+    );
     assert_eq!(format!("{a:?}"), "SecretValue(7 bytes)");
 }
 
@@ -105,10 +133,21 @@ fn sources_resolve_and_missing_ones_say_which() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("pw");
     std::fs::write(&f, b"from-file\n").unwrap();
-    let def = |source| SecretDef { name: "pw".into(), source };
+    let def = |source| SecretDef {
+        name: "pw".into(),
+        source,
+    };
     let k = key();
-    assert_eq!(resolve(&def(SecretSource::FromFile(f)), "a", 0, &k).unwrap().expose(), b"from-file\n");
-    assert_eq!(resolve(&def(SecretSource::Generate(12)), "a", 0, &k).unwrap(), k.derive("a", "pw", 0, 12));
+    assert_eq!(
+        resolve(&def(SecretSource::FromFile(f)), "a", 0, &k)
+            .unwrap()
+            .expose(),
+        b"from-file\n"
+    );
+    assert_eq!(
+        resolve(&def(SecretSource::Generate(12)), "a", 0, &k).unwrap(),
+        k.derive("a", "pw", 0, 12)
+    );
     let var = format!("TFCTL_TEST_SECRET_{}", std::process::id());
     let e = resolve(&def(SecretSource::FromEnv(var.clone())), "a", 0, &k).unwrap_err();
     assert!(e.to_string().contains(&var));
@@ -121,24 +160,53 @@ fn secrets_tmpfs_holds_files_in_memory_with_mode_and_owner() {
         return;
     }
     let mut m = SecretMounts::new().unwrap();
-    m.add(&SecretFile { target: "/run/secrets/db", content: b"value-1", mode: 0o400, owner: Owner { uid: 1000, gid: 1001 } })
-        .unwrap();
+    m.add(&SecretFile {
+        target: "/run/secrets/db",
+        content: b"value-1",
+        mode: 0o400,
+        owner: Owner {
+            uid: 1000,
+            gid: 1001,
+        },
+    })
+    .unwrap();
     assert_eq!(m.mounts.len(), 1);
     assert_eq!(m.mounts[0].target, "/run/secrets/db");
     let st = nix::sys::statfs::fstatfs(m.tmpfs()).unwrap();
     assert_eq!(st.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC);
     let vfs = nix::sys::statvfs::fstatvfs(m.tmpfs()).unwrap();
     use nix::sys::statvfs::FsFlags;
-    assert!(vfs.flags().contains(FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC), "{:?}", vfs.flags());
+    assert!(
+        vfs.flags()
+            .contains(FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC),
+        "{:?}",
+        vfs.flags()
+    );
     assert!(m.noswap, "Linux 6.4+ takes noswap");
     // Read back through the detached mount.
-    let fd = nix::fcntl::openat(m.tmpfs(), "0", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).unwrap();
+    let fd = nix::fcntl::openat(
+        m.tmpfs(),
+        "0",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
     let f = std::fs::File::from(fd);
     let meta = f.metadata().unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777), (1000, 1001, 0o400));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777),
+        (1000, 1001, 0o400)
+    );
     assert_eq!(std::io::read_to_string(f).unwrap(), "value-1");
     // 1 MiB at most.
     let big = vec![b'x'; 2 << 20];
-    let e = m.add(&SecretFile { target: "/big", content: &big, mode: 0o400, owner: Owner { uid: 0, gid: 0 } }).unwrap_err();
+    let e = m
+        .add(&SecretFile {
+            target: "/big",
+            content: &big,
+            mode: 0o400,
+            owner: Owner { uid: 0, gid: 0 },
+        })
+        .unwrap_err();
     assert!(matches!(e, SecretError::Full), "{e}");
 }

@@ -42,14 +42,28 @@ fn ok_or_errno(rc: libc::c_long) -> Result<(), Errno> {
 fn set_string(fs: &OwnedFd, key: &CStr, value: &CStr) -> Result<(), Errno> {
     // SAFETY: both strings are NUL-terminated and outlive the call.
     ok_or_errno(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
     })
 }
 
 fn set_flag(fs: &OwnedFd, key: &CStr) -> Result<(), Errno> {
     // SAFETY: the key is NUL-terminated and outlives the call; flags take no value.
     ok_or_errno(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<u8>(),
+            0,
+        )
     })
 }
 
@@ -57,8 +71,9 @@ fn set_flag(fs: &OwnedFd, key: &CStr) -> Result<(), Errno> {
 /// 0755, and `noswap` (Linux 6.4+) when the kernel accepts it: the flag says whether it did.
 pub fn detached_tmpfs(size: u64) -> Result<(OwnedFd, bool), (&'static str, Errno)> {
     // SAFETY: a constant NUL-terminated name.
-    let fs = fd_or_errno(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })
-        .map_err(|e| ("fsopen tmpfs", e))?;
+    let fs =
+        fd_or_errno(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })
+            .map_err(|e| ("fsopen tmpfs", e))?;
     let size = std::ffi::CString::new(size.to_string()).expect("digits");
     set_string(&fs, c"size", &size).map_err(|e| ("fsconfig size", e))?;
     set_string(&fs, c"mode", c"0755").map_err(|e| ("fsconfig mode", e))?;
@@ -66,7 +81,14 @@ pub fn detached_tmpfs(size: u64) -> Result<(OwnedFd, bool), (&'static str, Errno
     let noswap = set_flag(&fs, c"noswap").is_ok();
     // SAFETY: no pointers.
     ok_or_errno(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
     })
     .map_err(|e| ("fsconfig create", e))?;
     // SAFETY: no pointers.
@@ -87,7 +109,12 @@ pub fn detached_tmpfs(size: u64) -> Result<(OwnedFd, bool), (&'static str, Errno
 pub fn clone_tree(dir: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call; `dir` is a valid descriptor.
     fd_or_errno(unsafe {
-        libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), path.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+        )
     })
 }
 

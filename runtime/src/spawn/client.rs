@@ -37,7 +37,19 @@ impl ExitStatus {
     }
 }
 
-type StartReply = Result<(i32, OwnedFd), StartError>;
+impl From<ExitStatus> for crate::supervise::driver::ExitStatus {
+    fn from(s: ExitStatus) -> Self {
+        crate::supervise::driver::ExitStatus {
+            code: s.code(),
+            signal: match s {
+                ExitStatus::Signaled(n) => Some(n),
+                ExitStatus::Exited(_) => None,
+            },
+        }
+    }
+}
+
+type StartReply = Result<(i32, OwnedFd, Option<OwnedFd>), StartError>;
 
 struct Pending {
     plan: Option<StartPlan>,
@@ -65,9 +77,18 @@ fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
 }
 
+/// How long a start may take from clone to execve by default (a hung mount or filesystem
+/// otherwise stalls every later start: the spawner serves one start at a time).
+pub const DEFAULT_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Spawner {
     /// Forks the spawner. Call it first thing in `main`, while the process is single-threaded.
     pub fn start() -> Result<Spawner, SpawnerError> {
+        Spawner::start_with_timeout(DEFAULT_START_TIMEOUT)
+    }
+
+    /// As [`Spawner::start`], with another limit on the time from clone to execve.
+    pub fn start_with_timeout(start_timeout: std::time::Duration) -> Result<Spawner, SpawnerError> {
         let threads = thread_count();
         if threads != 1 {
             return Err(SpawnerError::NotSingleThreaded(threads));
@@ -90,7 +111,7 @@ impl Spawner {
         match unsafe { nix::unistd::fork() }.map_err(|e| SpawnerError::Fork(e.into()))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                server::serve(theirs, parent)
+                server::serve(theirs, parent, start_timeout)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
@@ -166,15 +187,15 @@ impl Spawner {
     /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
     pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
         let (started, exited) = self.request(plan, fds)?;
-        let (pid, pidfd) = started.blocking_recv().map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, exited })
+        let (pid, pidfd, pty) = started.blocking_recv().map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, pty, exited })
     }
 
     /// As [`Spawner::launch`], awaiting the result.
     pub async fn launch_async(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
         let (started, exited) = self.request(plan, fds)?;
-        let (pid, pidfd) = started.await.map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, exited })
+        let (pid, pidfd, pty) = started.await.map_err(|_| self.gone())??;
+        Ok(Child { pid, pidfd, pty, exited })
     }
 
     fn gone(&self) -> StartError {
@@ -197,7 +218,7 @@ impl Drop for Spawner {
 fn read_replies(shared: &Shared) {
     let why = loop {
         match protocol::recv::<Reply>(shared.sock.as_raw_fd()) {
-            Ok(Some((reply, mut fds))) => dispatch(shared, reply, fds.pop()),
+            Ok(Some((reply, fds))) => dispatch(shared, reply, fds),
             Ok(None) => break "the spawner exited".to_string(),
             Err(e) => break format!("reading from the spawner: {e}"),
         }
@@ -207,14 +228,15 @@ fn read_replies(shared: &Shared) {
     shared.pending.lock().unwrap().clear();
 }
 
-fn dispatch(shared: &Shared, reply: Reply, fd: Option<OwnedFd>) {
+fn dispatch(shared: &Shared, reply: Reply, fds: Vec<OwnedFd>) {
     let mut pending = shared.pending.lock().unwrap();
     match reply {
-        Reply::Started { id, pid } => {
+        Reply::Started { id, pid, pty } => {
             if let Some(p) = pending.get_mut(&id) {
                 p.plan = None;
-                if let (Some(tx), Some(fd)) = (p.started.take(), fd) {
-                    let _ = tx.send(Ok((pid, fd)));
+                let mut fds = fds.into_iter();
+                if let (Some(tx), Some(pidfd)) = (p.started.take(), fds.next()) {
+                    let _ = tx.send(Ok((pid, pidfd, if pty { fds.next() } else { None })));
                 }
             }
         }
@@ -246,6 +268,7 @@ fn dispatch(shared: &Shared, reply: Reply, fd: Option<OwnedFd>) {
 pub struct Child {
     pid: i32,
     pidfd: OwnedFd,
+    pty: Option<OwnedFd>,
     exited: oneshot::Receiver<ExitStatus>,
 }
 
@@ -257,6 +280,11 @@ impl Child {
 
     pub fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
+    }
+
+    /// The master side of the pty a [`StartPlan::pty`] start allocated (once).
+    pub fn take_pty(&mut self) -> Option<OwnedFd> {
+        self.pty.take()
     }
 
     /// Sends a signal through the pidfd (never through a pid that may have been reused).

@@ -41,6 +41,16 @@ impl StartError {
         }
     }
 
+    /// The status `docker run` and `docker exec` give this failure: 127 when the command was not
+    /// found, 126 when it could not be executed, 125 for every other failure of tfctl's own.
+    pub fn run_status(&self) -> i32 {
+        match (self.step(), self.errno()) {
+            (Some(Step::Exec), Some(libc::ENOENT)) => 127,
+            (Some(Step::Exec), Some(_)) | (Some(Step::Cwd), Some(_)) => 126,
+            _ => 125,
+        }
+    }
+
     pub fn errno(&self) -> Option<i32> {
         match self {
             StartError::Step { errno, .. } => Some(*errno),
@@ -64,7 +74,6 @@ impl StartError {
             Step::Exec => plan.process.argv.first().cloned(),
             Step::Cwd => Some(plan.process.cwd.clone()),
             Step::Seccomp => Some(format!("filter #{i}")),
-            Step::BoundingSet | Step::Ambient => Some(format!("capability {i}")),
             Step::CgroupAttach => Some(format!("cgroup file #{i}")),
             Step::Uid => Some(plan.user.uid.to_string()),
             Step::Gid => Some(plan.user.gid.to_string()),
@@ -74,8 +83,9 @@ impl StartError {
     }
 }
 
-fn hint(step: Step, errno: i32) -> &'static str {
+fn hint(step: Step, errno: i32, subject: Option<&str>) -> &'static str {
     match (step, errno) {
+        (Step::Exec, libc::ENOENT) if subject.is_some_and(|s| s.contains('/')) => ": no such file in the container",
         (Step::Exec, libc::ENOENT) => ": no such executable in the container (argv[0] was searched in its PATH)",
         (Step::Exec, libc::EACCES) => ": the file is not executable, or sits on a noexec mount",
         (Step::Exec, libc::E2BIG) => ": the arguments and environment are too long (at most 128 KiB per string)",
@@ -95,7 +105,7 @@ fn hint(step: Step, errno: i32) -> &'static str {
 fn describe(step: Step, errno: i32, subject: Option<&str>) -> String {
     let err = std::io::Error::from_raw_os_error(errno);
     match subject {
-        Some(s) => format!("starting the container failed while {} ({s}): {err}{}", step.describe(), hint(step, errno)),
-        None => format!("starting the container failed while {}: {err}{}", step.describe(), hint(step, errno)),
+        Some(s) => format!("starting the container failed while {} ({s}): {err}{}", step.describe(), hint(step, errno, subject)),
+        None => format!("starting the container failed while {}: {err}{}", step.describe(), hint(step, errno, subject)),
     }
 }

@@ -10,6 +10,23 @@ use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+impl StartPlan {
+    /// A plan for `exec` (or an in-container hook or probe) in the container this plan started:
+    /// the same user, capabilities, no_new_privs, seccomp and rlimits, and environment, with
+    /// `argv` (and `cwd`, if given) instead. Send it with the container's init pidfd as
+    /// [`StartFds::target`] and the container's cgroup attach files.
+    pub fn exec_in(&self, argv: Vec<String>, cwd: Option<String>) -> StartPlan {
+        StartPlan {
+            mode: Mode::Join,
+            process: Process { argv, env: self.process.env.clone(), cwd: cwd.unwrap_or_else(|| self.process.cwd.clone()) },
+            init: false,
+            controlling_tty: false,
+            pty: false,
+            ..self.clone()
+        }
+    }
+}
+
 /// One process to start: a new container's first process, or a process joining a running one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StartPlan {
@@ -30,8 +47,13 @@ pub struct StartPlan {
     /// Keep a minimal PID 1 that forks the process, forwards signals, reaps zombies and exits
     /// with the process's status (`--init`). Only for [`Mode::Container`].
     pub init: bool,
-    /// Make stdin the controlling terminal of the new session (`-t`).
+    /// Make stdin (a terminal given in [`StartFds`]) the controlling tty of the new session.
     pub controlling_tty: bool,
+    /// `-t`: allocate a pty in the container's own devpts (so `tty` inside names it), make its
+    /// slave stdin, stdout, stderr and the controlling tty; the master comes back with the
+    /// started process ([`crate::spawn::Child::take_pty`]). Overrides the stdio in [`StartFds`].
+    #[serde(default)]
+    pub pty: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -299,4 +321,24 @@ pub struct StartFds {
     pub netns: Option<OwnedFd>,
     /// For [`Mode::Join`]: a pidfd of the target container's init.
     pub target: Option<OwnedFd>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bpf_programs_cross_the_wire_intact() {
+        let prog = BpfProgram(vec![libc::sock_filter { code: 0x20, jt: 1, jf: 2, k: 0xdead_beef }, libc::sock_filter { code: 6, jt: 0, jf: 0, k: 0x7fff_0000 }]);
+        let back: BpfProgram = serde_json::from_str(&serde_json::to_string(&prog).unwrap()).unwrap();
+        let words = |p: &BpfProgram| p.0.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect::<Vec<_>>();
+        assert_eq!(words(&back), words(&prog));
+        assert!(serde_json::from_str::<BpfProgram>("\"0011\"").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let f = FileInit { path: "/run/secrets/t".into(), data: b"hunter2".to_vec(), mode: 0o400, uid: 0, gid: 0 };
+        assert!(!format!("{f:?}").contains("hunter2"));
+    }
 }

@@ -27,8 +27,9 @@ pub(crate) struct FdLayout {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
-    /// The process was executed; its pidfd travels with this message.
-    Started { id: u64, pid: i32 },
+    /// The process was executed; its pidfd travels with this message, then its pty master if
+    /// `pty`.
+    Started { id: u64, pid: i32, pty: bool },
     /// A step of the start sequence failed; the child is gone.
     Failed { id: u64, step: u32, errno: i32, index: u32 },
     /// The spawner refused the plan before cloning (or the clone itself failed).

@@ -15,18 +15,22 @@ struct Running {
     id: u64,
     pid: libc::pid_t,
     pidfd: OwnedFd,
+    /// The pty master of a `pty` start, handed to the client with the Started reply.
+    pty: Option<OwnedFd>,
     /// Kept for `init` containers: the init reports the real process's status on it.
     sync: Option<OwnedFd>,
 }
 
 struct Server {
     sock: RawFd,
+    /// How long a child may take from clone to execve before the spawner gives up on it.
+    start_timeout_ms: i32,
     own_pidns: OwnedFd,
     running: Vec<Running>,
 }
 
 /// The spawner's main loop. Never returns.
-pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
+pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // SAFETY: getppid cannot fail.
@@ -36,6 +40,7 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
     // Children inherit non-dumpable (their /proc entries stay root-only until execve).
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
+    ensure_stdio_open();
     let own_pidns = match std::fs::File::open("/proc/self/ns/pid") {
         Ok(f) => OwnedFd::from(f),
         Err(e) => {
@@ -43,7 +48,8 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
             sys::exit(1)
         }
     };
-    let mut server = Server { sock: sock.as_raw_fd(), own_pidns, running: Vec::new() };
+    let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, running: Vec::new() };
     loop {
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
             .chain(server.running.iter().map(|r| r.pidfd.as_raw_fd()))
@@ -67,6 +73,18 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t) -> ! {
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => eprintln!("tfctl spawner: bad request: {e}"),
                 Err(_) => sys::exit(0),
             }
+        }
+    }
+}
+
+/// Descriptors received later must not land on 0-2 (the child's dup3 onto 0-2 would clobber
+/// them): fill any standard descriptor the CLI had closed with /dev/null.
+fn ensure_stdio_open() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            // SAFETY: open of a constant path; the lowest free number is `fd` itself.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
         }
     }
 }
@@ -114,8 +132,10 @@ impl Server {
 
     fn start(&mut self, id: u64, plan: StartPlan, layout: FdLayout, fds: Vec<OwnedFd>) {
         match self.clone_child(id, &plan, layout, &fds) {
-            Ok(r) => {
-                self.reply(&Reply::Started { id, pid: r.pid }, &[r.pidfd.as_raw_fd()]);
+            Ok(mut r) => {
+                let pty = r.pty.take();
+                let fds: Vec<RawFd> = std::iter::once(r.pidfd.as_raw_fd()).chain(pty.as_ref().map(AsRawFd::as_raw_fd)).collect();
+                self.reply(&Reply::Started { id, pid: r.pid, pty: pty.is_some() }, &fds);
                 self.running.push(r);
             }
             Err(Outcome::Refused(message)) => self.reply(&Reply::Refused { id, message }, &[]),
@@ -172,25 +192,58 @@ impl Server {
         drop(sync_child);
         let init = cfg.init;
         drop(cfg);
-        // Exec success is the socket closing at execve (or, with init, an explicit message).
-        let mut buf = [0u8; SYNC_MSG_LEN];
-        let n = loop {
-            // SAFETY: buf is writable for its length.
-            let n = unsafe { libc::recv(sync_parent.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
-        let msg = if n == SYNC_MSG_LEN as isize { SyncMsg::decode(&buf) } else { None };
-        match msg {
-            None | Some(SyncMsg::Executed) => Ok(Running { id, pid, pidfd, sync: init.then_some(sync_parent) }),
-            Some(SyncMsg::Failed(f)) => {
-                // SAFETY: pid is our child; it exits right after reporting (an init after its
-                // process does).
+        // Exec success is the socket closing at execve (or, with init, an explicit message);
+        // a pty master may come first. A child stuck in its sequence (a hung filesystem) must
+        // not stop every later start.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(self.start_timeout_ms as u64);
+        let mut pty = None;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
+            if let Ok(0) = sys::poll_one(sync_parent.as_raw_fd(), libc::POLLIN, left) {
+                let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                // SAFETY: pid is our child, just killed.
                 unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                Err(Outcome::Failed(f))
+                return Err(Outcome::Refused(format!(
+                    "the start sequence did not reach execve within {:.1} s (a hung mount or filesystem?); the process was killed",
+                    self.start_timeout_ms as f64 / 1000.0
+                )));
             }
-            Some(SyncMsg::Exited(_)) => Err(Outcome::Refused("the init reported an exit before the exec".into())),
+            let (msg, fd) = recv_sync(sync_parent.as_raw_fd());
+            match msg {
+                Some(SyncMsg::PtyMaster) => pty = fd,
+                None | Some(SyncMsg::Executed) => return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent) }),
+                Some(SyncMsg::Failed(f)) => {
+                    // SAFETY: pid is our child; it exits right after reporting (an init after
+                    // its process does).
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    return Err(Outcome::Failed(f));
+                }
+                Some(SyncMsg::Exited(_)) => return Err(Outcome::Refused("the init reported an exit before the exec".into())),
+            }
+        }
+    }
+}
+
+/// One message from a child's sync socket, with the descriptor it may carry; `None` at EOF.
+fn recv_sync(sock: RawFd) -> (Option<SyncMsg>, Option<OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; SYNC_MSG_LEN];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(m) => {
+                let n = m.bytes;
+                let fd = m.cmsgs().ok().into_iter().flatten().find_map(|c| match c {
+                    // SAFETY: SCM_RIGHTS hands us a fresh descriptor.
+                    ControlMessageOwned::ScmRights(fds) => fds.first().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    _ => None,
+                });
+                let msg = if n == SYNC_MSG_LEN { SyncMsg::decode(&buf) } else { None };
+                return (msg, fd);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return (None, None),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `ChildConfig`: a [`StartPlan`] compiled by the spawner into C strings, flags and descriptor
 //! numbers, so the cloned child only reads memory and makes syscalls (it never allocates).
 
+use crate::capabilities::{self, CapSet, ProcessCaps};
 use crate::spawn::plan::{CapSets, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CString;
@@ -32,8 +33,6 @@ pub enum PrepareError {
     NoLayers,
     #[error("cannot inspect bind source {path}: {source}")]
     BindSource { path: String, source: std::io::Error },
-    #[error("cannot read /proc/sys/kernel/cap_last_cap: {0}")]
-    CapLastCap(std::io::Error),
 }
 
 fn cstr(what: &'static str, s: impl AsRef<[u8]>) -> Result<CString, PrepareError> {
@@ -117,14 +116,15 @@ pub(crate) struct ChildConfig {
     pub gid: libc::gid_t,
     pub groups: Vec<libc::gid_t>,
     pub cwd: CString,
-    pub caps: CapSets,
-    pub last_cap: u32,
+    pub caps: ProcessCaps,
+    pub last_cap: u8,
     pub no_new_privs: bool,
-    pub seccomp: Vec<Vec<libc::sock_filter>>,
+    pub seccomp: Vec<seccompiler::BpfProgram>,
     /// Every path execve tries, in order (argv[0] joined to each PATH entry, or argv[0] itself).
     pub exec_candidates: Vec<CString>,
     pub init: bool,
     pub controlling_tty: bool,
+    pub pty: bool,
     // argv/envp own the strings the pointer arrays point into; they must stay alive.
     _argv: Vec<CString>,
     _env: Vec<CString>,
@@ -162,9 +162,14 @@ pub fn rlimit_name(resource: u32) -> String {
     NAMES.get(resource as usize).map_or_else(|| format!("resource {resource}"), |n| n.to_string())
 }
 
-fn last_cap() -> Result<u32, PrepareError> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").map_err(PrepareError::CapLastCap)?;
-    text.trim().parse().map_err(|e| PrepareError::CapLastCap(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+fn process_caps(c: CapSets) -> ProcessCaps {
+    ProcessCaps {
+        bounding: CapSet(c.bounding),
+        permitted: CapSet(c.permitted),
+        effective: CapSet(c.effective),
+        inheritable: CapSet(c.inheritable),
+        ambient: CapSet(c.ambient),
+    }
 }
 
 impl ChildConfig {
@@ -219,13 +224,18 @@ impl ChildConfig {
             gid: plan.user.gid,
             groups: plan.user.additional_gids.clone(),
             cwd: container_path("working directory", &plan.process.cwd)?,
-            caps: plan.caps,
-            last_cap: last_cap()?,
+            caps: process_caps(plan.caps),
+            last_cap: capabilities::last_cap(),
             no_new_privs: plan.no_new_privs,
-            seccomp: plan.seccomp.iter().map(|p| p.0.clone()).collect(),
+            seccomp: plan
+                .seccomp
+                .iter()
+                .map(|p| p.0.iter().map(|i| seccompiler::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect())
+                .collect(),
             exec_candidates,
             init: plan.init && matches!(plan.mode, Mode::Container(_)),
-            controlling_tty: plan.controlling_tty,
+            controlling_tty: plan.controlling_tty || plan.pty,
+            pty: plan.pty,
             argv_ptrs: ptrs(&argv),
             env_ptrs: ptrs(&env),
             _argv: argv,
@@ -278,4 +288,87 @@ fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
         }
     };
     Ok(MountConfig { target: container_path("mount target", step.target())?, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spawn::plan::*;
+
+    fn plan(argv: &[&str], env: &[&str]) -> StartPlan {
+        StartPlan {
+            mode: Mode::Container(Box::new(ContainerSetup {
+                rootfs: Rootfs { source: RootfsSource::Directory("/nonexistent".into()), mountpoint: "/mnt".into() },
+                mounts: vec![],
+                files: vec![],
+                masked_paths: vec![],
+                readonly_paths: vec![],
+                readonly_rootfs: false,
+                hostname: None,
+            })),
+            process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
+            user: User::default(),
+            caps: CapSets::docker_default(),
+            no_new_privs: true,
+            seccomp: vec![],
+            rlimits: vec![],
+            init: false,
+            controlling_tty: false,
+            pty: false,
+        }
+    }
+
+    fn candidates(p: &StartPlan) -> Vec<String> {
+        let cfg = ChildConfig::prepare(p, ChildFds::default(), -1, -1).unwrap();
+        cfg.exec_candidates.iter().map(|c| c.to_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn argv0_is_searched_in_the_containers_path() {
+        assert_eq!(candidates(&plan(&["ls"], &["PATH=/usr/bin:/bin/"])), ["/usr/bin/ls", "/bin/ls"]);
+        assert_eq!(candidates(&plan(&["./run"], &["PATH=/bin"])), ["./run"]);
+        assert_eq!(candidates(&plan(&["ls"], &[])).len(), DEFAULT_PATH.split(':').count());
+    }
+
+    #[test]
+    fn argv_and_env_arrays_are_null_terminated() {
+        let cfg = ChildConfig::prepare(&plan(&["a", "b"], &["X=1"]), ChildFds::default(), -1, -1).unwrap();
+        assert_eq!(cfg.argv_ptrs.len(), 3);
+        assert!(cfg.argv_ptrs[2].is_null() && cfg.env_ptrs.len() == 2 && cfg.env_ptrs[1].is_null());
+    }
+
+    #[test]
+    fn bad_plans_are_refused_before_any_clone() {
+        assert!(matches!(ChildConfig::prepare(&plan(&[], &[]), ChildFds::default(), -1, -1), Err(PrepareError::NoCommand)));
+        assert!(matches!(ChildConfig::prepare(&plan(&["a\0b"], &[]), ChildFds::default(), -1, -1), Err(PrepareError::Nul { .. })));
+        let mut p = plan(&["true"], &[]);
+        p.process.cwd = "relative".into();
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::NotAbsolute { .. })));
+        let mut p = plan(&["true"], &[]);
+        p.rlimits = vec![Rlimit { resource: libc::RLIMIT_NOFILE, soft: 10, hard: 5 }];
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::RlimitSoftAboveHard { .. })));
+        let (_, hard) = crate::sys::getrlimit(libc::RLIMIT_NOFILE).unwrap();
+        if hard != u64::MAX {
+            p.rlimits = vec![Rlimit { resource: libc::RLIMIT_NOFILE, soft: 1, hard: hard + 1 }];
+            let err = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).err().unwrap();
+            assert!(err.to_string().contains("CAP_SYS_RESOURCE"), "{err}");
+        }
+        let mut p = plan(&["true"], &[]);
+        p.mode = Mode::Join;
+        assert!(matches!(ChildConfig::prepare(&p, ChildFds::default(), -1, -1), Err(PrepareError::MissingFd(_))));
+    }
+
+    #[test]
+    fn overlay_layers_are_given_top_first() {
+        let mut p = plan(&["true"], &[]);
+        if let Mode::Container(s) = &mut p.mode {
+            s.rootfs.source = RootfsSource::Overlay { layers: vec!["/l/base".into(), "/l/top".into()], upper: OverlayUpper::Tmpfs { size_bytes: 1 } };
+        }
+        let cfg = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).unwrap();
+        let Some(ContainerConfig { root: RootConfig { kind: RootKind::OverlayOnTmpfs { layers, upper, .. }, .. }, .. }) = &cfg.container else {
+            panic!("overlay on tmpfs")
+        };
+        assert_eq!(layers.iter().map(|l| l.to_str().unwrap()).collect::<Vec<_>>(), ["/l/top", "/l/base"]);
+        assert_eq!(upper.to_str().unwrap(), "/mnt/upper");
+    }
 }

@@ -5,12 +5,33 @@
 //! the first failure is written to the sync socket as (step, errno, index) and the child exits.
 //! Success is the sync socket closing at execve (it is close-on-exec), or, under `init`, an
 //! explicit message once the process under the init has been executed.
+//!
+//! Why this order:
+//! - the parent-death signal first, then a check that the spawner is still there;
+//! - `/` rprivate before any mount, so nothing propagates to the host;
+//! - cgroups joined by the child writing "0" to files opened before the clone (an attach from
+//!   outside waits for an RCU grace period), and only then the cgroup namespace unshared, so the
+//!   container sees its own cgroup as `/`;
+//! - a given network namespace joined before /sys is mounted (sysfs shows the mounter's);
+//! - every mount, file and mask while CAP_SYS_ADMIN is still held, all resolved by descriptor
+//!   under the rootfs ([`crate::rootfs`]); masks and read-only paths after pivot_root, on the
+//!   container's own /proc and /sys;
+//! - the bounding set dropped while CAP_SETPCAP is held, before the user change (with
+//!   PR_SET_KEEPCAPS so the permitted set survives setuid), then capset and the ambient set;
+//! - no_new_privs before seccomp (which needs it), and seccomp last: after it only the syscalls
+//!   the filters allow remain (a late sethostname would fail);
+//! - close_range(CLOEXEC) keeps the sync socket open until execve, so an exec failure is still
+//!   reported.
+//!
+//! Non-dumpable is inherited from the spawner (set before any namespace exists) and set again.
 
 pub(crate) mod config;
 mod init;
 pub mod step;
 
+use crate::capabilities;
 use crate::rootfs;
+use crate::seccomp;
 use crate::sys;
 use config::ChildConfig;
 use std::convert::Infallible;
@@ -86,9 +107,21 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
         }
     }
 
-    for (target, source) in cfg.fds.stdio.iter().enumerate() {
-        if let Some(fd) = *source {
-            sys::dup3(fd, target as i32, 0).step(Step::Stdio)?;
+    if cfg.pty {
+        // In the container's own devpts, so the terminal has a name inside; the master goes
+        // back to the client through the spawner.
+        let (master, slave) = sys::open_pty(c"/dev/pts/ptmx", cfg.uid, cfg.gid).step(Step::Pty)?;
+        sys::send_with_fd(cfg.sync_fd, &SyncMsg::PtyMaster.encode(), master).step(Step::Pty)?;
+        sys::close(master);
+        for target in 0..3 {
+            sys::dup3(slave, target, 0).step(Step::Stdio)?;
+        }
+        sys::close(slave);
+    } else {
+        for (target, source) in cfg.fds.stdio.iter().enumerate() {
+            if let Some(fd) = *source {
+                sys::dup3(fd, target as i32, 0).step(Step::Stdio)?;
+            }
         }
     }
     sys::setsid().step(Step::Setsid)?;
@@ -101,14 +134,15 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
 
     // Keep the permitted set across setuid to a non-root user; capset below decides what stays.
     sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).step(Step::KeepCaps)?;
-    for cap in 0..=cfg.last_cap {
-        if cap < 64 && cfg.caps.bounding & (1 << cap) == 0 {
-            sys::prctl(libc::PR_CAPBSET_DROP, cap as _, 0, 0, 0).step_at(Step::BoundingSet, cap as usize)?;
-        }
-    }
+    capabilities::drop_bounding(&cfg.caps, cfg.last_cap).map_err(|e| Failure::new(Step::BoundingSet, e as i32))?;
     sys::setgroups(&cfg.groups).step(Step::Groups)?;
     sys::setresgid(cfg.gid).step(Step::Gid)?;
     sys::setresuid(cfg.uid).step(Step::Uid)?;
+    // A change of user or group clears the parent-death signal: set it again.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
+        sys::exit(FAILED_EXIT);
+    }
     sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).step(Step::KeepCaps)?;
 
     sys::chdir(&cfg.cwd).step(Step::Cwd)?;
@@ -119,13 +153,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
         Err(e) => return Err(Failure::new(Step::Cwd, e)),
     }
 
-    sys::capset(cfg.caps.permitted, cfg.caps.effective, cfg.caps.inheritable).step(Step::Capset)?;
+    // The ambient set starts empty (the spawner's is); set_process_caps raises the planned bits.
     sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as _, 0, 0, 0).step(Step::Ambient)?;
-    for cap in 0..64u32 {
-        if cfg.caps.ambient & (1 << cap) != 0 {
-            sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as _, cap as _, 0, 0).step_at(Step::Ambient, cap as usize)?;
-        }
-    }
+    capabilities::set_process_caps(&cfg.caps).map_err(|e| Failure::new(Step::Capset, e as i32))?;
     if cfg.no_new_privs {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).step(Step::NoNewPrivs)?;
     }
@@ -135,7 +165,7 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC).step(Step::CloseFds)?;
     // Last: after this only the syscalls the filters allow remain.
     for (i, filter) in cfg.seccomp.iter().enumerate() {
-        sys::seccomp_filter(filter).step_at(Step::Seccomp, i)?;
+        seccomp::install(filter).map_err(|e| Failure { step: Step::Seccomp, errno: e as i32, index: i as u32 })?;
     }
 
     if cfg.init {
@@ -149,7 +179,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
 pub(crate) fn exec(cfg: &ChildConfig) -> Failure {
     let mut errno = libc::ENOENT;
     for (i, path) in cfg.exec_candidates.iter().enumerate() {
-        let e = sys::execve(path, cfg.argv_ptrs.as_ptr(), cfg.env_ptrs.as_ptr());
+        // SAFETY: ChildConfig::prepare built both arrays null-terminated, pointing into strings
+        // it owns, and cfg outlives this call.
+        let e = unsafe { sys::execve(path, cfg.argv_ptrs.as_ptr(), cfg.env_ptrs.as_ptr()) };
         // As execvp: keep looking past missing entries, remember a permission problem.
         match e {
             libc::ENOENT | libc::ENOTDIR => {}

@@ -61,6 +61,7 @@ steps! {
     Seccomp = 37: "installing a seccomp filter",
     InitFork = 38: "forking the process under the init reaper",
     Exec = 39: "executing the process",
+    Pty = 40: "allocating a pty in the container's devpts (/dev/pts/ptmx)",
 }
 
 /// A failed step: the step, the kernel's errno, and an index into the plan's list the step walks
@@ -106,11 +107,14 @@ pub(crate) enum SyncMsg {
     Executed,
     /// Init mode only: the process exited with this raw wait status.
     Exited(i32),
+    /// The pty master travels with this message (SCM_RIGHTS).
+    PtyMaster,
 }
 
 const KIND_FAILED: u32 = 1;
 const KIND_EXECUTED: u32 = 2;
 const KIND_EXITED: u32 = 3;
+const KIND_PTY_MASTER: u32 = 4;
 pub(crate) const SYNC_MSG_LEN: usize = 16;
 
 impl SyncMsg {
@@ -119,6 +123,7 @@ impl SyncMsg {
             SyncMsg::Failed(f) => (KIND_FAILED, f.step as u32, f.errno as u32, f.index),
             SyncMsg::Executed => (KIND_EXECUTED, 0, 0, 0),
             SyncMsg::Exited(status) => (KIND_EXITED, status as u32, 0, 0),
+            SyncMsg::PtyMaster => (KIND_PTY_MASTER, 0, 0, 0),
         };
         let mut out = [0u8; SYNC_MSG_LEN];
         for (i, v) in [kind, a, b, c].into_iter().enumerate() {
@@ -136,6 +141,7 @@ impl SyncMsg {
             KIND_FAILED => Some(SyncMsg::Failed(Failure { step: Step::from_u32(w(1))?, errno: w(2) as i32, index: w(3) })),
             KIND_EXECUTED => Some(SyncMsg::Executed),
             KIND_EXITED => Some(SyncMsg::Exited(w(1) as i32)),
+            KIND_PTY_MASTER => Some(SyncMsg::PtyMaster),
             _ => None,
         }
     }
@@ -147,7 +153,7 @@ mod tests {
 
     #[test]
     fn sync_messages_round_trip() {
-        for m in [SyncMsg::Failed(Failure { step: Step::Exec, errno: libc::ENOENT, index: 7 }), SyncMsg::Executed, SyncMsg::Exited(9)] {
+        for m in [SyncMsg::Failed(Failure { step: Step::Exec, errno: libc::ENOENT, index: 7 }), SyncMsg::Executed, SyncMsg::Exited(9), SyncMsg::PtyMaster] {
             assert_eq!(SyncMsg::decode(&m.encode()), Some(m));
         }
         assert_eq!(SyncMsg::decode(&[0u8; 16]), None);

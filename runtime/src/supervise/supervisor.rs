@@ -31,6 +31,8 @@ struct Inner<D: Driver> {
     status: watch::Sender<StatusMap>,
     events: broadcast::Sender<Report>,
     commands: HashMap<String, watch::Sender<Command>>,
+    /// Containers whose task has been started at least once (a `sleep` one only by `start`).
+    started: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running app's supervisor. Cheap to clone; every clone drives the same app.
@@ -51,7 +53,7 @@ impl<D: Driver> Supervisor<D> {
         let (status, _) = watch::channel(status);
         let (events, _) = broadcast::channel(1024);
         let commands = app.containers.iter().map(|c| (c.name.clone(), watch::channel(Command::Run).0)).collect();
-        Supervisor { inner: Arc::new(Inner { app, driver, hook_base, status, events, commands }) }
+        Supervisor { inner: Arc::new(Inner { app, driver, hook_base, status, events, commands, started: Default::default() }) }
     }
 
     pub fn app(&self) -> &App {
@@ -78,11 +80,7 @@ impl<D: Driver> Supervisor<D> {
             .containers
             .iter()
             .filter(|c| !c.sleep)
-            .map(|c| {
-                let inner = self.inner.clone();
-                let name = c.name.clone();
-                tokio::spawn(async move { run_container(inner, name).await })
-            })
+            .map(|c| self.spawn_task(&c.name))
             .collect()
     }
 
@@ -107,6 +105,53 @@ impl<D: Driver> Supervisor<D> {
                 .wait_for(|m| level.iter().all(|n| m.get(n).is_none_or(|s| is_terminal(s.state) || s.state == State::Waiting)))
                 .await;
         }
+    }
+
+    /// Stops one container (stopping hooks, stop signal, kill after its timeout) and waits for
+    /// it; it stays stopped, restart policy included, until `start`.
+    pub async fn stop(&self, name: &str) -> Result<(), String> {
+        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        tx.send_replace(Command::Stop);
+        let mut rx = self.status();
+        let _ = rx.wait_for(|m| m.get(name).is_none_or(|s| is_terminal(s.state) || s.state == State::Waiting)).await;
+        Ok(())
+    }
+
+    /// Starts a stopped, exited or `sleep` container again (its `after` conditions apply).
+    pub async fn start(&self, name: &str) -> Result<(), String> {
+        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        let state = self.status().borrow().get(name).map(|s| s.state);
+        let idle = matches!(state, Some(State::Stopped | State::Exited | State::Failed))
+            || (state == Some(State::Waiting) && *tx.borrow() == Command::Stop)
+            || (state == Some(State::Waiting) && self.inner.app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
+        if !idle {
+            return Ok(());
+        }
+        tx.send_replace(Command::Run);
+        let has_health = self.inner.app.container(name).is_some_and(|c| c.health.is_some());
+        update(&self.inner, name, |s| *s = ContainerStatus::waiting(has_health));
+        self.spawn_task(name);
+        // Return once it runs (or ended), so what follows a `start` finds it running.
+        let mut rx = self.status();
+        let _ = rx
+            .wait_for(|m| m.get(name).is_none_or(|s| (s.state == State::Running && s.started_hooks_done) || is_terminal(s.state)))
+            .await;
+        Ok(())
+    }
+
+    /// Stops and starts a container; its network namespace, and so its address, stays.
+    pub async fn restart(&self, name: &str) -> Result<(), String> {
+        self.stop(name).await?;
+        self.start(name).await
+    }
+
+    fn spawn_task(&self, name: &str) -> tokio::task::JoinHandle<()> {
+        if let Ok(mut s) = self.inner.started.lock() {
+            s.insert(name.to_string());
+        }
+        let inner = self.inner.clone();
+        let name = name.to_string();
+        tokio::spawn(async move { run_container(inner, name).await })
     }
 
     /// Fires the app-level hooks of `event` (`up`, `down`, `failed`).

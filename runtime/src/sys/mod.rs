@@ -253,39 +253,13 @@ pub fn setresuid(uid: libc::uid_t) -> SysResult<()> {
     check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
 }
 
-/// capset for this thread with the three 64-bit sets (version 3 ABI: two 32-bit halves).
-pub fn capset(permitted: u64, effective: u64, inheritable: u64) -> SysResult<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let half = |v: u64, i: usize| (v >> (32 * i)) as u32;
-    let data = [0, 1].map(|i| Data { effective: half(effective, i), permitted: half(permitted, i), inheritable: half(inheritable, i) });
-    // SAFETY: header and data match the kernel's v3 layout and live across the call.
-    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) }).map(drop)
-}
-
-/// Installs one classic BPF seccomp filter.
-pub fn seccomp_filter(filter: &[libc::sock_filter]) -> SysResult<()> {
-    let prog = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
-    // SAFETY: prog points at filter, alive for the call; the kernel copies the program.
-    check(unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const libc::sock_fprog) }).map(drop)
-}
-
 /// execve; returns only on failure.
-pub fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
-    // SAFETY: argv and envp are null-terminated arrays of NUL-terminated strings kept alive by
-    // the caller's precomputed configuration.
+///
+/// # Safety
+/// `argv` and `envp` must be null-terminated arrays of pointers to NUL-terminated strings, all
+/// alive for the call.
+pub unsafe fn execve(path: &CStr, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> Errno {
+    // SAFETY: guaranteed by the caller.
     unsafe { libc::execve(path.as_ptr(), argv, envp) };
     errno()
 }
@@ -389,4 +363,56 @@ pub fn pidfd_namespace(pidfd: RawFd, ns: Namespace) -> SysResult<RawFd> {
     };
     // SAFETY: these ioctls take no argument and return a new descriptor.
     check_int(unsafe { libc::ioctl(pidfd, req as _, 0) })
+}
+
+/// Sends `data` with one descriptor (SCM_RIGHTS) on a connected socket, without allocating.
+pub fn send_with_fd(sock: RawFd, data: &[u8], fd: RawFd) -> SysResult<()> {
+    // Room for one cmsghdr carrying one int, 8-byte aligned.
+    let mut control = [0u64; 4];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic; the buffer above is larger than CMSG_SPACE(4).
+    unsafe {
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+    }
+    // SAFETY: msg points at iov and control, both alive for the call.
+    check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as libc::c_long).map(drop)
+}
+
+/// A new pty from the devpts instance whose `ptmx` is `ptmx_path` (in the current root):
+/// returns (master, slave), both close-on-exec, the slave owned by `uid`:`gid`.
+pub fn open_pty(ptmx_path: &CStr, uid: libc::uid_t, gid: libc::gid_t) -> SysResult<(RawFd, RawFd)> {
+    let master = openat2(libc::AT_FDCWD, ptmx_path, libc::O_RDWR | libc::O_NOCTTY, 0, libc::RESOLVE_NO_MAGICLINKS)?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int; TIOCGPTPEER takes open flags and returns a new fd.
+    let slave = unsafe {
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 {
+            let e = errno();
+            close(master);
+            return Err(e);
+        }
+        libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+    };
+    if slave < 0 {
+        let e = errno();
+        close(master);
+        return Err(e);
+    }
+    // SAFETY: integer arguments on descriptors we own.
+    if unsafe { libc::fchown(slave, uid, gid) } < 0 {
+        let e = errno();
+        close(master);
+        close(slave);
+        return Err(e);
+    }
+    Ok((master, slave))
 }

@@ -97,6 +97,7 @@ impl Fixture {
             rlimits: vec![],
             init: false,
             controlling_tty: false,
+            pty: false,
         }
     }
 }
@@ -166,7 +167,10 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 }
 
 /// Runs named cases in order, each caught separately; exits non-zero if any failed.
-pub fn run_cases(cases: &[(&str, fn(&Spawner, &Fixture))], spawner: &Spawner, fixture: &Fixture) {
+/// A named test case.
+pub type Case = (&'static str, fn(&Spawner, &Fixture));
+
+pub fn run_cases(cases: &[Case], spawner: &Spawner, fixture: &Fixture) {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed = Vec::new();
     let mut ran = 0;

@@ -12,11 +12,18 @@ const ROLE: &str = "TFCTL_START_TEST_ROLE";
 /// Called first in main: if this process is a holder, play the role and exit.
 pub fn maybe_play_holder() {
     let Ok(role) = std::env::var(ROLE) else { return };
+    if role == "hang" {
+        play_hang();
+    }
     let spawner = Spawner::start().unwrap();
     let layer = std::env::var("TFCTL_START_TEST_LAYER").unwrap();
     let mountpoint = std::env::var("TFCTL_START_TEST_MNT").unwrap();
     let mut plan = Fixture::plan_for(layer.into(), mountpoint.into(), &["sleep", "100"]);
     plan.init = role.ends_with("-init");
+    if role.ends_with("-user") {
+        plan.user = User { uid: 1000, gid: 1000, additional_gids: vec![] };
+        plan.caps = CapSets { bounding: plan.caps.bounding, ..CapSets::default() };
+    }
     let child = spawner.launch(&plan, StartFds::default()).unwrap();
     println!("{} {}", spawner.pid(), child.pid());
     if role.starts_with("drop") {
@@ -28,6 +35,36 @@ pub fn maybe_play_holder() {
     }
     std::thread::sleep(Duration::from_secs(100));
     std::process::exit(0);
+}
+
+/// A child stuck in its sequence (here: attaching to a "cgroup file" that is a full pipe) is
+/// killed after the start timeout, and the spawner serves the next start.
+fn play_hang() -> ! {
+    let spawner = Spawner::start_with_timeout(Duration::from_millis(500)).unwrap();
+    let layer = std::env::var("TFCTL_START_TEST_LAYER").unwrap();
+    let mountpoint = std::env::var("TFCTL_START_TEST_MNT").unwrap();
+    let plan = Fixture::plan_for(layer.into(), mountpoint.into(), &["true"]);
+    let (_keep_reader, full) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+    while nix::unistd::write(&full, &[0u8; 4096]).is_ok() {}
+    nix::fcntl::fcntl(&full, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).unwrap();
+    let err = spawner.launch(&plan, StartFds { cgroup_procs: vec![full], ..Default::default() }).err().expect("the stuck start fails");
+    println!("{err}");
+    let next = spawner.launch(&plan, StartFds::default()).expect("the next start works");
+    println!("next {:?}", next.wait().unwrap());
+    std::process::exit(0);
+}
+
+pub fn a_stuck_start_times_out(_: &Spawner, f: &Fixture) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "hang")
+        .env("TFCTL_START_TEST_LAYER", &f.layer)
+        .env("TFCTL_START_TEST_MNT", f.mountpoint())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("did not reach execve within 0.5 s"), "{text}");
+    assert!(text.contains("next Exited(0)"), "{text}");
 }
 
 fn pidfd_open(pid: i32) -> OwnedFd {
@@ -62,12 +99,18 @@ fn holder(f: &Fixture, role: &str) -> (std::process::Child, std::io::Lines<std::
 }
 
 pub fn container_dies_with_a_killed_client(_: &Spawner, f: &Fixture) {
-    for role in ["kill", "kill-init"] {
+    // As a non-root user too: a change of uid clears the parent-death signal.
+    for role in ["kill", "kill-init", "kill-user"] {
         let (mut helper, _, spawner, container) = holder(f, role);
         helper.kill().unwrap();
         helper.wait().unwrap();
         assert!(exits_within(&spawner, Duration::from_secs(5)), "{role}: the spawner dies with its client");
-        assert!(exits_within(&container, Duration::from_secs(5)), "{role}: the container dies with the spawner");
+        let died = exits_within(&container, Duration::from_secs(5));
+        if !died {
+            // Leave nothing behind, then fail.
+            let _ = tfctl_runtime::sys::pidfd_send_signal(container.as_raw_fd(), libc::SIGKILL);
+        }
+        assert!(died, "{role}: the container dies with the spawner");
     }
 }
 

@@ -1,0 +1,132 @@
+//! `tfctl exec` and `tfctl logs`.
+
+use std::time::{Duration, SystemTime};
+
+use tfctl_runtime::app::lifecycle;
+use tfctl_runtime::app::record;
+use tfctl_runtime::logs::{self, LogQuery, Stream};
+
+use super::target;
+use crate::args::{ExecArgs, GlobalOpts, LogsArgs};
+use crate::context;
+use crate::exit::{CmdResult, Exit, Failure};
+
+pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
+    if args.tty {
+        return Err(Failure::msg(Exit::Failed, "`exec -t` is not built yet (issue 4: pseudo-terminals)"));
+    }
+    let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
+    let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
+    let container = t.container.expect("need_container");
+    let rec = record::load(&root, &t.app).map_err(context::failed)?;
+    if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
+        return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
+    }
+    if args.user.is_some() || args.workdir.is_some() {
+        return Err(Failure::msg(Exit::Failed, "`exec -u` and `-w` are not built yet"));
+    }
+    for e in &args.env {
+        if !e.contains('=') {
+            return Err(Failure::msg(Exit::Usage, format!("-e {e}: write KEY=VALUE")));
+        }
+    }
+    let result = context::runtime().block_on(lifecycle::request_exec(&root, &t.app, &container, &args.command, &args.env));
+    match result {
+        Ok(0) => Ok(()),
+        Ok(status) => Err(Failure::silent(Exit::Status(status.clamp(0, 255) as u8))),
+        Err((status, message)) => {
+            let exit = match status {
+                127 => Exit::NotFound,
+                126 => Exit::CannotExecute,
+                _ => Exit::RunFailed,
+            };
+            Err(Failure::msg(exit, message))
+        }
+    }
+}
+
+/// `10m`, `90s`, or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<SystemTime, Failure> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let d = tfctl_schema::values::parse_duration(s).map_err(|e| Failure::msg(Exit::Usage, format!("--since {s}: {}", e.message)))?;
+    Ok(SystemTime::now() - d)
+}
+
+pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
+    let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app under this state root"))?;
+    let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), false)?;
+    let dir = record::app_dir(&root, &t.app).join("logs");
+    let containers: Vec<String> = match &t.container {
+        Some(c) => vec![c.clone()],
+        None => {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".log").map(str::to_string)).collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        }
+    };
+    let query = LogQuery { since: args.since.as_deref().map(parse_since).transpose()?, tail: args.tail };
+    let prefix = t.container.is_none();
+    let mut last_seen: Vec<Option<SystemTime>> = vec![None; containers.len()];
+    loop {
+        for (i, c) in containers.iter().enumerate() {
+            let mut q = query.clone();
+            if let Some(t) = last_seen[i] {
+                q = LogQuery { since: Some(t), tail: None };
+            }
+            let lines = logs::read(&dir.join(format!("{c}.log")), &q).map_err(context::failed)?;
+            let seen = last_seen[i];
+            for l in lines.into_iter().filter(|l| seen.is_none_or(|t| l.time > t)) {
+                let mut text = String::new();
+                if prefix {
+                    text.push_str(&format!("{c} | "));
+                }
+                if args.timestamps {
+                    text.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
+                }
+                text.push_str(&l.text);
+                match l.stream {
+                    Stream::Stdout => println!("{text}"),
+                    Stream::Stderr => eprintln!("{text}"),
+                }
+                last_seen[i] = Some(l.time);
+            }
+            if last_seen[i].is_none() {
+                last_seen[i] = Some(SystemTime::UNIX_EPOCH);
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        let live = record::load(&root, &t.app).ok().flatten().and_then(|r| r.supervisor).is_some_and(|s| s.is_alive());
+        if !live {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `tfctl stop`, `start`, `restart`: sent to the app's supervisor.
+pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>, reset: bool, global: &GlobalOpts) -> CmdResult {
+    if reset {
+        return Err(Failure::msg(Exit::Failed, "`restart --reset` is not built yet (issue 7)"));
+    }
+    let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
+    let rt = context::runtime();
+    for target in targets {
+        let t = target::resolve(&root, target, file, op == "restart")?;
+        let live = record::load(&root, &t.app).ok().flatten().and_then(|r| r.supervisor).is_some_and(|s| s.is_alive());
+        if !live {
+            return Err(Failure::msg(Exit::Failed, format!("app {} is not up: `tfctl up` starts it", t.app)));
+        }
+        rt.block_on(lifecycle::request_op(&root, &t.app, op, t.container.as_deref())).map_err(|e| Failure::msg(Exit::Failed, e))?;
+        if !global.quiet {
+            let what = t.container.map(|c| format!("{}/{c}", t.app)).unwrap_or(t.app);
+            eprintln!("{what}: {op} done");
+        }
+    }
+    Ok(())
+}

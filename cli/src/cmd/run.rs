@@ -1,0 +1,260 @@
+//! `tfctl run`: a one-off container from an image, as `docker run` does. It becomes a
+//! one-container app named after the container; its output is tfctl's output and its exit
+//! status is tfctl's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tfctl_runtime::container::{self, Inputs, Writes};
+use tfctl_runtime::image::{ImageError, ImageSource, Store};
+use tfctl_runtime::spawn::{Spawner, StartError};
+use tfctl_runtime::state::files::Lock;
+use tfctl_schema::model::*;
+use tfctl_schema::values;
+
+use crate::args::{GlobalOpts, RunArgs};
+use crate::context::{self};
+use crate::exit::{CmdResult, Exit, Failure};
+use crate::progress::PullProgress;
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure::msg(Exit::Usage, msg.into())
+}
+
+/// tfctl's own failure once the arguments are accepted: 125, as `docker run`.
+fn run_failed(msg: impl std::fmt::Display) -> Failure {
+    Failure::msg(Exit::RunFailed, msg.to_string())
+}
+
+fn random_name() -> String {
+    let mut b = [0u8; 3];
+    let _ = getrandom::getrandom(&mut b);
+    format!("run-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+fn absolute(p: &str) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p))
+}
+
+fn parse_env(args: &RunArgs) -> Result<Vec<(String, String)>, Failure> {
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file).map_err(|e| usage(format!("cannot read --env-file {}: {e}", file.display())))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            match line.split_once('=') {
+                Some((k, v)) => env.push((k.trim().to_string(), v.to_string())),
+                None => {
+                    if let Ok(v) = std::env::var(line) {
+                        env.push((line.to_string(), v));
+                    }
+                }
+            }
+        }
+    }
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push((k.to_string(), v.to_string())),
+            Some(_) => return Err(usage(format!("-e {e}: the variable has no name"))),
+            // `-e KEY` takes KEY from tfctl's environment, and nothing if it is unset.
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    env.push((e.clone(), v));
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
+fn parse_volume(spec: &str) -> Result<Mount, Failure> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [s, t] => (*s, *t, false),
+        [s, t, "ro"] => (*s, *t, true),
+        [s, t, "rw"] => (*s, *t, false),
+        _ => return Err(usage(format!("-v {spec}: write SOURCE:/PATH[:ro], SOURCE a volume name or a path starting with ./, ../ or /"))),
+    };
+    values::check_container_path(target).map_err(|e| usage(format!("-v {spec}: {}", e.message)))?;
+    let source = if source.starts_with('/') || source.starts_with("./") || source.starts_with("../") {
+        let p = absolute(source);
+        if !p.exists() {
+            return Err(usage(format!("-v {spec}: {} does not exist", p.display())));
+        }
+        MountSource::Bind(p)
+    } else {
+        values::check_name("volume", source).map_err(|e| usage(format!("-v {spec}: {}", e.message)))?;
+        MountSource::Volume(source.to_string())
+    };
+    Ok(Mount { source, target: target.to_string(), read_only })
+}
+
+fn parse_copy(spec: &str) -> Result<PreBootFile, Failure> {
+    let (local, path) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| usage(format!("--copy {spec}: write LOCAL:/PATH")))?;
+    values::check_container_path(path).map_err(|e| usage(format!("--copy {spec}: {}", e.message)))?;
+    let local = absolute(local);
+    let meta = std::fs::metadata(&local).map_err(|e| usage(format!("--copy {spec}: cannot read {}: {e}", local.display())))?;
+    use std::os::unix::fs::PermissionsExt;
+    Ok(PreBootFile {
+        path: path.to_string(),
+        content: FileContent::From(local),
+        template: false,
+        mode: meta.permissions().mode() & 0o7777,
+        owner: None,
+    })
+}
+
+fn parse_seccomp(opts: &[String]) -> Result<Seccomp, Failure> {
+    let mut seccomp = Seccomp::Default;
+    for o in opts {
+        match o.split_once('=') {
+            Some(("seccomp", "unconfined")) => seccomp = Seccomp::Unconfined,
+            Some(("seccomp", path)) => seccomp = Seccomp::Profile(absolute(path)),
+            _ if o == "no-new-privileges" || o == "no-new-privileges=true" => {}
+            _ => return Err(usage(format!("--security-opt {o}: tfctl knows seccomp=unconfined, seccomp=PROFILE.json and no-new-privileges"))),
+        }
+    }
+    Ok(seccomp)
+}
+
+fn caps(list: &[String], flag: &str) -> Result<Vec<String>, Failure> {
+    list.iter()
+        .map(|c| if c.eq_ignore_ascii_case("all") { Ok("ALL".to_string()) } else { values::parse_capability(c) })
+        .collect::<Result<_, _>>()
+        .map_err(|e| usage(format!("{flag}: {}", e.message)))
+}
+
+/// The container `run` describes, as an app file would.
+fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure> {
+    let mut limits = Limits::default();
+    if let Some(m) = &args.memory {
+        limits.memory = Some(values::parse_size(m).map_err(|e| usage(format!("--memory {m}: {}", e.message)))?);
+    }
+    if let Some(w) = &args.workdir {
+        values::check_container_path(w).map_err(|e| usage(format!("--workdir {w}: {}", e.message)))?;
+    }
+    let hostname = args.hostname.clone().unwrap_or_else(|| name.to_string());
+    values::check_hostname(&hostname).map_err(|e| usage(format!("--hostname {hostname}: {}", e.message)))?;
+    Ok(Container {
+        name: name.to_string(),
+        image: args.image.clone(),
+        command: (!args.command.is_empty()).then(|| args.command.clone()),
+        entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname,
+        env: parse_env(args)?,
+        files: args.copy.iter().map(|c| parse_copy(c)).collect::<Result<_, _>>()?,
+        secrets: vec![],
+        mounts: args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?,
+        tmpfs: vec![],
+        publish: vec![],
+        allow: vec![],
+        egress: None,
+        allow_egress: vec![],
+        after: vec![],
+        health: None,
+        restart: Restart { policy: RestartPolicy::No, max: None },
+        hooks: vec![],
+        limits,
+        ulimits: vec![],
+        cap_add: caps(&args.cap_add, "--cap-add")?,
+        cap_drop: caps(&args.cap_drop, "--cap-drop")?,
+        seccomp: parse_seccomp(&args.security_opt)?,
+        sysctls: vec![],
+        stop_signal: "SIGTERM".into(),
+        stop_timeout: Duration::from_secs(10),
+        read_only: args.read_only,
+        init: args.init,
+        sleep: false,
+        one_shot: true,
+    })
+}
+
+/// A failed start exits as `docker run` does (127 not found, 126 not executable, else 125).
+fn start_failure(e: StartError) -> Failure {
+    let exit = match e.run_status() {
+        127 => Exit::NotFound,
+        126 => Exit::CannotExecute,
+        _ => Exit::RunFailed,
+    };
+    Failure::msg(exit, e.to_string())
+}
+
+pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
+    if !args.publish.is_empty() || args.app.is_some() {
+        return Err(Failure::msg(Exit::Failed, "`run -p` and `run --app` need the app network, which is not built yet (issue 5)"));
+    }
+    if args.detach || args.tty || args.interactive {
+        return Err(Failure::msg(Exit::Failed, "`run -d`, `-i` and `-t` are not built yet (issues 4 and 6)"));
+    }
+    let name = match &args.name {
+        Some(n) => {
+            values::check_name("container", n).map_err(|e| usage(format!("--name {n}: {}", e.message)))?;
+            n.clone()
+        }
+        None => random_name(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let source = ImageSource::parse(&args.image, &cwd).map_err(|e| usage(format!("invalid image reference: {e}")))?;
+    let mut c = container_from_args(&args, &name)?;
+    c.image = source.to_string();
+
+    let config = context::host_config(global)?;
+    let root = context::state_root(global)?;
+    let store = Store::open(root.path()).map_err(run_failed)?;
+    let apps = root.dir("apps").map_err(run_failed)?;
+    let app_dir = apps.join(&name);
+    if app_dir.join("containers").exists() {
+        return Err(Failure::msg(
+            Exit::RunFailed,
+            format!("a container named {name} already exists under {}: choose another --name, or remove it with `tfctl rm {name}`", root.path().display()),
+        ));
+    }
+    std::fs::create_dir_all(&app_dir).map_err(run_failed)?;
+    let _lock = Lock::try_exclusive(&app_dir.join("lock"))
+        .map_err(run_failed)?
+        .ok_or_else(|| run_failed(format!("container {name} is being started by another tfctl")))?;
+
+    let rt = context::runtime();
+    let status = rt.block_on(async {
+        let image = match store.resolve(&source) {
+            Ok(image) => image,
+            Err(ImageError::NotFound { .. }) => {
+                let opts = context::pull_options(global, &config, &args.registry);
+                let quiet = GlobalOpts { quiet: !global.verbose, ..global.clone() };
+                store.pull(&source, &opts, &PullProgress::for_terminal(&quiet)).await.map_err(run_failed)?;
+                store.resolve(&source).map_err(run_failed)?
+            }
+            Err(e) => return Err(run_failed(e)),
+        };
+        let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
+        let prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
+        let started = spawner.launch_async(&prepared.plan, prepared.fds).await;
+        let outcome = match started {
+            Ok(child) => child.wait_async().await.map_err(start_failure),
+            Err(e) => Err(start_failure(e)),
+        };
+        // Whatever happened, nothing of the container keeps running; its folder stays unless
+        // --rm, so its filesystem can still be inspected.
+        let cleanup = if args.rm {
+            container::remove(prepared.cgroup.as_ref(), &prepared.dirs).map(|_| ())
+        } else {
+            prepared.cgroup.remove().map_err(|e| container::CreateError::Cgroup { container: name.clone(), source: e })
+        };
+        if args.rm {
+            let _ = std::fs::remove_dir_all(&app_dir);
+        }
+        if let Err(e) = cleanup {
+            eprintln!("warning: {e}");
+        }
+        outcome
+    })?;
+    let code = status.code();
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Failure::silent(Exit::Status(code.clamp(0, 255) as u8)))
+    }
+}

@@ -1,0 +1,485 @@
+//! `tfctl up`, `tfctl down`, `tfctl ps`: an app under its supervisor.
+//!
+//! In the foreground the `up` process is the supervisor. With `-d` or `--wait` it forks one
+//! (before any thread exists, so the child may run Rust freely) that detaches into its own
+//! session and reports its progress back over a pipe until `up` has what it waits for.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tfctl_runtime::app::lifecycle::{self, Progress, StopReason, SupervisorSetup};
+use tfctl_runtime::app::record::{self, AppRecord};
+use tfctl_runtime::app::OutputLine;
+use tfctl_runtime::image::{ImageError, ImageSource, Store};
+use tfctl_runtime::spawn::Spawner;
+use tfctl_runtime::state::StateRoot;
+use tfctl_schema::model::{App, Event};
+use tokio::sync::{mpsc, watch};
+
+use crate::args::{DownArgs, Format, GlobalOpts, PsArgs, UpArgs};
+use crate::context::{self, failed};
+use crate::exit::{CmdResult, Exit, Failure};
+use crate::output;
+use crate::progress::PullProgress;
+
+/// Files that shape what runs as root must be root's alone (or the user says --trust-file).
+fn check_trust(app: &App) -> Result<(), Failure> {
+    let mut files = vec![app.file.clone(), app.dir.join(".env")];
+    for c in &app.containers {
+        for f in &c.files {
+            if let tfctl_schema::model::FileContent::From(p) = &f.content {
+                files.push(p.clone());
+            }
+        }
+        for h in &c.hooks {
+            for s in &h.steps {
+                if let tfctl_schema::model::HookStep::Run(argv) = s {
+                    files.extend(tfctl_runtime::trust::hook_scripts(argv, &app.dir));
+                }
+            }
+        }
+    }
+    for h in &app.hooks {
+        for s in &h.steps {
+            if let tfctl_schema::model::HookStep::Run(argv) = s {
+                files.extend(tfctl_runtime::trust::hook_scripts(argv, &app.dir));
+            }
+        }
+    }
+    tfctl_runtime::trust::check(&files).map_err(|e| Failure::msg(Exit::Usage, e.to_string()))
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, Failure> {
+    tfctl_schema::values::parse_duration(s).map_err(|e| Failure::msg(Exit::Usage, format!("--wait={s}: {}", e.message)))
+}
+
+/// Every container's image from the store, pulling the missing ones.
+fn images(app: &App, store: &Store, global: &GlobalOpts, args: &UpArgs) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
+    let config = context::host_config(global)?;
+    let opts = context::pull_options(global, &config, &args.registry);
+    let progress = PullProgress::for_terminal(global);
+    let rt = context::runtime();
+    let result = rt.block_on(async {
+        let mut out = HashMap::new();
+        for c in &app.containers {
+            let source = ImageSource::parse(&c.image, &app.dir).map_err(|e| Failure::msg(Exit::Usage, format!("container {}: {e}", c.name)))?;
+            let image = match store.resolve(&source) {
+                Ok(i) => i,
+                Err(ImageError::NotFound { .. }) => {
+                    store.pull(&source, &opts, &progress).await.map_err(failed)?;
+                    store.resolve(&source).map_err(failed)?
+                }
+                Err(e) => return Err(failed(e)),
+            };
+            out.insert(c.name.clone(), image);
+        }
+        Ok(out)
+    });
+    // Dropping the runtime joins its threads: the process is single-threaded again, as the
+    // spawner and the detaching fork need.
+    drop(rt);
+    result
+}
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(0))))
+        .unwrap_or(0)
+}
+
+/// Loads, checks and prepares an app for `up`: its record, images and network plan.
+fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, Failure> {
+    let mut app = crate::cmd::check::load_app(&args.file)?;
+    if let Some(n) = &args.name {
+        tfctl_schema::values::check_name("app", n).map_err(|e| Failure::msg(Exit::Usage, format!("--name {n}: {}", e.message)))?;
+        app.name = n.clone();
+    }
+    if !args.trust_file {
+        check_trust(&app)?;
+    }
+    if args.exit_code_from.is_some() || args.abort_on_failure {
+        return Err(Failure::msg(Exit::Failed, "--exit-code-from and --abort-on-failure are not built yet (issue 7)"));
+    }
+    let config = context::host_config(global)?;
+    let root = context::state_root(global)?;
+    let mut rec = record::load(&root, &app.name).map_err(failed)?.unwrap_or_else(|| AppRecord::new(&app.name, &app.file));
+    if let Some(s) = &rec.supervisor {
+        if s.is_alive() {
+            return Err(Failure::msg(
+                Exit::Failed,
+                format!("app {} is already up (supervisor pid {}): bringing a running app in line with its file comes with issue 7; run `tfctl down {}` first", app.name, s.pid, app.name),
+            ));
+        }
+        // A supervisor that died left its objects: remove them, then start afresh.
+        lifecycle::remove_objects(&root, &mut rec).map_err(failed)?;
+    }
+    rec.app_file = app.file.clone();
+    let store = Store::open(root.path()).map_err(failed)?;
+    let images = images(&app, &store, global, args)?;
+    rec.net = Some(lifecycle::plan_network(&root, &app, &config, rec.net.take()).map_err(failed)?);
+    record::save(&root, &rec).map_err(failed)?;
+    Ok(SupervisorSetupParts { root, app, config, images, record: rec })
+}
+
+struct SupervisorSetupParts {
+    root: StateRoot,
+    app: App,
+    config: tfctl_schema::model::HostConfig,
+    images: HashMap<String, tfctl_runtime::image::Image>,
+    record: AppRecord,
+}
+
+pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
+    let wait = args.wait.as_deref().map(parse_timeout).transpose()?;
+    let parts = prepare(&args, global)?;
+    if threads() > 1 {
+        return Err(Failure::msg(Exit::Failed, "internal error: tfctl has threads before starting the supervisor"));
+    }
+    if args.detach || wait.is_some() {
+        detached(parts, wait, global)
+    } else {
+        foreground(parts, global)
+    }
+}
+
+fn setup(parts: SupervisorSetupParts, output: Option<mpsc::UnboundedSender<OutputLine>>, progress: mpsc::UnboundedSender<Progress>) -> SupervisorSetup {
+    SupervisorSetup { root: parts.root, app: parts.app, config: parts.config, images: parts.images, record: parts.record, output, progress }
+}
+
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts) -> CmdResult {
+    let spawner = Arc::new(Spawner::start().map_err(failed)?);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let names: Vec<String> = parts.app.containers.iter().map(|c| c.name.clone()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let quiet = global.quiet;
+    let rt = context::runtime();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutputLine>();
+    let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let outcome = rt.block_on(async move {
+        tokio::spawn(async move {
+            while let Some(line) = out_rx.recv().await {
+                let i = names.iter().position(|n| *n == line.container).unwrap_or(0);
+                let prefix = format!("{:width$} |", line.container);
+                if colour {
+                    println!("\x1b[{}m{prefix}\x1b[0m {}", COLOURS[i % COLOURS.len()], line.text);
+                } else {
+                    println!("{prefix} {}", line.text);
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(p) = prog_rx.recv().await {
+                if !quiet {
+                    print_progress(&p);
+                }
+            }
+        });
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).expect("signal handler");
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = interrupted.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = sigint.recv() => flag.store(true, std::sync::atomic::Ordering::SeqCst),
+                _ = sigterm.recv() => {}
+            }
+            eprintln!("stopping (Ctrl-C again to kill)");
+            stop_tx.send_replace(true);
+            // A second Ctrl-C skips the grace period.
+            if sigint.recv().await.is_some() {
+                std::process::exit(130);
+            }
+        });
+        let reason = lifecycle::supervise(setup(parts, Some(out_tx), prog_tx), spawner, stop_rx).await;
+        (reason, interrupted.load(std::sync::atomic::Ordering::SeqCst))
+    });
+    match outcome {
+        (Err(e), _) => Err(failed(e)),
+        (Ok(StopReason::Signal), true) => Err(Failure::silent(Exit::Interrupted)),
+        (Ok(_), _) => Ok(()),
+    }
+}
+
+fn print_progress(p: &Progress) {
+    match p {
+        Progress::Report(r) => {
+            let who = r.container.as_deref().unwrap_or("app");
+            let code = r.exit_code.map(|c| format!(" (status {c})")).unwrap_or_default();
+            let msg = if r.message.is_empty() { String::new() } else { format!(": {}", r.message) };
+            match r.event {
+                Event::Started | Event::Healthy | Event::Unhealthy | Event::Exited | Event::Failed | Event::Up | Event::Down => {
+                    eprintln!("{who}: {}{code}{msg}", r.event)
+                }
+                Event::Stopping => {}
+            }
+        }
+        Progress::Ready => eprintln!("app is ready"),
+        Progress::Failed { container, reason } => eprintln!("{container} failed: {reason}"),
+    }
+}
+
+/// A progress message on the pipe from a detached supervisor.
+fn encode(p: &Progress) -> String {
+    let v = match p {
+        Progress::Report(r) => serde_json::json!({"kind": "report", "report": r}),
+        Progress::Ready => serde_json::json!({"kind": "ready"}),
+        Progress::Failed { container, reason } => serde_json::json!({"kind": "failed", "container": container, "reason": reason}),
+    };
+    format!("{v}\n")
+}
+
+fn detached(parts: SupervisorSetupParts, wait: Option<Duration>, global: &GlobalOpts) -> CmdResult {
+    let app_name = parts.app.name.clone();
+    let waited_for: Vec<String> = parts.app.containers.iter().filter(|c| !c.sleep).map(|c| c.name.clone()).collect();
+    let log_path = record::app_dir(&parts.root, &app_name).join("supervisor.log");
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(failed)?;
+    // SAFETY: the process has one thread (checked by `up`), so the child may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(failed)? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let code = run_detached_supervisor(parts, w, &log_path);
+            std::process::exit(code);
+        }
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(w);
+            report_until(r, &app_name, waited_for, wait, global)
+        }
+    }
+}
+
+/// The detached supervisor: its own session, stdin from /dev/null, output to its log.
+fn run_detached_supervisor(parts: SupervisorSetupParts, report: OwnedFd, log_path: &Path) -> i32 {
+    let _ = nix::unistd::setsid();
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    if let Ok(log) = std::fs::OpenOptions::new().create(true).append(true).open(log_path) {
+        let _ = nix::unistd::dup2_stdout(&log);
+        let _ = nix::unistd::dup2_stderr(&log);
+    }
+    let spawner = match Spawner::start() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let mut f = std::fs::File::from(report);
+            let _ = f.write_all(encode(&Progress::Failed { container: String::new(), reason: format!("cannot start the spawner: {e}") }).as_bytes());
+            return 1;
+        }
+    };
+    let rt = context::runtime();
+    let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let result = rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut pipe = Some(std::fs::File::from(report));
+            while let Some(p) = prog_rx.recv().await {
+                print_progress(&p);
+                if let Some(f) = pipe.as_mut() {
+                    if f.write_all(encode(&p).as_bytes()).is_err() {
+                        // `up` has returned: keep supervising, stop reporting.
+                        pipe = None;
+                    }
+                }
+            }
+        });
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let stop = stop_rx.clone();
+        let (tx2, rx2) = watch::channel(false);
+        tokio::spawn(async move {
+            sigterm.recv().await;
+            tx2.send_replace(true);
+        });
+        let _ = stop;
+        lifecycle::supervise(setup(parts, None, prog_tx), spawner, rx2).await
+    });
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("supervisor: {e}");
+            1
+        }
+    }
+}
+
+/// Reads the supervisor's reports until what `up` waits for: every container started (`-d`),
+/// or the app ready (`--wait`), or a failure, or the timeout.
+fn report_until(r: OwnedFd, app: &str, containers: Vec<String>, wait: Option<Duration>, global: &GlobalOpts) -> CmdResult {
+    let deadline = wait.map(|w| Instant::now() + w);
+    let (tx, rx) = std::sync::mpsc::channel::<Option<serde_json::Value>>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(std::fs::File::from(r)).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(serde_json::from_str(&line).ok()).is_err() {
+                break;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let mut started: Vec<String> = Vec::new();
+    loop {
+        let msg = match deadline {
+            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(m) => m,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(Failure::msg(
+                        Exit::Timeout,
+                        format!("app {app} was not ready within --wait's timeout; it keeps running: see `tfctl ps {app}`, stop it with `tfctl down {app}`"),
+                    ))
+                }
+                Err(_) => None,
+            },
+            None => rx.recv().unwrap_or(None),
+        };
+        let Some(msg) = msg else {
+            return Err(Failure::msg(Exit::Failed, format!("the supervisor of {app} exited before the app was up; see {}", "its supervisor.log under the state root")));
+        };
+        if global.format == Format::Json {
+            println!("{msg}");
+        }
+        match msg["kind"].as_str() {
+            Some("ready") => {
+                if !global.quiet && global.format == Format::Text {
+                    eprintln!("app {app} is up; stop it with `tfctl down {app}`");
+                }
+                return Ok(());
+            }
+            Some("failed") => {
+                let container = msg["container"].as_str().unwrap_or("");
+                let reason = msg["reason"].as_str().unwrap_or("failed");
+                let exit = if wait.is_some() { Exit::ContainerFailed } else { Exit::Failed };
+                return Err(Failure::msg(exit, format!("container {container} of app {app} failed: {reason}; the app keeps running, `tfctl down {app}` stops it")));
+            }
+            Some("report") => {
+                let r = &msg["report"];
+                if !global.quiet && global.format == Format::Text {
+                    let who = r["container"].as_str().unwrap_or("app");
+                    let text = r["message"].as_str().filter(|m| !m.is_empty()).map(|m| format!(": {m}")).unwrap_or_default();
+                    eprintln!("{who}: {}{text}", r["event"].as_str().unwrap_or(""));
+                }
+                if wait.is_none() && r["event"] == "started" {
+                    if let Some(c) = r["container"].as_str() {
+                        started.push(c.to_string());
+                    }
+                    if containers.iter().all(|c| started.contains(c)) {
+                        return Ok(());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn app_name_of(target: &str, name: &Option<String>) -> Result<String, Failure> {
+    if let Some(n) = name {
+        return Ok(n.clone());
+    }
+    let p = Path::new(target);
+    if (target.contains('/') || target.ends_with(".kdl")) && p.is_file() {
+        return Ok(crate::cmd::check::load_app(p)?.name);
+    }
+    tfctl_schema::values::check_name("app", target).map_err(|e| Failure::msg(Exit::Usage, format!("{target}: not an app file, and {}", e.message)))?;
+    Ok(target.to_string())
+}
+
+pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
+    let name = app_name_of(&args.target, &args.name)?;
+    let Some(root) = context::existing_state_root(global)? else { return Ok(()) };
+    let Some(mut rec) = record::load(&root, &name).map_err(failed)? else {
+        if !global.quiet {
+            eprintln!("app {name} is not up");
+        }
+        return Ok(());
+    };
+    if let Some(s) = rec.supervisor.clone().filter(|s| s.is_alive()) {
+        let asked = context::runtime().block_on(lifecycle::request_down(&root, &name));
+        if !asked {
+            return Err(Failure::msg(Exit::Failed, format!("the supervisor of {name} (pid {}) did not answer on its control socket", s.pid)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while s.is_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rec = record::load(&root, &name).map_err(failed)?.unwrap_or(rec);
+    }
+    // Whatever a dead supervisor left (or nothing, if it cleaned up) goes now.
+    lifecycle::remove_objects(&root, &mut rec).map_err(failed)?;
+    if args.volumes {
+        let _ = std::fs::remove_dir_all(root.path().join("volumes").join(&name));
+        std::fs::remove_dir_all(record::app_dir(&root, &name)).map_err(failed)?;
+    }
+    if !global.quiet {
+        eprintln!("app {name} is down");
+    }
+    Ok(())
+}
+
+pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
+    let Some(root) = context::existing_state_root(global)? else {
+        if global.format == Format::Json {
+            output::print_json(&serde_json::json!({"apps": []}));
+        }
+        return Ok(());
+    };
+    let records: Vec<AppRecord> = record::all(&root).into_iter().filter(|r| args.app.as_ref().is_none_or(|a| *a == r.name)).collect();
+    let rt = context::runtime();
+    let mut apps = Vec::new();
+    for r in records {
+        let live = r.supervisor.as_ref().filter(|s| s.is_alive());
+        let status = match live {
+            Some(_) => rt.block_on(lifecycle::request_status(&root, &r.name)),
+            None => None,
+        };
+        let containers: Vec<serde_json::Value> = r
+            .net
+            .as_ref()
+            .map(|n| {
+                n.containers
+                    .iter()
+                    .map(|(name, addr)| {
+                        let s = status.as_ref().map(|s| s["containers"][name].clone()).unwrap_or(serde_json::Value::Null);
+                        serde_json::json!({
+                            "name": name,
+                            "address": addr.address.to_string(),
+                            "state": s.get("state").cloned().unwrap_or_else(|| "down".into()),
+                            "health": s.get("health").cloned().unwrap_or(serde_json::Value::Null),
+                            "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        apps.push(serde_json::json!({
+            "name": r.name,
+            "supervisor": live.map(|s| serde_json::json!({"pid": s.pid})),
+            "containers": containers,
+        }));
+    }
+    match global.format {
+        Format::Json => output::print_json(&serde_json::json!({"apps": apps})),
+        Format::Text => {
+            println!("{:<20} {:<20} {:<10} {:<10} {:<16} {:>8}", "APP", "CONTAINER", "STATE", "HEALTH", "ADDRESS", "RESTARTS");
+            for a in &apps {
+                for c in a["containers"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8}",
+                        a["name"].as_str().unwrap_or(""),
+                        c["name"].as_str().unwrap_or(""),
+                        c["state"].as_str().unwrap_or(""),
+                        c["health"].as_str().unwrap_or("-"),
+                        c["address"].as_str().unwrap_or(""),
+                        c["restarts"]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

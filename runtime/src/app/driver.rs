@@ -1,0 +1,327 @@
+//! The supervisor's driver for real containers: each start prepares the container (folders,
+//! cgroup, compiled Spec, pre-boot files, secrets), wires its network namespace once, and asks
+//! the spawner for the process; output goes to the container's log.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use tfctl_schema::model::{App, Container, SecretTarget};
+
+use super::etc;
+use crate::cgroup::ContainerCgroup;
+use crate::container::{self, Inputs, Writes};
+use crate::files::TemplateContext;
+use crate::hooks::host::HostOutcome;
+use crate::image::Image;
+use crate::logs::{LogWriter, Stream};
+use crate::net::{AppNet, NetRecord};
+use crate::secrets::SecretValue;
+use crate::spawn::{FileInit, Mode, Spawner, StartFds, StartPlan};
+use crate::state::StateRoot;
+use crate::supervise::{Driver, ExitStatus};
+
+/// A line of container output, for the foreground view.
+#[derive(Debug, Clone)]
+pub struct OutputLine {
+    pub container: String,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// What every container of the app shares.
+pub struct AppContext {
+    pub root: StateRoot,
+    pub app: App,
+    /// The image of each container, by container name.
+    pub images: HashMap<String, Image>,
+    pub net: Option<NetRecord>,
+    pub spawner: Arc<Spawner>,
+    /// Every secret the app defines, read or derived once.
+    pub secrets: HashMap<String, SecretValue>,
+    pub log_size: u64,
+    /// Where output lines also go (the foreground `up`); `None` when detached.
+    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    netns: Option<OwnedFd>,
+    pidfd: Option<OwnedFd>,
+    exit: Option<watch::Receiver<Option<ExitStatus>>>,
+    cgroup: Option<Box<dyn ContainerCgroup>>,
+    plan: Option<StartPlan>,
+}
+
+pub struct HostDriver {
+    ctx: Arc<AppContext>,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
+}
+
+fn to_exit(s: crate::spawn::ExitStatus) -> ExitStatus {
+    match s {
+        crate::spawn::ExitStatus::Exited(c) => ExitStatus { code: c, signal: None },
+        crate::spawn::ExitStatus::Signaled(sig) => ExitStatus { code: 128 + sig, signal: Some(sig) },
+    }
+}
+
+impl HostDriver {
+    pub fn new(ctx: AppContext) -> HostDriver {
+        HostDriver { ctx: Arc::new(ctx), slots: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn context(&self) -> &AppContext {
+        &self.ctx
+    }
+
+    fn container(&self, name: &str) -> Result<&Container, String> {
+        self.ctx.app.container(name).ok_or_else(|| format!("no container {name} in app {}", self.ctx.app.name))
+    }
+
+    fn peers(&self) -> Vec<(String, std::net::Ipv4Addr)> {
+        self.ctx.net.as_ref().map(|n| n.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
+    }
+
+    /// The container's network namespace, made and wired on first use.
+    fn wired_netns(&self, name: &str) -> Result<OwnedFd, String> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = slots.entry(name.to_string()).or_default();
+        if slot.netns.is_none() {
+            let ns = super::netns::new_netns().map_err(|e| format!("cannot create a network namespace: {e}"))?;
+            if let Some(net) = &self.ctx.net {
+                AppNet::attach_container(net, name, std::os::fd::AsFd::as_fd(&ns)).map_err(|e| e.to_string())?;
+            }
+            slot.netns = Some(ns);
+        }
+        slot.netns.as_ref().expect("set above").try_clone().map_err(|e| e.to_string())
+    }
+
+    fn inputs(&self, c: &Container, netns: OwnedFd) -> Inputs {
+        let peers = self.peers();
+        let own = peers.iter().find(|(n, _)| *n == c.name).map(|(_, ip)| *ip);
+        let templates = TemplateContext {
+            ips: peers.iter().cloned().collect(),
+            names: self.ctx.app.containers.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+            secrets: self.ctx.secrets.clone(),
+        };
+        let mut secret_files = Vec::new();
+        let mut extra_env = Vec::new();
+        for s in &c.secrets {
+            let Some(value) = self.ctx.secrets.get(&s.name) else { continue };
+            match &s.target {
+                SecretTarget::File { path, mode, owner } => {
+                    let init = FileInit {
+                        path: path.clone(),
+                        data: value.expose().to_vec(),
+                        mode: *mode,
+                        uid: owner.map_or(0, |o| o.uid),
+                        gid: owner.map_or(0, |o| o.gid),
+                    };
+                    secret_files.push((init, owner.is_some()));
+                }
+                SecretTarget::Env(var) => extra_env.push(format!("{var}={}", String::from_utf8_lossy(value.expose()))),
+            }
+        }
+        let rootfs_files = vec![
+            FileInit { path: "/etc/hosts".into(), data: etc::hosts(&self.ctx.app.name, &c.hostname, own, &peers).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+        ];
+        Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
+    }
+
+    /// Copies a container's output into its log, line by line, and to the foreground view.
+    fn pump(&self, name: &str, stream: Stream, fd: OwnedFd, log: Arc<Mutex<LogWriter>>) {
+        let output = self.ctx.output.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let Ok(file) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
+            let mut lines = BufReader::new(file).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut w) = log.lock() {
+                    let _ = w.line(stream, &line);
+                }
+                if let Some(out) = &output {
+                    let _ = out.send(OutputLine { container: name.clone(), stream, text: line });
+                }
+            }
+        });
+    }
+
+    fn log_writer(&self, name: &str) -> std::io::Result<Arc<Mutex<LogWriter>>> {
+        let dir = self.ctx.root.dir(&format!("apps/{}/logs", self.ctx.app.name))?;
+        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), self.ctx.log_size)?)))
+    }
+
+    /// Removes what a container's run left: its cgroup (with anything still in it).
+    pub fn cleanup(&self, name: &str) {
+        let cgroup = self.slots.lock().ok().and_then(|mut s| s.get_mut(name).and_then(|slot| slot.cgroup.take()));
+        if let Some(cg) = cgroup {
+            let _ = cg.remove();
+        }
+    }
+
+    /// Kills and removes every container's cgroup and forgets the namespaces.
+    pub fn cleanup_all(&self) {
+        let names: Vec<String> = self.slots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default();
+        for n in names {
+            self.cleanup(&n);
+        }
+        if let Ok(mut s) = self.slots.lock() {
+            s.clear();
+        }
+    }
+
+    /// Runs `argv` in the running container `name` with its confinement, capturing output.
+    pub async fn exec_captured(&self, name: &str, argv: &[String], timeout: Duration, stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>) -> Result<HostOutcome, String> {
+        self.exec_in(name, argv, &[], timeout, stdio).await.map_err(|(_, e)| e)
+    }
+
+    /// Runs `argv` (with `env` added) in the running container `name`. A failure to start says
+    /// the status `docker exec` would exit with (125, 126, 127) and why.
+    pub async fn exec_in(
+        &self,
+        name: &str,
+        argv: &[String],
+        env: &[String],
+        timeout: Duration,
+        stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
+    ) -> Result<HostOutcome, (i32, String)> {
+        let fail = |e: String| (125, e);
+        let (mut plan, target, attach) = {
+            let slots = self.slots.lock().map_err(|_| fail("state poisoned".to_string()))?;
+            let not_running = || fail(format!("container {name} is not running"));
+            let slot = slots.get(name).ok_or_else(not_running)?;
+            let plan = slot.plan.clone().ok_or_else(not_running)?;
+            let target = slot.pidfd.as_ref().ok_or_else(not_running)?.try_clone().map_err(|e| fail(e.to_string()))?;
+            let attach = match &slot.cgroup {
+                Some(cg) => cg.attach_files().map_err(|e| fail(e.to_string()))?.fds,
+                None => Vec::new(),
+            };
+            (plan, target, attach)
+        };
+        plan.mode = Mode::Join;
+        plan.process.argv = argv.to_vec();
+        plan.process.env.extend(env.iter().cloned());
+        plan.init = false;
+        let mut fds = StartFds { target: Some(target), cgroup_procs: attach, ..StartFds::default() };
+        let mut capture = None;
+        match stdio {
+            Some((i, o, e)) => {
+                fds.stdin = Some(i);
+                fds.stdout = Some(o);
+                fds.stderr = Some(e);
+            }
+            None => {
+                let (r, w) = pipe().map_err(|e| fail(e.to_string()))?;
+                fds.stdin = Some(OwnedFd::from(std::fs::File::open("/dev/null").map_err(|e| fail(e.to_string()))?));
+                fds.stderr = Some(w.try_clone().map_err(|e| fail(e.to_string()))?);
+                fds.stdout = Some(w);
+                capture = Some(r);
+            }
+        }
+        let child = self.ctx.spawner.launch_async(&plan, fds).await.map_err(|e| (e.run_status(), e.to_string()))?;
+        let (_, pidfd, waiter) = child.into_parts();
+        let read = async move {
+            let mut out = Vec::new();
+            if let Some(r) = capture {
+                if let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(r) {
+                    let _ = (&mut rx).take(64 * 1024).read_to_end(&mut out).await;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        match tokio::time::timeout(timeout, async { tokio::join!(waiter.wait_async(), read) }).await {
+            Ok((status, output)) => {
+                let status = status.map_err(|e| fail(e.to_string()))?;
+                Ok(HostOutcome { status: Some(status.code()), timed_out: false, output })
+            }
+            Err(_) => {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                Ok(HostOutcome { status: None, timed_out: true, output: String::new() })
+            }
+        }
+    }
+}
+
+impl Driver for HostDriver {
+    async fn start(&self, name: &str) -> Result<(), String> {
+        let c = self.container(name)?.clone();
+        let image = self.ctx.images.get(name).ok_or_else(|| format!("no image for container {name}"))?;
+        self.cleanup(name);
+        let netns = self.wired_netns(name)?;
+        let inputs = self.inputs(&c, netns);
+        let mut prepared = container::prepare(&self.ctx.root, &self.ctx.app.name, &c, image, Writes::Kept, inputs).map_err(|e| e.to_string())?;
+        let log = self.log_writer(name).map_err(|e| format!("cannot open the log of {name}: {e}"))?;
+        let (out_r, out_w) = pipe().map_err(|e| e.to_string())?;
+        let (err_r, err_w) = pipe().map_err(|e| e.to_string())?;
+        prepared.fds.stdin = Some(OwnedFd::from(std::fs::File::open("/dev/null").map_err(|e| e.to_string())?));
+        prepared.fds.stdout = Some(out_w);
+        prepared.fds.stderr = Some(err_w);
+        let plan = prepared.plan.clone();
+        let started = self.ctx.spawner.launch_async(&prepared.plan, prepared.fds).await;
+        let child = match started {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = prepared.cgroup.remove();
+                return Err(e.to_string());
+            }
+        };
+        self.pump(name, Stream::Stdout, out_r, log.clone());
+        self.pump(name, Stream::Stderr, err_r, log);
+        let (_, pidfd, waiter) = child.into_parts();
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let exit = waiter.wait_async().await.map(to_exit).unwrap_or(ExitStatus { code: 137, signal: Some(libc::SIGKILL) });
+            tx.send_replace(Some(exit));
+        });
+        let mut slots = self.slots.lock().map_err(|_| "state poisoned".to_string())?;
+        let slot = slots.entry(name.to_string()).or_default();
+        slot.pidfd = Some(pidfd);
+        slot.exit = Some(rx);
+        slot.cgroup = Some(prepared.cgroup);
+        slot.plan = Some(plan);
+        Ok(())
+    }
+
+    async fn wait(&self, name: &str) -> ExitStatus {
+        let rx = self.slots.lock().ok().and_then(|s| s.get(name).and_then(|slot| slot.exit.clone()));
+        let Some(mut rx) = rx else { return ExitStatus { code: 125, signal: None } };
+        let exit = match rx.wait_for(|e| e.is_some()).await {
+            Ok(e) => e.expect("waited for Some"),
+            Err(_) => ExitStatus { code: 137, signal: Some(libc::SIGKILL) },
+        };
+        // The process is gone: nothing may stay in its cgroup.
+        self.cleanup(name);
+        exit
+    }
+
+    async fn signal(&self, name: &str, signal: i32) -> Result<(), String> {
+        let slots = self.slots.lock().map_err(|_| "state poisoned".to_string())?;
+        let fd = slots.get(name).and_then(|s| s.pidfd.as_ref()).ok_or_else(|| format!("container {name} is not running"))?;
+        crate::sys::pidfd_send_signal(fd.as_raw_fd(), signal).map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
+    }
+
+    async fn kill_all(&self, name: &str) {
+        let slots = self.slots.lock().ok();
+        if let Some(cg) = slots.as_ref().and_then(|s| s.get(name)).and_then(|s| s.cgroup.as_ref()) {
+            let _ = cg.kill();
+        }
+    }
+
+    async fn exec(&self, container: &str, argv: &[String], timeout: Duration) -> Result<HostOutcome, String> {
+        self.exec_captured(container, argv, timeout, None).await
+    }
+
+    fn netns(&self, container: &str) -> Option<OwnedFd> {
+        let slots = self.slots.lock().ok()?;
+        slots.get(container)?.netns.as_ref()?.try_clone().ok()
+    }
+}

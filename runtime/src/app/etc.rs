@@ -1,0 +1,50 @@
+//! The name files tfctl writes into every container before boot: /etc/hosts (every container
+//! of the app by name and NAME.APP) and /etc/resolv.conf (the host's own upstream nameservers,
+//! never a loopback one the container cannot reach, never a public resolver).
+
+use std::net::Ipv4Addr;
+
+pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String, Ipv4Addr)]) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n");
+    if own.is_none() {
+        out.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    }
+    for (name, ip) in peers {
+        out.push_str(&format!("{ip}\t{name}.{app} {name}\n"));
+    }
+    out
+}
+
+fn nameservers_in(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(|s| s.trim().to_string())
+        .filter(|s| s.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .collect()
+}
+
+/// The host's non-loopback nameservers; with systemd-resolved (127.0.0.53), its upstream list.
+pub fn resolv_conf() -> String {
+    let mut servers = nameservers_in(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    if servers.is_empty() {
+        servers = nameservers_in(&std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default());
+    }
+    servers.iter().map(|s| format!("nameserver {s}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_resolvers_are_dropped() {
+        assert_eq!(nameservers_in("nameserver 127.0.0.53\nnameserver 10.0.0.2\n# x\nnameserver ::1\n"), vec!["10.0.0.2"]);
+    }
+
+    #[test]
+    fn hosts_names_every_peer_with_and_without_the_app() {
+        let h = hosts("shop", "web", Some(Ipv4Addr::new(10, 89, 0, 2)), &[("web".into(), Ipv4Addr::new(10, 89, 0, 2)), ("db".into(), Ipv4Addr::new(10, 89, 0, 3))]);
+        assert!(h.contains("10.89.0.3\tdb.shop db\n"));
+        assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
+    }
+}

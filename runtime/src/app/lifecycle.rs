@@ -1,0 +1,426 @@
+//! An app's life on the host: plan its network, run its supervisor until it is told to stop,
+//! and remove every object its record names (also when the supervisor died without doing so).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tfctl_schema::model::{self, App, HostConfig};
+use tokio::sync::{mpsc, watch};
+
+use super::driver::{AppContext, HostDriver, OutputLine};
+use super::record::{self, AppRecord};
+use crate::control::ControlServer;
+use crate::hooks::env::HookContext;
+use crate::image::Image;
+use crate::net::{self, firewall, AppId, AppNet, NetRecord};
+use crate::secrets::{self, HostKey, SecretValue};
+use crate::spawn::Spawner;
+use crate::state::files::{read_json, write_json, Lock};
+use crate::state::identity::ProcessIdentity;
+use crate::state::StateRoot;
+use crate::supervise::{readiness, Readiness, Report, StatusMap, Supervisor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("network: {0}")]
+    Net(#[from] net::NetError),
+    #[error("secret: {0}")]
+    Secret(#[from] secrets::SecretError),
+    #[error("app {app} is already supervised by process {pid}: run `tfctl down {app}` first")]
+    Running { app: String, pid: i32 },
+}
+
+fn ipnet(n: model::Ipv4Net) -> ipnet::Ipv4Net {
+    ipnet::Ipv4Net::new(n.addr, n.prefix).expect("validated prefix")
+}
+
+/// The app's network, planned (no side effect): the recorded one when its subnet still fits,
+/// else a new subnet; every container gets its fixed address.
+pub fn plan_network(root: &StateRoot, app: &App, config: &HostConfig, previous: Option<NetRecord>) -> Result<NetRecord, LifecycleError> {
+    let id = AppId::derive(root.path(), &app.name);
+    let wanted = app.subnet.map(ipnet);
+    let mut rec = match previous {
+        Some(p) if wanted.is_none_or(|w| w.trunc() == p.subnet) => p,
+        _ => {
+            let taken: Vec<ipnet::Ipv4Net> = record::all(root)
+                .into_iter()
+                .filter(|r| r.name != app.name)
+                .filter_map(|r| r.net.map(|n| n.subnet))
+                .collect();
+            let subnet = net::subnet::allocate(wanted, ipnet(config.subnet_pool), &taken)?;
+            NetRecord::plan(id, subnet)?
+        }
+    };
+    for c in &app.containers {
+        rec.assign(&c.name)?;
+    }
+    Ok(rec)
+}
+
+fn proto(p: model::Proto) -> firewall::Proto {
+    match p {
+        model::Proto::Tcp => firewall::Proto::Tcp,
+        model::Proto::Udp => firewall::Proto::Udp,
+    }
+}
+
+fn ports(p: Option<model::PortRange>) -> Option<firewall::PortRange> {
+    p.map(|r| firewall::PortRange { first: r.start, last: r.end })
+}
+
+/// A free host port for `publish 0`.
+fn free_port(p: model::Proto) -> u16 {
+    match p {
+        model::Proto::Tcp => std::net::TcpListener::bind("0.0.0.0:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0),
+        model::Proto::Udp => std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap_or(0),
+    }
+}
+
+/// The firewall intent of the app model.
+pub fn firewall_spec(app: &App) -> firewall::FirewallSpec {
+    let containers = app
+        .containers
+        .iter()
+        .map(|c| firewall::ContainerRules {
+            name: c.name.clone(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| firewall::Allow {
+                    from: match &a.from {
+                        model::Peer::Container(n) => firewall::Source::Container(n.clone()),
+                        model::Peer::Host => firewall::Source::Host,
+                        model::Peer::Any => firewall::Source::Any,
+                        model::Peer::Cidr(n) => firewall::Source::Cidr(ipnet(*n)),
+                    },
+                    ports: ports(a.ports),
+                    proto: a.proto.map(proto),
+                })
+                .collect(),
+            egress: match c.egress_or(app.egress) {
+                model::Egress::Allow => firewall::Egress::Allow,
+                model::Egress::Deny => firewall::Egress::Deny,
+            },
+            allow_egress: c
+                .allow_egress
+                .iter()
+                .map(|a| firewall::AllowEgress {
+                    to: match &a.to {
+                        model::EgressDest::Host => firewall::Destination::Host,
+                        model::EgressDest::Cidr(n) => firewall::Destination::Cidr(ipnet(*n)),
+                    },
+                    ports: ports(a.ports),
+                    proto: a.proto.map(proto),
+                })
+                .collect(),
+            publish: c
+                .publish
+                .iter()
+                .map(|p| firewall::Publish {
+                    host_ip: p.host_ip,
+                    host_port: if p.host_port == 0 { free_port(p.proto) } else { p.host_port },
+                    container_port: p.container_port,
+                    proto: proto(p.proto),
+                })
+                .collect(),
+        })
+        .collect();
+    firewall::FirewallSpec { containers }
+}
+
+fn host_record_path(root: &StateRoot) -> std::path::PathBuf {
+    root.path().join("host.json")
+}
+
+/// Host-wide settings are shared by every app of the root: changed under the root's host lock.
+fn with_host_record<T>(root: &StateRoot, f: impl FnOnce(&mut net::host::HostRecord) -> Result<T, net::NetError>) -> Result<T, LifecycleError> {
+    let lock_path = root.path().join("host.lock");
+    let _lock = loop {
+        if let Some(l) = Lock::try_exclusive(&lock_path)? {
+            break l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let path = host_record_path(root);
+    let mut rec: net::host::HostRecord = read_json(&path)?.unwrap_or_default();
+    let out = f(&mut rec);
+    write_json(&path, &rec)?;
+    Ok(out?)
+}
+
+/// Removes every host object `rec` names, whoever made them: the network, the cgroups. Safe to
+/// repeat. Processes are never signalled by pid here: killing a cgroup reaches exactly the
+/// container's processes.
+pub fn remove_objects(root: &StateRoot, rec: &mut AppRecord) -> Result<(), LifecycleError> {
+    if let Ok(driver) = crate::cgroup::detect() {
+        for name in rec.cgroups.drain(..) {
+            let _ = driver.open(&name).remove();
+        }
+    }
+    if let Some(net) = &rec.net {
+        if rec.net_up {
+            net::teardown(net)?;
+            let id = net.app_id.clone();
+            with_host_record(root, |h| h.release(&id))?;
+            rec.net_up = false;
+        }
+    }
+    let run = record::app_dir(root, &rec.name).join("run");
+    let _ = std::fs::remove_dir_all(run);
+    rec.supervisor = None;
+    record::save(root, rec)?;
+    Ok(())
+}
+
+/// What a supervisor reports to whoever started it.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Report(Report),
+    Ready,
+    Failed { container: String, reason: String },
+}
+
+/// Everything a supervisor needs, resolved before it starts.
+pub struct SupervisorSetup {
+    pub root: StateRoot,
+    pub app: App,
+    pub config: HostConfig,
+    pub images: HashMap<String, Image>,
+    pub record: AppRecord,
+    /// Output lines of the containers, for a foreground view.
+    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
+    pub progress: mpsc::UnboundedSender<Progress>,
+}
+
+/// Why the supervisor stopped the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `tfctl down` asked.
+    Down,
+    /// A signal (the foreground `up`'s Ctrl-C or SIGTERM).
+    Signal,
+}
+
+/// Runs the app until `stop` says otherwise (or `down` arrives on the control socket), then
+/// stops it and removes everything but its record and volumes. Holds the app's lock throughout.
+pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: watch::Receiver<bool>) -> Result<StopReason, LifecycleError> {
+    let SupervisorSetup { root, app, config, images, mut record, output, progress } = setup;
+    let app_dir = root.dir(&format!("apps/{}", app.name))?;
+    let _lock = Lock::try_exclusive(&app_dir.join("lock"))?
+        .ok_or_else(|| LifecycleError::Running { app: app.name.clone(), pid: record.supervisor.as_ref().map_or(0, |s| s.pid) })?;
+    record.supervisor = Some(ProcessIdentity::current());
+    record::save(&root, &record)?;
+
+    let net = record.net.clone().expect("up plans the network first");
+    with_host_record(&root, |h| h.acquire(root.path(), &net.app_id))?;
+    record.net_up = true;
+    record::save(&root, &record)?;
+    AppNet::create(&net)?;
+    firewall::apply(&net, &firewall_spec(&app))?;
+    for warning in firewall::foreign_drop_policies().unwrap_or_default() {
+        tracing::warn!("{warning}");
+    }
+
+    let key = HostKey::load_or_create(root.path())?;
+    let mut values: HashMap<String, SecretValue> = HashMap::new();
+    for def in &app.secrets {
+        values.insert(def.name.clone(), secrets::resolve(def, &app.name, record.secret_generation, &key)?);
+    }
+    record.cgroups = app.containers.iter().map(|c| format!("{}-{}", root.short_id(&app.name), c.name)).collect();
+    record::save(&root, &record)?;
+
+    let hook_base = HookContext {
+        app: app.name.clone(),
+        root: root.path().to_path_buf(),
+        app_file: app.file.clone(),
+        ips: net.containers.iter().map(|(n, c)| (n.clone(), c.address)).collect::<Vec<(String, Ipv4Addr)>>(),
+        ..HookContext::default()
+    };
+    let ctx = AppContext {
+        root: root.clone(),
+        app: app.clone(),
+        images,
+        net: Some(net.clone()),
+        spawner,
+        secrets: values,
+        log_size: config.log_size,
+        output,
+    };
+    let sup = Supervisor::new(app.clone(), HostDriver::new(ctx), hook_base);
+
+    let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
+    let control = ControlServer::bind(&run_dir)?;
+
+    let mut events = sup.events();
+    let fwd = progress.clone();
+    tokio::spawn(async move {
+        while let Ok(r) = events.recv().await {
+            if fwd.send(Progress::Report(r)).is_err() {
+                break;
+            }
+        }
+    });
+    sup.start_all();
+
+    let mut status = sup.status();
+    let mut announced = false;
+    let reason = loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() { break StopReason::Signal; }
+                let r = readiness(&app, &status.borrow_and_update());
+                if !announced {
+                    match r {
+                        Readiness::Ready => {
+                            announced = true;
+                            let _ = sup.fire_app_event(model::Event::Up, "ready").await;
+                            let _ = progress.send(Progress::Ready);
+                        }
+                        Readiness::Failed { container, reason } => {
+                            announced = true;
+                            let _ = sup.fire_app_event(model::Event::Failed, &reason).await;
+                            let _ = progress.send(Progress::Failed { container, reason });
+                        }
+                        Readiness::Pending => {}
+                    }
+                }
+            }
+            _ = stop.wait_for(|s| *s) => break StopReason::Signal,
+            conn = control.accept() => {
+                let Ok(mut conn) = conn else { continue };
+                let req: Option<serde_json::Value> = conn.recv().await.ok().flatten();
+                match req.as_ref().and_then(|r| r["op"].as_str()) {
+                    Some("down") => {
+                        let _ = conn.send(&serde_json::json!({"ok": true})).await;
+                        break StopReason::Down;
+                    }
+                    Some("exec") => {
+                        // Served beside the control loop: an exec may run as long as it likes.
+                        let sup = sup.clone();
+                        let fds = conn.take_fds();
+                        let req = req.clone().unwrap_or_default();
+                        tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
+                    }
+                    Some(op @ ("stop" | "start" | "restart")) => {
+                        let (sup, op) = (sup.clone(), op.to_string());
+                        let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
+                            Some(c) => vec![c.to_string()],
+                            None => app.containers.iter().map(|c| c.name.clone()).collect(),
+                        };
+                        tokio::spawn(async move {
+                            let mut errors = Vec::new();
+                            for n in &names {
+                                let done = match op.as_str() {
+                                    "stop" => sup.stop(n).await,
+                                    "start" => sup.start(n).await,
+                                    _ => sup.restart(n).await,
+                                };
+                                if let Err(e) = done {
+                                    errors.push(e);
+                                }
+                            }
+                            let reply = if errors.is_empty() {
+                                serde_json::json!({"ok": true})
+                            } else {
+                                serde_json::json!({"ok": false, "error": errors.join("; ")})
+                            };
+                            let _ = conn.send(&reply).await;
+                        });
+                    }
+                    Some("ps") => {
+                        let map: StatusMap = sup.status().borrow().clone();
+                        let _ = conn.send(&serde_json::json!({"ok": true, "pid": std::process::id(), "containers": map})).await;
+                    }
+                    _ => {
+                        let _ = conn.send(&serde_json::json!({"ok": false, "error": "unknown request"})).await;
+                    }
+                }
+            }
+        }
+    };
+
+    sup.stop_all().await;
+    let _ = sup.fire_app_event(model::Event::Down, "stopped").await;
+    sup.driver().cleanup_all();
+    drop(control);
+    remove_objects(&root, &mut record)?;
+    Ok(reason)
+}
+
+async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Connection, fds: Vec<std::os::fd::OwnedFd>, req: &serde_json::Value) {
+    let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let container = req["container"].as_str().unwrap_or_default();
+    let argv = strings(&req["argv"]);
+    let env = strings(&req["env"]);
+    let mut fds = fds.into_iter();
+    let stdio = match (fds.next(), fds.next(), fds.next()) {
+        (Some(i), Some(o), Some(e)) => Some((i, o, e)),
+        _ => None,
+    };
+    let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    let reply = match sup.driver().exec_in(container, &argv, &env, forever, stdio).await {
+        Ok(outcome) => serde_json::json!({"ok": true, "status": outcome.status.unwrap_or(137)}),
+        Err((status, error)) => serde_json::json!({"ok": false, "status": status, "error": error}),
+    };
+    let _ = conn.send(&reply).await;
+}
+
+/// Runs `argv` in a container of a live app, with the caller's stdin, stdout and stderr.
+/// Returns the exit status, or the status and message of a failure to start.
+pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[String], env: &[String]) -> Result<i32, (i32, String)> {
+    use std::os::fd::AsFd;
+    let dir = record::app_dir(root, app).join("run");
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let mut conn = crate::control::Connection::connect_with_fds(&dir, &fds)
+        .await
+        .map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
+    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": env}))
+        .await
+        .map_err(|e| (125, e.to_string()))?;
+    let reply: serde_json::Value = conn
+        .recv()
+        .await
+        .map_err(|e| (125, e.to_string()))?
+        .ok_or_else(|| (125, format!("the supervisor of {app} closed the connection")))?;
+    let status = reply["status"].as_i64().unwrap_or(125) as i32;
+    if reply["ok"] == true {
+        Ok(status)
+    } else {
+        Err((status, reply["error"].as_str().unwrap_or("exec failed").to_string()))
+    }
+}
+
+/// Asks a live supervisor to `stop`, `start` or `restart` one container (or all).
+pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), String> {
+    let dir = record::app_dir(root, app).join("run");
+    let mut conn = crate::control::Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
+    conn.send(&serde_json::json!({"op": op, "container": container})).await.map_err(|e| e.to_string())?;
+    let reply: serde_json::Value = conn.recv().await.map_err(|e| e.to_string())?.ok_or("the supervisor closed the connection")?;
+    if reply["ok"] == true {
+        Ok(())
+    } else {
+        Err(reply["error"].as_str().unwrap_or("failed").to_string())
+    }
+}
+
+/// Asks a live supervisor to stop its app. Returns false when none answers.
+pub async fn request_down(root: &StateRoot, app: &str) -> bool {
+    let dir = record::app_dir(root, app).join("run");
+    let Ok(mut conn) = crate::control::Connection::connect(&dir).await else { return false };
+    if conn.send(&serde_json::json!({"op": "down"})).await.is_err() {
+        return false;
+    }
+    matches!(conn.recv::<serde_json::Value>().await, Ok(Some(_)))
+}
+
+/// Asks a live supervisor for its containers' status.
+pub async fn request_status(root: &StateRoot, app: &str) -> Option<serde_json::Value> {
+    let dir = record::app_dir(root, app).join("run");
+    let mut conn = crate::control::Connection::connect(&dir).await.ok()?;
+    conn.send(&serde_json::json!({"op": "ps"})).await.ok()?;
+    conn.recv().await.ok().flatten()
+}

@@ -1,0 +1,10 @@
+//! A whole app on this host: its record, its network, its containers under a supervisor.
+
+pub mod driver;
+pub mod etc;
+pub mod lifecycle;
+pub mod netns;
+pub mod record;
+
+pub use driver::{AppContext, HostDriver, OutputLine};
+pub use record::AppRecord;

@@ -1,0 +1,75 @@
+//! An app's record under the state root (`apps/<app>/record.json`): what survives the
+//! supervisor — addresses, secret generations, the app file it came from, and who supervises it
+//! now — so `down` removes exactly what exists, also after a crash.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::net::NetRecord;
+use crate::state::files::{read_json, write_json};
+use crate::state::identity::ProcessIdentity;
+use crate::state::StateRoot;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub schema: u32,
+    pub name: String,
+    pub app_file: PathBuf,
+    /// Bumped by `down --volumes`, which forgets generated secrets (they are derived from it).
+    pub secret_generation: u64,
+    /// The app's network; kept across `down`/`up` for the addresses.
+    pub net: Option<NetRecord>,
+    /// The live supervisor, while there is one.
+    pub supervisor: Option<ProcessIdentity>,
+    /// Cgroup names of the containers created, so a `down` after a crash can remove them.
+    #[serde(default)]
+    pub cgroups: Vec<String>,
+    /// Whether the network objects (bridge, veths, table) currently exist.
+    #[serde(default)]
+    pub net_up: bool,
+}
+
+impl AppRecord {
+    pub fn new(name: &str, app_file: &Path) -> AppRecord {
+        AppRecord {
+            schema: 1,
+            name: name.to_string(),
+            app_file: app_file.to_path_buf(),
+            secret_generation: 0,
+            net: None,
+            supervisor: None,
+            cgroups: Vec::new(),
+            net_up: false,
+        }
+    }
+}
+
+/// `apps/<app>/` under the state root.
+pub fn app_dir(root: &StateRoot, app: &str) -> PathBuf {
+    root.path().join("apps").join(app)
+}
+
+fn record_path(root: &StateRoot, app: &str) -> PathBuf {
+    app_dir(root, app).join("record.json")
+}
+
+pub fn load(root: &StateRoot, app: &str) -> std::io::Result<Option<AppRecord>> {
+    read_json(&record_path(root, app))
+}
+
+pub fn save(root: &StateRoot, record: &AppRecord) -> std::io::Result<()> {
+    let dir = root.dir(&format!("apps/{}", record.name))?;
+    write_json(&dir.join("record.json"), record)
+}
+
+/// Every app with a record under the root.
+pub fn all(root: &StateRoot) -> Vec<AppRecord> {
+    let Ok(entries) = std::fs::read_dir(root.path().join("apps")) else { return Vec::new() };
+    let mut out: Vec<AppRecord> = entries
+        .flatten()
+        .filter_map(|e| load(root, &e.file_name().to_string_lossy()).ok().flatten())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -1,0 +1,192 @@
+//! Preparing one container on the host: its folder under the state root, its cgroup, its
+//! compiled Spec and start plan. What runs it (the spawner) and what wires it (the network) are
+//! the caller's; this module only gets everything ready and knows how to clean up after it.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use tfctl_schema::model::Container;
+
+use super::plan::{start_plan, ExtraFiles, PlanError, RootfsPlan};
+use crate::cgroup::{self, CgroupError, ContainerCgroup};
+use crate::files::{self, FileError, TemplateContext};
+use crate::image::Image;
+use crate::spawn::{FileInit, OverlayUpper, StartFds, StartPlan};
+use crate::spec::{self, SpecContext, SpecError};
+use crate::state::StateRoot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("cannot {what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("container {container}: {source}")]
+    Spec { container: String, source: SpecError },
+    #[error("container {container}: {source}")]
+    Plan { container: String, source: PlanError },
+    #[error("container {container}: {source}")]
+    Cgroup { container: String, source: CgroupError },
+    #[error("container {container}: {source}")]
+    Files { container: String, source: FileError },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CreateError + 'a {
+    move |source| CreateError::Io { what, path: path.to_path_buf(), source }
+}
+
+/// Where a container's things live under the state root: `apps/<app>/containers/<name>/`.
+#[derive(Debug, Clone)]
+pub struct ContainerDirs {
+    pub dir: PathBuf,
+}
+
+impl ContainerDirs {
+    pub fn new(root: &StateRoot, app: &str, name: &str) -> ContainerDirs {
+        ContainerDirs { dir: root.path().join("apps").join(app).join("containers").join(name) }
+    }
+
+    pub fn mountpoint(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    /// The image this container was made from (read by `images rm` and `prune`).
+    pub fn image_file(&self) -> PathBuf {
+        self.dir.join("image")
+    }
+    pub fn volumes(root: &StateRoot, app: &str) -> PathBuf {
+        root.path().join("volumes").join(app)
+    }
+}
+
+/// How the container's writes are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// On a tmpfs that vanishes with the container (`run --rm`).
+    Ephemeral,
+    /// In the container's upper folder, kept across restarts until it is removed.
+    Kept,
+}
+
+/// Everything a container needs to start, made on the host.
+pub struct Prepared {
+    pub plan: StartPlan,
+    pub fds: StartFds,
+    pub cgroup: Box<dyn ContainerCgroup>,
+    pub dirs: ContainerDirs,
+}
+
+/// What else goes into a container besides its image and its description.
+#[derive(Default)]
+pub struct Inputs {
+    pub templates: TemplateContext,
+    /// Secret files (`secret "NAME" at=`), already read or derived, each with whether the app
+    /// file gave its owner (else it goes to the container's user).
+    pub secret_files: Vec<(FileInit, bool)>,
+    /// Files tfctl itself writes into the rootfs before boot (/etc/hosts, /etc/resolv.conf).
+    pub rootfs_files: Vec<FileInit>,
+    /// Extra environment (secrets asked for with `env=`), `KEY=VALUE`.
+    pub extra_env: Vec<String>,
+    /// A network namespace to join (the app network's); `None`: a new one with loopback only.
+    pub netns: Option<OwnedFd>,
+}
+
+/// The topmost layer holding `etc/passwd`: where users and groups are looked up. Whiteouts in
+/// layers above it are not considered; an image that deletes its passwd file is odd enough.
+fn user_db_layer(layers: &[PathBuf]) -> Option<&PathBuf> {
+    layers.iter().rev().find(|l| l.join("etc/passwd").is_file())
+}
+
+/// Creates the container's folders and cgroup and compiles its plan.
+pub fn prepare(
+    root: &StateRoot,
+    app: &str,
+    c: &Container,
+    image: &Image,
+    writes: Writes,
+    inputs: Inputs,
+) -> Result<Prepared, CreateError> {
+    let dirs = ContainerDirs::new(root, app, &c.name);
+    for d in [dirs.dir.clone(), dirs.mountpoint()] {
+        fs::create_dir_all(&d).map_err(io("create", &d))?;
+    }
+    crate::state::files::write_atomic(&dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;
+    let upper = match writes {
+        Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: 0 },
+        Writes::Kept => {
+            // A `volatile` overlay leaves work/incompat/volatile behind, and overlayfs refuses
+            // that work folder next time: the work folder holds nothing worth keeping.
+            let _ = fs::remove_dir_all(dirs.work());
+            for d in [dirs.upper(), dirs.work()] {
+                fs::create_dir_all(&d).map_err(io("create", &d))?;
+            }
+            OverlayUpper::Dirs { upper: dirs.upper(), work: dirs.work() }
+        }
+    };
+
+    for m in &c.mounts {
+        if let tfctl_schema::model::MountSource::Volume(v) = &m.source {
+            let dir = ContainerDirs::volumes(root, app).join(v);
+            super::volumes::ensure(&dir, &image.layers, &m.target).map_err(io("create the volume", &dir))?;
+        }
+    }
+    let users_at = user_db_layer(&image.layers).cloned().unwrap_or_else(|| dirs.mountpoint());
+    let users_fd = fs::File::open(&users_at).map_err(io("open", &users_at))?;
+    let volumes = ContainerDirs::volumes(root, app);
+    let ctx = SpecContext { app, volumes_dir: &volumes, rootfs: users_fd.as_fd() };
+    let mut compiled = spec::compile(c, &image.config, &ctx).map_err(|source| CreateError::Spec { container: c.name.clone(), source })?;
+    if !inputs.extra_env.is_empty() {
+        if let Some(p) = compiled.spec.process_mut() {
+            let mut env = p.env().clone().unwrap_or_default();
+            env.extend(inputs.extra_env);
+            p.set_env(Some(env));
+        }
+    }
+
+    let rendered = files::render_files(&c.files, &inputs.templates).map_err(|source| CreateError::Files { container: c.name.clone(), source })?;
+    let (uid, gid) = (compiled.user.uid, compiled.user.gid);
+    let secrets = inputs
+        .secret_files
+        .into_iter()
+        .map(|(mut f, owner_given)| {
+            if !owner_given {
+                (f.uid, f.gid) = (uid, gid);
+            }
+            f
+        })
+        .collect();
+    let mut extra = ExtraFiles { rootfs: inputs.rootfs_files, secrets };
+    for f in rendered {
+        let init = FileInit { path: f.path.clone(), data: f.content.to_vec(), mode: f.mode, uid: f.owner.uid, gid: f.owner.gid };
+        if f.uses_secret {
+            extra.secrets.push(init);
+        } else {
+            extra.rootfs.push(init);
+        }
+    }
+    let rootfs = RootfsPlan { layers: image.layers.clone(), upper, mountpoint: dirs.mountpoint() };
+    let plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
+
+    let driver = cgroup::detect().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
+    let cg_name = format!("{}-{}", root.short_id(app), c.name);
+    let cgroup = driver
+        .create(&cg_name, &compiled.cgroup)
+        .map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
+    let attach = cgroup.attach_files().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
+    let fds = StartFds { cgroup_procs: attach.fds, netns: inputs.netns, ..StartFds::default() };
+    Ok(Prepared { plan, fds, cgroup, dirs })
+}
+
+/// Removes what `prepare` made: kills anything left in the cgroup and removes it, then the
+/// container's folder (its upper layer included).
+pub fn remove(cgroup: &dyn ContainerCgroup, dirs: &ContainerDirs) -> Result<(), CreateError> {
+    cgroup.remove().map_err(|source| CreateError::Cgroup { container: dirs.dir.display().to_string(), source })?;
+    match fs::remove_dir_all(&dirs.dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CreateError::Io { what: "remove", path: dirs.dir.clone(), source: e }),
+        _ => Ok(()),
+    }
+}

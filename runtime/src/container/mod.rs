@@ -1,0 +1,8 @@
+//! One container, from its resolved description to a running process: compile, plan, launch.
+
+pub mod create;
+pub mod plan;
+pub mod volumes;
+
+pub use create::{prepare, remove, ContainerDirs, CreateError, Inputs, Prepared, Writes};
+pub use plan::{start_plan, ExtraFiles, PlanError, RootfsPlan};

@@ -1,0 +1,212 @@
+//! From a compiled container (its OCI runtime Spec plus the precomputed confinement) to the
+//! spawner's `StartPlan`: the last step before a container's process exists.
+//!
+//! The plan is read off the Spec wherever the Spec says it (argv, env, cwd, hostname, mounts,
+//! masked and read-only paths, a read-only root), so the Spec is the record of what runs; the
+//! confinement comes precomputed (capability masks, compiled seccomp programs, rlimits).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+
+use crate::seccomp::{self, SeccompError};
+use crate::spawn::{
+    BpfProgram, CapSets, ContainerSetup, FileInit, Mode, MountFlags, MountStep, OverlayUpper, Process, Rlimit, Rootfs,
+    RootfsSource, StartPlan, User,
+};
+use crate::spec::CompiledContainer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the container's spec has no process")]
+    NoProcess,
+    #[error("mount at {target}: {reason}")]
+    Mount { target: String, reason: String },
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+}
+
+/// Where the container's filesystem comes from.
+pub struct RootfsPlan {
+    /// The image's layer directories, base first.
+    pub layers: Vec<PathBuf>,
+    pub upper: OverlayUpper,
+    /// An empty directory the root is attached at inside the container's mount namespace.
+    pub mountpoint: PathBuf,
+}
+
+/// Files a container gets besides its image: pre-boot files in the rootfs, and secrets (and
+/// files rendered from secrets) on tmpfs mounts, one per folder they live in.
+#[derive(Default)]
+pub struct ExtraFiles {
+    pub rootfs: Vec<FileInit>,
+    pub secrets: Vec<FileInit>,
+}
+
+/// Size of each secrets tmpfs (the bound: secrets are small).
+const SECRETS_TMPFS_BYTES: u64 = 1 << 20;
+
+fn option_flags(options: &[String]) -> MountFlags {
+    let has = |o: &str| options.iter().any(|x| x == o);
+    MountFlags { readonly: has("ro"), nosuid: has("nosuid"), nodev: has("nodev"), noexec: has("noexec") }
+}
+
+fn size_option(options: &[String]) -> Option<u64> {
+    options.iter().find_map(|o| o.strip_prefix("size=")).and_then(|s| s.parse().ok())
+}
+
+/// The Spec's mounts as spawner steps. The standard kernel filesystems map onto the spawner's
+/// own hardened steps; binds and tmpfs mounts keep the Spec's options, always `nodev`.
+fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
+    let mut steps = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let target = m.destination().to_string_lossy().into_owned();
+        let typ = m.typ().as_deref().unwrap_or("");
+        let options = m.options().clone().unwrap_or_default();
+        let step = match (typ, target.as_str()) {
+            ("proc", _) => MountStep::Proc { target },
+            ("devpts", _) => MountStep::DevPts { target },
+            ("mqueue", _) => MountStep::Mqueue { target },
+            ("sysfs", _) => MountStep::Sysfs { target },
+            ("tmpfs", "/dev") => MountStep::Dev { target },
+            // The cgroup namespace shows the container its own cgroup; a cgroup mount is not
+            // part of tfctl's sequence yet.
+            ("cgroup", _) | ("cgroup2", _) => continue,
+            ("tmpfs", _) => {
+                let mut flags = option_flags(&options);
+                flags.nodev = true;
+                flags.nosuid = true;
+                let mode = options
+                    .iter()
+                    .find_map(|o| o.strip_prefix("mode="))
+                    .and_then(|m| u32::from_str_radix(m, 8).ok())
+                    .unwrap_or(0o1777);
+                MountStep::Tmpfs { target, size_bytes: size_option(&options).unwrap_or(0), mode, flags, files: vec![] }
+            }
+            ("bind", _) | ("none", _) => {
+                let source = m
+                    .source()
+                    .clone()
+                    .ok_or_else(|| PlanError::Mount { target: target.clone(), reason: "a bind mount without a source".into() })?;
+                let mut flags = option_flags(&options);
+                flags.nodev = true;
+                MountStep::Bind { source, target, recursive: options.iter().any(|o| o == "rbind"), flags }
+            }
+            (other, _) => {
+                return Err(PlanError::Mount { target, reason: format!("mount type `{other}` is not supported") });
+            }
+        };
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+/// Groups secret files by folder: each folder gets a tmpfs holding just its secrets.
+fn secret_mounts(secrets: Vec<FileInit>) -> Vec<MountStep> {
+    let mut by_dir: BTreeMap<String, Vec<FileInit>> = BTreeMap::new();
+    for mut f in secrets {
+        let (dir, name) = match f.path.rsplit_once('/') {
+            Some(("", name)) => ("/".to_string(), name.to_string()),
+            Some((dir, name)) => (dir.to_string(), name.to_string()),
+            None => ("/".to_string(), f.path.clone()),
+        };
+        f.path = name;
+        by_dir.entry(dir).or_default().push(f);
+    }
+    by_dir
+        .into_iter()
+        .map(|(target, files)| MountStep::Tmpfs {
+            target,
+            size_bytes: SECRETS_TMPFS_BYTES,
+            mode: 0o755,
+            flags: MountFlags::HARDENED,
+            files,
+        })
+        .collect()
+}
+
+/// The plan that starts `compiled` on `rootfs`.
+pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: ExtraFiles) -> Result<StartPlan, PlanError> {
+    let spec = &compiled.spec;
+    let process = spec.process().as_ref().ok_or(PlanError::NoProcess)?;
+    let linux = spec.linux().as_ref();
+    let mut mounts = mount_steps(spec)?;
+    mounts.extend(secret_mounts(files.secrets));
+    let setup = ContainerSetup {
+        rootfs: Rootfs {
+            source: RootfsSource::Overlay { layers: rootfs.layers, upper: rootfs.upper },
+            mountpoint: rootfs.mountpoint,
+        },
+        mounts,
+        files: files.rootfs,
+        masked_paths: linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default(),
+        readonly_paths: linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default(),
+        readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
+        hostname: spec.hostname().clone(),
+    };
+    let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
+    let seccomp: Vec<BpfProgram> = match programs {
+        None => vec![],
+        Some(p) => std::iter::once(p.main.clone()).chain(p.clone3_enosys.clone()).map(BpfProgram::from).collect(),
+    };
+    let caps = compiled.caps;
+    Ok(StartPlan {
+        mode: Mode::Container(Box::new(setup)),
+        process: Process {
+            argv: process.args().clone().unwrap_or_default(),
+            env: process.env().clone().unwrap_or_default(),
+            cwd: process.cwd().to_string_lossy().into_owned(),
+        },
+        user: User {
+            uid: compiled.user.uid,
+            gid: compiled.user.gid,
+            additional_gids: compiled.user.additional_gids.clone(),
+        },
+        caps: CapSets {
+            bounding: caps.bounding.0,
+            permitted: caps.permitted.0,
+            effective: caps.effective.0,
+            inheritable: caps.inheritable.0,
+            ambient: caps.ambient.0,
+        },
+        no_new_privs: process.no_new_privileges().unwrap_or(true),
+        seccomp,
+        rlimits: compiled
+            .rlimits
+            .iter()
+            .map(|r| Rlimit { resource: r.resource as u32, soft: r.soft, hard: r.hard })
+            .collect(),
+        init: compiled.init,
+        controlling_tty: false,
+        pty: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> FileInit {
+        FileInit { path: path.into(), data: b"x".to_vec(), mode: 0o400, uid: 0, gid: 0 }
+    }
+
+    #[test]
+    fn secrets_share_a_tmpfs_per_folder() {
+        let steps = secret_mounts(vec![file("/run/secrets/a"), file("/run/secrets/b"), file("/etc/app/key")]);
+        let summary: Vec<(String, Vec<String>)> = steps
+            .iter()
+            .map(|s| match s {
+                MountStep::Tmpfs { target, files, flags, .. } => {
+                    assert_eq!(*flags, MountFlags::HARDENED);
+                    (target.clone(), files.iter().map(|f| f.path.clone()).collect())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![("/etc/app".to_string(), vec!["key".to_string()]), ("/run/secrets".to_string(), vec!["a".to_string(), "b".to_string()])]
+        );
+    }
+}

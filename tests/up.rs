@@ -1,0 +1,245 @@
+//! `tfctl up --wait`, `ps` and `down` of whole apps, each test in a network namespace of its
+//! own: samples come up and answer, failures and timeouts give their exit codes, and `down`
+//! leaves the namespace's links and ruleset as they were.
+
+mod common;
+
+use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+
+fn snapshot(ns: &NetNs) -> (String, String) {
+    let links = stdout(&ns.sh("ip -o link | sed 's/^[0-9]*: //'"));
+    let rules = stdout(&ns.sh("nft list ruleset"));
+    (links, rules)
+}
+
+fn write_app(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("app.kdl");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn every_sample_comes_up_answers_and_goes_down_cleanly() {
+    sample_image();
+    let ns = NetNs::new("samples");
+    let before = snapshot(&ns);
+    let t = Tfctl::new();
+    for (sample, port) in [("web", Some(8080)), ("three-tier", Some(8080)), ("fixture", None)] {
+        let file = repo().join(format!("samples/{sample}.kdl"));
+        let file = file.to_str().unwrap();
+        let o = t.run_in(&ns, &["up", "--wait=60s", file]);
+        assert_eq!(o.status.code(), Some(0), "{sample}: {}", stderr(&o));
+        let o = t.run_in(&ns, &["ps", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["schema"], 1);
+        let app = v["apps"].as_array().unwrap().iter().find(|a| a["name"] == sample).expect("ps lists the app");
+        assert!(app["supervisor"]["pid"].as_u64().unwrap() > 0);
+        if let Some(port) = port {
+            let page = ns.sh(&format!("wget -qO- -T 5 http://127.0.0.1:{port}/"));
+            assert!(stdout(&page).contains("hello from tfctl"), "{sample}: {}", stderr(&page));
+        }
+        let o = t.run_in(&ns, &["down", file]);
+        assert_eq!(o.status.code(), Some(0), "{sample}: {}", stderr(&o));
+        assert_eq!(snapshot(&ns), before, "{sample}: down left links or rules behind");
+        // down is idempotent.
+        assert_eq!(t.run_in(&ns, &["down", file]).status.code(), Some(0));
+    }
+    assert!(common::mounts_under(t.root.path()).is_empty());
+}
+
+#[test]
+fn wait_reports_a_failed_task_with_3_and_a_timeout_with_4() {
+    sample_image();
+    let ns = NetNs::new("wait");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let file = write_app(
+        dir.path(),
+        &format!("app \"tasks\"\ncontainer \"migrate\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"exit 3\"\n one-shot\n}}\n"),
+    );
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("migrate") && stderr(&o).contains("status 3"), "{}", stderr(&o));
+    assert_eq!(t.run_in(&ns, &["down", &file]).status.code(), Some(0));
+
+    let file = write_app(
+        dir.path(),
+        &format!(
+            "app \"slow\"\ncontainer \"web\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n init\n health {{\n  tcp 9\n  interval \"200ms\"\n  retries 1000\n }}\n}}\n"
+        ),
+    );
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=2s", &file]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // The app keeps running after the timeout: down is the caller's job.
+    let o = t.run_in(&ns, &["ps", "slow", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["apps"][0]["containers"][0]["state"], "running");
+    assert_eq!(t.run_in(&ns, &["down", "slow"]).status.code(), Some(0));
+}
+
+#[test]
+fn an_app_file_others_can_edit_is_refused() {
+    sample_image();
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_app(dir.path(), "app \"x\"\ncontainer \"c\" { image \"busybox\"; }\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = t.run(&["up", "--wait", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("writable by group or others") && stderr(&o).contains("--trust-file"), "{}", stderr(&o));
+}
+
+fn status_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| ["CapEff", "CapBnd", "NoNewPrivs", "Seccomp", "Seccomp_filters"].iter().any(|k| l.starts_with(&format!("{k}:"))))
+        .map(str::to_string)
+        .collect()
+}
+
+fn web_app(dir: &std::path::Path, name: &str) -> String {
+    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    write_app(
+        dir,
+        &format!(
+            "app \"{name}\"\ncontainer \"web\" {{\n image \"{image}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    )
+}
+
+#[test]
+fn exec_has_the_confinement_of_pid_1_and_restart_keeps_the_address() {
+    sample_image();
+    let ns = NetNs::new("exec");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = web_app(dir.path(), "ex");
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let o = t.run_in(&ns, &["exec", "ex/web", "--", "sh", "-c", "cat /proc/self/status; echo ===; cat /proc/1/status; echo ===; for p in /proc/self/ns/net /proc/1/ns/net /proc/self/ns/mnt /proc/1/ns/mnt /proc/self/ns/pid; do readlink $p; done; cat /proc/self/cgroup /proc/1/cgroup"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let parts: Vec<&str> = out.split("===\n").collect();
+    assert_eq!(status_lines(parts[0]), status_lines(parts[1]), "exec differs from PID 1");
+    assert_eq!(status_lines(parts[0]).len(), 5);
+    let links: Vec<&str> = parts[2].lines().collect();
+    assert_eq!(links[0], links[1], "exec is in another network namespace");
+    assert_eq!(links[2], links[3], "exec is in another mount namespace");
+    let cgroups: Vec<&str> = parts[2].lines().skip(5).collect();
+    let half = cgroups.len() / 2;
+    assert_eq!(cgroups[..half], cgroups[half..], "exec is in another cgroup");
+
+    // Statuses come back as the command left them.
+    let o = t.run_in(&ns, &["exec", "web", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = t.run_in(&ns, &["exec", "web", "--", "no-such-program"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+
+    let addr = |t: &Tfctl| {
+        let o = t.run_in(&ns, &["exec", "ex/web", "--", "sh", "-c", "ip -4 -o addr show eth0; cut -d' ' -f22 /proc/1/stat"]);
+        stdout(&o)
+    };
+    let before = addr(&t);
+    let o = t.run_in(&ns, &["restart", "ex/web"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = addr(&t);
+    assert_eq!(before.lines().next(), after.lines().next(), "restart changed the address");
+    assert_ne!(before.lines().nth(1), after.lines().nth(1), "PID 1 was not restarted");
+    assert_eq!(t.run_in(&ns, &["down", "ex"]).status.code(), Some(0));
+}
+
+#[test]
+fn a_killed_supervisor_takes_its_containers_and_down_cleans_up() {
+    sample_image();
+    let ns = NetNs::new("kill9");
+    let before = snapshot(&ns);
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = web_app(dir.path(), "k9");
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = t.run_in(&ns, &["ps", "k9", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pid = v["apps"][0]["supervisor"]["pid"].as_i64().unwrap() as i32;
+    // The container's processes, found through the cgroup tfctl made for it.
+    let httpd = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 80 -h /var/www"]).output().unwrap());
+    assert!(!httpd.trim().is_empty(), "the container's process is not running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && httpd.split_whitespace().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists()) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for p in httpd.split_whitespace() {
+        assert!(!std::path::Path::new(&format!("/proc/{p}")).exists(), "container process {p} outlived its supervisor");
+    }
+    let o = t.run_in(&ns, &["down", "k9"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(snapshot(&ns), before, "down after a crash left links or rules");
+    assert!(common::mounts_under(t.root.path()).is_empty());
+    // And the app comes up again from the stale record.
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(t.run_in(&ns, &["down", "k9"]).status.code(), Some(0));
+    assert_eq!(snapshot(&ns), before);
+}
+
+/// The programs a trace shows being executed (successfully), in order.
+fn executed(trace: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(trace).unwrap();
+    text.lines()
+        .filter(|l| l.contains("execve(\"") && !l.contains("= -1"))
+        .filter_map(|l| l.split("execve(\"").nth(1)?.split('"').next().map(str::to_string))
+        .collect()
+}
+
+fn traced(ns: &NetNs, t: &Tfctl, trace: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = ns.cmd("strace");
+    c.args(["-f", "-qq", "-e", "trace=execve", "-o"]).arg(trace).arg(common::tfctl_bin()).args(args);
+    c.env("TFCTL_ROOT", t.root.path().join("state")).env("TFCTL_CONFIG", t.root.path().join("none"));
+    c
+}
+
+fn assert_only_container_programs(what: &str, programs: &[String]) {
+    assert_eq!(programs.first().map(String::as_str), Some(common::tfctl_bin()), "{what}: {programs:?}");
+    // After tfctl itself, only the containers' own programs (busybox applets inside the image).
+    for p in &programs[1..] {
+        let host_tool = ["nft", "ip", "iptables", "mount", "umount", "unshare", "nsenter", "modprobe", "sysctl"].iter().any(|b| p.ends_with(&format!("/{b}")));
+        assert!(p.starts_with('/') && !host_tool, "{what} ran a host program: {p} ({programs:?})");
+    }
+}
+
+#[test]
+fn up_exec_and_down_run_no_host_program() {
+    sample_image();
+    let ns = NetNs::new("strace");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = web_app(dir.path(), "st");
+    // `up` in the foreground, so the trace ends when the app does.
+    let up_trace = dir.path().join("up.trace");
+    let mut up = traced(&ns, &t, &up_trace, &["up", "--trust-file", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = t.run_in(&ns, &["ps", "st", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if v["apps"][0]["containers"][0]["state"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the app did not come up under strace");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let exec_trace = dir.path().join("exec.trace");
+    let o = traced(&ns, &t, &exec_trace, &["exec", "st/web", "--", "true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let down_trace = dir.path().join("down.trace");
+    let o = traced(&ns, &t, &down_trace, &["down", "st"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(up.wait().unwrap().success());
+    let up_programs = executed(&up_trace);
+    assert!(up_programs.iter().any(|p| p.ends_with("/httpd")), "the container's program is not in the trace: {up_programs:?}");
+    assert_only_container_programs("up", &up_programs);
+    assert_only_container_programs("exec", &executed(&exec_trace));
+    assert_only_container_programs("down", &executed(&down_trace));
+}
