@@ -88,7 +88,7 @@ ref="$addr/bench:1"
 echo "image: $(du -sh "$work/layout" | cut -f1) compressed in 4 layers, registry $addr"
 
 tfctl_pull() { echo "env TFCTL_CONFIG=$work/no-config.kdl $TFCTL_BIN --root $1 pull --quiet --insecure-registry $addr $ref"; }
-h() { hyperfine -N --style basic --runs $runs --export-json "$work/$1.json" --prepare "$2" "${@:3}" >/dev/null; }
+h() { hyperfine -N --style basic --warmup 1 --runs $runs --export-json "$work/$1.json" --prepare "$2" "${@:3}" >/dev/null; }
 median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.4f" % x["median"] for x in r))' "$1"; }
 
 h pull "rm -rf $work/t $work/s $work/rootfs" \
