@@ -274,3 +274,24 @@ async fn bearer_token_auth() {
     let pulled = store.pull(&src(&name), &o, &NoProgress).await.unwrap();
     assert_eq!(pulled.downloaded_blobs, 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_v2_manifest_list_and_manifest() {
+    let reg = Registry::start(RegistryOptions::default());
+    // Docker layers are gzip or plain tar; the busybox image's zstd layer is left out.
+    let mut image = TestImage::busybox("docker");
+    image.layers.remove(1);
+    let image = TestImage::new(image.layers, "amd64", "/bin/sh");
+    let md = reg.push_docker_v2("test/docker", "v2", &image, "amd64").await;
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(state.path()).unwrap();
+    let name = format!("{}/test/docker:v2", reg.addr);
+    let pulled = store.pull(&src(&name), &opts(&reg, true), &NoProgress).await.unwrap();
+    assert_eq!(pulled.record.manifest_digest, md);
+    assert_ne!(pulled.record.top_digest, md, "the tag names a manifest list");
+    let img = store.resolve(&src(&name)).unwrap();
+    assert_eq!(fs::read(img.layers[1].join("marker")).unwrap(), b"docker");
+    // By digest too.
+    let by_digest = format!("{}/test/docker@{md}", reg.addr);
+    store.pull(&src(&by_digest), &opts(&reg, true), &NoProgress).await.unwrap();
+}

@@ -23,7 +23,9 @@ async fn pull_child_helper() {
     let (Ok(root), Ok(reference), Ok(insecure)) =
         (std::env::var("TFCTL_TEST_ROOT"), std::env::var("TFCTL_TEST_REF"), std::env::var("TFCTL_TEST_INSECURE"))
     else {
-        panic!("run by sigkill_mid_layer_then_pull_fetches_only_incomplete_blobs only");
+        // Run directly (e.g. --include-ignored): nothing to do, the parent test drives it.
+        eprintln!("pull_child_helper: only meaningful as the child of sigkill_mid_layer_then_pull_fetches_only_incomplete_blobs");
+        return;
     };
     let store = Store::open(Path::new(&root)).unwrap();
     let source = ImageSource::parse(&reference, Path::new("/")).unwrap();

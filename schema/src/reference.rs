@@ -126,7 +126,7 @@ impl ImageSource {
     /// Parses `s`, resolving relative local paths against `base` (the app file's folder or the
     /// current directory). Checks syntax only: whether a path exists is the puller's business.
     pub fn parse(s: &str, base: &Path) -> Result<Self, ReferenceError> {
-        if let Some(rest) = s.strip_prefix("oci:") {
+        if let Some(rest) = strip_transport(s, "oci:") {
             let (path, tag) = split_local(rest, "oci", "./layout:latest")?;
             let tag = tag
                 .map(|t| check_tag(s, t).map(str::to_string))
@@ -136,7 +136,7 @@ impl ImageSource {
                 tag,
             });
         }
-        if let Some(rest) = s.strip_prefix("oci-archive:") {
+        if let Some(rest) = strip_transport(s, "oci-archive:") {
             let (path, tag) = split_local(rest, "oci-archive", "./image.tar:latest")?;
             let tag = tag
                 .map(|t| check_tag(s, t).map(str::to_string))
@@ -146,7 +146,7 @@ impl ImageSource {
                 tag,
             });
         }
-        if let Some(rest) = s.strip_prefix("docker-archive:") {
+        if let Some(rest) = strip_transport(s, "docker-archive:") {
             let (path, selector) =
                 split_local(rest, "docker-archive", "./image.tar:busybox:latest")?;
             let image = selector
@@ -191,6 +191,11 @@ impl fmt::Display for ImageSource {
             }
         };
         match self {
+            // A registry named like a transport ("oci:5000/app") needs skopeo's explicit prefix
+            // to read back as a registry reference.
+            Self::Registry(r) if TRANSPORTS.iter().any(|t| r.registry.starts_with(t)) => {
+                write!(f, "docker://{r}")
+            }
             Self::Registry(r) => r.fmt(f),
             Self::OciLayout { path, tag } => with_tag(f, "oci", path, tag),
             Self::OciArchive { path, tag } => with_tag(f, "oci-archive", path, tag),
@@ -203,6 +208,17 @@ impl fmt::Display for ImageSource {
                 }
             }
         }
+    }
+}
+
+const TRANSPORTS: [&str; 3] = ["oci:", "oci-archive:", "docker-archive:"];
+
+/// `s` without the transport prefix `t`, matched without regard to case (host names, which a
+/// prefix could otherwise be mistaken for, are case-insensitive too).
+fn strip_transport<'a>(s: &'a str, t: &str) -> Option<&'a str> {
+    match s.get(..t.len()) {
+        Some(head) if head.eq_ignore_ascii_case(t) => Some(&s[t.len()..]),
+        _ => None,
     }
 }
 
@@ -248,10 +264,9 @@ pub fn parse_registry_reference(s: &str) -> Result<ImageReference, ReferenceErro
     }
     let (registry, path) = match name.split_once('/') {
         Some((first, remainder))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            // Docker also takes an uppercase first component for a host; tfctl does not: such a
+            // name could not be written back unambiguously once lowercased.
+            if first.contains('.') || first.contains(':') || first.eq_ignore_ascii_case("localhost") =>
         {
             (check_host(s, first)?, remainder)
         }
@@ -474,6 +489,12 @@ mod tests {
         assert!(
             matches!(e("BusyBox"), ReferenceError::Uppercase { lower, .. } if lower == "busybox")
         );
+        // Found by the fuzzer: an uppercase first component is not a registry host.
+        assert!(matches!(
+            e("doJo/busybox"),
+            ReferenceError::Uppercase { .. }
+        ));
+        assert_eq!(canon("LOCALHOST/app"), "localhost/app:latest");
         assert!(matches!(
             e("busy box"),
             ReferenceError::InvalidCharacter { .. }
@@ -575,6 +596,14 @@ mod tests {
             ImageSource::parse("oci:/x:t", base).unwrap().to_string(),
             "oci:/x:t"
         );
+        // Found by the fuzzer: registries named like transports must read back as registries.
+        assert!(matches!(
+            ImageSource::parse("docker-arChive:1/x", base).unwrap(),
+            ImageSource::DockerArchive { .. }
+        ));
+        let r = ImageSource::parse("docker://oci:5000/app", base).unwrap();
+        assert_eq!(r.to_string(), "docker://oci:5000/app:latest");
+        assert_eq!(ImageSource::parse(&r.to_string(), base).unwrap(), r);
     }
 
     #[test]

@@ -171,6 +171,50 @@ impl Registry {
         sha256(&body)
     }
 
+    /// Pushes `image` as Docker v2 (schema 2) media types, the way `docker push` writes it,
+    /// under a Docker manifest list for `arch`; returns the image manifest's digest.
+    pub async fn push_docker_v2(&self, repo: &str, tag: &str, image: &TestImage, arch: &str) -> String {
+        let client = self.client();
+        client.store_auth_if_needed(&self.addr, &self.auth()).await;
+        let r = Reference::with_tag(self.addr.clone(), repo.into(), tag.into());
+        let mut layers = Vec::new();
+        for l in &image.layers {
+            let d = sha256(&l.blob);
+            client.push_blob(&r, l.blob.clone(), &d).await.expect("push layer");
+            let media = if l.media_type.ends_with("gzip") {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            } else {
+                "application/vnd.docker.image.rootfs.diff.tar"
+            };
+            layers.push(serde_json::json!({"mediaType": media, "digest": d, "size": l.blob.len()}));
+        }
+        let cd = sha256(&image.config);
+        client.push_blob(&r, image.config.clone(), &cd).await.expect("push config");
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd, "size": image.config.len()},
+            "layers": layers
+        }))
+        .unwrap();
+        let md = sha256(&manifest);
+        let by_digest = Reference::with_digest(self.addr.clone(), repo.into(), md.clone());
+        client
+            .push_manifest_raw(&by_digest, manifest.clone(), "application/vnd.docker.distribution.manifest.v2+json".parse().unwrap())
+            .await
+            .expect("push manifest");
+        let list = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": md, "size": manifest.len(),
+                           "platform": {"architecture": arch, "os": "linux"}}]
+        }))
+        .unwrap();
+        client
+            .push_manifest_raw(&r, list, "application/vnd.docker.distribution.manifest.list.v2+json".parse().unwrap())
+            .await
+            .expect("push manifest list");
+        md
+    }
+
     /// Size of a pushed manifest (for index entries).
     pub async fn manifest_size(&self, repo: &str, digest: &str) -> usize {
         let r = Reference::with_digest(self.addr.clone(), repo.into(), digest.into());
