@@ -98,12 +98,14 @@ fn status_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn web_app(dir: &std::path::Path, name: &str) -> String {
+/// An app whose one container `web` runs httpd on `port`: a port of its own per test, so the
+/// test can tell its processes from other tests' by their command line.
+fn web_app(dir: &std::path::Path, name: &str, port: u16) -> String {
     let image = format!("oci:{}", repo().join("samples/images/busybox").display());
     write_app(
         dir,
         &format!(
-            "app \"{name}\"\ncontainer \"web\" {{\n image \"{image}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n stop-timeout \"1s\"\n}}\n"
+            "app \"{name}\"\ncontainer \"web\" {{\n image \"{image}\"\n command \"httpd\" \"-f\" \"-p\" \"{port}\" \"-h\" \"/var/www\"\n stop-timeout \"1s\"\n}}\n"
         ),
     )
 }
@@ -114,7 +116,7 @@ fn exec_has_the_confinement_of_pid_1_and_restart_keeps_the_address() {
     let ns = NetNs::new("exec");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let file = web_app(dir.path(), "ex");
+    let file = web_app(dir.path(), "ex", 8091);
     let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
@@ -161,14 +163,14 @@ fn a_killed_supervisor_takes_its_containers_and_down_cleans_up() {
     let before = snapshot(&ns);
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let file = web_app(dir.path(), "k9");
+    let file = web_app(dir.path(), "k9", 8092);
     let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = t.run_in(&ns, &["ps", "k9", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let pid = v["apps"][0]["supervisor"]["pid"].as_i64().unwrap() as i32;
     // The container's processes, found through the cgroup tfctl made for it.
-    let httpd = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 80 -h /var/www"]).output().unwrap());
+    let httpd = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 8092 -h /var/www"]).output().unwrap());
     assert!(!httpd.trim().is_empty(), "the container's process is not running");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -220,7 +222,7 @@ fn up_exec_and_down_run_no_host_program() {
     let ns = NetNs::new("strace");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let file = web_app(dir.path(), "st");
+    let file = web_app(dir.path(), "st", 8093);
     // `up` in the foreground, so the trace ends when the app does.
     let up_trace = dir.path().join("up.trace");
     let mut up = traced(&ns, &t, &up_trace, &["up", "--trust-file", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();

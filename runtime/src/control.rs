@@ -220,7 +220,7 @@ mod tests {
         let sock = server.path().to_path_buf();
         let accepted = tokio::spawn(async move { server.accept().await.is_ok() });
         let script = format!(
-            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'{{}}\\n')\ntry:\n  sys.exit(0 if s.recv(10)==b'' else 1)\nexcept ConnectionResetError:\n  sys.exit(0)",
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ntry:\n  s.sendall(b'{{}}\\n')\n  sys.exit(0 if s.recv(10)==b'' else 1)\nexcept ConnectionError:\n  sys.exit(0)",
             sock.display().to_string()
         );
         let status = tokio::process::Command::new("setpriv")
