@@ -5,6 +5,7 @@ mod completions;
 mod exec;
 mod generate_man;
 mod images;
+mod ops;
 mod run;
 mod target;
 mod up;
@@ -46,10 +47,10 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Cp(_) => not_built("cp", 7),
         Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),
-        Command::Kill(_) => not_built("kill", 7),
-        Command::Rm(_) => not_built("rm", 7),
-        Command::Port(_) => not_built("port", 7),
-        Command::Volumes(_) => not_built("volumes", 7),
+        Command::Kill(args) => ops::kill(args, &global),
+        Command::Rm(args) => ops::rm(args, &global),
+        Command::Port(args) => ops::port(args, &global),
+        Command::Volumes(cmd) => ops::volumes(cmd, &global),
         Command::Systemd(_) => not_built("systemd", 7),
         Command::Export(_) => not_built("export", 7),
     }

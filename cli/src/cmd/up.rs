@@ -451,6 +451,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "state": s.get("state").cloned().unwrap_or_else(|| "down".into()),
                             "health": s.get("health").cloned().unwrap_or(serde_json::Value::Null),
                             "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
+                            "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
                         })
                     })
                     .collect()

@@ -4,6 +4,7 @@ pub mod driver;
 pub mod etc;
 pub mod lifecycle;
 pub mod netns;
+pub mod ops;
 pub mod record;
 
 pub use driver::{AppContext, HostDriver, OutputLine};
