@@ -207,3 +207,153 @@ fn volumes_are_listed_inspected_and_removed_only_when_unused() {
     assert_eq!(up.run(&["volumes", "inspect", "v/data"]).status.code(), Some(1));
     assert_eq!(up.run(&["volumes", "rm", "v/../v"]).status.code(), Some(2));
 }
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// `sha256sum` of `path` inside the container.
+fn sha256_in(up: &Up<'_>, container: &str, path: &str) -> String {
+    let o = up.run(&["exec", container, "--", "sha256sum", path]);
+    assert_eq!(o.status.code(), Some(0), "sha256sum {path}: {}", stderr(&o));
+    stdout(&o).split_whitespace().next().unwrap().to_string()
+}
+
+/// Deterministic bytes that are not all alike.
+fn write_pseudo_random(path: &std::path::Path, len: usize, seed: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    for _ in 0..len / 8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        f.write_all(&x.to_le_bytes()).unwrap();
+    }
+}
+
+fn sleeper(image: &str) -> String {
+    format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n")
+}
+
+#[test]
+fn cp_copies_files_and_folders_both_ways_intact() {
+    let ns = NetNs::new("cp");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "cp", &sleeper(&image()));
+
+    // A file in, then out again.
+    let local = dir.path().join("blob");
+    write_pseudo_random(&local, 3 << 20, 7);
+    let want = sha256_file(&local);
+    let o = up.run(&["cp", local.to_str().unwrap(), "cp/box:/tmp/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/blob"), want);
+    let back = dir.path().join("blob.back");
+    let o = up.run(&["cp", "cp/box:/tmp/blob", back.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_file(&back), want);
+
+    // A folder with a subfolder and a symlink in, then out.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    write_pseudo_random(&tree.join("a"), 4096, 1);
+    write_pseudo_random(&tree.join("sub/deeper/b"), 100_000, 2);
+    std::os::unix::fs::symlink("sub/deeper/b", tree.join("link")).unwrap();
+    let o = up.run(&["cp", tree.to_str().unwrap(), "cp/box:/tmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/tree/a"), sha256_file(&tree.join("a")));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/tree/sub/deeper/b"), sha256_file(&tree.join("sub/deeper/b")));
+    let o = up.run(&["exec", "cp/box", "--", "readlink", "/tmp/tree/link"]);
+    assert_eq!(stdout(&o).trim(), "sub/deeper/b");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = up.run(&["cp", "cp/box:/tmp/tree", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for f in ["a", "sub/deeper/b"] {
+        assert_eq!(sha256_file(&out.join("tree").join(f)), sha256_file(&tree.join(f)), "{f}");
+    }
+    let link = out.join("tree/link");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), std::path::Path::new("sub/deeper/b"));
+}
+
+#[test]
+fn cp_in_stays_inside_the_container_whatever_symlinks_it_planted() {
+    let ns = NetNs::new("cpln");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "ln", &sleeper(&image()));
+    // The host folder a hostile container would like the copy to land in.
+    let victim = tempfile::tempdir().unwrap();
+    let victim_path = victim.path().to_str().unwrap().to_string();
+    let local = dir.path().join("payload");
+    std::fs::write(&local, "payload\n").unwrap();
+    // Destination /a/b/c/payload; a symlink at each component in turn, absolute to the host
+    // folder's path or climbing out with `..`.
+    let components = ["/a", "/a/b", "/a/b/c", "/a/b/c/payload"];
+    for (i, planted) in components.iter().enumerate() {
+        for target in [victim_path.clone(), format!("../../../../../../../..{victim_path}")] {
+            let setup = format!(
+                "rm -rf /a; mkdir -p /a/b/c; rm -rf {planted}; ln -s {target}{} {planted}",
+                if i == components.len() - 1 { "/payload" } else { "" }
+            );
+            let o = up.run(&["exec", "ln/box", "--", "sh", "-c", &setup]);
+            assert_eq!(o.status.code(), Some(0), "{setup}: {}", stderr(&o));
+            // The copy may land inside the container or fail; it must never reach the host.
+            let _ = up.run(&["cp", local.to_str().unwrap(), "ln/box:/a/b/c/payload"]);
+            let leaked: Vec<_> = walk(victim.path());
+            assert!(leaked.is_empty(), "a symlink at {planted} -> {target} redirected the copy to the host: {leaked:?}");
+        }
+    }
+    // With no symlink planted the same copy lands where it should.
+    let o = up.run(&["exec", "ln/box", "--", "sh", "-c", "rm -rf /a; mkdir -p /a/b/c"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = up.run(&["cp", local.to_str().unwrap(), "ln/box:/a/b/c/payload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&up.run(&["exec", "ln/box", "--", "cat", "/a/b/c/payload"])), "payload\n");
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push(e.path());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn cp_out_drops_setuid_and_special_files_and_gives_files_to_the_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ns = NetNs::new("cpsu");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "su", &sleeper(&image()));
+    let setup = "mkdir /x && echo tool > /x/tool && chown 1234:1234 /x/tool && chmod 6755 /x/tool && mkfifo /x/fifo && ls -ln /x";
+    let o = up.run(&["exec", "su/box", "--", "sh", "-c", setup]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("rwsr-sr-x"), "{}", stdout(&o));
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = up.run(&["cp", "su/box:/x", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fifo"), "the skipped FIFO is not reported: {}", stderr(&o));
+    let tool = std::fs::metadata(out.join("x/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o755, "setuid or setgid survived");
+    assert_eq!((tool.uid(), tool.gid()), (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+    assert!(!out.join("x/fifo").exists() && std::fs::symlink_metadata(out.join("x/fifo")).is_err(), "a FIFO was created on the host");
+    // --archive keeps the owner, still without setuid.
+    let kept = dir.path().join("kept");
+    let o = up.run(&["cp", "--archive", "su/box:/x/tool", kept.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = std::fs::metadata(&kept).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (1234, 1234, 0o755));
+}

@@ -2,6 +2,7 @@
 
 pub mod check;
 mod completions;
+mod cp;
 mod exec;
 mod generate_man;
 mod images;
@@ -44,7 +45,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Ps(args) => up::ps(args, &global),
         Command::Logs(args) => exec::logs(args, &global),
         Command::Plan(_) => not_built("plan", 7),
-        Command::Cp(_) => not_built("cp", 7),
+        Command::Cp(args) => cp::cp(args, &global),
         Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Kill(args) => ops::kill(args, &global),
