@@ -159,6 +159,29 @@ impl Connection {
         std::mem::take(&mut self.fds)
     }
 
+    /// Hands `fds` to the peer ahead of the next message (SCM_RIGHTS on one byte, as the
+    /// client's header does); the peer takes them with `recv_fds` before reading that message.
+    pub async fn send_fds(&mut self, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
+        self.writer.flush().await?;
+        let stream: &UnixStream = self.writer.as_ref();
+        loop {
+            stream.writable().await?;
+            match send_header(stream, &fds[..fds.len().min(MAX_FDS)]) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The descriptors the peer sent with `send_fds`; called before reading the message after
+    /// them, since buffered reading would drop them.
+    pub async fn recv_fds(&mut self) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+        if !self.reader.buffer().is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "descriptors arrived after a buffered message"));
+        }
+        recv_header(self.reader.get_ref().as_ref()).await
+    }
+
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> io::Result<()> {
         let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
         line.push(b'\n');

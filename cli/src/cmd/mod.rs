@@ -2,9 +2,11 @@
 
 pub mod check;
 mod completions;
+mod cp;
 mod exec;
 mod generate_man;
 mod images;
+mod ops;
 mod run;
 mod systemd;
 mod target;
@@ -44,14 +46,14 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Ps(args) => up::ps(args, &global),
         Command::Logs(args) => exec::logs(args, &global),
         Command::Plan(_) => not_built("plan", 7),
-        Command::Cp(_) => not_built("cp", 7),
+        Command::Cp(args) => cp::cp(args, &global),
         Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),
-        Command::Kill(_) => not_built("kill", 7),
-        Command::Rm(_) => not_built("rm", 7),
-        Command::Port(_) => not_built("port", 7),
-        Command::Volumes(_) => not_built("volumes", 7),
         Command::Systemd(args) => systemd::unit(args, &global),
+        Command::Kill(args) => ops::kill(args, &global),
+        Command::Rm(args) => ops::rm(args, &global),
+        Command::Port(args) => ops::port(args, &global),
+        Command::Volumes(cmd) => ops::volumes(cmd, &global),
         Command::Export(_) => not_built("export", 7),
     }
 }

@@ -469,6 +469,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "health": s.get("health").cloned().unwrap_or(serde_json::Value::Null),
                             "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
                             "uptime_seconds": s.get("started_at").and_then(|t| t.as_u64()).filter(|_| s["state"] == "running").map(|t| now.saturating_sub(t)),
+                            "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
                         })
                     })
                     .collect()

@@ -168,6 +168,12 @@ impl HostDriver {
         }
     }
 
+    /// A pidfd of the running container's init (`cp` opens its root through it).
+    pub fn pidfd(&self, name: &str) -> Option<OwnedFd> {
+        let slots = self.slots.lock().ok()?;
+        slots.get(name)?.pidfd.as_ref()?.try_clone().ok()
+    }
+
     /// Kills and removes every container's cgroup and forgets the namespaces.
     pub fn cleanup_all(&self) {
         let names: Vec<String> = self.slots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default();

@@ -219,7 +219,10 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     record.net_up = true;
     record::save(&root, &record)?;
     AppNet::create(&net)?;
-    firewall::apply(&net, &firewall_spec(&app))?;
+    let spec = firewall_spec(&app);
+    record.ports = super::ops::published(&spec);
+    record::save(&root, &record)?;
+    firewall::apply(&net, &spec)?;
     for warning in firewall::foreign_drop_policies().unwrap_or_default() {
         tracing::warn!("{warning}");
     }
@@ -237,6 +240,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
         root: root.path().to_path_buf(),
         app_file: app.file.clone(),
         ips: net.containers.iter().map(|(n, c)| (n.clone(), c.address)).collect::<Vec<(String, Ipv4Addr)>>(),
+        ports: super::ops::hook_ports(&record.ports),
         ..HookContext::default()
     };
     let ctx = AppContext {
@@ -336,6 +340,10 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                             };
                             let _ = conn.send(&reply).await;
                         });
+                    }
+                    Some(op) if super::ops::serves(op) => {
+                        let (sup, req) = (sup.clone(), req.clone().unwrap_or_default());
+                        tokio::spawn(async move { super::ops::serve(&sup, conn, &req).await });
                     }
                     Some("ps") => {
                         let map: StatusMap = sup.status().borrow().clone();

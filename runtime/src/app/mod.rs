@@ -1,9 +1,11 @@
 //! A whole app on this host: its record, its network, its containers under a supervisor.
 
+pub mod copy;
 pub mod driver;
 pub mod etc;
 pub mod lifecycle;
 pub mod netns;
+pub mod ops;
 pub mod record;
 
 pub use driver::{AppContext, HostDriver, OutputLine};

@@ -28,6 +28,9 @@ pub struct AppRecord {
     /// Whether the network objects (bridge, veths, table) currently exist.
     #[serde(default)]
     pub net_up: bool,
+    /// Host ports published at the last `up`, as chosen then (`publish 0` takes a free one).
+    #[serde(default)]
+    pub ports: Vec<super::ops::PublishedPort>,
 }
 
 impl AppRecord {
@@ -41,6 +44,7 @@ impl AppRecord {
             supervisor: None,
             cgroups: Vec::new(),
             net_up: false,
+            ports: Vec::new(),
         }
     }
 }

@@ -1,0 +1,359 @@
+//! Operating a running app through the binary: `kill`, `port`, `rm`, `volumes` and `cp`, each
+//! test in a network namespace of its own, with `down` on the way out even when it fails.
+
+mod common;
+
+use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+
+/// An app that is up in `ns`; `down --volumes` when dropped, so a failing test leaves nothing.
+struct Up<'a> {
+    t: &'a Tfctl,
+    ns: &'a NetNs,
+    app: String,
+}
+
+impl<'a> Up<'a> {
+    fn new(t: &'a Tfctl, ns: &'a NetNs, dir: &std::path::Path, app: &str, body: &str) -> Up<'a> {
+        let file = dir.join("app.kdl");
+        std::fs::write(&file, format!("app \"{app}\"\n{body}")).unwrap();
+        let o = t.run_in(ns, &["up", "--trust-file", "--wait=30s", file.to_str().unwrap()]);
+        let up = Up { t, ns, app: app.to_string() };
+        assert_eq!(o.status.code(), Some(0), "up: {}", stderr(&o));
+        up
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.t.run_in(self.ns, args)
+    }
+
+    fn ps(&self) -> serde_json::Value {
+        let o = self.run(&["ps", &self.app, "--format", "json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or_default()
+    }
+
+    fn state(&self, container: &str) -> String {
+        let v = self.ps();
+        let c = v["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == container).cloned().unwrap_or_default();
+        c["state"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits up to 10 s for `container` to reach `state`.
+    fn wait_state(&self, container: &str, state: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.state(container) != state {
+            assert!(std::time::Instant::now() < deadline, "{container} did not become {state}: {}", self.ps());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.t.root.path().join("state")
+    }
+}
+
+impl Drop for Up<'_> {
+    fn drop(&mut self) {
+        let _ = self.t.run_in(self.ns, &["down", "--volumes", &self.app]);
+    }
+}
+
+fn image() -> String {
+    sample_image();
+    format!("oci:{}", repo().join("samples/images/busybox").display())
+}
+
+#[test]
+fn kill_signals_the_container_and_fails_when_it_is_not_running() {
+    let ns = NetNs::new("kill");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image();
+    let up = Up::new(
+        &t,
+        &ns,
+        dir.path(),
+        "k",
+        &format!(
+            "container \"trap\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"trap 'echo got-usr1; exit 9' USR1; while true; do sleep 0.1; done\"\n stop-timeout \"1s\"\n}}\n\
+             container \"victim\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    // A signal the shell traps: the container says so in its log and exits by itself.
+    let o = up.run(&["kill", "-s", "USR1", "k/trap"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // An exit tfctl did not ask for, with no restart policy: failed.
+    up.wait_state("trap", "failed");
+    let logs = up.run(&["logs", "k/trap"]);
+    assert!(stdout(&logs).contains("got-usr1"), "{}", stdout(&logs));
+    // The default SIGKILL reaches a PID 1 that ignores everything else.
+    let o = up.run(&["kill", "victim"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    up.wait_state("victim", "failed");
+    // Nothing runs any more: exit 1, naming it.
+    let o = up.run(&["kill", "-s", "TERM", "k/trap"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    let o = up.run(&["kill", "-s", "NOSUCH", "k/trap"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn publish_0_takes_a_free_port_that_port_ps_and_hooks_show() {
+    let ns = NetNs::new("port");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image();
+    let up = Up::new(
+        &t,
+        &ns,
+        dir.path(),
+        "pp",
+        &format!(
+            "container \"web\" {{\n image \"{image}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n publish 0 to=80\n stop-timeout \"1s\"\n\
+             on \"started\" {{\n  run \"sh\" \"-c\" \"echo $$TFCTL_PORT_web_80 > hook-port\"\n }}\n}}\n"
+        ),
+    );
+    let o = up.run(&["port", "pp/web"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = stdout(&o);
+    let host_port: u16 = line.trim().strip_prefix("80/tcp -> 0.0.0.0:").unwrap_or_else(|| panic!("port said {line:?}")).parse().unwrap();
+    assert_ne!(host_port, 0);
+    let o = up.run(&["port", "pp/web", "80"]);
+    assert_eq!(stdout(&o).trim(), format!("0.0.0.0:{host_port}"));
+    // No such published port: exit 1.
+    assert_eq!(up.run(&["port", "pp/web", "80/udp"]).status.code(), Some(1));
+    // The port chosen is the one that answers.
+    let page = ns.sh(&format!("wget -qO- -T 5 http://127.0.0.1:{host_port}/"));
+    assert!(stdout(&page).contains("hello from tfctl"), "{}", stderr(&page));
+    // ps and the hook see the same port.
+    let v = up.ps();
+    assert_eq!(v["apps"][0]["containers"][0]["ports"][0]["host_port"], host_port, "{v}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("hook-port")).unwrap().trim(), host_port.to_string());
+}
+
+#[test]
+fn rm_removes_a_stopped_container_and_force_stops_first() {
+    let ns = NetNs::new("rm");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image();
+    let up = Up::new(
+        &t,
+        &ns,
+        dir.path(),
+        "r",
+        &format!(
+            "container \"a\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n\
+             container \"b\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    let folder = |c: &str| up.state_dir().join("apps/r/containers").join(c);
+    assert!(folder("a").join("upper").is_dir());
+    let o = up.run(&["rm", "r/a"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("running"), "{}", stderr(&o));
+    assert!(folder("a").exists(), "rm of a running container removed it");
+    assert_eq!(up.run(&["stop", "r/a"]).status.code(), Some(0));
+    let o = up.run(&["rm", "r/a"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!folder("a").exists());
+    // A second rm finds nothing.
+    assert_eq!(up.run(&["rm", "r/a"]).status.code(), Some(1));
+    // --force stops it first.
+    let o = up.run(&["rm", "--force", "r/b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!folder("b").exists());
+    assert_eq!(up.state("b"), "stopped");
+}
+
+#[test]
+fn volumes_are_listed_inspected_and_removed_only_when_unused() {
+    let ns = NetNs::new("vol");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image();
+    let up = Up::new(
+        &t,
+        &ns,
+        dir.path(),
+        "v",
+        &format!(
+            "volume \"data\"\nvolume \"spare\"\n\
+             container \"db\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo kept > /data/f; exec sleep 600\"\n mount \"data\" at=\"/data\"\n stop-timeout \"1s\"\n}}\n\
+             container \"other\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n mount \"spare\" at=\"/spare\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    let o = up.run(&["volumes", "ls", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let vols = v["volumes"].as_array().unwrap();
+    let names: Vec<&str> = vols.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["data", "spare"]);
+    assert_eq!(vols[0]["used_by"], serde_json::json!(["db"]));
+    let o = up.run(&["volumes", "inspect", "v/data"]);
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let path = std::path::PathBuf::from(info["path"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(path.join("f")).unwrap(), "kept\n");
+    // In use: refused, and the data stays.
+    let o = up.run(&["volumes", "rm", "v/data"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in use") && stderr(&o).contains("db"), "{}", stderr(&o));
+    assert!(path.join("f").exists());
+    // Once its container stopped, it goes.
+    assert_eq!(up.run(&["stop", "v/db"]).status.code(), Some(0));
+    let o = up.run(&["volumes", "rm", "v/data"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!path.exists());
+    assert_eq!(up.run(&["volumes", "inspect", "v/data"]).status.code(), Some(1));
+    assert_eq!(up.run(&["volumes", "rm", "v/../v"]).status.code(), Some(2));
+}
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    hex::encode(h.finalize())
+}
+
+/// `sha256sum` of `path` inside the container.
+fn sha256_in(up: &Up<'_>, container: &str, path: &str) -> String {
+    let o = up.run(&["exec", container, "--", "sha256sum", path]);
+    assert_eq!(o.status.code(), Some(0), "sha256sum {path}: {}", stderr(&o));
+    stdout(&o).split_whitespace().next().unwrap().to_string()
+}
+
+/// Deterministic bytes that are not all alike.
+fn write_pseudo_random(path: &std::path::Path, len: usize, seed: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    for _ in 0..len / 8 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        f.write_all(&x.to_le_bytes()).unwrap();
+    }
+}
+
+fn sleeper(image: &str) -> String {
+    format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n")
+}
+
+#[test]
+fn cp_copies_files_and_folders_both_ways_intact() {
+    let ns = NetNs::new("cp");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "cp", &sleeper(&image()));
+
+    // A file in, then out again.
+    let local = dir.path().join("blob");
+    write_pseudo_random(&local, 3 << 20, 7);
+    let want = sha256_file(&local);
+    let o = up.run(&["cp", local.to_str().unwrap(), "cp/box:/tmp/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/blob"), want);
+    let back = dir.path().join("blob.back");
+    let o = up.run(&["cp", "cp/box:/tmp/blob", back.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_file(&back), want);
+
+    // A folder with a subfolder and a symlink in, then out.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    write_pseudo_random(&tree.join("a"), 4096, 1);
+    write_pseudo_random(&tree.join("sub/deeper/b"), 100_000, 2);
+    std::os::unix::fs::symlink("sub/deeper/b", tree.join("link")).unwrap();
+    let o = up.run(&["cp", tree.to_str().unwrap(), "cp/box:/tmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/tree/a"), sha256_file(&tree.join("a")));
+    assert_eq!(sha256_in(&up, "cp/box", "/tmp/tree/sub/deeper/b"), sha256_file(&tree.join("sub/deeper/b")));
+    let o = up.run(&["exec", "cp/box", "--", "readlink", "/tmp/tree/link"]);
+    assert_eq!(stdout(&o).trim(), "sub/deeper/b");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = up.run(&["cp", "cp/box:/tmp/tree", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for f in ["a", "sub/deeper/b"] {
+        assert_eq!(sha256_file(&out.join("tree").join(f)), sha256_file(&tree.join(f)), "{f}");
+    }
+    let link = out.join("tree/link");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), std::path::Path::new("sub/deeper/b"));
+}
+
+#[test]
+fn cp_in_stays_inside_the_container_whatever_symlinks_it_planted() {
+    let ns = NetNs::new("cpln");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "ln", &sleeper(&image()));
+    // The host folder a hostile container would like the copy to land in.
+    let victim = tempfile::tempdir().unwrap();
+    let victim_path = victim.path().to_str().unwrap().to_string();
+    let local = dir.path().join("payload");
+    std::fs::write(&local, "payload\n").unwrap();
+    // Destination /a/b/c/payload; a symlink at each component in turn, absolute to the host
+    // folder's path or climbing out with `..`.
+    let components = ["/a", "/a/b", "/a/b/c", "/a/b/c/payload"];
+    for (i, planted) in components.iter().enumerate() {
+        for target in [victim_path.clone(), format!("../../../../../../../..{victim_path}")] {
+            let setup = format!(
+                "rm -rf /a; mkdir -p /a/b/c; rm -rf {planted}; ln -s {target}{} {planted}",
+                if i == components.len() - 1 { "/payload" } else { "" }
+            );
+            let o = up.run(&["exec", "ln/box", "--", "sh", "-c", &setup]);
+            assert_eq!(o.status.code(), Some(0), "{setup}: {}", stderr(&o));
+            // The copy may land inside the container or fail; it must never reach the host.
+            let _ = up.run(&["cp", local.to_str().unwrap(), "ln/box:/a/b/c/payload"]);
+            let leaked: Vec<_> = walk(victim.path());
+            assert!(leaked.is_empty(), "a symlink at {planted} -> {target} redirected the copy to the host: {leaked:?}");
+        }
+    }
+    // With no symlink planted the same copy lands where it should.
+    let o = up.run(&["exec", "ln/box", "--", "sh", "-c", "rm -rf /a; mkdir -p /a/b/c"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = up.run(&["cp", local.to_str().unwrap(), "ln/box:/a/b/c/payload"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&up.run(&["exec", "ln/box", "--", "cat", "/a/b/c/payload"])), "payload\n");
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push(e.path());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn cp_out_drops_setuid_and_special_files_and_gives_files_to_the_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ns = NetNs::new("cpsu");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "su", &sleeper(&image()));
+    let setup = "mkdir /x && echo tool > /x/tool && chown 1234:1234 /x/tool && chmod 6755 /x/tool && mkfifo /x/fifo && ls -ln /x";
+    let o = up.run(&["exec", "su/box", "--", "sh", "-c", setup]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("rwsr-sr-x"), "{}", stdout(&o));
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = up.run(&["cp", "su/box:/x", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fifo"), "the skipped FIFO is not reported: {}", stderr(&o));
+    let tool = std::fs::metadata(out.join("x/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o755, "setuid or setgid survived");
+    assert_eq!((tool.uid(), tool.gid()), (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+    assert!(!out.join("x/fifo").exists() && std::fs::symlink_metadata(out.join("x/fifo")).is_err(), "a FIFO was created on the host");
+    // --archive keeps the owner, still without setuid.
+    let kept = dir.path().join("kept");
+    let o = up.run(&["cp", "--archive", "su/box:/x/tool", kept.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m = std::fs::metadata(&kept).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (1234, 1234, 0o755));
+}
