@@ -169,8 +169,14 @@ fn a_killed_supervisor_takes_its_containers_and_down_cleans_up() {
     let o = t.run_in(&ns, &["ps", "k9", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let pid = v["apps"][0]["supervisor"]["pid"].as_i64().unwrap() as i32;
-    // The container's processes, found through the cgroup tfctl made for it.
-    let httpd = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 8092 -h /var/www"]).output().unwrap());
+    // The container's processes: httpd on this test's own port whose root is an overlay under
+    // this test's state root (other runs on this machine may run the same command).
+    let root = t.root.path().to_string_lossy().into_owned();
+    let httpd: String = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 8092 -h /var/www"]).output().unwrap())
+        .split_whitespace()
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/mountinfo")).is_ok_and(|m| m.contains(&root)))
+        .map(|p| format!("{p} "))
+        .collect();
     assert!(!httpd.trim().is_empty(), "the container's process is not running");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -25,6 +25,14 @@ fn start_time(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether /proc/PID/stat shows an exited, unreaped process (state `Z`, or `X` while it goes).
+fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z" || s == "X")))
+        .unwrap_or(false)
+}
+
 impl ProcessIdentity {
     pub fn of(pid: i32) -> Option<ProcessIdentity> {
         Some(ProcessIdentity { pid, start_time: start_time(pid)?, boot_id: boot_id()? })
@@ -34,9 +42,10 @@ impl ProcessIdentity {
         ProcessIdentity::of(std::process::id() as i32).expect("/proc describes this process")
     }
 
-    /// Whether the process this identity names still runs.
+    /// Whether the process this identity names still runs. A zombie does not: a supervisor
+    /// that has exited stays one until whoever inherited it reaps it, which may take seconds.
     pub fn is_alive(&self) -> bool {
-        ProcessIdentity::of(self.pid).as_ref() == Some(self)
+        ProcessIdentity::of(self.pid).as_ref() == Some(self) && !is_zombie(self.pid)
     }
 }
 
@@ -61,5 +70,16 @@ mod tests {
         if let Some(id) = id {
             assert!(!id.is_alive(), "a reaped process still counts as alive");
         }
+
+        // An exited child nobody has reaped yet is a zombie, which is not alive either.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let id = ProcessIdentity::of(child.id() as i32).expect("the child is in /proc until reaped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !is_zombie(id.pid) {
+            assert!(std::time::Instant::now() < deadline, "the child did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!id.is_alive(), "an exited, unreaped process counts as alive");
+        child.wait().unwrap();
     }
 }

@@ -110,9 +110,13 @@ impl StateRoot {
                         format!("{} is not a directory (a symlink or file stands in its place)", at.display()),
                     ))
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::DirBuilder::new().mode(0o700).create(&at)?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::DirBuilder::new().mode(0o700).create(&at) {
+                    Ok(()) => {}
+                    // Containers start in parallel and ask for the same folders: another thread
+                    // may create it between the look and the create. Fine if it is a directory.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_dir()) => {}
+                    Err(e) => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -182,6 +186,34 @@ mod tests {
         let ok = root.dir("images/x").unwrap();
         assert!(ok.is_dir());
         assert_eq!(fs::metadata(&ok).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn many_threads_can_ask_for_the_same_new_folder_at_once() {
+        if !is_root() {
+            eprintln!("SKIP: needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(&tmp.path().join("root")).unwrap();
+        for round in 0..20 {
+            let rel = format!("apps/a{round}/logs");
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            root.dir(&rel)
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    let dir = h.join().unwrap().expect("dir() of a folder another thread is creating");
+                    assert!(dir.is_dir());
+                }
+            });
+        }
     }
 
     #[test]

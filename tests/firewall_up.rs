@@ -1,0 +1,184 @@
+//! The firewall through `tfctl up`, with real traffic between containers of an app and from the
+//! test's network namespace (the "host"). Every "cannot reach" is paired in the same test with a
+//! "can reach" over the same path that differs only in the rule under test, and every test ends
+//! with `down` leaving the namespace's ruleset and links as they were.
+
+mod common;
+
+use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+use std::collections::HashMap;
+
+/// Every test's fixture: an app in a namespace of its own, taken down (and compared) on drop.
+struct Up {
+    ns: NetNs,
+    t: Tfctl,
+    dir: tempfile::TempDir,
+    before: (String, String),
+    files: Vec<String>,
+}
+
+fn snapshot(ns: &NetNs) -> (String, String) {
+    let links = stdout(&ns.sh("ip -o link | sed 's/^[0-9]*: //'"));
+    let rules = stdout(&ns.sh("nft list ruleset"));
+    (links, rules)
+}
+
+fn image() -> String {
+    format!("oci:{}", repo().join("samples/images/busybox").display())
+}
+
+/// A container listening with busybox nc on each of `ports` (answering "ok"), plus `extra` KDL.
+fn server(name: &str, ports: &[u16], extra: &str) -> String {
+    let listeners: String = ports.iter().map(|p| format!("nc -ll -p {p} -e echo ok & ")).collect();
+    format!(
+        "container \"{name}\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"{listeners}wait\"\n init\n stop-timeout \"1s\"\n {extra}\n}}\n",
+        image()
+    )
+}
+
+/// A container that only sleeps (a client for `exec`), plus `extra` KDL.
+fn client(name: &str, extra: &str) -> String {
+    format!("container \"{name}\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n {extra}\n}}\n", image())
+}
+
+impl Up {
+    fn new(tag: &str) -> Up {
+        sample_image();
+        let ns = NetNs::new(tag);
+        let before = snapshot(&ns);
+        Up { ns, t: Tfctl::new(), dir: tempfile::tempdir().unwrap(), before, files: Vec::new() }
+    }
+
+    /// Writes and starts app `name` made of `containers` (KDL), waiting until all run.
+    fn up(&mut self, name: &str, containers: &[String]) {
+        let path = self.dir.path().join(format!("{name}.kdl"));
+        std::fs::write(&path, format!("app \"{name}\"\n{}", containers.concat())).unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let o = self.t.run_in(&self.ns, &["up", "--trust-file", "--wait=30s", &file]);
+        self.files.push(file);
+        assert_eq!(o.status.code(), Some(0), "up {name}: {}", stderr(&o));
+    }
+
+    /// Container name → address, from `ps --format json`.
+    fn addresses(&self, app: &str) -> HashMap<String, String> {
+        let o = self.t.run_in(&self.ns, &["ps", app, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ps prints JSON");
+        v["apps"][0]["containers"]
+            .as_array()
+            .expect("ps lists containers")
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().split('/').next().unwrap().to_string()))
+            .collect()
+    }
+
+    /// Whether `app/from` gets an "ok" from `ip:port` over tcp.
+    fn reaches(&self, from: &str, ip: &str, port: u16) -> bool {
+        let o = self.t.run_in(&self.ns, &["exec", from, "--", "sh", "-c", &format!("echo | nc -w 1 {ip} {port}")]);
+        stdout(&o).contains("ok")
+    }
+
+    /// Whether the test's namespace (the host) gets an "ok" from `ip:port`.
+    fn host_reaches(&self, ip: &str, port: u16) -> bool {
+        stdout(&self.ns.sh(&format!("echo | busybox nc -w 1 {ip} {port}"))).contains("ok")
+    }
+
+    /// Takes every app down and checks that the namespace is as it was.
+    fn down(&mut self) {
+        for f in std::mem::take(&mut self.files) {
+            let o = self.t.run_in(&self.ns, &["down", &f]);
+            assert_eq!(o.status.code(), Some(0), "down {f}: {}", stderr(&o));
+        }
+        assert_eq!(snapshot(&self.ns), self.before, "down left links or rules in the namespace");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = self.t.run_in(&self.ns, &["down", f]);
+        }
+    }
+}
+
+#[test]
+fn allow_from_a_container_admits_it_on_that_port_only() {
+    let mut u = Up::new("fwallow");
+    u.up("fa", &[server("db", &[5432, 80], "allow from=\"a\" port=5432"), client("a", ""), client("b", "")]);
+    let ip = u.addresses("fa");
+    let db = &ip["db"];
+    assert!(u.reaches("fa/a", db, 5432), "a cannot reach db:5432 although allowed");
+    assert!(!u.reaches("fa/a", db, 80), "a reaches db:80 although only 5432 is allowed");
+    assert!(!u.reaches("fa/b", db, 5432), "b reaches db:5432 although only a is allowed");
+    // The host is refused without from="host", on the allowed port too.
+    assert!(!u.host_reaches(db, 5432), "the host reaches db:5432 without from=\"host\"");
+    u.down();
+}
+
+#[test]
+fn the_host_gets_in_only_with_from_host() {
+    let mut u = Up::new("fwhost");
+    u.up("fh", &[server("open", &[80], "allow from=\"host\" port=80"), server("closed", &[80], "")]);
+    let ip = u.addresses("fh");
+    assert!(u.host_reaches(&ip["open"], 80), "the host cannot reach a container with from=\"host\"");
+    assert!(!u.host_reaches(&ip["closed"], 80), "the host reaches a container without from=\"host\"");
+    u.down();
+}
+
+#[test]
+fn containers_reach_the_host_only_with_allow_egress_to_host() {
+    let mut u = Up::new("fwegress");
+    const PORT: u16 = 7070;
+    u.up("fe", &[client("out", &format!("allow-egress to=\"host\" port={PORT}")), client("in", "")]);
+    // A listener on the host side, in the test's namespace.
+    let mut listener = u.ns.cmd("busybox").args(["nc", "-ll", "-p", &PORT.to_string(), "-e", "echo", "ok"]).spawn().unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut listener);
+    // The app's gateway (its bridge's address) is one of the host's addresses.
+    let route = stdout(&u.t.run_in(&u.ns, &["exec", "fe/in", "--", "ip", "route"]));
+    let gw = route.lines().find_map(|l| l.strip_prefix("default via ")).and_then(|l| l.split_whitespace().next()).expect("a default route").to_string();
+    let mut ok = false;
+    for _ in 0..20 {
+        ok = u.reaches("fe/out", &gw, PORT);
+        if ok {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok, "a container with allow-egress to=\"host\" cannot reach the host ({gw}:{PORT})");
+    assert!(!u.reaches("fe/in", &gw, PORT), "a container reaches the host ({gw}:{PORT}) without allow-egress");
+    drop(_kill);
+    u.down();
+}
+
+#[test]
+fn publish_is_reachable_from_the_host_and_no_back_door() {
+    let mut u = Up::new("fwpub");
+    const HOST_PORT: u16 = 18080;
+    u.up("fp", &[server("web", &[80, 81], &format!("publish {HOST_PORT} to=80")), client("peer", "")]);
+    let ip = u.addresses("fp");
+    let web = &ip["web"];
+    assert!(u.host_reaches("127.0.0.1", HOST_PORT), "the published port does not answer on loopback");
+    // The published connection is admitted, not the container's ports as such.
+    assert!(!u.host_reaches(web, 80), "the host reaches web:80 directly through the publish");
+    assert!(!u.host_reaches(web, 81), "the host reaches an unpublished port");
+    assert!(!u.host_reaches("127.0.0.1", HOST_PORT + 1), "a neighbouring host port leads somewhere");
+    assert!(!u.reaches("fp/peer", web, 80), "a peer reaches web:80 through the publish");
+    u.down();
+}
+
+#[test]
+fn two_apps_side_by_side_are_isolated() {
+    let mut u = Up::new("fwtwo");
+    u.up("one", &[server("srv", &[80], "allow from=\"c\" port=80"), client("c", "")]);
+    u.up("two", &[client("c", "")]);
+    let srv = u.addresses("one")["srv"].clone();
+    assert!(u.reaches("one/c", &srv, 80), "one/c cannot reach its app's server");
+    assert!(!u.reaches("two/c", &srv, 80), "a container of another app with the same name gets in");
+    u.down();
+}

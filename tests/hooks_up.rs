@@ -1,0 +1,126 @@
+//! Hooks through `tfctl up`: host hooks fire once with the container's variables, a task that
+//! exits 3 fires `exited` and `failed` with TFCTL_EXIT_CODE=3, `down` fires `exited` (stopped)
+//! and never `failed`, and a failing `started` hook with on-fail="fail" ends `up --wait` with 3.
+
+mod common;
+
+use common::{repo, sample_image, stderr, NetNs, Tfctl};
+use std::time::{Duration, Instant};
+
+fn image() -> String {
+    format!("oci:{}", repo().join("samples/images/busybox").display())
+}
+
+/// Host hooks appending one line per event of the container to `log`.
+fn event_hooks(log: &str) -> String {
+    ["started", "exited", "failed"]
+        .iter()
+        .map(|e| {
+            format!(
+                " on \"{e}\" {{\n  run \"sh\" \"-c\" \"echo {e} $$TFCTL_CONTAINER ip=$$TFCTL_IP reason=$$TFCTL_REASON code=$$TFCTL_EXIT_CODE >> {log}\"\n }}\n"
+            )
+        })
+        .collect()
+}
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+/// Waits until `path` has a line starting with `prefix`.
+fn wait_for_line(path: &std::path::Path, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(l) = lines(path).into_iter().find(|l| l.starts_with(prefix)) {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no `{prefix}` line in {}: {:?}", path.display(), lines(path));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn hooks_fire_once_with_the_right_variables_and_down_fires_no_failed() {
+    sample_image();
+    let ns = NetNs::new("hooks");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.log");
+    let hooks = event_hooks(&log.to_string_lossy());
+    let file = dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"hk\"\ncontainer \"web\" {{\n image \"{img}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n{hooks}}}\n\
+             container \"task\" {{\n image \"{img}\"\n command \"sh\" \"-c\" \"exit 3\"\n one-shot\n stop-timeout \"1s\"\n{hooks}}}\n",
+            img = image()
+        ),
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let o = t.run_in(&ns, &["up", "-d", "--trust-file", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let o = t.run_in(&ns, &["ps", "hk", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let web_ip = v["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "web").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let started = wait_for_line(&log, "started web ");
+    assert!(started.contains(&format!("ip={web_ip} ")), "started hook got the wrong TFCTL_IP: {started} (ps: {web_ip})");
+    let exited = wait_for_line(&log, "exited task ");
+    assert!(exited.ends_with("code=3"), "exited hook of a task exiting 3: {exited}");
+    let failed = wait_for_line(&log, "failed task ");
+    assert!(failed.ends_with("code=3"), "failed hook of a task exiting 3: {failed}");
+
+    let o = t.run_in(&ns, &["down", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = lines(&log);
+    let count = |prefix: &str| all.iter().filter(|l| l.starts_with(prefix)).count();
+    // Each event fired once; the exit `down` caused is `exited` (stopped), never `failed`.
+    assert_eq!(count("started web "), 1, "{all:?}");
+    assert_eq!(count("started task "), 1, "{all:?}");
+    assert_eq!(count("exited task "), 1, "{all:?}");
+    assert_eq!(count("failed task "), 1, "{all:?}");
+    assert_eq!(count("exited web "), 1, "down did not fire web's exited hook once: {all:?}");
+    assert!(all.iter().any(|l| l.starts_with("exited web ") && l.contains("reason=stopped")), "{all:?}");
+    assert_eq!(count("failed web "), 0, "down fired failed: {all:?}");
+}
+
+fn started_hook_app(dir: &std::path::Path, name: &str, hook_command: &str) -> String {
+    let file = dir.join(format!("{name}.kdl"));
+    std::fs::write(
+        &file,
+        format!(
+            "app \"{name}\"\ncontainer \"web\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n on \"started\" on-fail=\"fail\" {{\n  run \"sh\" \"-c\" \"{hook_command}\"\n }}\n}}\n",
+            image()
+        ),
+    )
+    .unwrap();
+    file.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_failing_started_hook_with_on_fail_fail_ends_wait_with_3() {
+    sample_image();
+    let ns = NetNs::new("hookfail");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    // The same app with a hook that succeeds comes up.
+    let good = started_hook_app(dir.path(), "good", "exit 0");
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &good]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(t.run_in(&ns, &["down", &good]).status.code(), Some(0));
+
+    let bad = started_hook_app(dir.path(), "bad", "exit 1");
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &bad]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("web") && err.contains("hook"), "--wait does not name the container and its hook: {err}");
+    assert_eq!(t.run_in(&ns, &["down", &bad]).status.code(), Some(0));
+}
