@@ -127,9 +127,12 @@ pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args:
     rec.app_file = app.file.clone();
     let store = Store::open(root.path()).map_err(failed)?;
     let images = images(&app, &store, global, registry)?;
+    // Taken now, while tfctl has one thread, and wiped from its environment before anything is
+    // forked from it.
+    let env_secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
     rec.net = Some(lifecycle::plan_network(&root, &app, &config, rec.net.take()).map_err(failed)?);
     record::save(&root, &rec).map_err(failed)?;
-    Ok(SupervisorSetupParts { root, app, config, images, record: rec })
+    Ok(SupervisorSetupParts { root, app, config, images, record: rec, env_secrets })
 }
 
 pub(super) struct SupervisorSetupParts {
@@ -138,6 +141,7 @@ pub(super) struct SupervisorSetupParts {
     config: tfctl_schema::model::HostConfig,
     images: HashMap<String, tfctl_runtime::image::Image>,
     record: AppRecord,
+    env_secrets: HashMap<String, tfctl_runtime::secrets::SecretValue>,
 }
 
 pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
@@ -154,7 +158,16 @@ pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
 }
 
 fn setup(parts: SupervisorSetupParts, output: Option<mpsc::UnboundedSender<OutputLine>>, progress: mpsc::UnboundedSender<Progress>) -> SupervisorSetup {
-    SupervisorSetup { root: parts.root, app: parts.app, config: parts.config, images: parts.images, record: parts.record, output, progress }
+    SupervisorSetup {
+        root: parts.root,
+        app: parts.app,
+        config: parts.config,
+        images: parts.images,
+        record: parts.record,
+        output,
+        progress,
+        env_secrets: parts.env_secrets,
+    }
 }
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];

@@ -193,6 +193,9 @@ pub struct SupervisorSetup {
     /// Output lines of the containers, for a foreground view.
     pub output: Option<mpsc::UnboundedSender<OutputLine>>,
     pub progress: mpsc::UnboundedSender<Progress>,
+    /// The values of from-env secrets, taken (and wiped from the environment) before the
+    /// supervisor started.
+    pub env_secrets: HashMap<String, SecretValue>,
 }
 
 /// Why the supervisor stopped the app.
@@ -207,7 +210,7 @@ pub enum StopReason {
 /// Runs the app until `stop` says otherwise (or `down` arrives on the control socket), then
 /// stops it and removes everything but its record and volumes. Holds the app's lock throughout.
 pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: watch::Receiver<bool>) -> Result<StopReason, LifecycleError> {
-    let SupervisorSetup { root, app, config, images, mut record, output, progress } = setup;
+    let SupervisorSetup { root, app, config, images, mut record, output, progress, mut env_secrets } = setup;
     let app_dir = root.dir(&format!("apps/{}", app.name))?;
     let _lock = Lock::try_exclusive(&app_dir.join("lock"))?
         .ok_or_else(|| LifecycleError::Running { app: app.name.clone(), pid: record.supervisor.as_ref().map_or(0, |s| s.pid) })?;
@@ -230,7 +233,11 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let key = HostKey::load_or_create(root.path())?;
     let mut values: HashMap<String, SecretValue> = HashMap::new();
     for def in &app.secrets {
-        values.insert(def.name.clone(), secrets::resolve(def, &app.name, record.secret_generation, &key)?);
+        let value = match env_secrets.remove(&def.name) {
+            Some(v) => v,
+            None => secrets::resolve(def, &app.name, record.secret_generation, &key)?,
+        };
+        values.insert(def.name.clone(), value);
     }
     record.cgroups = app.containers.iter().map(|c| format!("{}-{}", root.short_id(&app.name), c.name)).collect();
     record::save(&root, &record)?;

@@ -8,6 +8,7 @@
 //! missing, resolved with `RESOLVE_IN_ROOT`), then [`attach`]`(mount.fd, target)`.
 //! Secrets given as environment variables (`env=`) are in [`secret_env`].
 
+pub mod from_env;
 mod host_key;
 mod tmpfs;
 
