@@ -1,7 +1,9 @@
 //! The firewall through `tfctl up`, with real traffic between containers of an app and from the
 //! test's network namespace (the "host"). Every "cannot reach" is paired in the same test with a
 //! "can reach" over the same path that differs only in the rule under test, and every test ends
-//! with `down` leaving the namespace's ruleset and links as they were.
+//! with `down` leaving the namespace's ruleset and links as they were. Each test runs twice: as
+//! the namespace comes, and with `net.bridge.bridge-nf-call-iptables=0` and `-ip6tables=0` in it
+//! (enforcement must not depend on br_netfilter).
 
 mod common;
 
@@ -42,9 +44,15 @@ fn client(name: &str, extra: &str) -> String {
 }
 
 impl Up {
-    fn new(tag: &str) -> Up {
+    fn new(tag: &str, bridge_nf_off: bool) -> Up {
         sample_image();
         let ns = NetNs::new(tag);
+        if bridge_nf_off {
+            // Per namespace since Linux 5.3; absent when br_netfilter is not loaded, which is
+            // the same as off.
+            let o = ns.sh("for k in iptables ip6tables; do f=/proc/sys/net/bridge/bridge-nf-call-$k; [ ! -e $f ] || echo 0 > $f || exit 1; [ ! -e $f ] || [ $(cat $f) = 0 ] || exit 1; done");
+            assert!(o.status.success(), "cannot turn bridge-nf-call off in the namespace: {}", stderr(&o));
+        }
         let before = snapshot(&ns);
         Up { ns, t: Tfctl::new(), dir: tempfile::tempdir().unwrap(), before, files: Vec::new() }
     }
@@ -100,9 +108,8 @@ impl Drop for Up {
     }
 }
 
-#[test]
-fn allow_from_a_container_admits_it_on_that_port_only() {
-    let mut u = Up::new("fwallow");
+fn allow_from_a_container_admits_it_on_that_port_only(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwallowb" } else { "fwallow" }, bridge_nf_off);
     u.up("fa", &[server("db", &[5432, 80], "allow from=\"a\" port=5432"), client("a", ""), client("b", "")]);
     let ip = u.addresses("fa");
     let db = &ip["db"];
@@ -114,9 +121,8 @@ fn allow_from_a_container_admits_it_on_that_port_only() {
     u.down();
 }
 
-#[test]
-fn the_host_gets_in_only_with_from_host() {
-    let mut u = Up::new("fwhost");
+fn the_host_gets_in_only_with_from_host(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwhostb" } else { "fwhost" }, bridge_nf_off);
     u.up("fh", &[server("open", &[80], "allow from=\"host\" port=80"), server("closed", &[80], "")]);
     let ip = u.addresses("fh");
     assert!(u.host_reaches(&ip["open"], 80), "the host cannot reach a container with from=\"host\"");
@@ -124,9 +130,8 @@ fn the_host_gets_in_only_with_from_host() {
     u.down();
 }
 
-#[test]
-fn containers_reach_the_host_only_with_allow_egress_to_host() {
-    let mut u = Up::new("fwegress");
+fn containers_reach_the_host_only_with_allow_egress_to_host(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwegressb" } else { "fwegress" }, bridge_nf_off);
     const PORT: u16 = 7070;
     u.up("fe", &[client("out", &format!("allow-egress to=\"host\" port={PORT}")), client("in", "")]);
     // A listener on the host side, in the test's namespace.
@@ -156,9 +161,8 @@ fn containers_reach_the_host_only_with_allow_egress_to_host() {
     u.down();
 }
 
-#[test]
-fn publish_is_reachable_from_the_host_and_no_back_door() {
-    let mut u = Up::new("fwpub");
+fn publish_is_reachable_from_the_host_and_no_back_door(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwpubb" } else { "fwpub" }, bridge_nf_off);
     const HOST_PORT: u16 = 18080;
     u.up("fp", &[server("web", &[80, 81], &format!("publish {HOST_PORT} to=80")), client("peer", "")]);
     let ip = u.addresses("fp");
@@ -172,9 +176,8 @@ fn publish_is_reachable_from_the_host_and_no_back_door() {
     u.down();
 }
 
-#[test]
-fn two_apps_side_by_side_are_isolated() {
-    let mut u = Up::new("fwtwo");
+fn two_apps_side_by_side_are_isolated(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwtwob" } else { "fwtwo" }, bridge_nf_off);
     u.up("one", &[server("srv", &[80], "allow from=\"c\" port=80"), client("c", "")]);
     u.up("two", &[client("c", "")]);
     let srv = u.addresses("one")["srv"].clone();
@@ -182,3 +185,21 @@ fn two_apps_side_by_side_are_isolated() {
     assert!(!u.reaches("two/c", &srv, 80), "a container of another app with the same name gets in");
     u.down();
 }
+
+/// Each test as the namespace comes and with bridge-nf-call-iptables/-ip6tables off.
+macro_rules! twice {
+    ($($name:ident),*) => {$(
+        mod $name {
+            #[test]
+            fn as_the_namespace_comes() {
+                super::$name(false)
+            }
+            #[test]
+            fn with_bridge_nf_call_off() {
+                super::$name(true)
+            }
+        }
+    )*};
+}
+
+twice!(allow_from_a_container_admits_it_on_that_port_only, the_host_gets_in_only_with_from_host, containers_reach_the_host_only_with_allow_egress_to_host, publish_is_reachable_from_the_host_and_no_back_door, two_apps_side_by_side_are_isolated);
