@@ -357,3 +357,54 @@ fn cp_out_drops_setuid_and_special_files_and_gives_files_to_the_user() {
     let m = std::fs::metadata(&kept).unwrap();
     assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (1234, 1234, 0o755));
 }
+
+/// A memory cgroup (v1) below this process's own, removed on drop.
+struct MemoryCgroup(std::path::PathBuf);
+
+impl MemoryCgroup {
+    fn new(limit: u64) -> MemoryCgroup {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let rel = own.lines().find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string())).expect("a v1 memory cgroup");
+        let path = std::path::Path::new("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/')).join(format!("tfctl-cp-test-{}", std::process::id()));
+        std::fs::create_dir(&path).unwrap();
+        let cg = MemoryCgroup(path);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).unwrap();
+        assert_eq!(std::fs::read_to_string(cg.0.join("memory.limit_in_bytes")).unwrap().trim(), limit.to_string());
+        cg
+    }
+
+    /// `tfctl args` run inside the cgroup.
+    fn run(&self, t: &Tfctl, args: &[&str]) -> std::process::Output {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", "echo $$ > \"$0\" && exec \"$@\""]).arg(self.0.join("cgroup.procs")).arg(common::tfctl_bin()).args(args);
+        c.env("TFCTL_ROOT", t.root.path().join("state")).env("TFCTL_CONFIG", t.root.path().join("no-config.kdl")).env("NO_COLOR", "1");
+        c.output().unwrap()
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn cp_streams_512_mib_each_way_under_a_64_mib_memory_limit() {
+    let ns = NetNs::new("cpbig");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::new(&t, &ns, dir.path(), "big", &sleeper(&image()));
+    let local = dir.path().join("big");
+    write_pseudo_random(&local, 512 << 20, 42);
+    let want = sha256_file(&local);
+    let cg = MemoryCgroup::new(64 << 20);
+    let o = cg.run(&t, &["cp", local.to_str().unwrap(), "big/box:/tmp/big"]);
+    assert_eq!(o.status.code(), Some(0), "in: {}", stderr(&o));
+    assert_eq!(sha256_in(&up, "big/box", "/tmp/big"), want);
+    let back = dir.path().join("back");
+    let o = cg.run(&t, &["cp", "big/box:/tmp/big", back.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "out: {}", stderr(&o));
+    assert_eq!(sha256_file(&back), want);
+    let failcnt = std::fs::read_to_string(cg.0.join("memory.failcnt")).unwrap();
+    eprintln!("memory cgroup: limit 64 MiB, failcnt {}", failcnt.trim());
+}
