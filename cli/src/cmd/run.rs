@@ -25,9 +25,8 @@ fn run_failed(msg: impl std::fmt::Display) -> Failure {
     Failure::msg(Exit::RunFailed, msg.to_string())
 }
 
-/// `run -p` and `run -d`: a one-container app with its own network (and published ports), under
-/// a supervisor: in this process when attached, detached with `-d`.
-fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
+/// The container `run` describes: its name (`--name`, else run-<6 hex>), its image and the rest.
+fn described(args: &RunArgs) -> Result<(String, ImageSource, Container), Failure> {
     let name = match &args.name {
         Some(n) => {
             values::check_name("container", n).map_err(|e| usage(format!("--name {n}: {}", e.message)))?;
@@ -37,8 +36,16 @@ fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let source = ImageSource::parse(&args.image, &cwd).map_err(|e| usage(format!("invalid image reference: {e}")))?;
-    let mut c = container_from_args(&args, &name)?;
+    let mut c = container_from_args(args, &name)?;
     c.image = source.to_string();
+    Ok((name, source, c))
+}
+
+/// `run -p` and `run -d`: a one-container app with its own network (and published ports), under
+/// a supervisor: in this process when attached, detached with `-d`.
+fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
+    let (name, _, mut c) = described(&args)?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     c.publish = args.publish.iter().map(|p| parse_publish(p)).collect::<Result<_, _>>()?;
     // A detached container is a service: not a one-shot, and stopped quickly by `down`.
     c.one_shot = !args.detach;
@@ -244,17 +251,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         drop(spawner);
         return run_as_app(args, global);
     }
-    let name = match &args.name {
-        Some(n) => {
-            values::check_name("container", n).map_err(|e| usage(format!("--name {n}: {}", e.message)))?;
-            n.clone()
-        }
-        None => random_name(),
-    };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let source = ImageSource::parse(&args.image, &cwd).map_err(|e| usage(format!("invalid image reference: {e}")))?;
-    let mut c = container_from_args(&args, &name)?;
-    c.image = source.to_string();
+    let (name, source, c) = described(&args)?;
 
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;
