@@ -42,6 +42,19 @@ impl Tfctl {
     }
 }
 
+/// Whatever a test leaves up (it failed half-way, say) goes down with its state root: each
+/// app's supervisor, told through its control socket, removes the app's objects in the app's own
+/// namespace.
+impl Drop for Tfctl {
+    fn drop(&mut self) {
+        let Ok(apps) = std::fs::read_dir(self.root.path().join("state/apps")) else { return };
+        for app in apps.flatten() {
+            let name = app.file_name().to_string_lossy().into_owned();
+            let _ = self.cmd().args(["down", "--quiet", &name]).output();
+        }
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
