@@ -10,7 +10,7 @@ packages=(
   # the busybox image the samples and tests are made of
   busybox-static
   # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth
-  docker-registry nftables iproute2 strace openssl apache2-utils python3 curl
+  docker-registry nftables iproute2 strace openssl apache2-utils python3 curl wget procps util-linux zstd
   # benchmarks: the peers tfctl is compared with
   skopeo umoci crun hyperfine
 )
