@@ -114,7 +114,9 @@ pub fn prepare(
     for d in [dirs.dir.clone(), dirs.mountpoint()] {
         fs::create_dir_all(&d).map_err(io("create", &d))?;
     }
-    crate::state::files::write_atomic(&dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;
+    // A marker read by `images rm` and `prune`, rewritten at every start: no fsync on this path,
+    // which every container start takes.
+    fs::write(dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;
     let upper = match writes {
         Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: 0 },
         Writes::Kept => {
