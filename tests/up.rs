@@ -293,3 +293,34 @@ fn the_foreground_up_streams_output_and_ctrl_c_takes_the_app_down_with_130() {
     let o = t.run_in(&ns, &["logs", "fg/talker"]);
     assert_eq!(stdout(&o), "hello from talker\n", "{}", stderr(&o));
 }
+
+#[test]
+fn restart_reset_brings_back_the_preboot_file_and_drops_what_was_written_since() {
+    sample_image();
+    let ns = NetNs::new("reset");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let file = write_app(
+        dir.path(),
+        &format!(
+            "app \"rs\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n file \"/etc/app.conf\" \"pristine\\n\"\n}}\n"
+        ),
+    );
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sh = |script: &str| stdout(&t.run_in(&ns, &["exec", "rs/box", "--", "sh", "-c", script]));
+    let addr = sh("ip -4 -o addr show eth0 | awk '{print $4}'");
+    sh("echo scribbled > /etc/app.conf; echo new > /root/new-file");
+    assert_eq!(sh("cat /etc/app.conf; ls /root"), "scribbled\nnew-file\n");
+    // A plain restart keeps the container's filesystem; its pre-boot files are written again
+    // at every start, as the app file declares them.
+    assert_eq!(t.run_in(&ns, &["restart", "rs/box"]).status.code(), Some(0));
+    assert_eq!(sh("cat /etc/app.conf; ls /root"), "pristine\nnew-file\n");
+    sh("echo scribbled > /etc/app.conf");
+    let o = t.run_in(&ns, &["restart", "--reset", "rs/box"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sh("cat /etc/app.conf; ls /root"), "pristine\n", "the reset kept changes");
+    assert_eq!(sh("ip -4 -o addr show eth0 | awk '{print $4}'"), addr, "the reset changed the address");
+    assert_eq!(t.run_in(&ns, &["down", "rs"]).status.code(), Some(0));
+}

@@ -111,9 +111,6 @@ pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
 
 /// `tfctl stop`, `start`, `restart`: sent to the app's supervisor.
 pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>, reset: bool, global: &GlobalOpts) -> CmdResult {
-    if reset {
-        return Err(Failure::msg(Exit::Failed, "`restart --reset` is not built yet (issue 7)"));
-    }
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
     let rt = context::runtime();
     for target in targets {
@@ -122,7 +119,8 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
         if !live {
             return Err(Failure::msg(Exit::Failed, format!("app {} is not up: `tfctl up` starts it", t.app)));
         }
-        rt.block_on(lifecycle::request_op(&root, &t.app, op, t.container.as_deref())).map_err(|e| Failure::msg(Exit::Failed, e))?;
+        let wire_op = if reset { "reset" } else { op };
+        rt.block_on(lifecycle::request_op(&root, &t.app, wire_op, t.container.as_deref())).map_err(|e| Failure::msg(Exit::Failed, e))?;
         if !global.quiet {
             let what = t.container.map(|c| format!("{}/{c}", t.app)).unwrap_or(t.app);
             eprintln!("{what}: {op} done");

@@ -322,8 +322,8 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         let req = req.clone().unwrap_or_default();
                         tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
                     }
-                    Some(op @ ("stop" | "start" | "restart")) => {
-                        let (sup, op) = (sup.clone(), op.to_string());
+                    Some(op @ ("stop" | "start" | "restart" | "reset")) => {
+                        let (sup, op, root, app_name) = (sup.clone(), op.to_string(), root.clone(), app.name.clone());
                         let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
                             Some(c) => vec![c.to_string()],
                             None => app.containers.iter().map(|c| c.name.clone()).collect(),
@@ -334,6 +334,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                                 let done = match op.as_str() {
                                     "stop" => sup.stop(n).await,
                                     "start" => sup.start(n).await,
+                                    "reset" => reset(&sup, &root, &app_name, n).await,
                                     _ => sup.restart(n).await,
                                 };
                                 if let Err(e) = done {
@@ -416,7 +417,22 @@ pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[
     }
 }
 
-/// Asks a live supervisor to `stop`, `start` or `restart` one container (or all).
+/// `restart --reset`: every change to the container's filesystem since it was created goes
+/// (its upper layer is discarded while it is stopped); the start writes its pre-boot files and
+/// secrets again. Its namespace, and so its address and published ports, stay.
+async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, app: &str, name: &str) -> Result<(), String> {
+    sup.stop(name).await?;
+    let dirs = crate::container::ContainerDirs::new(root, app, name);
+    for d in [dirs.upper(), dirs.work()] {
+        match std::fs::remove_dir_all(&d) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot discard {}: {e}", d.display())),
+            _ => {}
+        }
+    }
+    sup.start(name).await
+}
+
+/// Asks a live supervisor to `stop`, `start`, `restart` or `reset` one container (or all).
 pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), String> {
     let dir = record::app_dir(root, app).join("run");
     let mut conn = crate::control::Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
