@@ -324,3 +324,30 @@ fn restart_reset_brings_back_the_preboot_file_and_drops_what_was_written_since()
     assert_eq!(sh("ip -4 -o addr show eth0 | awk '{print $4}'"), addr, "the reset changed the address");
     assert_eq!(t.run_in(&ns, &["down", "rs"]).status.code(), Some(0));
 }
+
+#[test]
+fn ci_verbs_exit_code_from_and_abort_on_failure() {
+    sample_image();
+    let ns = NetNs::new("ci");
+    let before = snapshot(&ns);
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let file = write_app(
+        dir.path(),
+        &format!(
+            "app \"ci\"\ncontainer \"server\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n}}\ncontainer \"tests\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"sleep 0.5; exit 7\"\n after \"server\"\n}}\n"
+        ),
+    );
+    // The tests' status becomes up's, and the app goes down with them.
+    let o = t.run_in(&ns, &["up", "--trust-file", "--exit-code-from", "tests", &file]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(snapshot(&ns), before, "the app is still up");
+    let o = t.run_in(&ns, &["up", "--trust-file", "--exit-code-from", "nope", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The first failure (tests exiting 7) stops everything with 3.
+    let o = t.run_in(&ns, &["up", "--trust-file", "--abort-on-failure", &file]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("container tests failed"), "{}", stderr(&o));
+    assert_eq!(snapshot(&ns), before, "the app is still up");
+}

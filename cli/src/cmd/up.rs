@@ -103,8 +103,11 @@ fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, F
     if !args.trust_file {
         check_trust(&app)?;
     }
-    if args.exit_code_from.is_some() || args.abort_on_failure {
-        return Err(Failure::msg(Exit::Failed, "--exit-code-from and --abort-on-failure are not built yet (issue 7)"));
+    if let Some(c) = &args.exit_code_from {
+        if app.container(c).is_none() {
+            let names: Vec<&str> = app.containers.iter().map(|c| c.name.as_str()).collect();
+            return Err(Failure::msg(Exit::Usage, format!("--exit-code-from {c}: app {} has no such container; its containers: {}", app.name, names.join(", "))));
+        }
     }
     prepare_app(app, global, &args.registry)
 }
@@ -153,7 +156,8 @@ pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
     if args.detach || wait.is_some() {
         detached(parts, wait, global)
     } else {
-        foreground(parts, global)
+        let ci = CiVerbs { exit_code_from: args.exit_code_from.clone(), abort_on_failure: args.abort_on_failure };
+        foreground(parts, global, ci)
     }
 }
 
@@ -172,7 +176,15 @@ fn setup(parts: SupervisorSetupParts, output: Option<mpsc::UnboundedSender<Outpu
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
-fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts) -> CmdResult {
+/// Compose's CI verbs for a foreground `up`.
+struct CiVerbs {
+    /// Stop the app when this container exits, and exit with its status.
+    exit_code_from: Option<String>,
+    /// Stop the app at the first `failed` event, and exit 3.
+    abort_on_failure: bool,
+}
+
+fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts, ci: CiVerbs) -> CmdResult {
     let spawner = Arc::new(Spawner::start().map_err(failed)?);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let names: Vec<String> = parts.app.containers.iter().map(|c| c.name.clone()).collect();
@@ -194,10 +206,31 @@ fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts) -> CmdResult {
                 }
             }
         });
+        // What ended the app when a CI verb did: the container's status, or 3 for a failure.
+        let verdict = Arc::new(std::sync::Mutex::new(None::<Failure>));
+        let (verdict_w, ci_stop) = (verdict.clone(), stop_tx.clone());
         tokio::spawn(async move {
             while let Some(p) = prog_rx.recv().await {
                 if !quiet {
                     print_progress(&p);
+                }
+                let Progress::Report(r) = &p else { continue };
+                let decided = match (r.event, r.container.as_deref()) {
+                    (Event::Exited, Some(c)) if ci.exit_code_from.as_deref() == Some(c) => {
+                        let code = r.exit_code.unwrap_or(1);
+                        Some(if code == 0 { None } else { Some(Failure::silent(Exit::Status(code.clamp(0, 255) as u8))) })
+                    }
+                    (Event::Failed, Some(c)) if ci.abort_on_failure => {
+                        Some(Some(Failure::msg(Exit::ContainerFailed, format!("container {c} failed ({}): --abort-on-failure stopped the app", r.reason))))
+                    }
+                    _ => None,
+                };
+                if let Some(outcome) = decided {
+                    let mut v = verdict_w.lock().unwrap_or_else(|e| e.into_inner());
+                    if v.is_none() && !*ci_stop.borrow() {
+                        *v = Some(outcome.unwrap_or(Failure::silent(Exit::Success)));
+                        ci_stop.send_replace(true);
+                    }
                 }
             }
         });
@@ -218,12 +251,15 @@ fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts) -> CmdResult {
             }
         });
         let reason = lifecycle::supervise(setup(parts, Some(out_tx), prog_tx), spawner, stop_rx).await;
-        (reason, interrupted.load(std::sync::atomic::Ordering::SeqCst))
+        let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).take();
+        (reason, interrupted.load(std::sync::atomic::Ordering::SeqCst), verdict)
     });
     match outcome {
-        (Err(e), _) => Err(failed(e)),
-        (Ok(StopReason::Signal), true) => Err(Failure::silent(Exit::Interrupted)),
-        (Ok(_), _) => Ok(()),
+        (Err(e), _, _) => Err(failed(e)),
+        (Ok(StopReason::Signal), true, _) => Err(Failure::silent(Exit::Interrupted)),
+        (Ok(_), _, Some(f)) if f.exit == Exit::Success => Ok(()),
+        (Ok(_), _, Some(f)) => Err(f),
+        (Ok(_), _, None) => Ok(()),
     }
 }
 
