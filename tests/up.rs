@@ -6,6 +6,20 @@ mod common;
 
 use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
 
+/// Waits (30 s at most) until the first container of `app` runs.
+fn wait_until_running(t: &Tfctl, ns: &NetNs, app: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = t.run_in(ns, &["ps", app, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if v["apps"][0]["containers"][0]["state"] == "running" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "app {app} did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn snapshot(ns: &NetNs) -> (String, String) {
     let links = stdout(&ns.sh("ip -o link | sed 's/^[0-9]*: //'"));
     let rules = stdout(&ns.sh("nft list ruleset"));
@@ -232,16 +246,7 @@ fn up_exec_and_down_run_no_host_program() {
     // `up` in the foreground, so the trace ends when the app does.
     let up_trace = dir.path().join("up.trace");
     let mut up = traced(&ns, &t, &up_trace, &["up", "--trust-file", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let o = t.run_in(&ns, &["ps", "st", "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        if v["apps"][0]["containers"][0]["state"] == "running" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the app did not come up under strace");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until_running(&t, &ns, "st");
     let exec_trace = dir.path().join("exec.trace");
     let o = traced(&ns, &t, &exec_trace, &["exec", "st/web", "--", "true"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -273,16 +278,7 @@ fn the_foreground_up_streams_output_and_ctrl_c_takes_the_app_down_with_130() {
     c.args(["up", "--trust-file", &file]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let child = c.spawn().unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let o = t.run_in(&ns, &["ps", "fg", "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        if v["apps"][0]["containers"][0]["state"] == "running" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the app did not come up");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until_running(&t, &ns, "fg");
     std::thread::sleep(std::time::Duration::from_millis(300));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let o = child.wait_with_output().unwrap();
