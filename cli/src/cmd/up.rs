@@ -533,19 +533,27 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
     match global.format {
         Format::Json => output::print_json(&serde_json::json!({"apps": apps})),
         Format::Text => {
-            println!("{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}", "APP", "CONTAINER", "STATE", "HEALTH", "ADDRESS", "RESTARTS", "UPTIME");
+            println!("{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}  PORTS", "APP", "CONTAINER", "STATE", "HEALTH", "ADDRESS", "RESTARTS", "UPTIME");
             for a in &apps {
                 for c in a["containers"].as_array().into_iter().flatten() {
                     let uptime = c["uptime_seconds"].as_u64().map(|u| tfctl_schema::model::format_duration(Duration::from_secs(u))).unwrap_or_else(|| "-".into());
+                    // Docker's notation: 0.0.0.0:8080->80/tcp
+                    let ports: Vec<String> = c["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| format!("{}:{}->{}/{}", p["host_ip"].as_str().unwrap_or(""), p["host_port"], p["container_port"], p["proto"].as_str().unwrap_or("")))
+                        .collect();
                     println!(
-                        "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}",
+                        "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}  {}",
                         a["name"].as_str().unwrap_or(""),
                         c["name"].as_str().unwrap_or(""),
                         c["state"].as_str().unwrap_or(""),
                         c["health"].as_str().unwrap_or("-"),
                         c["address"].as_str().unwrap_or(""),
                         c["restarts"],
-                        uptime
+                        uptime,
+                        ports.join(", ")
                     );
                 }
             }
