@@ -66,13 +66,6 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
-fn to_exit(s: crate::spawn::ExitStatus) -> ExitStatus {
-    match s {
-        crate::spawn::ExitStatus::Exited(c) => ExitStatus { code: c, signal: None },
-        crate::spawn::ExitStatus::Signaled(sig) => ExitStatus { code: 128 + sig, signal: Some(sig) },
-    }
-}
-
 impl HostDriver {
     pub fn new(ctx: AppContext) -> HostDriver {
         HostDriver { ctx: Arc::new(ctx), slots: Mutex::new(HashMap::new()) }
@@ -285,7 +278,7 @@ impl Driver for HostDriver {
         let (_, pidfd, waiter) = child.into_parts();
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
-            let exit = waiter.wait_async().await.map(to_exit).unwrap_or(ExitStatus { code: 137, signal: Some(libc::SIGKILL) });
+            let exit = waiter.wait_async().await.map(ExitStatus::from).unwrap_or(ExitStatus { code: 137, signal: Some(libc::SIGKILL) });
             tx.send_replace(Some(exit));
         });
         let mut slots = self.slots.lock().map_err(|_| "state poisoned".to_string())?;

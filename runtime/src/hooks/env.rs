@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 /// The standard system path: hooks must not depend on the PATH of whoever ran `tfctl up`.
-pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const SYSTEM_PATH: &str = crate::spec::DEFAULT_PATH;
 
 /// Facts about the event a hook runs for.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::spec::DEFAULT_PATH;
 
 /// Why a plan cannot be compiled (found in the spawner, before any clone).
 #[derive(Debug, thiserror::Error)]
