@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+use common::{sample_image, stderr, stdout, NetNs, Tfctl};
 use std::collections::HashMap;
 
 /// Every test's fixture: an app in a namespace of its own, taken down (and compared) on drop.
@@ -26,7 +26,7 @@ fn snapshot(ns: &NetNs) -> (String, String) {
 }
 
 fn image() -> String {
-    format!("oci:{}", repo().join("samples/images/busybox").display())
+    sample_image()
 }
 
 /// A container listening with busybox nc on each of `ports` (answering "ok"), plus `extra` KDL.

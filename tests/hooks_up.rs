@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{repo, sample_image, stderr, NetNs, Tfctl};
+use common::{sample_image, stderr, NetNs, Tfctl};
 use std::time::{Duration, Instant};
 
 fn image() -> String {
-    format!("oci:{}", repo().join("samples/images/busybox").display())
+    sample_image()
 }
 
 /// Host hooks appending one line per event of the container to `log`.

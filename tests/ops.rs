@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+use common::{sample_image, stderr, stdout, NetNs, Tfctl};
 
 /// An app that is up in `ns`; `down --volumes` when dropped, so a failing test leaves nothing.
 struct Up<'a> {
@@ -57,17 +57,12 @@ impl Drop for Up<'_> {
     }
 }
 
-fn image() -> String {
-    sample_image();
-    format!("oci:{}", repo().join("samples/images/busybox").display())
-}
-
 #[test]
 fn kill_signals_the_container_and_fails_when_it_is_not_running() {
     let ns = NetNs::new("kill");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = image();
+    let image = sample_image();
     let up = Up::new(
         &t,
         &ns,
@@ -102,7 +97,7 @@ fn publish_0_takes_a_free_port_that_port_ps_and_hooks_show() {
     let ns = NetNs::new("port");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = image();
+    let image = sample_image();
     let up = Up::new(
         &t,
         &ns,
@@ -136,7 +131,7 @@ fn rm_removes_a_stopped_container_and_force_stops_first() {
     let ns = NetNs::new("rm");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = image();
+    let image = sample_image();
     let up = Up::new(
         &t,
         &ns,
@@ -171,7 +166,7 @@ fn volumes_are_listed_inspected_and_removed_only_when_unused() {
     let ns = NetNs::new("vol");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = image();
+    let image = sample_image();
     let up = Up::new(
         &t,
         &ns,
@@ -244,7 +239,7 @@ fn cp_copies_files_and_folders_both_ways_intact() {
     let ns = NetNs::new("cp");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "cp", &sleeper(&image()));
+    let up = Up::new(&t, &ns, dir.path(), "cp", &sleeper(&sample_image()));
 
     // A file in, then out again.
     let local = dir.path().join("blob");
@@ -287,7 +282,7 @@ fn cp_in_stays_inside_the_container_whatever_symlinks_it_planted() {
     let ns = NetNs::new("cpln");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "ln", &sleeper(&image()));
+    let up = Up::new(&t, &ns, dir.path(), "ln", &sleeper(&sample_image()));
     // The host folder a hostile container would like the copy to land in.
     let victim = tempfile::tempdir().unwrap();
     let victim_path = victim.path().to_str().unwrap().to_string();
@@ -336,7 +331,7 @@ fn cp_out_drops_setuid_and_special_files_and_gives_files_to_the_user() {
     let ns = NetNs::new("cpsu");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "su", &sleeper(&image()));
+    let up = Up::new(&t, &ns, dir.path(), "su", &sleeper(&sample_image()));
     let setup = "mkdir /x && echo tool > /x/tool && chown 1234:1234 /x/tool && chmod 6755 /x/tool && mkfifo /x/fifo && ls -ln /x";
     let o = up.run(&["exec", "su/box", "--", "sh", "-c", setup]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -393,7 +388,7 @@ fn cp_streams_512_mib_each_way_under_a_64_mib_memory_limit() {
     let ns = NetNs::new("cpbig");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "big", &sleeper(&image()));
+    let up = Up::new(&t, &ns, dir.path(), "big", &sleeper(&sample_image()));
     let local = dir.path().join("big");
     write_pseudo_random(&local, 512 << 20, 42);
     let want = sha256_file(&local);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{repo, sample_image, stderr, stdout, NetNs, Tfctl};
+use common::{sample_image, stderr, stdout, NetNs, Tfctl};
 
 fn random_secret() -> String {
     let mut b = [0u8; 32];
@@ -45,7 +45,7 @@ fn a_secret_is_in_its_file_and_nowhere_else() {
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
     let secret = random_secret();
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     let file = dir.path().join("app.kdl");
     std::fs::write(
         &file,

@@ -67,7 +67,7 @@ fn wait_reports_a_failed_task_with_3_and_a_timeout_with_4() {
     let ns = NetNs::new("wait");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     let file = write_app(
         dir.path(),
         &format!("app \"tasks\"\ncontainer \"migrate\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"exit 3\"\n one-shot\n}}\n"),
@@ -115,7 +115,7 @@ fn status_lines(text: &str) -> Vec<String> {
 /// An app whose one container `web` runs httpd on `port`: a port of its own per test, so the
 /// test can tell its processes from other tests' by their command line.
 fn web_app(dir: &std::path::Path, name: &str, port: u16) -> String {
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     write_app(
         dir,
         &format!(
@@ -268,7 +268,7 @@ fn the_foreground_up_streams_output_and_ctrl_c_takes_the_app_down_with_130() {
     let before = snapshot(&ns);
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     let file = write_app(
         dir.path(),
         &format!("app \"fg\"\ncontainer \"talker\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo hello from talker; exec sleep 600\"\n init\n stop-timeout \"1s\"\n}}\n"),
@@ -296,7 +296,7 @@ fn restart_reset_brings_back_the_preboot_file_and_drops_what_was_written_since()
     let ns = NetNs::new("reset");
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     let file = write_app(
         dir.path(),
         &format!(
@@ -328,7 +328,7 @@ fn ci_verbs_exit_code_from_and_abort_on_failure() {
     let before = snapshot(&ns);
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
-    let image = format!("oci:{}", repo().join("samples/images/busybox").display());
+    let image = sample_image();
     let file = write_app(
         dir.path(),
         &format!(

@@ -142,11 +142,13 @@ impl Tfctl {
     }
 }
 
-/// The image the samples use (`samples/images/busybox`), built if scripts/setup.sh has not.
-pub fn sample_image() {
+/// The image the samples use (`samples/images/busybox`), built if scripts/setup.sh has not;
+/// returns its `oci:` reference.
+pub fn sample_image() -> String {
     let layout = repo().join("samples/images/busybox");
     if !layout.join("index.json").exists() {
         let out = Command::new("python3").arg(repo().join("scripts/busybox-image.py")).arg(&layout).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    format!("oci:{}", layout.display())
 }
