@@ -58,9 +58,14 @@ fn parse_timeout(s: &str) -> Result<Duration, Failure> {
 }
 
 /// Every container's image from the store, pulling the missing ones.
-fn images(app: &App, store: &Store, global: &GlobalOpts, registry: &crate::args::RegistryArgs) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
-    let config = context::host_config(global)?;
-    let opts = context::pull_options(global, &config, registry);
+fn images(
+    app: &App,
+    store: &Store,
+    global: &GlobalOpts,
+    config: &tfctl_schema::model::HostConfig,
+    registry: &crate::args::RegistryArgs,
+) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
+    let opts = context::pull_options(global, config, registry);
     let progress = PullProgress::for_terminal(global);
     let rt = context::runtime();
     let result = rt.block_on(async {
@@ -129,7 +134,7 @@ pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args:
     }
     rec.app_file = app.file.clone();
     let store = Store::open(root.path()).map_err(failed)?;
-    let images = images(&app, &store, global, registry)?;
+    let images = images(&app, &store, global, &config, registry)?;
     // Taken now, while tfctl has one thread, and wiped from its environment before anything is
     // forked from it.
     let env_secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
