@@ -32,8 +32,12 @@ fn image() -> String {
 /// A container listening with busybox nc on each of `ports` (answering "ok"), plus `extra` KDL.
 fn server(name: &str, ports: &[u16], extra: &str) -> String {
     let listeners: String = ports.iter().map(|p| format!("nc -ll -p {p} -e echo ok & ")).collect();
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    // Healthy once every listener answers, so `up --wait` returns only then and no "cannot
+    // reach" check can pass because a server was not up yet. (`$$` is KDL-file escaping.)
+    let probe = format!("for p in {}; do echo | nc -w 1 127.0.0.1 $$p | grep -q ok || exit 1; done", list.join(" "));
     format!(
-        "container \"{name}\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"{listeners}wait\"\n init\n stop-timeout \"1s\"\n {extra}\n}}\n",
+        "container \"{name}\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"{listeners}wait\"\n init\n stop-timeout \"1s\"\n health {{\n  exec \"sh\" \"-c\" \"{probe}\"\n  interval \"100ms\"\n  retries 100\n }}\n {extra}\n}}\n",
         image()
     )
 }
@@ -86,6 +90,7 @@ impl Up {
     }
 
     /// Whether the test's namespace (the host) gets an "ok" from `ip:port`.
+    /// (See [`eventually`] for a first contact with a server that may still be starting.)
     fn host_reaches(&self, ip: &str, port: u16) -> bool {
         stdout(&self.ns.sh(&format!("echo | busybox nc -w 1 {ip} {port}"))).contains("ok")
     }
@@ -98,6 +103,18 @@ impl Up {
         }
         assert_eq!(snapshot(&self.ns), self.before, "down left links or rules in the namespace");
     }
+}
+
+/// Whether `reach` succeeds within 2 s: for the first "can reach" of a test, whose server may
+/// not listen yet when `up --wait` returns (no health check). "Cannot reach" checks never retry.
+fn eventually(mut reach: impl FnMut() -> bool) -> bool {
+    for _ in 0..20 {
+        if reach() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
 
 impl Drop for Up {
@@ -147,14 +164,7 @@ fn containers_reach_the_host_only_with_allow_egress_to_host(bridge_nf_off: bool)
     // The app's gateway (its bridge's address) is one of the host's addresses.
     let route = stdout(&u.t.run_in(&u.ns, &["exec", "fe/in", "--", "ip", "route"]));
     let gw = route.lines().find_map(|l| l.strip_prefix("default via ")).and_then(|l| l.split_whitespace().next()).expect("a default route").to_string();
-    let mut ok = false;
-    for _ in 0..20 {
-        ok = u.reaches("fe/out", &gw, PORT);
-        if ok {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let ok = eventually(|| u.reaches("fe/out", &gw, PORT));
     assert!(ok, "a container with allow-egress to=\"host\" cannot reach the host ({gw}:{PORT})");
     assert!(!u.reaches("fe/in", &gw, PORT), "a container reaches the host ({gw}:{PORT}) without allow-egress");
     drop(_kill);
@@ -167,7 +177,8 @@ fn publish_is_reachable_from_the_host_and_no_back_door(bridge_nf_off: bool) {
     u.up("fp", &[server("web", &[80, 81], &format!("publish {HOST_PORT} to=80")), client("peer", "")]);
     let ip = u.addresses("fp");
     let web = &ip["web"];
-    assert!(u.host_reaches("127.0.0.1", HOST_PORT), "the published port does not answer on loopback");
+    // The servers have no health check, so `up --wait` may return before they listen.
+    assert!(eventually(|| u.host_reaches("127.0.0.1", HOST_PORT)), "the published port does not answer on loopback");
     // The published connection is admitted, not the container's ports as such.
     assert!(!u.host_reaches(web, 80), "the host reaches web:80 directly through the publish");
     assert!(!u.host_reaches(web, 81), "the host reaches an unpublished port");
