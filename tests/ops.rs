@@ -3,59 +3,7 @@
 
 mod common;
 
-use common::{sample_image, stderr, stdout, NetNs, Tfctl};
-
-/// An app that is up in `ns`; `down --volumes` when dropped, so a failing test leaves nothing.
-struct Up<'a> {
-    t: &'a Tfctl,
-    ns: &'a NetNs,
-    app: String,
-}
-
-impl<'a> Up<'a> {
-    fn new(t: &'a Tfctl, ns: &'a NetNs, dir: &std::path::Path, app: &str, body: &str) -> Up<'a> {
-        let file = dir.join("app.kdl");
-        std::fs::write(&file, format!("app \"{app}\"\n{body}")).unwrap();
-        let o = t.run_in(ns, &["up", "--trust-file", "--wait=30s", file.to_str().unwrap()]);
-        let up = Up { t, ns, app: app.to_string() };
-        assert_eq!(o.status.code(), Some(0), "up: {}", stderr(&o));
-        up
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.t.run_in(self.ns, args)
-    }
-
-    fn ps(&self) -> serde_json::Value {
-        let o = self.run(&["ps", &self.app, "--format", "json"]);
-        serde_json::from_slice(&o.stdout).unwrap_or_default()
-    }
-
-    fn state(&self, container: &str) -> String {
-        let v = self.ps();
-        let c = v["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == container).cloned().unwrap_or_default();
-        c["state"].as_str().unwrap_or_default().to_string()
-    }
-
-    /// Waits up to 10 s for `container` to reach `state`.
-    fn wait_state(&self, container: &str, state: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.state(container) != state {
-            assert!(std::time::Instant::now() < deadline, "{container} did not become {state}: {}", self.ps());
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
-    fn state_dir(&self) -> std::path::PathBuf {
-        self.t.root.path().join("state")
-    }
-}
-
-impl Drop for Up<'_> {
-    fn drop(&mut self) {
-        let _ = self.t.run_in(self.ns, &["down", "--volumes", &self.app]);
-    }
-}
+use common::{sample_image, stderr, stdout, NetNs, Tfctl, Up};
 
 #[test]
 fn kill_signals_the_container_and_fails_when_it_is_not_running() {

@@ -160,7 +160,7 @@ async fn restart_limit_fires_failed_once() {
     let mut rx = sup.status();
     let settled = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|m| m["flaky"].state == State::Failed)).await;
     drop(settled.expect("flaky settled").unwrap());
-    let outcome = readiness(sup.app(), &sup.status().borrow());
+    let outcome = readiness(&sup.app(), &sup.status().borrow());
     assert_eq!(outcome, Readiness::Failed { container: "flaky".into(), reason: "restart limit reached".into() });
     assert_eq!(sup.driver().starts.lock().unwrap().len(), 3, "one start and two restarts");
     assert_eq!(sup.status().borrow()["flaky"].restarts, 2);

@@ -27,6 +27,7 @@ pub mod config;
 mod container;
 mod crossref;
 pub mod diag;
+pub mod diff;
 mod lower;
 pub mod model;
 mod network;

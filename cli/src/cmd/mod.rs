@@ -7,7 +7,9 @@ mod exec;
 mod generate_man;
 mod images;
 mod ops;
+mod reconcile;
 mod run;
+mod run_app;
 mod systemd;
 mod target;
 mod up;
@@ -45,7 +47,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Restart(args) => exec::lifecycle_op("restart", &[args.target], args.target_opts.file.as_deref(), args.reset, &global),
         Command::Ps(args) => up::ps(args, &global),
         Command::Logs(args) => exec::logs(args, &global),
-        Command::Plan(_) => not_built("plan", 7),
+        Command::Plan(args) => reconcile::plan(args, &global),
         Command::Cp(args) => cp::cp(args, &global),
         Command::Start(args) => exec::lifecycle_op("start", &args.targets, args.target_opts.file.as_deref(), false, &global),
         Command::Stop(args) => exec::lifecycle_op("stop", &args.targets, args.target_opts.file.as_deref(), false, &global),

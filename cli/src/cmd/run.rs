@@ -26,7 +26,7 @@ fn run_failed(msg: impl std::fmt::Display) -> Failure {
 }
 
 /// The container `run` describes: its name (`--name`, else run-<6 hex>), its image and the rest.
-fn described(args: &RunArgs) -> Result<(String, ImageSource, Container), Failure> {
+pub(super) fn described(args: &RunArgs) -> Result<(String, ImageSource, Container), Failure> {
     let name = match &args.name {
         Some(n) => {
             values::check_name("container", n).map_err(|e| usage(format!("--name {n}: {}", e.message)))?;
@@ -60,7 +60,7 @@ fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
         containers: vec![c],
         hooks: vec![],
     };
-    let parts = super::up::prepare_app(app, global, &args.registry)?;
+    let parts = super::up::prepare_app(app, global, &args.registry, crate::args::PullPolicy::Missing)?;
     if super::up::threads() > 1 {
         return Err(Failure::msg(Exit::RunFailed, "internal error: tfctl has threads before starting the supervisor"));
     }
@@ -222,7 +222,7 @@ fn start_failure(e: StartError) -> Failure {
 }
 
 /// `-p [IP:]HOSTPORT:PORT[/udp]`, as Docker writes it.
-fn parse_publish(spec: &str) -> Result<Publish, Failure> {
+pub(super) fn parse_publish(spec: &str) -> Result<Publish, Failure> {
     let bad = || usage(format!("-p {spec}: write [IP:]HOSTPORT:PORT[/udp]"));
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, "udp")) => (r, Proto::Udp),
@@ -244,7 +244,8 @@ fn parse_publish(spec: &str) -> Result<Publish, Failure> {
 
 pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     if args.app.is_some() {
-        return Err(Failure::msg(Exit::Failed, "`run --app` (adding a container to a running app) is not built yet (issue 7)"));
+        drop(spawner);
+        return super::run_app::run(args, global);
     }
     if args.detach || !args.publish.is_empty() {
         // The app path forks or starts spawners of its own: this one must not linger in them.

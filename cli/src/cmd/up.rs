@@ -20,7 +20,7 @@ use tfctl_runtime::state::StateRoot;
 use tfctl_schema::model::{App, Event};
 use tokio::sync::{mpsc, watch};
 
-use crate::args::{DownArgs, Format, GlobalOpts, PsArgs, UpArgs};
+use crate::args::{DownArgs, Format, GlobalOpts, PsArgs, PullPolicy, UpArgs};
 use crate::context::{self, failed};
 use crate::exit::{CmdResult, Exit, Failure};
 use crate::output;
@@ -57,23 +57,36 @@ fn parse_timeout(s: &str) -> Result<Duration, Failure> {
     tfctl_schema::values::parse_duration(s).map_err(|e| Failure::msg(Exit::Usage, format!("--wait={s}: {}", e.message)))
 }
 
-/// Every container's image from the store, pulling the missing ones.
-fn images(
+/// Every container's image from the store, pulled as `policy` says: `missing` pulls only
+/// absent ones (a stored tag keeps its digest), `always` every one, `never` none.
+pub(super) fn images(
     app: &App,
     store: &Store,
     global: &GlobalOpts,
     config: &tfctl_schema::model::HostConfig,
     registry: &crate::args::RegistryArgs,
+    policy: PullPolicy,
 ) -> Result<HashMap<String, tfctl_runtime::image::Image>, Failure> {
     let opts = context::pull_options(global, config, registry);
     let progress = PullProgress::for_terminal(global);
     let rt = context::runtime();
     let result = rt.block_on(async {
         let mut out = HashMap::new();
+        let mut pulled: Vec<String> = Vec::new();
         for c in &app.containers {
             let source = ImageSource::parse(&c.image, &app.dir).map_err(|e| Failure::msg(Exit::Usage, format!("container {}: {e}", c.name)))?;
+            if policy == PullPolicy::Always && !pulled.contains(&source.to_string()) {
+                store.pull(&source, &opts, &progress).await.map_err(failed)?;
+                pulled.push(source.to_string());
+            }
             let image = match store.resolve(&source) {
                 Ok(i) => i,
+                Err(ImageError::NotFound { .. }) if policy == PullPolicy::Never => {
+                    return Err(Failure::msg(
+                        Exit::Failed,
+                        format!("container {}: image {} is not stored, and --pull never forbids pulling it: `tfctl pull {}` first", c.name, c.image, c.image),
+                    ))
+                }
                 Err(ImageError::NotFound { .. }) => {
                     store.pull(&source, &opts, &progress).await.map_err(failed)?;
                     store.resolve(&source).map_err(failed)?
@@ -97,8 +110,8 @@ pub(super) fn threads() -> usize {
         .unwrap_or(0)
 }
 
-/// Loads, checks and prepares an app for `up`: its record, images and network plan.
-fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, Failure> {
+/// Loads and checks the app file for `up` (and `plan`): `--name`, file trust, the CI verbs.
+pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
     let mut app = crate::cmd::check::load_app(&args.file)?;
     if let Some(n) = &args.name {
         tfctl_schema::values::check_name("app", n).map_err(|e| Failure::msg(Exit::Usage, format!("--name {n}: {}", e.message)))?;
@@ -114,11 +127,11 @@ fn prepare(args: &UpArgs, global: &GlobalOpts) -> Result<SupervisorSetupParts, F
             return Err(Failure::msg(Exit::Usage, format!("--exit-code-from {c}: app {} has no such container; its containers: {}", app.name, names.join(", "))));
         }
     }
-    prepare_app(app, global, &args.registry)
+    Ok(app)
 }
 
 /// The record, images and network plan of `app`, whose supervisor is about to start.
-pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args::RegistryArgs) -> Result<SupervisorSetupParts, Failure> {
+pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args::RegistryArgs, pull: PullPolicy) -> Result<SupervisorSetupParts, Failure> {
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;
     let mut rec = record::load(&root, &app.name).map_err(failed)?.unwrap_or_else(|| AppRecord::new(&app.name, &app.file));
@@ -126,7 +139,7 @@ pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args:
         if s.is_alive() {
             return Err(Failure::msg(
                 Exit::Failed,
-                format!("app {} is already up (supervisor pid {}): bringing a running app in line with its file comes with issue 7; run `tfctl down {}` first", app.name, s.pid, app.name),
+                format!("app {} is already up (supervisor pid {}): choose another name, or `tfctl down {}` first", app.name, s.pid, app.name),
             ));
         }
         // A supervisor that died left its objects: remove them, then start afresh.
@@ -134,7 +147,7 @@ pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args:
     }
     rec.app_file = app.file.clone();
     let store = Store::open(root.path()).map_err(failed)?;
-    let images = images(&app, &store, global, &config, registry)?;
+    let images = images(&app, &store, global, &config, registry, pull)?;
     // Taken now, while tfctl has one thread, and wiped from its environment before anything is
     // forked from it.
     let env_secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
@@ -154,7 +167,11 @@ pub(super) struct SupervisorSetupParts {
 
 pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
     let wait = args.wait.as_deref().map(parse_timeout).transpose()?;
-    let parts = prepare(&args, global)?;
+    let app = load_for_up(&args)?;
+    if let Some(running) = super::reconcile::running(&app.name, global)? {
+        return super::reconcile::up_running(app, &args, wait, global, running);
+    }
+    let parts = prepare_app(app, global, &args.registry, args.pull)?;
     if threads() > 1 {
         return Err(Failure::msg(Exit::Failed, "internal error: tfctl has threads before starting the supervisor"));
     }
@@ -310,7 +327,7 @@ pub(super) fn detached(parts: SupervisorSetupParts, wait: Option<Duration>, glob
         }
         nix::unistd::ForkResult::Parent { .. } => {
             drop(w);
-            report_until(r, &app_name, waited_for, wait, global)
+            report_until(pipe_messages(r), &app_name, waited_for, wait, global)
         }
     }
 }
@@ -368,10 +385,9 @@ fn run_detached_supervisor(parts: SupervisorSetupParts, report: OwnedFd, log_pat
     }
 }
 
-/// Reads the supervisor's reports until what `up` waits for: every container started (`-d`),
-/// or the app ready (`--wait`), or a failure, or the timeout.
-fn report_until(r: OwnedFd, app: &str, containers: Vec<String>, wait: Option<Duration>, global: &GlobalOpts) -> CmdResult {
-    let deadline = wait.map(|w| Instant::now() + w);
+/// The supervisor's JSON-lines reports on the pipe from a detached supervisor, as a channel
+/// (`None` once the pipe closes).
+fn pipe_messages(r: OwnedFd) -> std::sync::mpsc::Receiver<Option<serde_json::Value>> {
     let (tx, rx) = std::sync::mpsc::channel::<Option<serde_json::Value>>();
     std::thread::spawn(move || {
         for line in BufReader::new(std::fs::File::from(r)).lines() {
@@ -382,6 +398,21 @@ fn report_until(r: OwnedFd, app: &str, containers: Vec<String>, wait: Option<Dur
         }
         let _ = tx.send(None);
     });
+    rx
+}
+
+/// Reads the supervisor's reports until what `up` waits for: every container started (`-d`),
+/// or the app ready (`--wait`), or a failure, or the timeout. A reconcile's reports say first
+/// what changes (`plan`) and then which containers start (`applied`).
+pub(super) fn report_until(
+    rx: std::sync::mpsc::Receiver<Option<serde_json::Value>>,
+    app: &str,
+    containers: Vec<String>,
+    wait: Option<Duration>,
+    global: &GlobalOpts,
+) -> CmdResult {
+    let mut containers = containers;
+    let deadline = wait.map(|w| Instant::now() + w);
     let mut started: Vec<String> = Vec::new();
     loop {
         let msg = match deadline {
@@ -400,10 +431,27 @@ fn report_until(r: OwnedFd, app: &str, containers: Vec<String>, wait: Option<Dur
         let Some(msg) = msg else {
             return Err(Failure::msg(Exit::Failed, format!("the supervisor of {app} exited before the app was up; see {}", "its supervisor.log under the state root")));
         };
+        if msg["ok"] == false {
+            return Err(Failure::msg(Exit::Failed, format!("app {app}: {}", msg["error"].as_str().unwrap_or("the supervisor refused the request"))));
+        }
         if global.format == Format::Json {
             println!("{msg}");
         }
         match msg["kind"].as_str() {
+            Some("plan") => {
+                if !global.quiet && global.format == Format::Text {
+                    for l in super::reconcile::change_lines(&msg, false) {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+            Some("applied") => {
+                containers = msg["starting"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_string)).collect();
+                // Their `started` may have come before this.
+                if wait.is_none() && containers.iter().all(|c| started.contains(c)) {
+                    return Ok(());
+                }
+            }
             Some("ready") => {
                 if !global.quiet && global.format == Format::Text {
                     eprintln!("app {app} is up; stop it with `tfctl down {app}`");
@@ -524,6 +572,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
                             "uptime_seconds": s.get("started_at").and_then(|t| t.as_u64()).filter(|_| s["state"] == "running").map(|t| now.saturating_sub(t)),
                             "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
+                            "added_at_run_time": r.added.contains(name),
                         })
                     })
                     .collect()
@@ -552,7 +601,8 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                     println!(
                         "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}  {}",
                         a["name"].as_str().unwrap_or(""),
-                        c["name"].as_str().unwrap_or(""),
+                        // `run --app` containers are marked, as they are not in the app file.
+                        format!("{}{}", c["name"].as_str().unwrap_or(""), if c["added_at_run_time"] == true { " (run)" } else { "" }),
                         c["state"].as_str().unwrap_or(""),
                         c["health"].as_str().unwrap_or("-"),
                         c["address"].as_str().unwrap_or(""),

@@ -33,19 +33,24 @@ pub struct OutputLine {
     pub text: String,
 }
 
-/// What every container of the app shares.
+/// What every container of the app shares, for the supervisor's life.
 pub struct AppContext {
     pub root: StateRoot,
+    pub spawner: Arc<Spawner>,
+    pub log_size: u64,
+    /// Where output lines also go (the foreground `up`); `None` when detached.
+    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
+}
+
+/// What a reconcile can change: the app, its images, its network record, its secrets.
+#[derive(Clone)]
+pub struct Model {
     pub app: App,
     /// The image of each container, by container name.
     pub images: HashMap<String, Image>,
     pub net: Option<NetRecord>,
-    pub spawner: Arc<Spawner>,
     /// Every secret the app defines, read or derived once.
     pub secrets: HashMap<String, SecretValue>,
-    pub log_size: u64,
-    /// Where output lines also go (the foreground `up`); `None` when detached.
-    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
 }
 
 #[derive(Default)]
@@ -59,7 +64,12 @@ struct Slot {
 
 pub struct HostDriver {
     ctx: Arc<AppContext>,
+    model: std::sync::RwLock<Arc<Model>>,
     slots: Mutex<HashMap<String, Slot>>,
+}
+
+fn peers(m: &Model) -> Vec<(String, std::net::Ipv4Addr)> {
+    m.net.as_ref().map(|n| n.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -67,20 +77,57 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 }
 
 impl HostDriver {
-    pub fn new(ctx: AppContext) -> HostDriver {
-        HostDriver { ctx: Arc::new(ctx), slots: Mutex::new(HashMap::new()) }
+    pub fn new(ctx: AppContext, model: Model) -> HostDriver {
+        HostDriver { ctx: Arc::new(ctx), model: std::sync::RwLock::new(Arc::new(model)), slots: Mutex::new(HashMap::new()) }
     }
 
     pub fn context(&self) -> &AppContext {
         &self.ctx
     }
 
-    fn container(&self, name: &str) -> Result<&Container, String> {
-        self.ctx.app.container(name).ok_or_else(|| format!("no container {name} in app {}", self.ctx.app.name))
+    /// The model containers are started from now.
+    pub fn model(&self) -> Arc<Model> {
+        self.model.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the model (a reconcile): later starts use it.
+    pub fn set_model(&self, model: Model) {
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
+    }
+
+    fn container(&self, name: &str) -> Result<Container, String> {
+        let m = self.model();
+        m.app.container(name).cloned().ok_or_else(|| format!("no container {name} in app {}", m.app.name))
     }
 
     fn peers(&self) -> Vec<(String, std::net::Ipv4Addr)> {
-        self.ctx.net.as_ref().map(|n| n.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
+        peers(&self.model())
+    }
+
+    /// Removes everything of a container that left the app: its cgroup, its network namespace
+    /// and host veth. Its folders are the caller's.
+    pub fn forget(&self, name: &str) {
+        self.cleanup(name);
+        let slot = self.slots.lock().ok().and_then(|mut s| s.remove(name));
+        drop(slot);
+        if let Some(addr) = self.model().net.as_ref().and_then(|n| n.containers.get(name)) {
+            let _ = crate::net::links::detach_container(addr);
+        }
+    }
+
+    /// A pidfd for every running container's init, by name.
+    pub fn running(&self) -> Vec<(String, OwnedFd)> {
+        let Ok(slots) = self.slots.lock() else { return Vec::new() };
+        slots.iter().filter_map(|(n, s)| Some((n.clone(), s.pidfd.as_ref()?.try_clone().ok()?))).collect()
+    }
+
+    /// The /etc/hosts a container of the current model gets.
+    pub fn hosts_file(&self, name: &str) -> Option<String> {
+        let m = self.model();
+        let c = m.app.container(name)?;
+        let peers = peers(&m);
+        let own = peers.iter().find(|(n, _)| *n == c.name).map(|(_, ip)| *ip);
+        Some(etc::hosts(&m.app.name, &c.hostname, own, &peers))
     }
 
     /// The container's network namespace, made and wired on first use.
@@ -89,7 +136,7 @@ impl HostDriver {
         let slot = slots.entry(name.to_string()).or_default();
         if slot.netns.is_none() {
             let ns = super::netns::new_netns().map_err(|e| format!("cannot create a network namespace: {e}"))?;
-            if let Some(net) = &self.ctx.net {
+            if let Some(net) = &self.model().net {
                 AppNet::attach_container(net, name, std::os::fd::AsFd::as_fd(&ns)).map_err(|e| e.to_string())?;
             }
             slot.netns = Some(ns);
@@ -98,17 +145,17 @@ impl HostDriver {
     }
 
     fn inputs(&self, c: &Container, netns: OwnedFd) -> Inputs {
+        let m = self.model();
         let peers = self.peers();
-        let own = peers.iter().find(|(n, _)| *n == c.name).map(|(_, ip)| *ip);
         let templates = TemplateContext {
             ips: peers.iter().cloned().collect(),
-            names: self.ctx.app.containers.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
-            secrets: self.ctx.secrets.clone(),
+            names: m.app.containers.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+            secrets: m.secrets.clone(),
         };
         let mut secret_files = Vec::new();
         let mut extra_env = Vec::new();
         for s in &c.secrets {
-            let Some(value) = self.ctx.secrets.get(&s.name) else { continue };
+            let Some(value) = m.secrets.get(&s.name) else { continue };
             match &s.target {
                 SecretTarget::File { path, mode, owner } => {
                     let init = FileInit {
@@ -124,7 +171,7 @@ impl HostDriver {
             }
         }
         let rootfs_files = vec![
-            FileInit { path: "/etc/hosts".into(), data: etc::hosts(&self.ctx.app.name, &c.hostname, own, &peers).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+            FileInit { path: "/etc/hosts".into(), data: self.hosts_file(&c.name).unwrap_or_default().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
             FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
         ];
         Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
@@ -149,7 +196,7 @@ impl HostDriver {
     }
 
     fn log_writer(&self, name: &str) -> std::io::Result<Arc<Mutex<LogWriter>>> {
-        let dir = self.ctx.root.dir(&format!("apps/{}/logs", self.ctx.app.name))?;
+        let dir = self.ctx.root.dir(&format!("apps/{}/logs", self.model().app.name))?;
         Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), self.ctx.log_size)?)))
     }
 
@@ -252,12 +299,13 @@ impl HostDriver {
 
 impl Driver for HostDriver {
     async fn start(&self, name: &str) -> Result<(), String> {
-        let c = self.container(name)?.clone();
-        let image = self.ctx.images.get(name).ok_or_else(|| format!("no image for container {name}"))?;
+        let c = self.container(name)?;
+        let model = self.model();
+        let image = model.images.get(name).ok_or_else(|| format!("no image for container {name}"))?;
         self.cleanup(name);
         let netns = self.wired_netns(name)?;
         let inputs = self.inputs(&c, netns);
-        let mut prepared = container::prepare(&self.ctx.root, &self.ctx.app.name, &c, image, Writes::Kept, inputs).map_err(|e| e.to_string())?;
+        let mut prepared = container::prepare(&self.ctx.root, &model.app.name, &c, image, Writes::Kept, inputs).map_err(|e| e.to_string())?;
         let log = self.log_writer(name).map_err(|e| format!("cannot open the log of {name}: {e}"))?;
         let (out_r, out_w) = pipe().map_err(|e| e.to_string())?;
         let (err_r, err_w) = pipe().map_err(|e| e.to_string())?;

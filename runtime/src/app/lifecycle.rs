@@ -2,16 +2,15 @@
 //! and remove every object its record names (also when the supervisor died without doing so).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tfctl_schema::model::{self, App, HostConfig};
 use tokio::sync::{mpsc, watch};
 
-use super::driver::{AppContext, HostDriver, OutputLine};
+use super::driver::{AppContext, HostDriver, Model, OutputLine};
+use super::reconcile;
 use super::record::{self, AppRecord};
 use crate::control::ControlServer;
-use crate::hooks::env::HookContext;
 use crate::image::Image;
 use crate::net::{self, firewall, AppId, AppNet, NetRecord};
 use crate::secrets::{self, HostKey, SecretValue};
@@ -79,8 +78,9 @@ fn free_port(p: model::Proto) -> u16 {
     }
 }
 
-/// The firewall intent of the app model.
-pub fn firewall_spec(app: &App) -> firewall::FirewallSpec {
+/// The firewall intent of the app model. A `publish 0` keeps the host port chosen before
+/// (`previous`), so a reconcile does not move it.
+pub fn firewall_spec(app: &App, previous: &[super::ops::PublishedPort]) -> firewall::FirewallSpec {
     let containers = app
         .containers
         .iter()
@@ -121,7 +121,13 @@ pub fn firewall_spec(app: &App) -> firewall::FirewallSpec {
                 .iter()
                 .map(|p| firewall::Publish {
                     host_ip: p.host_ip,
-                    host_port: if p.host_port == 0 { free_port(p.proto) } else { p.host_port },
+                    host_port: match p.host_port {
+                        0 => previous
+                            .iter()
+                            .find(|q| q.container == c.name && q.container_port == p.container_port && q.host_ip == p.host_ip && q.proto == p.proto.to_string())
+                            .map_or_else(|| free_port(p.proto), |q| q.host_port),
+                        port => port,
+                    },
                     container_port: p.container_port,
                     proto: proto(p.proto),
                 })
@@ -215,6 +221,8 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let _lock = Lock::try_exclusive(&app_dir.join("lock"))?
         .ok_or_else(|| LifecycleError::Running { app: app.name.clone(), pid: record.supervisor.as_ref().map_or(0, |s| s.pid) })?;
     record.supervisor = Some(ProcessIdentity::current());
+    // Containers a previous supervisor added at run time went with it.
+    record.added.clear();
     record::save(&root, &record)?;
 
     let net = record.net.clone().expect("up plans the network first");
@@ -222,7 +230,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     record.net_up = true;
     record::save(&root, &record)?;
     AppNet::create(&net)?;
-    let spec = firewall_spec(&app);
+    let spec = firewall_spec(&app, &record.ports);
     record.ports = super::ops::published(&spec);
     record::save(&root, &record)?;
     firewall::apply(&net, &spec)?;
@@ -231,36 +239,16 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     }
 
     let key = HostKey::load_or_create(root.path())?;
-    let mut values: HashMap<String, SecretValue> = HashMap::new();
-    for def in &app.secrets {
-        let value = match env_secrets.remove(&def.name) {
-            Some(v) => v,
-            None => secrets::resolve(def, &app.name, record.secret_generation, &key)?,
-        };
-        values.insert(def.name.clone(), value);
-    }
-    record.cgroups = app.containers.iter().map(|c| format!("{}-{}", root.short_id(&app.name), c.name)).collect();
+    let values = reconcile::secret_values(&app, record.secret_generation, &key, &mut env_secrets, &HashMap::new())?;
+    record.cgroups = app.containers.iter().map(|c| crate::container::cgroup_name(&root, &app.name, &c.name)).collect();
     record::save(&root, &record)?;
 
-    let hook_base = HookContext {
-        app: app.name.clone(),
-        root: root.path().to_path_buf(),
-        app_file: app.file.clone(),
-        ips: net.containers.iter().map(|(n, c)| (n.clone(), c.address)).collect::<Vec<(String, Ipv4Addr)>>(),
-        ports: super::ops::hook_ports(&record.ports),
-        ..HookContext::default()
-    };
-    let ctx = AppContext {
-        root: root.clone(),
-        app: app.clone(),
-        images,
-        net: Some(net.clone()),
-        spawner,
-        secrets: values,
-        log_size: config.log_size,
-        output,
-    };
-    let sup = Supervisor::new(app.clone(), HostDriver::new(ctx), hook_base);
+    let hook_base = reconcile::hook_base(&root, &app, &net, &record.ports);
+    let ctx = AppContext { root: root.clone(), spawner, log_size: config.log_size, output };
+    let model = Model { app: app.clone(), images, net: Some(net.clone()), secrets: values };
+    let prints = reconcile::fingerprints(&key, &model).map_err(|e| LifecycleError::Io(std::io::Error::other(e)))?;
+    let sup = Supervisor::new(app.clone(), HostDriver::new(ctx, model), hook_base);
+    let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), record, key, prints }));
 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
     let control = ControlServer::bind(&run_dir)?;
@@ -282,7 +270,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
         tokio::select! {
             changed = status.changed() => {
                 if changed.is_err() { break StopReason::Signal; }
-                let r = readiness(&app, &status.borrow_and_update());
+                let r = readiness(&sup.app(), &status.borrow_and_update());
                 if !announced {
                     match r {
                         // App hooks run beside the control loop, so a hook can use tfctl on
@@ -323,10 +311,10 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
                     }
                     Some(op @ ("stop" | "start" | "restart" | "reset")) => {
-                        let (sup, op, root, app_name) = (sup.clone(), op.to_string(), root.clone(), app.name.clone());
+                        let (sup, op, root) = (sup.clone(), op.to_string(), root.clone());
                         let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
                             Some(c) => vec![c.to_string()],
-                            None => app.containers.iter().map(|c| c.name.clone()).collect(),
+                            None => sup.app().containers.iter().map(|c| c.name.clone()).collect(),
                         };
                         tokio::spawn(async move {
                             let mut errors = Vec::new();
@@ -334,7 +322,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                                 let done = match op.as_str() {
                                     "stop" => sup.stop(n).await,
                                     "start" => sup.start(n).await,
-                                    "reset" => reset(&sup, &root, &app_name, n).await,
+                                    "reset" => reset(&sup, &root, n).await,
                                     _ => sup.restart(n).await,
                                 };
                                 if let Err(e) = done {
@@ -348,6 +336,10 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                             };
                             let _ = conn.send(&reply).await;
                         });
+                    }
+                    Some(op) if super::serve_reconcile::serves(op) => {
+                        let (sup, live, req) = (sup.clone(), live.clone(), req.clone().unwrap_or_default());
+                        tokio::spawn(async move { super::serve_reconcile::serve(&sup, &live, conn, &req).await });
                     }
                     Some(op) if super::ops::serves(op) => {
                         let (sup, req) = (sup.clone(), req.clone().unwrap_or_default());
@@ -369,6 +361,11 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let _ = sup.fire_app_event(model::Event::Down, "stopped").await;
     sup.driver().cleanup_all();
     drop(control);
+    // A reconcile in progress ends with the stop above; its state is the record to clean up.
+    let mut record = match tokio::time::timeout(std::time::Duration::from_secs(10), live.lock()).await {
+        Ok(l) => l.record.clone(),
+        Err(_) => record::load(&root, &app.name)?.ok_or_else(|| std::io::Error::other("the app's record is gone"))?,
+    };
     remove_objects(&root, &mut record)?;
     Ok(reason)
 }
@@ -420,9 +417,9 @@ pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[
 /// `restart --reset`: every change to the container's filesystem since it was created goes
 /// (its upper layer is discarded while it is stopped); the start writes its pre-boot files and
 /// secrets again. Its namespace, and so its address and published ports, stay.
-async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, app: &str, name: &str) -> Result<(), String> {
+async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, name: &str) -> Result<(), String> {
     sup.stop(name).await?;
-    let dirs = crate::container::ContainerDirs::new(root, app, name);
+    let dirs = crate::container::ContainerDirs::new(root, &sup.app().name, name);
     for d in [dirs.upper(), dirs.work()] {
         match std::fs::remove_dir_all(&d) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot discard {}: {e}", d.display())),

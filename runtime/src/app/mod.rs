@@ -6,7 +6,9 @@ pub mod etc;
 pub mod lifecycle;
 pub mod netns;
 pub mod ops;
+pub mod reconcile;
 pub mod record;
+pub mod serve_reconcile;
 
 pub use driver::{AppContext, HostDriver, OutputLine};
 pub use record::AppRecord;

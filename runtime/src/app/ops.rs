@@ -86,7 +86,7 @@ async fn kill(sup: &Supervisor<HostDriver>, req: &serde_json::Value) -> Result<s
 /// The root folder of a running container, opened through its init's pidfd: the pid read from
 /// the pidfd's fdinfo is trusted only because the pidfd still names a live process after the
 /// open, so the pid cannot have been reused in between.
-fn container_root(pidfd: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, String> {
+pub(crate) fn container_root(pidfd: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, String> {
     use std::os::fd::AsRawFd;
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).map_err(|e| e.to_string())?;
     let pid: i32 = info
@@ -127,9 +127,7 @@ async fn serve_root(sup: &Supervisor<HostDriver>, mut conn: Connection, req: &se
 /// The live containers of the app that mount the named volume.
 fn volume_users(sup: &Supervisor<HostDriver>, volume: &str) -> Vec<String> {
     let status = sup.status().borrow().clone();
-    sup.driver()
-        .context()
-        .app
+    sup.app()
         .containers
         .iter()
         .filter(|c| c.mounts.iter().any(|m| m.source == tfctl_schema::model::MountSource::Volume(volume.to_string())))

@@ -31,6 +31,10 @@ pub struct AppRecord {
     /// Host ports published at the last `up`, as chosen then (`publish 0` takes a free one).
     #[serde(default)]
     pub ports: Vec<super::ops::PublishedPort>,
+    /// Containers added at run time (`run --app`): not in the app file, kept by a reconcile from
+    /// it, marked by `ps`, gone with the supervisor.
+    #[serde(default)]
+    pub added: Vec<String>,
 }
 
 impl AppRecord {
@@ -45,6 +49,7 @@ impl AppRecord {
             cgroups: Vec::new(),
             net_up: false,
             ports: Vec::new(),
+            added: Vec::new(),
         }
     }
 }

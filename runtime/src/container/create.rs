@@ -174,7 +174,7 @@ pub fn prepare(
     let plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
 
     let driver = cgroup::detect().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
-    let cg_name = format!("{}-{}", root.short_id(app), c.name);
+    let cg_name = cgroup_name(root, app, &c.name);
     let cgroup = driver
         .create(&cg_name, &compiled.cgroup)
         .map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
@@ -191,4 +191,10 @@ pub fn remove(cgroup: &dyn ContainerCgroup, dirs: &ContainerDirs) -> Result<(), 
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CreateError::Io { what: "remove", path: dirs.dir.clone(), source: e }),
         _ => Ok(()),
     }
+}
+
+/// The name of a container's cgroup (under tfctl's own in each hierarchy): unique per state
+/// root and app, so two roots or two apps never share one.
+pub fn cgroup_name(root: &StateRoot, app: &str, container: &str) -> String {
+    format!("{}-{container}", root.short_id(app))
 }

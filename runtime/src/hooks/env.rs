@@ -48,6 +48,11 @@ impl HookContext {
             ("TFCTL_ROOT".to_string(), self.root.display().to_string()),
             ("TFCTL_APP_FILE".to_string(), self.app_file.display().to_string()),
         ];
+        // The tfctl running the app, for hooks that use it on their own app (`"$TFCTL" run
+        // --app ...`), as make passes itself in $(MAKE).
+        if let Ok(exe) = std::env::current_exe() {
+            env.push(("TFCTL".to_string(), exe.display().to_string()));
+        }
         if let Some(code) = self.exit_code {
             env.push(("TFCTL_EXIT_CODE".to_string(), code.to_string()));
             env.push(("TFCTL_SIGNAL".to_string(), self.signal.clone().unwrap_or_default()));

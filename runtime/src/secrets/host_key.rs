@@ -175,6 +175,20 @@ impl HostKey {
         SecretValue(out)
     }
 
+    /// HMAC-SHA256 under the host key of `fields`, each length-prefixed, after `label`: compares
+    /// contents (did a pre-boot file or a secret change?) without keeping them, and without a
+    /// plain hash anyone could test guesses against.
+    pub fn mac(&self, label: &str, fields: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        for f in fields {
+            mac.update(&(f.len() as u64).to_le_bytes());
+            mac.update(f);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
     /// HMAC-SHA256 of a secret's content under the host key: compare contents later (did the
     /// file or variable change?) without keeping them.
     pub fn fingerprint(&self, value: &SecretValue) -> [u8; 32] {

@@ -78,6 +78,30 @@ impl Lock {
             Err((_, e)) => Err(e.into()),
         }
     }
+
+    /// Waits up to `patience` for the lock; then `Err` with what its holder wrote into it
+    /// ([`Lock::note`]), so the caller can name who holds it.
+    pub fn exclusive_within(path: &Path, patience: std::time::Duration) -> io::Result<Result<Lock, String>> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(l) = Lock::try_exclusive(path)? {
+                return Ok(Ok(l));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(Err(fs::read_to_string(path).unwrap_or_default().trim().to_string()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Says who holds the lock, for those who wait for it.
+    pub fn note(&self, text: &str) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut f: &File = &self._held;
+        f.set_len(0)?;
+        f.seek(io::SeekFrom::Start(0))?;
+        f.write_all(text.as_bytes())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! shared status map (for `after`) and the event stream.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tfctl_schema::model::{App, Container, Event, HookStep, OnFail, Probe};
@@ -24,13 +24,16 @@ enum Command {
 }
 
 struct Inner<D: Driver> {
-    app: App,
+    /// The app as it is now: a reconcile replaces it ([`Supervisor::set_model`]).
+    app: RwLock<Arc<App>>,
     driver: D,
     /// App, root, app file, addresses and ports: what every hook's environment starts from.
-    hook_base: HookContext,
+    hook_base: RwLock<HookContext>,
     status: watch::Sender<StatusMap>,
     events: broadcast::Sender<Report>,
-    commands: HashMap<String, watch::Sender<Command>>,
+    commands: Mutex<HashMap<String, watch::Sender<Command>>>,
+    /// Bumped whenever the model changes, so health watchers pick up a new check.
+    revision: watch::Sender<u64>,
     /// Containers whose task has been started at least once (a `sleep` one only by `start`).
     started: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -53,11 +56,66 @@ impl<D: Driver> Supervisor<D> {
         let (status, _) = watch::channel(status);
         let (events, _) = broadcast::channel(1024);
         let commands = app.containers.iter().map(|c| (c.name.clone(), watch::channel(Command::Run).0)).collect();
-        Supervisor { inner: Arc::new(Inner { app, driver, hook_base, status, events, commands, started: Default::default() }) }
+        Supervisor {
+            inner: Arc::new(Inner {
+                app: RwLock::new(Arc::new(app)),
+                driver,
+                hook_base: RwLock::new(hook_base),
+                status,
+                events,
+                commands: Mutex::new(commands),
+                revision: watch::channel(0).0,
+                started: Default::default(),
+            }),
+        }
     }
 
-    pub fn app(&self) -> &App {
-        &self.inner.app
+    /// The app as the supervisor runs it now.
+    pub fn app(&self) -> Arc<App> {
+        self.inner.app()
+    }
+
+    /// Replaces the model: containers new in it get a status (they start with [`Self::launch`]),
+    /// and hooks, health checks and restart policies of running containers change in place.
+    /// Containers gone from it must be stopped first and then [`Self::forget`]ten.
+    pub fn set_model(&self, app: App, hook_base: HookContext) {
+        {
+            let mut commands = lock(&self.inner.commands);
+            for c in &app.containers {
+                if !commands.contains_key(&c.name) {
+                    commands.insert(c.name.clone(), watch::channel(Command::Run).0);
+                    let waiting = ContainerStatus::waiting(c.health.is_some());
+                    self.inner.status.send_modify(|m| {
+                        m.insert(c.name.clone(), waiting);
+                    });
+                }
+            }
+        }
+        *self.inner.hook_base.write().unwrap_or_else(|e| e.into_inner()) = hook_base;
+        *self.inner.app.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(app);
+        self.inner.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Starts a container added by [`Self::set_model`] (unless it is `sleep`).
+    pub fn launch(&self, name: &str) {
+        if self.inner.app().container(name).is_some_and(|c| !c.sleep) {
+            self.spawn_task(name);
+        }
+    }
+
+    /// Drops a stopped container that is no longer in the model.
+    pub fn forget(&self, name: &str) {
+        lock(&self.inner.commands).remove(name);
+        if let Ok(mut s) = self.inner.started.lock() {
+            s.remove(name);
+        }
+        self.inner.status.send_modify(|m| {
+            m.remove(name);
+        });
+    }
+
+    fn command(&self, name: &str) -> Result<watch::Sender<Command>, String> {
+        lock(&self.inner.commands).get(name).cloned().ok_or_else(|| format!("no container {name}"))
     }
 
     pub fn driver(&self) -> &D {
@@ -76,7 +134,7 @@ impl<D: Driver> Supervisor<D> {
     /// independent ones start in parallel. Returns at once; the tasks run on.
     pub fn start_all(&self) -> Vec<tokio::task::JoinHandle<()>> {
         self.inner
-            .app
+            .app()
             .containers
             .iter()
             .filter(|c| !c.sleep)
@@ -87,16 +145,15 @@ impl<D: Driver> Supervisor<D> {
     /// Stops every container, in reverse dependency order, each level in parallel, and returns
     /// once all have ended.
     pub async fn stop_all(&self) {
-        let deps: Vec<_> = self
-            .inner
-            .app
+        let app = self.inner.app();
+        let deps: Vec<_> = app
             .containers
             .iter()
             .map(|c| (c.name.clone(), c.after.iter().map(|a| a.container.clone()).collect()))
             .collect();
         for level in order::levels(&deps).into_iter().rev() {
             for name in &level {
-                if let Some(tx) = self.inner.commands.get(name) {
+                if let Ok(tx) = self.command(name) {
                     tx.send_replace(Command::Stop);
                 }
             }
@@ -110,7 +167,7 @@ impl<D: Driver> Supervisor<D> {
     /// Stops one container (stopping hooks, stop signal, kill after its timeout) and waits for
     /// it; it stays stopped, restart policy included, until `start`.
     pub async fn stop(&self, name: &str) -> Result<(), String> {
-        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        let tx = self.command(name)?;
         tx.send_replace(Command::Stop);
         let mut rx = self.status();
         let _ = rx.wait_for(|m| m.get(name).is_none_or(|s| is_terminal(s.state) || s.state == State::Waiting)).await;
@@ -119,16 +176,17 @@ impl<D: Driver> Supervisor<D> {
 
     /// Starts a stopped, exited or `sleep` container again (its `after` conditions apply).
     pub async fn start(&self, name: &str) -> Result<(), String> {
-        let tx = self.inner.commands.get(name).ok_or_else(|| format!("no container {name}"))?;
+        let tx = self.command(name)?;
+        let app = self.inner.app();
         let state = self.status().borrow().get(name).map(|s| s.state);
         let idle = matches!(state, Some(State::Stopped | State::Exited | State::Failed))
             || (state == Some(State::Waiting) && *tx.borrow() == Command::Stop)
-            || (state == Some(State::Waiting) && self.inner.app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
+            || (state == Some(State::Waiting) && app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
         if !idle {
             return Ok(());
         }
         tx.send_replace(Command::Run);
-        let has_health = self.inner.app.container(name).is_some_and(|c| c.health.is_some());
+        let has_health = app.container(name).is_some_and(|c| c.health.is_some());
         update(&self.inner, name, |s| *s = ContainerStatus::waiting(has_health));
         self.spawn_task(name);
         // Return once it runs (or ended), so what follows a `start` finds it running.
@@ -166,6 +224,21 @@ async fn stop_requested(commands: &mut watch::Receiver<Command>) {
     let _ = commands.wait_for(|c| *c == Command::Stop).await.map(|_| ());
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<D: Driver> Inner<D> {
+    fn app(&self) -> Arc<App> {
+        self.app.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The container's definition as it is now (a reconcile may have changed it).
+    fn current(&self, name: &str) -> Option<Container> {
+        self.app().container(name).cloned()
+    }
+}
+
 fn is_terminal(state: State) -> bool {
     matches!(state, State::Exited | State::Stopped | State::Failed)
 }
@@ -200,11 +273,13 @@ async fn fire<D: Driver>(
 ) -> Result<(), String> {
     let name = container.map(|c| c.name.as_str());
     report(inner, name, event, reason, exit, message.to_string());
+    // The hooks in force now: a reconcile changes them without restarting the container.
+    let app = inner.app();
     let hooks = match container {
-        Some(c) => &c.hooks,
-        None => &inner.app.hooks,
+        Some(c) => app.container(&c.name).map_or_else(|| c.hooks.clone(), |now| now.hooks.clone()),
+        None => app.hooks.clone(),
     };
-    let mut ctx = inner.hook_base.clone();
+    let mut ctx = inner.hook_base.read().unwrap_or_else(|e| e.into_inner()).clone();
     ctx.container = name.unwrap_or_default().to_string();
     ctx.event = event.as_str().to_string();
     ctx.reason = reason.to_string();
@@ -218,7 +293,7 @@ async fn fire<D: Driver>(
         for step in &hook.steps {
             let left = deadline.saturating_duration_since(Instant::now());
             let outcome = match step {
-                HookStep::Run(argv) => host::run(argv, &inner.app.dir, &env, left).await.map_err(|e| e.to_string()),
+                HookStep::Run(argv) => host::run(argv, &app.dir, &env, left).await.map_err(|e| e.to_string()),
                 HookStep::Exec(argv) => match name {
                     Some(n) => inner.driver.exec(n, argv, left).await,
                     None => Err("exec hooks need a container".to_string()),
@@ -269,16 +344,34 @@ async fn wait_for_dependencies<D: Driver>(inner: &Inner<D>, c: &Container, comma
     }
 }
 
-/// Probes `c` until the task is aborted, updating its health and firing healthy/unhealthy.
-/// Returns only when a healthy hook with `on-fail="fail"` failed, saying why.
-async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, c: Container) -> String {
-    let Some(health) = c.health.clone() else {
-        return std::future::pending().await;
-    };
-    let started = Instant::now();
+/// Probes the container until the task is aborted, updating its health and firing
+/// healthy/unhealthy. Follows the model: a check a reconcile adds, changes or removes takes
+/// effect at once, counting afresh. Returns only when a healthy hook with `on-fail="fail"`
+/// failed, saying why.
+async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
+    let mut revision = inner.revision.subscribe();
+    let mut check: Option<tfctl_schema::model::Health> = None;
+    let mut started = Instant::now();
     let mut failures = 0u32;
     let mut current = Health::Starting;
     loop {
+        let Some(c) = inner.current(&name) else {
+            return std::future::pending().await;
+        };
+        if c.health != check {
+            check = c.health.clone();
+            started = Instant::now();
+            failures = 0;
+            current = Health::Starting;
+            let shown = check.as_ref().map(|_| Health::Starting);
+            update(&inner, &name, |s| s.health = shown);
+        }
+        let Some(health) = check.clone() else {
+            if revision.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        };
         let result = match &health.probe {
             Probe::Exec(argv) => inner.driver.exec(&c.name, argv, health.timeout).await.and_then(|o| {
                 if o.success() {
@@ -330,7 +423,10 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, c: Container) -> String {
                 Health::Starting => {}
             }
         }
-        tokio::time::sleep(health.interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(health.interval) => {}
+            _ = revision.changed() => {}
+        }
     }
 }
 
@@ -354,8 +450,8 @@ async fn stop_process<D: Driver>(inner: &Inner<D>, c: &Container) -> ExitStatus 
 
 /// One container's life under the supervisor.
 async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
-    let Some(c) = inner.app.container(&name).cloned() else { return };
-    let mut commands = inner.commands[&name].subscribe();
+    let Some(mut c) = inner.current(&name) else { return };
+    let Some(mut commands) = lock(&inner.commands).get(&name).map(|tx| tx.subscribe()) else { return };
     if !wait_for_dependencies(&inner, &c, &mut commands).await {
         if *commands.borrow() == Command::Run {
             update(&inner, &name, |s| {
@@ -368,6 +464,9 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
     }
     let mut backoff = Backoff::default();
     loop {
+        if let Some(now) = inner.current(&name) {
+            c = now;
+        }
         update(&inner, &name, |s| {
             s.state = State::Starting;
             s.started_hooks_done = false;
@@ -389,7 +488,7 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                 });
                 let hooks = fire(&inner, Some(&c), Event::Started, "started", None, "").await;
                 update(&inner, &name, |s| s.started_hooks_done = hooks.is_ok());
-                let health = tokio::spawn(watch_health(inner.clone(), c.clone()));
+                let health = tokio::spawn(watch_health(inner.clone(), name.clone()));
                 let abort = health.abort_handle();
                 let mut health_done = false;
                 let outcome = if let Err(why) = hooks {
@@ -437,7 +536,9 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
             return;
         }
         // A failed start or hook counts as a failure whatever status the stop produced.
-        let decision = backoff.on_exit(&c.restart, exit.success() && !failed_fired, began.elapsed());
+        // The policy in force now: a reconcile may have changed it while the container ran.
+        let policy = inner.current(&name).map_or_else(|| c.restart.clone(), |now| now.restart);
+        let decision = backoff.on_exit(&policy, exit.success() && !failed_fired, began.elapsed());
         let restarts = backoff.restarts;
         match decision {
             Decision::RestartAfter(delay) => {
