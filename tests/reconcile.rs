@@ -243,3 +243,90 @@ fn a_second_reconcile_waits_for_the_first_then_names_its_holder() {
     let o = up.run(&["up", "--trust-file", "-d", dir.path().join("app.kdl").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn a_tag_that_names_a_new_digest_recreates_with_pull_always_only() {
+    let ns = NetNs::new("digest");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("image");
+    let build = |busybox: &Path| {
+        let o = std::process::Command::new("python3")
+            .arg(common::repo().join("scripts/busybox-image.py"))
+            .arg(&layout)
+            .arg("--busybox")
+            .arg(busybox)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    build(Path::new("/bin/busybox"));
+    let image = format!("oci:{}", layout.display());
+    let up = Up::new(&t, &ns, dir.path(), "dg", &format!("container \"c\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
+    let file = dir.path().join("app.kdl");
+    let first = started_at(&up, "c");
+
+    // The same tag, another image: a busybox with a byte appended (it still runs).
+    let other = dir.path().join("busybox2");
+    let mut bytes = std::fs::read("/bin/busybox").unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    build(&other);
+
+    // --pull missing (the default): the stored digest of the tag stays in use.
+    let o = up.run(&["plan", "--detailed-exitcode", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = up.run(&["up", "--trust-file", "-d", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(started_at(&up, "c"), first, "not recreated");
+
+    // --pull always learns the new digest, and the container is recreated from it.
+    let o = up.run(&["plan", "--detailed-exitcode", "--pull", "always", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).lines().any(|l| l.contains("recreate") && l.contains("image digest changed")), "{}", stdout(&o));
+    let o = up.run(&["up", "--trust-file", "--pull", "always", "--wait=30s", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(started_at(&up, "c"), first, "recreated");
+    let o = up.run(&["exec", "dg/c", "--", "sh", "-c", "tail -c 1 /bin/busybox | od -An -tx1"]);
+    assert_eq!(stdout(&o).trim(), "00", "runs the new image");
+}
+
+#[test]
+fn one_file_runs_twice_side_by_side_under_up_name() {
+    let ns = NetNs::new("twice");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!("app \"ci\"\ncontainer \"web\" {{\n image \"{}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n publish 0 to=80\n stop-timeout \"1s\"\n}}\n", sample_image()),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    for name in ["job1", "job2"] {
+        let o = t.run_in(&ns, &["up", "--trust-file", "--name", name, "--wait=30s", f]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    }
+    let ps: serde_json::Value = serde_json::from_slice(&t.run_in(&ns, &["ps", "--format", "json"]).stdout).unwrap();
+    let apps = ps["apps"].as_array().unwrap();
+    let running: Vec<(&str, &str, u64)> = apps
+        .iter()
+        .map(|a| {
+            let c = &a["containers"][0];
+            (a["name"].as_str().unwrap(), c["state"].as_str().unwrap(), c["ports"][0]["host_port"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(running.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![("job1", "running"), ("job2", "running")]);
+    assert_ne!(running[0].2, running[1].2, "publish 0 took a free host port for each");
+    assert_ne!(apps[0]["containers"][0]["address"], apps[1]["containers"][0]["address"], "each has its own subnet");
+    // A plan names the app with --name too; each is its own.
+    let o = t.run_in(&ns, &["plan", "--detailed-exitcode", "--name", "job2", f]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = t.run_in(&ns, &["down", "--name", "job1", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = t.run_in(&ns, &["port", "job2/web", "80"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&running[1].2.to_string()), "{}", stdout(&o));
+    let _ = t.run_in(&ns, &["down", "--name", "job2", f]);
+}
