@@ -206,3 +206,34 @@ async fn ready_when_long_running_containers_run_and_tasks_complete() {
     assert_eq!(*sup.driver().starts.lock().unwrap(), ["setup", "web"], "a sleep container started");
     sup.stop_all().await;
 }
+
+#[tokio::test]
+async fn a_new_model_changes_hooks_health_and_restart_policy_of_a_running_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let svc = container("svc", "sleep 2; exit 1");
+    let a = app(dir.path(), vec![svc.clone()]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    let mut rx = sup.status();
+    drop(tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|m| m["svc"].state == State::Running)).await.unwrap().unwrap());
+    assert_eq!(sup.status().borrow()["svc"].health, None);
+
+    // While it runs: a health check, an exited hook, and a restart policy.
+    let mut changed = svc;
+    changed.health = Some(Health { probe: Probe::Exec(sh("true")), interval: Duration::from_millis(100), timeout: Duration::from_secs(2), retries: 1, start_period: Duration::ZERO });
+    changed.hooks = vec![hook(Event::Exited, &format!("echo $TFCTL_EXIT_CODE >> {}", log.display()))];
+    changed.restart = Restart { policy: RestartPolicy::OnFailure, max: Some(1) };
+    let b = app(dir.path(), vec![changed]);
+    sup.set_model(b.clone(), base(&b));
+    let healthy = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|m| m["svc"].health == Some(tfctl_runtime::supervise::Health::Healthy))).await;
+    drop(healthy.expect("the new check ran against the running process").unwrap());
+    assert_eq!(sup.driver().starts.lock().unwrap().len(), 1, "not restarted by the change");
+
+    // Its exit now fires the new hook and follows the new policy: one restart.
+    let settled = tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|m| m["svc"].state == State::Failed)).await;
+    drop(settled.expect("svc settled").unwrap());
+    assert_eq!(sup.driver().starts.lock().unwrap().len(), 2, "restarted once under on-failure max 1");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n1\n");
+}
