@@ -431,31 +431,15 @@ async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, name: &str) -> Re
 
 /// Asks a live supervisor to `stop`, `start`, `restart` or `reset` one container (or all).
 pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), String> {
-    let dir = record::app_dir(root, app).join("run");
-    let mut conn = crate::control::Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
-    conn.send(&serde_json::json!({"op": op, "container": container})).await.map_err(|e| e.to_string())?;
-    let reply: serde_json::Value = conn.recv().await.map_err(|e| e.to_string())?.ok_or("the supervisor closed the connection")?;
-    if reply["ok"] == true {
-        Ok(())
-    } else {
-        Err(reply["error"].as_str().unwrap_or("failed").to_string())
-    }
+    super::client::call(root, app, &serde_json::json!({"op": op, "container": container})).await.map(drop)
 }
 
 /// Asks a live supervisor to stop its app. Returns false when none answers.
 pub async fn request_down(root: &StateRoot, app: &str) -> bool {
-    let dir = record::app_dir(root, app).join("run");
-    let Ok(mut conn) = crate::control::Connection::connect(&dir).await else { return false };
-    if conn.send(&serde_json::json!({"op": "down"})).await.is_err() {
-        return false;
-    }
-    matches!(conn.recv::<serde_json::Value>().await, Ok(Some(_)))
+    super::client::call(root, app, &serde_json::json!({"op": "down"})).await.is_ok()
 }
 
 /// Asks a live supervisor for its containers' status.
 pub async fn request_status(root: &StateRoot, app: &str) -> Option<serde_json::Value> {
-    let dir = record::app_dir(root, app).join("run");
-    let mut conn = crate::control::Connection::connect(&dir).await.ok()?;
-    conn.send(&serde_json::json!({"op": "ps"})).await.ok()?;
-    conn.recv().await.ok().flatten()
+    super::client::call(root, app, &serde_json::json!({"op": "ps"})).await.ok()
 }

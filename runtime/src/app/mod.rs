@@ -1,5 +1,6 @@
 //! A whole app on this host: its record, its network, its containers under a supervisor.
 
+pub mod client;
 pub mod copy;
 pub mod driver;
 pub mod etc;

@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::driver::HostDriver;
-use super::record;
 use crate::control::Connection;
 use crate::net::firewall;
 use crate::state::StateRoot;
@@ -136,34 +135,20 @@ fn volume_users(sup: &Supervisor<HostDriver>, volume: &str) -> Vec<String> {
         .collect()
 }
 
-async fn request(root: &StateRoot, app: &str, msg: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let dir = record::app_dir(root, app).join("run");
-    let mut conn = Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
-    conn.send(msg).await.map_err(|e| e.to_string())?;
-    let reply: serde_json::Value = conn.recv().await.map_err(|e| e.to_string())?.ok_or("the supervisor closed the connection")?;
-    if reply["ok"] == true {
-        Ok(reply)
-    } else {
-        Err(reply["error"].as_str().unwrap_or("failed").to_string())
-    }
-}
-
 /// Sends `signal` to the init of a running container of a live app.
 pub async fn request_kill(root: &StateRoot, app: &str, container: &str, signal: i32) -> Result<(), String> {
-    request(root, app, &serde_json::json!({"op": "kill", "container": container, "signal": signal})).await.map(|_| ())
+    super::client::call(root, app, &serde_json::json!({"op": "kill", "container": container, "signal": signal})).await.map(|_| ())
 }
 
 /// The running containers of a live app that mount its volume `volume`.
 pub async fn request_volume_users(root: &StateRoot, app: &str, volume: &str) -> Result<Vec<String>, String> {
-    let reply = request(root, app, &serde_json::json!({"op": "volume-users", "volume": volume})).await?;
+    let reply = super::client::call(root, app, &serde_json::json!({"op": "volume-users", "volume": volume})).await?;
     Ok(reply["containers"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect())
 }
 
 /// The root folder of a running container, as a directory descriptor from its supervisor.
 pub async fn request_root(root: &StateRoot, app: &str, container: &str) -> Result<std::os::fd::OwnedFd, String> {
-    let dir = record::app_dir(root, app).join("run");
-    let mut conn = Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
-    conn.send(&serde_json::json!({"op": "root", "container": container})).await.map_err(|e| e.to_string())?;
+    let mut conn = super::client::open(root, app, &serde_json::json!({"op": "root", "container": container})).await?;
     let fds = conn.recv_fds().await.map_err(|e| format!("no answer from the supervisor of {app}: {e}"))?;
     let reply: serde_json::Value = conn.recv().await.map_err(|e| e.to_string())?.ok_or("the supervisor closed the connection")?;
     if reply["ok"] != true {

@@ -11,7 +11,6 @@ use tokio::sync::Mutex;
 
 use super::driver::HostDriver;
 use super::reconcile::{self, Live, Request};
-use super::record;
 use crate::control::Connection;
 use crate::secrets::SecretValue;
 use crate::state::StateRoot;
@@ -121,13 +120,7 @@ pub async fn serve(sup: &Supervisor<HostDriver>, live: &Arc<Mutex<Live>>, mut co
     }
 }
 
-/// A connection to a live app's supervisor with `msg` sent.
-pub async fn open(root: &StateRoot, app: &str, msg: &serde_json::Value) -> Result<Connection, String> {
-    let dir = record::app_dir(root, app).join("run");
-    let mut conn = Connection::connect(&dir).await.map_err(|e| format!("cannot reach the supervisor of {app}: {e}"))?;
-    conn.send(msg).await.map_err(|e| e.to_string())?;
-    Ok(conn)
-}
+pub use super::client::open;
 
 /// Containers a reconcile adds or removes at run time (`run --app`).
 #[derive(Debug, Default)]
