@@ -351,3 +351,58 @@ fn cp_streams_512_mib_each_way_under_a_64_mib_memory_limit() {
     let failcnt = std::fs::read_to_string(cg.0.join("memory.failcnt")).unwrap();
     eprintln!("memory cgroup: limit 64 MiB, failcnt {}", failcnt.trim());
 }
+
+#[test]
+fn export_archives_the_root_filesystem_without_following_links_or_leaving_it() {
+    let ns = NetNs::new("export");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = sample_image();
+    let up = Up::new(
+        &t,
+        &ns,
+        dir.path(),
+        "ex",
+        &format!(
+            "secret \"token\" generate=32\n\
+             container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n secret \"token\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    let o = up.run(&["exec", "ex/box", "--", "sh", "-c", "mkdir -p /data && echo hi > /data/hello && ln -s /etc/shadow /data/escape && mkfifo /data/pipe"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let secret = stdout(&up.run(&["exec", "ex/box", "--", "cat", "/run/secrets/token"]));
+    assert_eq!(secret.len(), 32, "the secret is there to be left out");
+
+    let archive = dir.path().join("box.tar");
+    let o = up.run(&["export", "ex/box", "-o", archive.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bytes = std::fs::read(&archive).unwrap();
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret's tmpfs is another filesystem: left out");
+    let mut entries = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        let mut data = String::new();
+        if e.header().entry_type() == tar::EntryType::Regular {
+            std::io::Read::read_to_string(&mut e, &mut data).ok();
+        }
+        entries.insert(path, (e.header().entry_type(), link, data));
+    }
+    assert_eq!(entries["data/hello"].2, "hi\n");
+    assert_eq!(entries["data/escape"].0, tar::EntryType::Symlink);
+    assert_eq!(entries["data/escape"].1.as_deref(), Some("/etc/shadow"), "a link stays a link");
+    assert_eq!(entries["data/pipe"].0, tar::EntryType::Fifo);
+    assert!(entries.contains_key("bin/busybox") && entries.contains_key("etc/hosts"));
+    assert!(entries.contains_key("proc/") && !entries.keys().any(|k| k.starts_with("proc/1")), "/proc is a mount point only");
+    assert!(!entries.keys().any(|k| k.starts_with("run/secrets/") && k != "run/secrets/"), "{:?}", entries.keys().filter(|k| k.starts_with("run")).collect::<Vec<_>>());
+
+    // To standard output too; a container that is not running cannot be exported.
+    let o = up.run(&["export", "ex/box"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.stdout.len(), bytes.len());
+    assert_eq!(up.run(&["stop", "ex/box"]).status.code(), Some(0));
+    let o = up.run(&["export", "ex/box", "-o", archive.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+}

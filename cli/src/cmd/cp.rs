@@ -9,7 +9,7 @@ use tfctl_runtime::app::copy::{self, CopyOptions};
 use tfctl_runtime::app::{ops, record};
 
 use super::target;
-use crate::args::{CpArgs, GlobalOpts};
+use crate::args::{CpArgs, ExportArgs, GlobalOpts};
 use crate::context;
 use crate::exit::{CmdResult, Exit, Failure};
 
@@ -48,6 +48,44 @@ pub fn cp(args: CpArgs, global: &GlobalOpts) -> CmdResult {
     let (inside, host) = (PathBuf::from(inside), Path::new(host));
     let report = if into { copy::copy_in(dir.as_fd(), host, &inside, &opts) } else { copy::copy_out(dir.as_fd(), &inside, host, &opts) }
         .map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
+    for s in &report.skipped {
+        eprintln!("warning: skipped {s}");
+    }
+    Ok(())
+}
+
+/// `tfctl export APP/CONTAINER [-o FILE]`: the running container's filesystem as tar.
+pub fn export(args: ExportArgs, global: &GlobalOpts) -> CmdResult {
+    use std::io::IsTerminal;
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Failure::msg(Exit::Usage, "export writes a tar archive: redirect standard output, or name a file with -o FILE"));
+    }
+    let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
+    let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
+    let container = t.container.expect("need_container");
+    let dir = context::runtime()
+        .block_on(ops::request_root(&root, &t.app, &container))
+        .map_err(|e| Failure::msg(Exit::Failed, format!("{}/{container}: {e}", t.app)))?;
+    let report = match &args.output {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            // The archive may hold whatever the container keeps: readable by its owner only.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| Failure::msg(Exit::Failed, format!("cannot write {}: {e}", path.display())))?;
+            tfctl_runtime::app::export::export(dir.as_fd(), std::io::BufWriter::new(file))
+        }
+        None => tfctl_runtime::app::export::export(dir.as_fd(), std::io::BufWriter::new(std::io::stdout().lock())),
+    }
+    .map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
+    if global.verbose {
+        eprintln!("{} entries; left out (other filesystems): {}", report.entries, report.other_filesystems.join(", "));
+    }
     for s in &report.skipped {
         eprintln!("warning: skipped {s}");
     }

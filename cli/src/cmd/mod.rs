@@ -56,14 +56,6 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Rm(args) => ops::rm(args, &global),
         Command::Port(args) => ops::port(args, &global),
         Command::Volumes(cmd) => ops::volumes(cmd, &global),
-        Command::Export(_) => not_built("export", 7),
+        Command::Export(args) => cp::export(args, &global),
     }
-}
-
-/// Commands that are laid out but not built yet say so and exit 1.
-fn not_built(command: &str, issue: u32) -> CmdResult {
-    Err(Failure::msg(
-        Exit::Failed,
-        format!("`tfctl {command}` is not built yet (planned in issue {issue}); see tfctl(1) for what works today"),
-    ))
 }

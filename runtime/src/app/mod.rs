@@ -4,6 +4,7 @@ pub mod client;
 pub mod copy;
 pub mod driver;
 pub mod etc;
+pub mod export;
 pub mod lifecycle;
 pub mod netns;
 pub mod ops;
