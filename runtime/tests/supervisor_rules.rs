@@ -237,3 +237,27 @@ async fn a_new_model_changes_hooks_health_and_restart_policy_of_a_running_contai
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "1\n1\n");
 }
+
+#[tokio::test]
+async fn start_of_a_container_whose_dependency_is_stopped_says_so_instead_of_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = container("db", "sleep 30");
+    let mut web = container("web", "sleep 30");
+    web.after = vec![After { container: "db".into(), until: Until::Started }];
+    let a = app(dir.path(), vec![db, web]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    assert_eq!(wait_outcome(&sup).await, Readiness::Ready);
+    sup.stop("web").await.unwrap();
+    sup.stop("db").await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), sup.start("web")).await.expect("no wait").unwrap_err();
+    assert!(err.contains("comes after db") && err.contains("start db first"), "{err}");
+    // In dependency order, both start.
+    for level in sup.levels() {
+        for name in level {
+            sup.start(&name).await.unwrap();
+        }
+    }
+    assert_eq!(sup.status().borrow()["web"].state, State::Running);
+    sup.stop_all().await;
+}

@@ -17,7 +17,7 @@ mod up;
 use tfctl_runtime::spawn::Spawner;
 
 use crate::args::{Cli, Command};
-use crate::exit::{CmdResult, Exit, Failure};
+use crate::exit::CmdResult;
 
 /// Commands that put processes into containers: `main` starts the spawner for them before
 /// anything else, while the process still has one thread.

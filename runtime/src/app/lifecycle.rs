@@ -312,9 +312,11 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                     }
                     Some(op @ ("stop" | "start" | "restart" | "reset")) => {
                         let (sup, op, root) = (sup.clone(), op.to_string(), root.clone());
+                        // The whole app: in dependency order, so each finds what it comes after.
                         let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
                             Some(c) => vec![c.to_string()],
-                            None => sup.app().containers.iter().map(|c| c.name.clone()).collect(),
+                            None if op == "stop" => sup.levels().into_iter().rev().flatten().collect(),
+                            None => sup.levels().into_iter().flatten().collect(),
                         };
                         tokio::spawn(async move {
                             let mut errors = Vec::new();

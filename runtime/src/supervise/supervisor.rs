@@ -142,16 +142,21 @@ impl<D: Driver> Supervisor<D> {
             .collect()
     }
 
-    /// Stops every container, in reverse dependency order, each level in parallel, and returns
-    /// once all have ended.
-    pub async fn stop_all(&self) {
+    /// The containers in dependency levels: each level's `after` targets stand in earlier ones.
+    pub fn levels(&self) -> Vec<Vec<String>> {
         let app = self.inner.app();
         let deps: Vec<_> = app
             .containers
             .iter()
             .map(|c| (c.name.clone(), c.after.iter().map(|a| a.container.clone()).collect()))
             .collect();
-        for level in order::levels(&deps).into_iter().rev() {
+        order::levels(&deps)
+    }
+
+    /// Stops every container, in reverse dependency order, each level in parallel, and returns
+    /// once all have ended.
+    pub async fn stop_all(&self) {
+        for level in self.levels().into_iter().rev() {
             for name in &level {
                 if let Ok(tx) = self.command(name) {
                     tx.send_replace(Command::Stop);
@@ -184,6 +189,21 @@ impl<D: Driver> Supervisor<D> {
             || (state == Some(State::Waiting) && app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
         if !idle {
             return Ok(());
+        }
+        // A container it comes after that is stopped, or `sleep` and never started, will not get
+        // there by itself: say so rather than wait for it.
+        let status = self.status().borrow().clone();
+        for after in app.container(name).map(|c| c.after.clone()).unwrap_or_default() {
+            let Some(dep) = status.get(&after.container) else { continue };
+            let held = dep.state == State::Waiting
+                && (self.command(&after.container).is_ok_and(|c| *c.borrow() == Command::Stop)
+                    || app.container(&after.container).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(&after.container)).unwrap_or(true));
+            if held || dep.state == State::Stopped {
+                return Err(format!(
+                    "{name} comes after {}, which is not running: start {} first, or start the whole app",
+                    after.container, after.container
+                ));
+            }
         }
         tx.send_replace(Command::Run);
         let has_health = app.container(name).is_some_and(|c| c.health.is_some());
