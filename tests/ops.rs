@@ -406,3 +406,31 @@ fn export_archives_the_root_filesystem_without_following_links_or_leaving_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
 }
+
+#[test]
+fn exec_runs_as_another_user_and_in_another_folder() {
+    let ns = NetNs::new("execu");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let image = sample_image();
+    let up = Up::new(&t, &ns, dir.path(), "xu", &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec"];
+        all.extend_from_slice(args);
+        up.run(&all)
+    };
+    let o = exec(&["-u", "app", "xu/box", "--", "sh", "-c", "id; echo $HOME; grep CapEff /proc/self/status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("uid=1000(app) gid=1000(app)"), "{text}");
+    assert!(text.contains("/home/app\n"), "{text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "a non-root user gets no capabilities: {text}");
+    let o = exec(&["-u", "0:0", "-w", "/tmp", "xu/box", "--", "sh", "-c", "id -u; pwd; grep CapEff /proc/self/status"]);
+    assert_eq!(stdout(&o), "0\n/tmp\nCapEff:\t00000000800405fb\n", "{}", stderr(&o));
+    let o = exec(&["-u", "nosuch", "xu/box", "--", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("nosuch"), "{}", stderr(&o));
+    let o = exec(&["-w", "/nope", "xu/box", "--", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("/nope") || stderr(&o).to_lowercase().contains("working"), "{}", stderr(&o));
+}

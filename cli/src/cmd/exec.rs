@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use tfctl_runtime::app::driver::ExecAs;
 use tfctl_runtime::app::lifecycle;
 use tfctl_runtime::app::record;
 use tfctl_runtime::logs::{self, LogQuery, Stream};
@@ -22,15 +23,13 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
         return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
     }
-    if args.user.is_some() || args.workdir.is_some() {
-        return Err(Failure::msg(Exit::Failed, "`exec -u` and `-w` are not built yet"));
-    }
     for e in &args.env {
         if !e.contains('=') {
             return Err(Failure::msg(Exit::Usage, format!("-e {e}: write KEY=VALUE")));
         }
     }
-    let result = context::runtime().block_on(lifecycle::request_exec(&root, &t.app, &container, &args.command, &args.env));
+    let how = ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone() };
+    let result = context::runtime().block_on(lifecycle::request_exec(&root, &t.app, &container, &args.command, &how));
     match result {
         Ok(0) => Ok(()),
         Ok(status) => Err(Failure::silent(Exit::Status(status.clamp(0, 255) as u8))),

@@ -42,6 +42,17 @@ pub struct AppContext {
     pub output: Option<mpsc::UnboundedSender<OutputLine>>,
 }
 
+/// Who and where an exec runs, beyond the container's own settings.
+#[derive(Debug, Clone, Default)]
+pub struct ExecAs {
+    /// `KEY=VALUE` added to the container's environment.
+    pub env: Vec<String>,
+    /// `-u`: a user as `user` in an app file takes it.
+    pub user: Option<String>,
+    /// `-w`: an absolute path in the container.
+    pub workdir: Option<String>,
+}
+
 /// What a reconcile can change: the app, its images, its network record, its secrets.
 #[derive(Clone)]
 pub struct Model {
@@ -227,7 +238,22 @@ impl HostDriver {
 
     /// Runs `argv` in the running container `name` with its confinement, capturing output.
     pub async fn exec_captured(&self, name: &str, argv: &[String], timeout: Duration, stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>) -> Result<HostOutcome, String> {
-        self.exec_in(name, argv, &[], timeout, stdio).await.map_err(|(_, e)| e)
+        self.exec_in(name, argv, &ExecAs::default(), timeout, stdio).await.map_err(|(_, e)| e)
+    }
+
+    /// `exec -u`: the user resolved in the running container's own /etc/passwd and /etc/group
+    /// (read by descriptor inside its root), its capabilities as the container's definition
+    /// gives a user of that uid, and its HOME.
+    fn exec_user(&self, name: &str, pidfd: &OwnedFd, spec: &str, plan: &mut StartPlan) -> Result<(), String> {
+        let root = super::ops::container_root(pidfd)?;
+        let user = crate::spec::resolve_user(Some(spec), std::os::fd::AsFd::as_fd(&root)).map_err(|e| e.to_string())?;
+        let c = self.container(name)?;
+        let caps = crate::capabilities::resolve(&c.cap_add, &c.cap_drop, user.uid == 0).map_err(|e| e.to_string())?;
+        plan.caps = caps.into();
+        plan.user = (&user).into();
+        plan.process.env.retain(|e| !e.starts_with("HOME="));
+        plan.process.env.push(format!("HOME={}", user.home));
+        Ok(())
     }
 
     /// Runs `argv` (with `env` added) in the running container `name`. A failure to start says
@@ -236,7 +262,7 @@ impl HostDriver {
         &self,
         name: &str,
         argv: &[String],
-        env: &[String],
+        how: &ExecAs,
         timeout: Duration,
         stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
     ) -> Result<HostOutcome, (i32, String)> {
@@ -255,7 +281,16 @@ impl HostDriver {
         };
         plan.mode = Mode::Join;
         plan.process.argv = argv.to_vec();
-        plan.process.env.extend(env.iter().cloned());
+        if let Some(spec) = &how.user {
+            self.exec_user(name, &target, spec, &mut plan).map_err(|e| fail(format!("-u {spec}: {e}")))?;
+        }
+        if let Some(dir) = &how.workdir {
+            if !dir.starts_with('/') {
+                return Err(fail(format!("-w {dir}: give an absolute path in the container")));
+            }
+            plan.process.cwd = dir.clone();
+        }
+        plan.process.env.extend(how.env.iter().cloned());
         plan.init = false;
         let mut fds = StartFds { target: Some(target), cgroup_procs: attach, ..StartFds::default() };
         let mut capture = None;

@@ -376,14 +376,18 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
     let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
     let container = req["container"].as_str().unwrap_or_default();
     let argv = strings(&req["argv"]);
-    let env = strings(&req["env"]);
+    let how = super::driver::ExecAs {
+        env: strings(&req["env"]),
+        user: req["user"].as_str().map(str::to_string),
+        workdir: req["workdir"].as_str().map(str::to_string),
+    };
     let mut fds = fds.into_iter();
     let stdio = match (fds.next(), fds.next(), fds.next()) {
         (Some(i), Some(o), Some(e)) => Some((i, o, e)),
         _ => None,
     };
     let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
-    let reply = match sup.driver().exec_in(container, &argv, &env, forever, stdio).await {
+    let reply = match sup.driver().exec_in(container, &argv, &how, forever, stdio).await {
         Ok(outcome) => serde_json::json!({"ok": true, "status": outcome.status.unwrap_or(137)}),
         Err((status, error)) => serde_json::json!({"ok": false, "status": status, "error": error}),
     };
@@ -392,7 +396,7 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
 
 /// Runs `argv` in a container of a live app, with the caller's stdin, stdout and stderr.
 /// Returns the exit status, or the status and message of a failure to start.
-pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[String], env: &[String]) -> Result<i32, (i32, String)> {
+pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[String], how: &super::driver::ExecAs) -> Result<i32, (i32, String)> {
     use std::os::fd::AsFd;
     let dir = record::app_dir(root, app).join("run");
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -400,7 +404,7 @@ pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[
     let mut conn = crate::control::Connection::connect_with_fds(&dir, &fds)
         .await
         .map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
-    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": env}))
+    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": how.env, "user": how.user, "workdir": how.workdir}))
         .await
         .map_err(|e| (125, e.to_string()))?;
     let reply: serde_json::Value = conn
