@@ -197,6 +197,86 @@ fn two_apps_side_by_side_are_isolated(bridge_nf_off: bool) {
     u.down();
 }
 
+/// A network beyond the host: a namespace of its own at 192.0.2.2, reached from the test's
+/// namespace (the host, 192.0.2.1, which routes for it) over a veth pair.
+struct Outside {
+    ns: NetNs,
+}
+
+impl Outside {
+    fn new(host: &NetNs, tag: &str) -> Outside {
+        let ns = NetNs::new(tag);
+        let o = host.sh(&format!(
+            "ip link add xo0 type veth peer name xo1 netns {} && ip addr add 192.0.2.1/24 dev xo0 && ip link set xo0 up && sysctl -qw net.ipv4.ip_forward=1",
+            ns.name
+        ));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = ns.sh("ip addr add 192.0.2.2/24 dev xo1 && ip link set xo1 up && ip route add default via 192.0.2.1");
+        assert!(o.status.success(), "{}", stderr(&o));
+        Outside { ns }
+    }
+
+    fn reaches(&self, ip: &str, port: u16) -> bool {
+        stdout(&self.ns.sh(&format!("echo | busybox nc -w 1 {ip} {port}"))).contains("ok")
+    }
+
+    /// Listens on `ports`, answering "ok", until dropped.
+    fn listen(&self, ports: &[u16]) -> Listeners {
+        Listeners(ports.iter().map(|p| self.ns.cmd("busybox").args(["nc", "-ll", "-p", &p.to_string(), "-e", "echo", "ok"]).spawn().unwrap()).collect())
+    }
+}
+
+struct Listeners(Vec<std::process::Child>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn from_any_and_from_a_cidr_admit_the_outside_world(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwanyb" } else { "fwany" }, bridge_nf_off);
+    let out = Outside::new(&u.ns, if bridge_nf_off { "fwanyob" } else { "fwanyo" });
+    u.up(
+        "fo",
+        &[
+            server("anyone", &[80], "allow from=\"any\" port=80"),
+            server("lan", &[80], "allow from=\"192.0.2.0/24\" port=80"),
+            server("elsewhere", &[80], "allow from=\"198.51.100.0/24\" port=80"),
+        ],
+    );
+    let ip = u.addresses("fo");
+    assert!(out.reaches(&ip["anyone"], 80), "from=\"any\" does not admit the outside");
+    assert!(out.reaches(&ip["lan"], 80), "from= the outside's CIDR does not admit it");
+    assert!(!out.reaches(&ip["elsewhere"], 80), "from= another CIDR admits the outside");
+    assert!(!out.reaches(&ip["anyone"], 81), "from=\"any\" port=80 admits another port");
+    drop(out);
+    u.down();
+}
+
+fn egress_deny_keeps_containers_in_and_allow_egress_opens_one_port(bridge_nf_off: bool) {
+    let mut u = Up::new(if bridge_nf_off { "fwdenyb" } else { "fwdeny" }, bridge_nf_off);
+    let out = Outside::new(&u.ns, if bridge_nf_off { "fwdenyob" } else { "fwdenyo" });
+    let _listening = out.listen(&[9090, 9091]);
+    let app = format!(
+        "egress \"deny\"\n{}{}{}",
+        client("open", "allow-egress to=\"192.0.2.2/32\" port=9090"),
+        client("shut", ""),
+        client("free", "egress \"allow\""),
+    );
+    u.up("fd", &[app]);
+    assert!(eventually(|| u.reaches("fd/free", "192.0.2.2", 9091)), "a container with egress \"allow\" cannot reach the outside");
+    assert!(u.reaches("fd/open", "192.0.2.2", 9090), "allow-egress to= the outside's address does not let it out");
+    assert!(!u.reaches("fd/open", "192.0.2.2", 9091), "allow-egress port=9090 lets another port out");
+    assert!(!u.reaches("fd/shut", "192.0.2.2", 9090), "egress \"deny\" lets a container out");
+    drop(_listening);
+    drop(out);
+    u.down();
+}
+
 /// Each test as the namespace comes and with bridge-nf-call-iptables/-ip6tables off.
 macro_rules! twice {
     ($($name:ident),*) => {$(
@@ -213,4 +293,12 @@ macro_rules! twice {
     )*};
 }
 
-twice!(allow_from_a_container_admits_it_on_that_port_only, the_host_gets_in_only_with_from_host, containers_reach_the_host_only_with_allow_egress_to_host, publish_is_reachable_from_the_host_and_no_back_door, two_apps_side_by_side_are_isolated);
+twice!(
+    allow_from_a_container_admits_it_on_that_port_only,
+    the_host_gets_in_only_with_from_host,
+    containers_reach_the_host_only_with_allow_egress_to_host,
+    publish_is_reachable_from_the_host_and_no_back_door,
+    two_apps_side_by_side_are_isolated,
+    from_any_and_from_a_cidr_admit_the_outside_world,
+    egress_deny_keeps_containers_in_and_allow_egress_opens_one_port
+);
