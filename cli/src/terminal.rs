@@ -6,8 +6,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::termios::{self, SetArg, Termios};
 
-nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
-nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 
 /// Restores the terminal's mode when dropped.
 pub struct RawMode {
@@ -41,13 +39,7 @@ impl Drop for RawMode {
 
 /// Copies the size of tfctl's terminal to the pty.
 pub fn copy_window_size(master: &OwnedFd) {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCGWINSZ fills a winsize; TIOCSWINSZ reads one; both on descriptors we hold.
-    unsafe {
-        if get_winsize(std::io::stdout().as_raw_fd(), &mut ws).is_ok() {
-            let _ = set_winsize(master.as_raw_fd(), &ws);
-        }
-    }
+    let _ = tfctl_runtime::sys::copy_window_size(std::io::stdout().as_raw_fd(), master.as_raw_fd());
 }
 
 /// Proxies the pty: its output to stdout, and (with `input`) stdin to it. Returns when the

@@ -122,11 +122,7 @@ pub fn last_cap() -> u8 {
 pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno::Errno> {
     for cap in 0..=last_cap {
         if !caps.bounding.contains(cap) {
-            // SAFETY: prctl with integer arguments.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
-            {
-                return Err(nix::errno::Errno::last());
-            }
+            crate::sys::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0).map_err(nix::errno::Errno::from_raw)?;
         }
     }
     Ok(())
@@ -136,48 +132,13 @@ pub fn drop_bounding(caps: &ProcessCaps, last_cap: u8) -> Result<(), nix::errno:
 /// survives): sets effective, permitted and inheritable with `capset(2)`, then raises the
 /// ambient set. Async-signal-safe.
 pub fn set_process_caps(caps: &ProcessCaps) -> Result<(), nix::errno::Errno> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let header = Header {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
     let half = |s: CapSet, hi: bool| if hi { (s.0 >> 32) as u32 } else { s.0 as u32 };
-    let data = [false, true].map(|hi| Data {
-        effective: half(caps.effective, hi),
-        permitted: half(caps.permitted, hi),
-        inheritable: half(caps.inheritable, hi),
-    });
-    // SAFETY: header and the two data words are valid for the call, as capset(2) requires.
-    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } != 0 {
-        return Err(nix::errno::Errno::last());
-    }
+    let words = [false, true].map(|hi| [half(caps.effective, hi), half(caps.permitted, hi), half(caps.inheritable, hi)]);
+    crate::sys::capset(words).map_err(nix::errno::Errno::from_raw)?;
     for cap in 0..64u8 {
         if caps.ambient.contains(cap) {
-            // SAFETY: prctl with integer arguments.
-            let rc = unsafe {
-                libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    libc::c_ulong::from(cap),
-                    0,
-                    0,
-                )
-            };
-            if rc != 0 {
-                return Err(nix::errno::Errno::last());
-            }
+            crate::sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, libc::c_ulong::from(cap), 0, 0)
+                .map_err(nix::errno::Errno::from_raw)?;
         }
     }
     Ok(())

@@ -89,7 +89,6 @@ const MAX_FDS: usize = 3;
 
 async fn recv_header(stream: &UnixStream) -> io::Result<Vec<std::os::fd::OwnedFd>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::FromRawFd;
     loop {
         stream.readable().await?;
         let got = stream.try_io(tokio::io::Interest::READABLE, || {
@@ -104,8 +103,7 @@ async fn recv_header(stream: &UnixStream) -> io::Result<Vec<std::os::fd::OwnedFd
             let mut fds = Vec::new();
             for c in msg.cmsgs().map_err(io::Error::from)? {
                 if let ControlMessageOwned::ScmRights(raw) = c {
-                    // SAFETY: the kernel just installed these descriptors for us; we own them.
-                    fds.extend(raw.into_iter().map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }));
+                    fds.extend(crate::sys::owned_received_fds(raw));
                 }
             }
             Ok(fds)

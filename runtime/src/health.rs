@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,8 +33,7 @@ pub fn socket_in(netns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 
 async fn connect(netns: BorrowedFd<'_>, addr: SocketAddr, timeout: Duration) -> io::Result<tokio::net::TcpStream> {
     let fd = socket_in(netns)?;
-    // SAFETY: `fd` is a freshly created, owned TCP socket; ownership moves into the TcpSocket.
-    let socket = unsafe { TcpSocket::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
     tokio::time::timeout(timeout, socket.connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no connection to {addr} within {timeout:?}")))?

@@ -318,8 +318,7 @@ pub(super) fn detached(parts: SupervisorSetupParts, wait: Option<Duration>, glob
     let waited_for: Vec<String> = parts.app.containers.iter().filter(|c| !c.sleep).map(|c| c.name.clone()).collect();
     let log_path = record::app_dir(&parts.root, &app_name).join("supervisor.log");
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(failed)?;
-    // SAFETY: the process has one thread (checked by `up`), so the child may run any code.
-    match unsafe { nix::unistd::fork() }.map_err(failed)? {
+    match tfctl_runtime::sys::fork_single_threaded().map_err(failed)? {
         nix::unistd::ForkResult::Child => {
             drop(r);
             let code = run_detached_supervisor(parts, w, &log_path);

@@ -176,17 +176,10 @@ pub fn rlimits(c: &Container) -> Result<(Vec<Rlimit>, Vec<PosixRlimit>), SpecErr
                 hard: u.hard,
             });
         }
-        let mut cur = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into `cur`, a valid rlimit.
-        if unsafe { libc::getrlimit(resource, &mut cur) } == 0 && u.hard > cur.rlim_max {
-            return Err(SpecError::UlimitAboveHost {
-                name: u.name.clone(),
-                asked: u.hard,
-                max: cur.rlim_max,
-            });
+        if let Ok((_, max)) = crate::sys::getrlimit(resource as u32) {
+            if u.hard > max {
+                return Err(SpecError::UlimitAboveHost { name: u.name.clone(), asked: u.hard, max });
+            }
         }
         raw.push(Rlimit {
             resource,

@@ -416,3 +416,75 @@ pub fn open_pty(ptmx_path: &CStr, uid: libc::uid_t, gid: libc::gid_t) -> SysResu
     }
     Ok((master, slave))
 }
+
+/// capset(2) on the calling thread: the low and high words of the effective, permitted and
+/// inheritable sets (version 3).
+pub fn capset(words: [[u32; 3]; 2]) -> SysResult<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    // SAFETY: header and the two data words (each effective, permitted, inheritable: the
+    // layout of struct __user_cap_data_struct) are valid for the call, as capset(2) requires.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, words.as_ptr()) }).map(drop)
+}
+
+/// Takes ownership of descriptors the kernel just installed (SCM_RIGHTS).
+pub fn owned_received_fds(raw: impl IntoIterator<Item = RawFd>) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller passes descriptors a recvmsg just installed in this process, which
+    // nothing else refers to: each is owned exactly once from here.
+    raw.into_iter().map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }).collect()
+}
+
+/// Overwrites, in place, the value of every `VAR=` entry of the process's environment block,
+/// so /proc/PID/environ no longer shows it. Call only while the process has a single thread.
+pub fn wipe_environ_value(var: &str) {
+    extern "C" {
+        static mut environ: *const *mut libc::c_char;
+    }
+    let prefix = format!("{var}=");
+    // SAFETY: `environ` is the process's environment array, NULL-terminated, whose entries are
+    // NUL-terminated strings; the caller has a single thread, so nothing reads or changes the
+    // environment meanwhile. Each matching entry's value is overwritten within its own length,
+    // so the entry stays (as `VAR=` followed by NULs) and no pointer is invalidated.
+    unsafe {
+        let mut p = environ;
+        if p.is_null() {
+            return;
+        }
+        while !(*p).is_null() {
+            let entry = CStr::from_ptr(*p);
+            let len = entry.to_bytes().len();
+            if entry.to_bytes().starts_with(prefix.as_bytes()) {
+                std::ptr::write_bytes((*p).add(prefix.len()), 0, len - prefix.len());
+            }
+            p = p.add(1);
+        }
+    }
+}
+
+/// Copies the window size of the terminal `from` to the terminal (or pty) `to`.
+pub fn copy_window_size(from: RawFd, to: RawFd) -> SysResult<()> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass; TIOCSWINSZ reads it.
+    check_int(unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) })?;
+    check_int(unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws as *const libc::winsize) }).map(drop)
+}
+
+/// Forks when the process has a single thread, and only then: the child may then run any code
+/// (no lock can be held by a thread that does not exist in it).
+pub fn fork_single_threaded() -> std::io::Result<nix::unistd::ForkResult> {
+    let threads = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u32>().unwrap_or(0)))
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(std::io::Error::other(format!("cannot fork safely: the process has {threads} threads")));
+    }
+    // SAFETY: checked just above that this is the only thread.
+    unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)
+}
