@@ -225,7 +225,9 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
     let mut errors = Vec::new();
 
     for name in &removed {
-        sup.stop(name).await?;
+        if let Err(e) = sup.stop(name).await {
+            errors.push(e);
+        }
         sup.driver().forget(name);
         sup.forget(name);
         let dirs = ContainerDirs::new(&live.root, &app_name, name);
@@ -270,7 +272,10 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
     // dependants stay.
     for name in &recreated {
         let state = sup.status().borrow().get(name).map(|s| (s.state, s.started_at.is_some()));
-        sup.stop(name).await?;
+        if let Err(e) = sup.stop(name).await {
+            errors.push(e);
+            continue;
+        }
         let dirs = ContainerDirs::new(&live.root, &app_name, name);
         for d in [dirs.upper(), dirs.work()] {
             if let Err(e) = std::fs::remove_dir_all(&d) {
@@ -281,8 +286,11 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
         }
         // A `sleep` container never started stays so, to start later from the new definition.
         let never_started = matches!(state, Some((State::Waiting, false)));
+        // One that cannot start now (what it comes after is stopped) says why; the rest go on.
         if !(never_started && sup.app().container(name).is_some_and(|c| c.sleep)) {
-            sup.start(name).await?;
+            if let Err(e) = sup.start(name).await {
+                errors.push(e);
+            }
         }
     }
     for name in &created {
