@@ -11,6 +11,8 @@ packages=(
   busybox-static
   # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth
   docker-registry nftables iproute2 strace openssl apache2-utils python3 curl wget procps util-linux zstd
+  # benchmark scripts: JSON and arithmetic
+  jq bc
   # benchmarks: the peers tfctl is compared with
   skopeo umoci crun hyperfine
 )
