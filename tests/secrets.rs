@@ -62,7 +62,7 @@ fn a_secret_is_in_its_file_and_nowhere_else() {
     let output = format!("{}{}", stdout(&o), stderr(&o));
 
     // The container has it, as a 0400 file on a tmpfs.
-    let o = t.run_in(&ns, &["exec", "sec/app", "--", "sh", "-c", "cat /run/secrets/token; echo; stat -c '%a %U' /run/secrets/token; grep ' /run/secrets ' /proc/self/mountinfo; env"]);
+    let o = t.run_in(&ns, &["exec", "sec/app", "--", "sh", "-c", "cat /run/secrets/token; echo; stat -c '%a %U' /run/secrets/token; grep ' /run/secrets/token ' /proc/self/mountinfo; ls /run/secrets; env"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let inside = stdout(&o);
     let mut lines = inside.lines();
@@ -70,6 +70,9 @@ fn a_secret_is_in_its_file_and_nowhere_else() {
     assert_eq!(lines.next(), Some("400 root"));
     let mount = lines.next().unwrap_or_default();
     assert!(mount.contains(" tmpfs ") && mount.contains("nosuid") && mount.contains("nodev") && mount.contains("noexec"), "{mount}");
+    // A mount of its own file: kept out of swap (this kernel has tmpfs noswap) and at most 1 MiB.
+    assert!(mount.contains("noswap") && mount.contains("size=1024k"), "{mount}");
+    assert_eq!(lines.next(), Some("token"), "only the secret's own file is there");
     assert!(!lines.any(|l| l.contains(&secret)), "the secret is in the container's environment");
 
     let needles = [secret.as_str(), &base64(&secret)];

@@ -51,6 +51,7 @@ fn main() {
             readonly_paths: if masks { READONLY_PATHS.iter().map(|s| s.to_string()).collect() } else { vec![] },
             readonly_rootfs: false,
             hostname: Some("bench".into()),
+            secret_targets: vec![],
         })),
         process: Process { argv: vec!["/bin/true".into()], env: vec!["PATH=/bin".into()], cwd: "/".into() },
         user: User::default(),

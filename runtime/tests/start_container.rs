@@ -40,6 +40,7 @@ fn main() {
         ("cgroup_attached_by_the_child", cgroup_attached_by_the_child),
         ("read_only_rootfs_and_bind_volumes", read_only_rootfs_and_bind_volumes),
         ("files_and_tmpfs_written_from_memory", files_and_tmpfs_written_from_memory),
+        ("secrets_are_mounts_of_one_file_each", secrets_are_mounts_of_one_file_each),
         ("persistent_upper_and_directory_rootfs", persistent_upper_and_directory_rootfs),
         ("join_runs_inside_a_running_container", join_runs_inside_a_running_container),
         ("nothing_left_behind", nothing_left_behind),
@@ -300,6 +301,45 @@ fn files_and_tmpfs_written_from_memory(s: &Spawner, f: &Fixture) {
     });
     let out = run_ok(s, &plan);
     assert_eq!(out, "640 1000:1000 6\n400 0:0 6\ns3cr3t\nro,nosuid,nodev,noexec,relatime\n");
+}
+
+/// A detached secrets tmpfs holding `files` (path, content), and a mount of each file.
+fn secret_mounts(files: &[(&str, &[u8])]) -> Vec<std::os::fd::OwnedFd> {
+    let mut m = tfctl_runtime::secrets::SecretMounts::new().unwrap();
+    for (target, content) in files {
+        let owner = tfctl_schema::model::Owner { uid: 0, gid: 0 };
+        m.add(&tfctl_runtime::secrets::SecretFile { target, content, mode: 0o400, owner }).unwrap();
+    }
+    m.mounts.into_iter().map(|p| p.fd).collect()
+}
+
+fn secrets_are_mounts_of_one_file_each(s: &Spawner, f: &Fixture) {
+    // Beside the image's own /etc/passwd, which stays visible; the rootfs read-only after.
+    let mut plan = f.plan(&["sh", "-c", "cat /etc/token; echo; head -c 5 /etc/passwd; echo; grep -c ' /etc/token ' /proc/self/mountinfo; grep -c ' /etc ' /proc/self/mountinfo; exit 0"]);
+    let set = setup(&mut plan);
+    set.secret_targets = vec!["/etc/token".into()];
+    set.readonly_rootfs = true;
+    let fds = StartFds { secret_mounts: secret_mounts(&[("/etc/token", b"s3cr3t")]), ..StartFds::default() };
+    let (c, o, e) = launch(s, &plan, fds).unwrap();
+    let out = finish(c, o, e);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "s3cr3t
+root:
+1
+0
+");
+
+    // A symlink planted at the secret's path, pointing at a host file: refused, and the host
+    // file neither written nor covered.
+    let mut plan = f.plan(&["true"]);
+    let set = setup(&mut plan);
+    set.rootfs.source = RootfsSource::Overlay { layers: vec![f.layer.clone(), f.hazard()], upper: OverlayUpper::Tmpfs { size_bytes: 1 << 20 } };
+    set.secret_targets = vec!["/etc/planted".into()];
+    let fds = StartFds { secret_mounts: secret_mounts(&[("/etc/planted", b"s3cr3t")]), ..StartFds::default() };
+    let err = launch(s, &plan, fds).err().expect("a secret placed through the planted symlink is refused");
+    assert_eq!(err.step(), Some(Step::SecretMount), "{err}");
+    assert_eq!(std::fs::read_to_string(f.path("victim")).unwrap(), "host data\n");
+    assert!(mounts_under(&f.path("victim")).is_empty());
 }
 
 fn persistent_upper_and_directory_rootfs(s: &Spawner, f: &Fixture) {

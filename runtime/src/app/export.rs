@@ -4,8 +4,8 @@
 //! to a folder descriptor already held, opened O_NOFOLLOW and checked after the open, so a
 //! container that swaps a folder for a symlink mid-walk cannot make tfctl read a host file.
 //! The walk stays on the root's filesystem (as `tar --one-file-system`): /proc, /sys, /dev,
-//! volumes, bind mounts and the secrets' tmpfs appear as empty folders, so no secret is ever
-//! written to the archive. Symlinks are archived as links; device nodes and FIFOs as headers;
+//! volumes and bind mounts appear as empty folders, and files mounted on their own (every
+//! secret is one) are left out, so no secret is ever written to the archive. Symlinks are archived as links; device nodes and FIFOs as headers;
 //! sockets are skipped.
 
 use std::ffi::{OsStr, OsString};
@@ -91,13 +91,19 @@ impl<W: Write> Exporter<W> {
     fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &OsStr) -> Result<(), CopyError> {
         let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno("read", path))?;
         let shown = || path.to_string_lossy().into_owned();
+        // A file mounted from elsewhere (a secret is a mount of one file of its tmpfs, a bind
+        // of a host file) is not the container's filesystem: left out, as mounted folders are.
+        if st.st_dev != self.dev && kind(&st) != SFlag::S_IFDIR {
+            self.report.other_filesystems.push(format!("/{}", shown()));
+            return Ok(());
+        }
         match kind(&st) {
             SFlag::S_IFDIR => self.dir(dir, name, path),
             SFlag::S_IFREG => {
                 // O_NONBLOCK: a FIFO swapped in after the stat must not hang the open.
                 let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty()).map_err(errno("open", path))?;
                 let st = fstat(&fd).map_err(errno("read", path))?;
-                if kind(&st) != SFlag::S_IFREG {
+                if kind(&st) != SFlag::S_IFREG || st.st_dev != self.dev {
                     self.report.skipped.push(format!("{} (changed while it was read)", shown()));
                     return Ok(());
                 }

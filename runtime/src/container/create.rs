@@ -28,6 +28,8 @@ pub enum CreateError {
     Cgroup { container: String, source: CgroupError },
     #[error("container {container}: {source}")]
     Files { container: String, source: FileError },
+    #[error("container {container}: secrets: {source}")]
+    Secrets { container: String, source: crate::secrets::SecretError },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CreateError + 'a {
@@ -151,7 +153,7 @@ pub fn prepare(
 
     let rendered = files::render_files(&c.files, &inputs.templates).map_err(|source| CreateError::Files { container: c.name.clone(), source })?;
     let (uid, gid) = (compiled.user.uid, compiled.user.gid);
-    let secrets = inputs
+    let mut secrets: Vec<FileInit> = inputs
         .secret_files
         .into_iter()
         .map(|(mut f, owner_given)| {
@@ -161,15 +163,17 @@ pub fn prepare(
             f
         })
         .collect();
-    let mut extra = ExtraFiles { rootfs: inputs.rootfs_files, secrets };
+    let mut rootfs_files = inputs.rootfs_files;
     for f in rendered {
         let init = FileInit { path: f.path.clone(), data: f.content.to_vec(), mode: f.mode, uid: f.owner.uid, gid: f.owner.gid };
         if f.uses_secret {
-            extra.secrets.push(init);
+            secrets.push(init);
         } else {
-            extra.rootfs.push(init);
+            rootfs_files.push(init);
         }
     }
+    let secret_mounts = secret_mounts(&c.name, &secrets)?;
+    let extra = ExtraFiles { rootfs: rootfs_files, secret_targets: secrets.iter().map(|f| f.path.clone()).collect() };
     let rootfs = RootfsPlan { layers: image.layers.clone(), upper, mountpoint: dirs.mountpoint() };
     let plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
 
@@ -179,7 +183,7 @@ pub fn prepare(
         .create(&cg_name, &compiled.cgroup)
         .map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
     let attach = cgroup.attach_files().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
-    let fds = StartFds { cgroup_procs: attach.fds, netns: inputs.netns, ..StartFds::default() };
+    let fds = StartFds { cgroup_procs: attach.fds, netns: inputs.netns, secret_mounts, ..StartFds::default() };
     Ok(Prepared { plan, fds, cgroup, dirs })
 }
 
@@ -197,4 +201,23 @@ pub fn remove(cgroup: &dyn ContainerCgroup, dirs: &ContainerDirs) -> Result<(), 
 /// root and app, so two roots or two apps never share one.
 pub fn cgroup_name(root: &StateRoot, app: &str, container: &str) -> String {
     format!("{}-{container}", root.short_id(app))
+}
+
+/// The container's secrets tmpfs (detached, at most 1 MiB, `noswap` where the kernel has it)
+/// holding `files`, and a detached mount of each file, in order: written from memory, never
+/// staged on disk, never visible on the host.
+fn secret_mounts(container: &str, files: &[FileInit]) -> Result<Vec<std::os::fd::OwnedFd>, CreateError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let err = |source| CreateError::Secrets { container: container.to_string(), source };
+    let mut m = crate::secrets::SecretMounts::new().map_err(err)?;
+    if !m.noswap {
+        tracing::debug!(container, "the kernel has no tmpfs noswap: secrets may be swapped");
+    }
+    for f in files {
+        let owner = tfctl_schema::model::Owner { uid: f.uid, gid: f.gid };
+        m.add(&crate::secrets::SecretFile { target: &f.path, content: &f.data, mode: f.mode, owner }).map_err(err)?;
+    }
+    Ok(m.mounts.into_iter().map(|p| p.fd).collect())
 }

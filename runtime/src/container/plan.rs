@@ -5,7 +5,6 @@
 //! masked and read-only paths, a read-only root), so the Spec is the record of what runs; the
 //! confinement comes precomputed (capability masks, compiled seccomp programs, rlimits).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oci_spec::runtime::Spec;
@@ -36,16 +35,14 @@ pub struct RootfsPlan {
     pub mountpoint: PathBuf,
 }
 
-/// Files a container gets besides its image: pre-boot files in the rootfs, and secrets (and
-/// files rendered from secrets) on tmpfs mounts, one per folder they live in.
+/// Files a container gets besides its image: pre-boot files in the rootfs, and where its
+/// secrets (and files rendered from secrets) go, each a mount of one file of its secrets tmpfs
+/// (the descriptors travel in `StartFds::secret_mounts`, in this order).
 #[derive(Default)]
 pub struct ExtraFiles {
     pub rootfs: Vec<FileInit>,
-    pub secrets: Vec<FileInit>,
+    pub secret_targets: Vec<String>,
 }
-
-/// Size of each secrets tmpfs (the bound: secrets are small).
-const SECRETS_TMPFS_BYTES: u64 = 1 << 20;
 
 fn option_flags(options: &[String]) -> MountFlags {
     let has = |o: &str| options.iter().any(|x| x == o);
@@ -102,37 +99,12 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
     Ok(steps)
 }
 
-/// Groups secret files by folder: each folder gets a tmpfs holding just its secrets.
-fn secret_mounts(secrets: Vec<FileInit>) -> Vec<MountStep> {
-    let mut by_dir: BTreeMap<String, Vec<FileInit>> = BTreeMap::new();
-    for mut f in secrets {
-        let (dir, name) = match f.path.rsplit_once('/') {
-            Some(("", name)) => ("/".to_string(), name.to_string()),
-            Some((dir, name)) => (dir.to_string(), name.to_string()),
-            None => ("/".to_string(), f.path.clone()),
-        };
-        f.path = name;
-        by_dir.entry(dir).or_default().push(f);
-    }
-    by_dir
-        .into_iter()
-        .map(|(target, files)| MountStep::Tmpfs {
-            target,
-            size_bytes: SECRETS_TMPFS_BYTES,
-            mode: 0o755,
-            flags: MountFlags::HARDENED,
-            files,
-        })
-        .collect()
-}
-
 /// The plan that starts `compiled` on `rootfs`.
 pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: ExtraFiles) -> Result<StartPlan, PlanError> {
     let spec = &compiled.spec;
     let process = spec.process().as_ref().ok_or(PlanError::NoProcess)?;
     let linux = spec.linux().as_ref();
-    let mut mounts = mount_steps(spec)?;
-    mounts.extend(secret_mounts(files.secrets));
+    let mounts = mount_steps(spec)?;
     let setup = ContainerSetup {
         rootfs: Rootfs {
             source: RootfsSource::Overlay { layers: rootfs.layers, upper: rootfs.upper },
@@ -144,6 +116,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         readonly_paths: linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default(),
         readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         hostname: spec.hostname().clone(),
+        secret_targets: files.secret_targets,
     };
     let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
     let seccomp: Vec<BpfProgram> = match programs {
@@ -183,30 +156,3 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(path: &str) -> FileInit {
-        FileInit { path: path.into(), data: b"x".to_vec(), mode: 0o400, uid: 0, gid: 0 }
-    }
-
-    #[test]
-    fn secrets_share_a_tmpfs_per_folder() {
-        let steps = secret_mounts(vec![file("/run/secrets/a"), file("/run/secrets/b"), file("/etc/app/key")]);
-        let summary: Vec<(String, Vec<String>)> = steps
-            .iter()
-            .map(|s| match s {
-                MountStep::Tmpfs { target, files, flags, .. } => {
-                    assert_eq!(*flags, MountFlags::HARDENED);
-                    (target.clone(), files.iter().map(|f| f.path.clone()).collect())
-                }
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![("/etc/app".to_string(), vec!["key".to_string()]), ("/run/secrets".to_string(), vec!["a".to_string(), "b".to_string()])]
-        );
-    }
-}

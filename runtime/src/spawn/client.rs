@@ -149,6 +149,7 @@ impl Spawner {
             cgroup_procs: fds.cgroup_procs.len(),
             netns: fds.netns.is_some(),
             target: fds.target.is_some(),
+            secret_mounts: fds.secret_mounts.len(),
         };
         if matches!(plan.mode, Mode::Join) && fds.target.is_none() {
             return Err(StartError::Refused("joining a container needs its init's pidfd in StartFds::target".into()));
@@ -159,6 +160,7 @@ impl Spawner {
             .chain(fds.cgroup_procs.iter())
             .chain(fds.netns.iter())
             .chain(fds.target.iter())
+            .chain(fds.secret_mounts.iter())
             .map(AsRawFd::as_raw_fd)
             .collect();
         if raw.len() > protocol::MAX_FDS {

@@ -84,6 +84,11 @@ pub struct ContainerSetup {
     /// Make the rootfs mount itself read-only (`--read-only`); mounts on top keep their flags.
     pub readonly_rootfs: bool,
     pub hostname: Option<String>,
+    /// Where each of [`StartFds::secret_mounts`] goes, in order: secret files (and files
+    /// rendered from secrets), each a detached mount of one file on the container's secrets
+    /// tmpfs, placed after the files and before the rootfs turns read-only.
+    #[serde(default)]
+    pub secret_targets: Vec<String>,
 }
 
 /// Moby's masked paths.
@@ -321,6 +326,8 @@ pub struct StartFds {
     pub netns: Option<OwnedFd>,
     /// For [`Mode::Join`]: a pidfd of the target container's init.
     pub target: Option<OwnedFd>,
+    /// Detached mounts of one file each, placed at [`ContainerSetup::secret_targets`].
+    pub secret_mounts: Vec<OwnedFd>,
 }
 
 #[cfg(test)]

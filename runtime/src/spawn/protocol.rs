@@ -16,13 +16,15 @@ pub(crate) enum Request {
 }
 
 /// Which descriptors follow a start request, in this order: stdin, stdout, stderr, cgroup
-/// files, netns, target.
+/// files, netns, target, secret mounts.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct FdLayout {
     pub stdio: [bool; 3],
     pub cgroup_procs: usize,
     pub netns: bool,
     pub target: bool,
+    #[serde(default)]
+    pub secret_mounts: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -127,7 +127,10 @@ impl Server {
                 }
             }
         }
-        self.reply(&Reply::Exited { id: r.id, status }, &[]);
+        let id = r.id;
+        // Its descriptors close before the exit is told: whoever hears it may count them.
+        drop(r);
+        self.reply(&Reply::Exited { id, status }, &[]);
     }
 
     fn start(&mut self, id: u64, plan: StartPlan, layout: FdLayout, fds: Vec<OwnedFd>) {
@@ -270,6 +273,9 @@ fn assign_fds(layout: FdLayout, fds: &[OwnedFd]) -> Option<ChildFds> {
     }
     if layout.target {
         out.target = Some(it.next()?);
+    }
+    for _ in 0..layout.secret_mounts {
+        out.secret_mounts.push(it.next()?);
     }
     it.next().is_none().then_some(out)
 }

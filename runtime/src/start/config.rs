@@ -57,6 +57,7 @@ pub(crate) struct ChildFds {
     pub cgroup_procs: Vec<RawFd>,
     pub netns: Option<RawFd>,
     pub target: Option<RawFd>,
+    pub secret_mounts: Vec<RawFd>,
 }
 
 pub(crate) enum RootKind {
@@ -102,6 +103,8 @@ pub(crate) struct ContainerConfig {
     pub readonly: Vec<CString>,
     pub readonly_rootfs: bool,
     pub hostname: Option<Vec<u8>>,
+    /// Where each of `ChildFds::secret_mounts` goes.
+    pub secret_targets: Vec<CString>,
 }
 
 pub(crate) struct ChildConfig {
@@ -183,6 +186,12 @@ impl ChildConfig {
                 readonly: setup.readonly_paths.iter().map(|p| container_path("read-only path", p)).collect::<Result<_, _>>()?,
                 readonly_rootfs: setup.readonly_rootfs,
                 hostname: setup.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+                secret_targets: {
+                    if setup.secret_targets.len() != fds.secret_mounts.len() {
+                        return Err(PrepareError::MissingFd("a secret mount for each secret target"));
+                    }
+                    setup.secret_targets.iter().map(|p| container_path("secret path", p)).collect::<Result<_, _>>()?
+                },
             }),
             Mode::Join => {
                 if fds.target.is_none() {
@@ -305,6 +314,7 @@ mod tests {
                 readonly_paths: vec![],
                 readonly_rootfs: false,
                 hostname: None,
+                secret_targets: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
             user: User::default(),

@@ -79,6 +79,15 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
             for (i, f) in c.files.iter().enumerate() {
                 rootfs::write_file(root, f).step_at(Step::WriteFile, i)?;
             }
+            // Each secret is a mount of one file of the container's own tmpfs, placed on its
+            // path (an empty file made by descriptor if the image has none): the rest of the
+            // folder stays as the image has it.
+            for (i, (&mount, target)) in cfg.fds.secret_mounts.iter().zip(&c.secret_targets).enumerate() {
+                let at = rootfs::open_or_create(root, target, false).step_at(Step::SecretMount, i)?;
+                let placed = sys::move_mount_fd(mount, at);
+                sys::close(at);
+                placed.step_at(Step::SecretMount, i)?;
+            }
             if c.readonly_rootfs {
                 sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, 0, false).step(Step::ReadonlyRootfs)?;
             }

@@ -62,6 +62,7 @@ steps! {
     InitFork = 38: "forking the process under the init reaper",
     Exec = 39: "executing the process",
     Pty = 40: "allocating a pty in the container's devpts (/dev/pts/ptmx)",
+    SecretMount = 41: "placing a secret file (a mount of one file of the secrets tmpfs)",
 }
 
 /// A failed step: the step, the kernel's errno, and an index into the plan's list the step walks

@@ -88,6 +88,7 @@ impl Fixture {
                 readonly_paths: READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
                 readonly_rootfs: false,
                 hostname: Some("tfctl-test".into()),
+                secret_targets: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec!["PATH=/bin".into()], cwd: "/".into() },
             user: User::default(),
