@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::{sample_image, stderr, stdout, NetNs, Tfctl, Up};
+use common::{stderr, stdout, Tfctl, Up, World};
 
 #[test]
 fn kill_signals_the_container_and_fails_when_it_is_not_running() {
-    let ns = NetNs::new("kill");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("kill");
+    let (t, ns, dir, image) = (&w.t, &w.ns, &w.dir, w.image.clone());
     let up = Up::new(
         &t,
         &ns,
@@ -42,10 +40,8 @@ fn kill_signals_the_container_and_fails_when_it_is_not_running() {
 
 #[test]
 fn publish_0_takes_a_free_port_that_port_ps_and_hooks_show() {
-    let ns = NetNs::new("port");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("port");
+    let (t, ns, dir, image) = (&w.t, &w.ns, &w.dir, w.image.clone());
     let up = Up::new(
         &t,
         &ns,
@@ -76,10 +72,8 @@ fn publish_0_takes_a_free_port_that_port_ps_and_hooks_show() {
 
 #[test]
 fn rm_removes_a_stopped_container_and_force_stops_first() {
-    let ns = NetNs::new("rm");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("rm");
+    let (t, ns, dir, image) = (&w.t, &w.ns, &w.dir, w.image.clone());
     let up = Up::new(
         &t,
         &ns,
@@ -111,10 +105,8 @@ fn rm_removes_a_stopped_container_and_force_stops_first() {
 
 #[test]
 fn volumes_are_listed_inspected_and_removed_only_when_unused() {
-    let ns = NetNs::new("vol");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("vol");
+    let (t, ns, dir, image) = (&w.t, &w.ns, &w.dir, w.image.clone());
     let up = Up::new(
         &t,
         &ns,
@@ -184,10 +176,9 @@ fn sleeper(image: &str) -> String {
 
 #[test]
 fn cp_copies_files_and_folders_both_ways_intact() {
-    let ns = NetNs::new("cp");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "cp", &sleeper(&sample_image()));
+    let w = World::new("cp");
+    let dir = &w.dir;
+    let up = w.up("cp", &sleeper(&w.image.clone()));
 
     // A file in, then out again.
     let local = dir.path().join("blob");
@@ -227,10 +218,9 @@ fn cp_copies_files_and_folders_both_ways_intact() {
 
 #[test]
 fn cp_in_stays_inside_the_container_whatever_symlinks_it_planted() {
-    let ns = NetNs::new("cpln");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "ln", &sleeper(&sample_image()));
+    let w = World::new("cpln");
+    let dir = &w.dir;
+    let up = w.up("ln", &sleeper(&w.image.clone()));
     // The host folder a hostile container would like the copy to land in.
     let victim = tempfile::tempdir().unwrap();
     let victim_path = victim.path().to_str().unwrap().to_string();
@@ -276,10 +266,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn cp_out_drops_setuid_and_special_files_and_gives_files_to_the_user() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let ns = NetNs::new("cpsu");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "su", &sleeper(&sample_image()));
+    let w = World::new("cpsu");
+    let dir = &w.dir;
+    let up = w.up("su", &sleeper(&w.image.clone()));
     let setup = "mkdir /x && echo tool > /x/tool && chown 1234:1234 /x/tool && chmod 6755 /x/tool && mkfifo /x/fifo && ls -ln /x";
     let o = up.run(&["exec", "su/box", "--", "sh", "-c", setup]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -333,10 +322,9 @@ impl Drop for MemoryCgroup {
 
 #[test]
 fn cp_streams_512_mib_each_way_under_a_64_mib_memory_limit() {
-    let ns = NetNs::new("cpbig");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "big", &sleeper(&sample_image()));
+    let w = World::new("cpbig");
+    let (t, dir) = (&w.t, &w.dir);
+    let up = w.up("big", &sleeper(&w.image.clone()));
     let local = dir.path().join("big");
     write_pseudo_random(&local, 512 << 20, 42);
     let want = sha256_file(&local);
@@ -354,10 +342,8 @@ fn cp_streams_512_mib_each_way_under_a_64_mib_memory_limit() {
 
 #[test]
 fn export_archives_the_root_filesystem_without_following_links_or_leaving_it() {
-    let ns = NetNs::new("export");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("export");
+    let (t, ns, dir, image) = (&w.t, &w.ns, &w.dir, w.image.clone());
     let up = Up::new(
         &t,
         &ns,
@@ -409,11 +395,9 @@ fn export_archives_the_root_filesystem_without_following_links_or_leaving_it() {
 
 #[test]
 fn exec_runs_as_another_user_and_in_another_folder() {
-    let ns = NetNs::new("execu");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
-    let up = Up::new(&t, &ns, dir.path(), "xu", &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
+    let w = World::new("execu");
+    let image = w.image.clone();
+    let up = w.up("xu", &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
     let exec = |args: &[&str]| {
         let mut all = vec!["exec"];
         all.extend_from_slice(args);

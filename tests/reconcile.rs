@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::{sample_image, stderr, stdout, NetNs, Tfctl, Up};
+use common::{stderr, stdout, Up, World};
 
 /// The start time (jiffies since boot, field 22 of /proc/1/stat) of a container's PID 1: the
 /// same as long as the process is the same.
@@ -53,13 +53,11 @@ fn body(image: &str, server_allow: &str, env: Option<&str>, motd: &Path) -> Stri
 
 #[test]
 fn reconcile_recreates_only_what_changed_and_applies_allow_in_place() {
-    let ns = NetNs::new("rec");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("rec");
+    let (dir, image) = (&w.dir, w.image.clone());
     let motd = dir.path().join("motd.txt");
     std::fs::write(&motd, "first\n").unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "rec", &body(&image, "", Some("a"), &motd));
+    let up = w.up("rec", &body(&image, "", Some("a"), &motd));
     let file = dir.path().join("app.kdl");
     let write = |text: String| std::fs::write(&file, format!("app \"rec\"\n{text}")).unwrap();
     let plan = |extra: &[&str]| {
@@ -133,11 +131,9 @@ fn reconcile_recreates_only_what_changed_and_applies_allow_in_place() {
 
 #[test]
 fn up_of_a_running_app_from_another_file_needs_replace() {
-    let ns = NetNs::new("repl");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
-    let up = Up::new(&t, &ns, dir.path(), "repl", &format!("container \"one\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
+    let w = World::new("repl");
+    let image = w.image.clone();
+    let up = w.up("repl", &format!("container \"one\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
     let other = tempfile::tempdir().unwrap();
     let file = other.path().join("other.kdl");
     std::fs::write(&file, format!("app \"repl\"\ncontainer \"two\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n")).unwrap();
@@ -157,11 +153,10 @@ fn up_of_a_running_app_from_another_file_needs_replace() {
 
 #[test]
 fn pull_never_refuses_a_missing_image_and_plan_of_an_app_that_is_down_creates_all() {
-    let ns = NetNs::new("pulln");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
+    let w = World::new("pulln");
+    let (t, ns, dir) = (&w.t, &w.ns, &w.dir);
     let file = dir.path().join("app.kdl");
-    std::fs::write(&file, format!("app \"pn\"\ncontainer \"c\" {{\n image \"{}\"\n command \"true\"\n}}\n", sample_image())).unwrap();
+    std::fs::write(&file, format!("app \"pn\"\ncontainer \"c\" {{\n image \"{}\"\n command \"true\"\n}}\n", w.image.clone())).unwrap();
     let o = t.run_in(&ns, &["up", "--trust-file", "--pull", "never", "-d", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--pull never"), "{}", stderr(&o));
@@ -172,10 +167,8 @@ fn pull_never_refuses_a_missing_image_and_plan_of_an_app_that_is_down_creates_al
 
 #[test]
 fn run_app_adds_a_container_that_hosts_files_name_and_a_reconcile_keeps() {
-    let ns = NetNs::new("runapp");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let image = sample_image();
+    let w = World::new("runapp");
+    let (dir, image) = (&w.dir, w.image.clone());
     // The app grows itself: the server's started hook adds a helper container.
     let hook = format!("$$TFCTL run --app ra --name helper -d {image} sleep 600");
     let body = format!(
@@ -183,7 +176,7 @@ fn run_app_adds_a_container_that_hosts_files_name_and_a_reconcile_keeps() {
          on \"started\" {{\n run \"sh\" \"-c\" \"{}\"\n }}\n}}\n",
         hook.replace('"', "\\\"")
     );
-    let up = Up::new(&t, &ns, dir.path(), "ra", &body);
+    let up = w.up("ra", &body);
     up.wait_state("helper", "running");
     let ps = up.ps();
     let helper = ps["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "helper").cloned().unwrap();
@@ -223,10 +216,9 @@ fn run_app_adds_a_container_that_hosts_files_name_and_a_reconcile_keeps() {
 
 #[test]
 fn a_second_reconcile_waits_for_the_first_then_names_its_holder() {
-    let ns = NetNs::new("lock");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
-    let up = Up::new(&t, &ns, dir.path(), "lk", &format!("container \"c\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n", sample_image()));
+    let w = World::new("lock");
+    let dir = &w.dir;
+    let up = w.up("lk", &format!("container \"c\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n", w.image.clone()));
     // Another tfctl holds the app's reconcile lock (as `up` does while it reconciles).
     let lock = up.state_dir().join("apps/lk/reconcile.lock");
     std::fs::write(&lock, "tfctl pid 4242 (up)").unwrap();
@@ -246,9 +238,8 @@ fn a_second_reconcile_waits_for_the_first_then_names_its_holder() {
 
 #[test]
 fn a_tag_that_names_a_new_digest_recreates_with_pull_always_only() {
-    let ns = NetNs::new("digest");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
+    let w = World::new("digest");
+    let dir = &w.dir;
     let layout = dir.path().join("image");
     let build = |busybox: &Path| {
         let o = std::process::Command::new("python3")
@@ -262,7 +253,7 @@ fn a_tag_that_names_a_new_digest_recreates_with_pull_always_only() {
     };
     build(Path::new("/bin/busybox"));
     let image = format!("oci:{}", layout.display());
-    let up = Up::new(&t, &ns, dir.path(), "dg", &format!("container \"c\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
+    let up = w.up("dg", &format!("container \"c\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"));
     let file = dir.path().join("app.kdl");
     let first = started_at(&up, "c");
 
@@ -294,13 +285,12 @@ fn a_tag_that_names_a_new_digest_recreates_with_pull_always_only() {
 
 #[test]
 fn one_file_runs_twice_side_by_side_under_up_name() {
-    let ns = NetNs::new("twice");
-    let t = Tfctl::new();
-    let dir = tempfile::tempdir().unwrap();
+    let w = World::new("twice");
+    let (t, ns, dir) = (&w.t, &w.ns, &w.dir);
     let file = dir.path().join("app.kdl");
     std::fs::write(
         &file,
-        format!("app \"ci\"\ncontainer \"web\" {{\n image \"{}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n publish 0 to=80\n stop-timeout \"1s\"\n}}\n", sample_image()),
+        format!("app \"ci\"\ncontainer \"web\" {{\n image \"{}\"\n command \"httpd\" \"-f\" \"-p\" \"80\" \"-h\" \"/var/www\"\n publish 0 to=80\n stop-timeout \"1s\"\n}}\n", w.image.clone()),
     )
     .unwrap();
     let f = file.to_str().unwrap();

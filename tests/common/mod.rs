@@ -205,3 +205,24 @@ impl Drop for Up<'_> {
     }
 }
 
+
+/// A test's own world: a network namespace, a state root, a scratch folder, and the sample
+/// image's reference. Dropped in reverse: apps down (Tfctl), then the namespace.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub t: Tfctl,
+    pub ns: NetNs,
+    pub image: String,
+}
+
+impl World {
+    pub fn new(tag: &str) -> World {
+        let ns = NetNs::new(tag);
+        World { dir: tempfile::tempdir().unwrap(), t: Tfctl::new(), ns, image: sample_image() }
+    }
+
+    /// App `app` made of `body` (KDL), up and waited for; `down --volumes` when dropped.
+    pub fn up(&self, app: &str, body: &str) -> Up<'_> {
+        Up::new(&self.t, &self.ns, self.dir.path(), app, body)
+    }
+}
