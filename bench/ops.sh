@@ -14,24 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=20 resets=20
 [ "${1:-}" = --smoke ] && n=2 resets=2
-bin=${TFCTL_BIN:-$PWD/target/debug/tfctl}
-[ -x "$bin" ] || { echo "no tfctl binary at $bin (set TFCTL_BIN or build it)" >&2; exit 1; }
-image="$PWD/samples/images/busybox"
-[ -f "$image/index.json" ] || python3 scripts/busybox-image.py "$image" >/dev/null
-
-tmp=$(mktemp -d /tmp/tfctl-bench-ops.XXXXXX)
-ns="tfbench-ops-$$"
+source bench/app-env.bash ops
 file="$tmp/ops.kdl"
-export TFCTL_ROOT="$tmp/state" TFCTL_CONFIG="$tmp/no-config.kdl" NO_COLOR=1
-in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
-cleanup() {
-  [ -e "$file" ] && in_ns "$bin" down "$file" >/dev/null 2>&1 || true
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-in_ns ip link set lo up
 
 # The app: N httpd containers; the first has a pre-boot file. $1: w1's allow, $2: w2's MODE.
 write_app() {

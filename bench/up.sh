@@ -14,26 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=(20 200)
 [ "${1:-}" = --smoke ] && sizes=(3)
-bin=${TFCTL_BIN:-$PWD/target/debug/tfctl}
-[ -x "$bin" ] || { echo "no tfctl binary at $bin (set TFCTL_BIN or build it)" >&2; exit 1; }
-
-image="$PWD/samples/images/busybox"
-[ -f "$image/index.json" ] || python3 scripts/busybox-image.py "$image" >/dev/null
-
-tmp=$(mktemp -d /tmp/tfctl-bench-up.XXXXXX)
-ns="tfbench-up-$$"
-export TFCTL_ROOT="$tmp/state" TFCTL_CONFIG="$tmp/no-config.kdl" NO_COLOR=1
-in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
-cleanup() {
-  for f in "$tmp"/*.kdl; do
-    [ -e "$f" ] && in_ns "$bin" down "$f" >/dev/null 2>&1 || true
-  done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-ip netns add "$ns"
-in_ns ip link set lo up
+source bench/app-env.bash up
 
 now() { date +%s.%N; }
 for n in "${sizes[@]}"; do
