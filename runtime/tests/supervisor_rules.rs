@@ -79,17 +79,7 @@ fn container(name: &str, script: &str) -> Container {
 }
 
 fn app(dir: &std::path::Path, containers: Vec<Container>) -> App {
-    App {
-        name: "rules".into(),
-        file: dir.join("app.kdl"),
-        dir: dir.to_path_buf(),
-        subnet: None,
-        egress: Egress::Allow,
-        secrets: vec![],
-        volumes: vec![],
-        containers,
-        hooks: vec![],
-    }
+    App { containers, ..App::new("rules", dir.join("app.kdl")) }
 }
 
 fn hook(event: Event, script: &str) -> Hook {

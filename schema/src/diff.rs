@@ -157,17 +157,7 @@ mod tests {
     use crate::model::*;
 
     fn app(containers: Vec<Container>) -> App {
-        App {
-            name: "a".into(),
-            file: "/x/a.kdl".into(),
-            dir: "/x".into(),
-            subnet: None,
-            egress: Egress::Allow,
-            secrets: vec![],
-            volumes: vec![],
-            containers,
-            hooks: vec![],
-        }
+        App { containers, ..App::new("a", "/x/a.kdl".into()) }
     }
 
     #[test]

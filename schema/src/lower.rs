@@ -18,17 +18,7 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lowers a whole app file; `None` when something was reported (the problems are in `cx`).
 pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
     let mut refs = Refs::default();
-    let mut app = App {
-        name: String::new(),
-        file,
-        dir: cx.dir.clone(),
-        subnet: None,
-        egress: Egress::Allow,
-        secrets: Vec::new(),
-        volumes: Vec::new(),
-        containers: Vec::new(),
-        hooks: Vec::new(),
-    };
+    let mut app = App { dir: cx.dir.clone(), ..App::new("", file) };
     let mut have_app = false;
     let mut container_nodes = Vec::new();
     for n in cx.nodes(Some(doc), Ctx::App) {

@@ -32,6 +32,22 @@ pub struct App {
 }
 
 impl App {
+    /// An app with every setting at its default and nothing in it: what an app file with only
+    /// `app "NAME"` means. `dir` is `file`'s folder.
+    pub fn new(name: &str, file: PathBuf) -> App {
+        App {
+            name: name.to_string(),
+            dir: file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/")),
+            file,
+            subnet: None,
+            egress: Egress::Allow,
+            secrets: Vec::new(),
+            volumes: Vec::new(),
+            containers: Vec::new(),
+            hooks: Vec::new(),
+        }
+    }
+
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.containers.iter().find(|c| c.name == name)
     }
