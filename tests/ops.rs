@@ -418,3 +418,25 @@ fn exec_runs_as_another_user_and_in_another_folder() {
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("/nope") || stderr(&o).to_lowercase().contains("working"), "{}", stderr(&o));
 }
+
+#[test]
+fn exec_with_a_pty_names_it_passes_input_and_keeps_the_status() {
+    let w = World::new("exect");
+    let up = w.up("xt", &format!("container \"box\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n", w.image));
+    let o = up.run(&["exec", "-t", "xt/box", "--", "sh", "-c", "tty; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "/dev/pts/0\r\n", "a pty of the container's own devpts (the line discipline adds \\r)");
+    // -i passes stdin through the pty (which echoes it, as a terminal does).
+    let mut child = w
+        .t
+        .cmd_in(&w.ns)
+        .args(["exec", "-it", "xt/box", "--", "head", "-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"hello\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "hello\r\nhello\r\n");
+}

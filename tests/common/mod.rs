@@ -130,15 +130,19 @@ impl Drop for NetNs {
 }
 
 impl Tfctl {
-    /// tfctl run inside `ns`.
-    pub fn run_in(&self, ns: &NetNs, args: &[&str]) -> Output {
+    /// A `tfctl` command inside `ns`.
+    pub fn cmd_in(&self, ns: &NetNs) -> Command {
         let mut c = ns.cmd(tfctl_bin());
         c.env("TFCTL_ROOT", self.root.path().join("state"))
             .env("TFCTL_CONFIG", self.root.path().join("no-config.kdl"))
             .env("NO_COLOR", "1")
-            .env("COLUMNS", "400")
-            .args(args);
-        c.output().expect("tfctl runs")
+            .env("COLUMNS", "400");
+        c
+    }
+
+    /// tfctl run inside `ns`.
+    pub fn run_in(&self, ns: &NetNs, args: &[&str]) -> Output {
+        self.cmd_in(ns).args(args).output().expect("tfctl runs")
     }
 }
 

@@ -13,9 +13,6 @@ use crate::context;
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
-    if args.tty {
-        return Err(Failure::msg(Exit::Failed, "`exec -t` is not built yet (issue 4: pseudo-terminals)"));
-    }
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
@@ -28,8 +25,32 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
             return Err(Failure::msg(Exit::Usage, format!("-e {e}: write KEY=VALUE")));
         }
     }
-    let how = ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone() };
-    let result = context::runtime().block_on(lifecycle::request_exec(&root, &t.app, &container, &args.command, &how));
+    let how = ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone(), tty: args.tty };
+    let interactive = args.interactive;
+    let rt = context::runtime();
+    let result = rt.block_on(async {
+        // With -t: the pty's master arrives once the process runs; proxied until it closes.
+        let mut proxy = None;
+        let status = lifecycle::request_exec(&root, &t.app, &container, &args.command, &how, |master| {
+            let raw = crate::terminal::RawMode::enter();
+            let resize = master.try_clone().ok();
+            let winch = tokio::spawn(async move {
+                let Some(resize) = resize else { return };
+                let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+                while sig.recv().await.is_some() {
+                    crate::terminal::copy_window_size(&resize);
+                }
+            });
+            proxy = Some((tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch));
+        })
+        .await;
+        if let Some((copy, raw, winch)) = proxy {
+            winch.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(2), copy).await;
+            drop(raw);
+        }
+        status
+    });
     match result {
         Ok(0) => Ok(()),
         Ok(status) => Err(Failure::silent(Exit::Status(status.clamp(0, 255) as u8))),

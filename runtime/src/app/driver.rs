@@ -51,6 +51,8 @@ pub struct ExecAs {
     pub user: Option<String>,
     /// `-w`: an absolute path in the container.
     pub workdir: Option<String>,
+    /// `-t`: a pty in the container's devpts; its master goes to `pty_master` once started.
+    pub tty: bool,
 }
 
 /// What a reconcile can change: the app, its images, its network record, its secrets.
@@ -266,6 +268,20 @@ impl HostDriver {
         timeout: Duration,
         stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
     ) -> Result<HostOutcome, (i32, String)> {
+        self.exec_in_tty(name, argv, how, timeout, stdio, None).await
+    }
+
+    /// [`Self::exec_in`], handing the pty master (with `how.tty`) to `pty_master` as soon as
+    /// the process runs.
+    pub async fn exec_in_tty(
+        &self,
+        name: &str,
+        argv: &[String],
+        how: &ExecAs,
+        timeout: Duration,
+        stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
+        pty_master: Option<tokio::sync::oneshot::Sender<OwnedFd>>,
+    ) -> Result<HostOutcome, (i32, String)> {
         let fail = |e: String| (125, e);
         let (mut plan, target, attach) = {
             let slots = self.slots.lock().map_err(|_| fail("state poisoned".to_string()))?;
@@ -292,6 +308,8 @@ impl HostDriver {
         }
         plan.process.env.extend(how.env.iter().cloned());
         plan.init = false;
+        plan.pty = how.tty;
+        plan.controlling_tty = how.tty;
         let mut fds = StartFds { target: Some(target), cgroup_procs: attach, ..StartFds::default() };
         let mut capture = None;
         match stdio {
@@ -308,7 +326,10 @@ impl HostDriver {
                 capture = Some(r);
             }
         }
-        let child = self.ctx.spawner.launch_async(&plan, fds).await.map_err(|e| (e.run_status(), e.to_string()))?;
+        let mut child = self.ctx.spawner.launch_async(&plan, fds).await.map_err(|e| (e.run_status(), e.to_string()))?;
+        if let (Some(master), Some(to)) = (child.take_pty(), pty_master) {
+            let _ = to.send(master);
+        }
         let (_, pidfd, waiter) = child.into_parts();
         let read = async move {
             let mut out = Vec::new();

@@ -373,6 +373,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
 }
 
 async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Connection, fds: Vec<std::os::fd::OwnedFd>, req: &serde_json::Value) {
+    use std::os::fd::AsFd;
     let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect() };
     let container = req["container"].as_str().unwrap_or_default();
     let argv = strings(&req["argv"]);
@@ -380,6 +381,7 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
         env: strings(&req["env"]),
         user: req["user"].as_str().map(str::to_string),
         workdir: req["workdir"].as_str().map(str::to_string),
+        tty: req["tty"] == true,
     };
     let mut fds = fds.into_iter();
     let stdio = match (fds.next(), fds.next(), fds.next()) {
@@ -387,7 +389,27 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
         _ => None,
     };
     let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
-    let reply = match sup.driver().exec_in(container, &argv, &how, forever, stdio).await {
+    let (master_tx, master_rx) = tokio::sync::oneshot::channel();
+    let exec = sup.driver().exec_in_tty(container, &argv, &how, forever, stdio, how.tty.then_some(master_tx));
+    tokio::pin!(exec);
+    // With a pty, its master goes back first (none if the start failed), then the status.
+    let done = if how.tty {
+        tokio::select! {
+            master = master_rx => {
+                let master = master.ok();
+                let sent: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
+                let _ = conn.send_fds(&sent).await;
+                exec.await
+            }
+            done = &mut exec => {
+                let _ = conn.send_fds(&[]).await;
+                done
+            }
+        }
+    } else {
+        exec.await
+    };
+    let reply = match done {
         Ok(outcome) => serde_json::json!({"ok": true, "status": outcome.status.unwrap_or(137)}),
         Err((status, error)) => serde_json::json!({"ok": false, "status": status, "error": error}),
     };
@@ -396,7 +418,14 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
 
 /// Runs `argv` in a container of a live app, with the caller's stdin, stdout and stderr.
 /// Returns the exit status, or the status and message of a failure to start.
-pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[String], how: &super::driver::ExecAs) -> Result<i32, (i32, String)> {
+pub async fn request_exec(
+    root: &StateRoot,
+    app: &str,
+    container: &str,
+    argv: &[String],
+    how: &super::driver::ExecAs,
+    on_pty: impl FnOnce(std::os::fd::OwnedFd),
+) -> Result<i32, (i32, String)> {
     use std::os::fd::AsFd;
     let dir = record::app_dir(root, app).join("run");
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
@@ -404,9 +433,15 @@ pub async fn request_exec(root: &StateRoot, app: &str, container: &str, argv: &[
     let mut conn = crate::control::Connection::connect_with_fds(&dir, &fds)
         .await
         .map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
-    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": how.env, "user": how.user, "workdir": how.workdir}))
+    conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": how.env, "user": how.user, "workdir": how.workdir, "tty": how.tty}))
         .await
         .map_err(|e| (125, e.to_string()))?;
+    if how.tty {
+        let master = conn.recv_fds().await.map_err(|e| (125, format!("no answer from the supervisor of {app}: {e}")))?;
+        if let Some(m) = master.into_iter().next() {
+            on_pty(m);
+        }
+    }
     let reply: serde_json::Value = conn
         .recv()
         .await
