@@ -153,13 +153,15 @@ pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args:
     let env_secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
     rec.net = Some(lifecycle::plan_network(&root, &app, &config, rec.net.take()).map_err(failed)?);
     record::save(&root, &rec).map_err(failed)?;
-    Ok(SupervisorSetupParts { root, app, config, images, record: rec, env_secrets })
+    let config_file = Some(std::path::absolute(&global.config).unwrap_or_else(|_| global.config.clone()));
+    Ok(SupervisorSetupParts { root, app, config, config_file, images, record: rec, env_secrets })
 }
 
 pub(super) struct SupervisorSetupParts {
     root: StateRoot,
     app: App,
     config: tfctl_schema::model::HostConfig,
+    config_file: Option<std::path::PathBuf>,
     images: HashMap<String, tfctl_runtime::image::Image>,
     record: AppRecord,
     env_secrets: HashMap<String, tfctl_runtime::secrets::SecretValue>,
@@ -188,6 +190,7 @@ fn setup(parts: SupervisorSetupParts, output: Option<mpsc::UnboundedSender<Outpu
         root: parts.root,
         app: parts.app,
         config: parts.config,
+        config_file: parts.config_file,
         images: parts.images,
         record: parts.record,
         output,

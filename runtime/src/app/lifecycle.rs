@@ -194,6 +194,8 @@ pub struct SupervisorSetup {
     pub root: StateRoot,
     pub app: App,
     pub config: HostConfig,
+    /// Where `config` came from (the file may not exist: then every setting is its default).
+    pub config_file: Option<std::path::PathBuf>,
     pub images: HashMap<String, Image>,
     pub record: AppRecord,
     /// Output lines of the containers, for a foreground view.
@@ -216,7 +218,7 @@ pub enum StopReason {
 /// Runs the app until `stop` says otherwise (or `down` arrives on the control socket), then
 /// stops it and removes everything but its record and volumes. Holds the app's lock throughout.
 pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: watch::Receiver<bool>) -> Result<StopReason, LifecycleError> {
-    let SupervisorSetup { root, app, config, images, mut record, output, progress, mut env_secrets } = setup;
+    let SupervisorSetup { root, app, config, config_file, images, mut record, output, progress, mut env_secrets } = setup;
     let app_dir = root.dir(&format!("apps/{}", app.name))?;
     let _lock = Lock::try_exclusive(&app_dir.join("lock"))?
         .ok_or_else(|| LifecycleError::Running { app: app.name.clone(), pid: record.supervisor.as_ref().map_or(0, |s| s.pid) })?;
@@ -243,12 +245,12 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     record.cgroups = app.containers.iter().map(|c| crate::container::cgroup_name(&root, &app.name, &c.name)).collect();
     record::save(&root, &record)?;
 
-    let hook_base = reconcile::hook_base(&root, &app, &net, &record.ports);
+    let hook_base = reconcile::hook_base(&root, config_file.as_deref(), &app, &net, &record.ports);
     let ctx = AppContext { root: root.clone(), spawner, log_size: config.log_size, output };
     let model = Model { app: app.clone(), images, net: Some(net.clone()), secrets: values };
     let prints = reconcile::fingerprints(&key, &model).map_err(|e| LifecycleError::Io(std::io::Error::other(e)))?;
     let sup = Supervisor::new(app.clone(), HostDriver::new(ctx, model), hook_base);
-    let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), record, key, prints }));
+    let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), config_file, record, key, prints }));
 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
     let control = ControlServer::bind(&run_dir)?;

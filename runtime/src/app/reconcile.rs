@@ -34,6 +34,8 @@ pub struct Fingerprint {
 /// time holds it.
 pub struct Live {
     pub root: StateRoot,
+    /// The host config file the app runs under, for the hooks' environment.
+    pub config_file: Option<std::path::PathBuf>,
     pub record: AppRecord,
     pub key: HostKey,
     pub prints: HashMap<String, Fingerprint>,
@@ -200,8 +202,9 @@ pub fn plan(sup: &Supervisor<HostDriver>, live: &Live, mut req: Request, pulled:
 }
 
 /// The hooks' shared environment for an app with `net` and `ports`.
-pub fn hook_base(root: &StateRoot, app: &App, net: &NetRecord, ports: &[super::ops::PublishedPort]) -> HookContext {
+pub fn hook_base(root: &StateRoot, config_file: Option<&std::path::Path>, app: &App, net: &NetRecord, ports: &[super::ops::PublishedPort]) -> HookContext {
     HookContext {
+        config_file: config_file.map(std::path::Path::to_path_buf),
         app: app.name.clone(),
         root: root.path().to_path_buf(),
         app_file: app.file.clone(),
@@ -260,7 +263,7 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
 
     new.net = Some(net.clone());
     live.record.app_file = new.app.file.clone();
-    let hooks = hook_base(&live.root, &new.app, &net, &live.record.ports);
+    let hooks = hook_base(&live.root, live.config_file.as_deref(), &new.app, &net, &live.record.ports);
     let app = new.app.clone();
     sup.driver().set_model(new);
     sup.set_model(app, hooks);

@@ -28,6 +28,9 @@ pub struct HookContext {
     pub ports: Vec<(String, u16, u16)>,
     pub root: PathBuf,
     pub app_file: PathBuf,
+    /// The host config file the app runs under (tfctl-config(5)), so a hook's tfctl reads the
+    /// same one.
+    pub config_file: Option<PathBuf>,
 }
 
 /// `web-front` → `web_front`: a container name as it appears in a variable name (case kept).
@@ -48,6 +51,9 @@ impl HookContext {
             ("TFCTL_ROOT".to_string(), self.root.display().to_string()),
             ("TFCTL_APP_FILE".to_string(), self.app_file.display().to_string()),
         ];
+        if let Some(config) = &self.config_file {
+            env.push(("TFCTL_CONFIG".to_string(), config.display().to_string()));
+        }
         // The tfctl running the app, for hooks that use it on their own app (`"$TFCTL" run
         // --app ...`), as make passes itself in $(MAKE).
         if let Ok(exe) = std::env::current_exe() {
