@@ -252,6 +252,9 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         return run_as_app(args, global);
     }
     let (name, source, c) = described(&args)?;
+    // The container's network namespace is made by the spawner while this process prepares
+    // the rest (it is the costliest part of the clone).
+    spawner.spare_netns();
 
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;

@@ -183,6 +183,14 @@ impl Spawner {
         Ok((started_rx, exited_rx))
     }
 
+    /// Asks the spawner to make a network namespace now for the next container start that
+    /// brings none (`StartFds::netns`), so that the namespace's creation overlaps with the
+    /// caller's own work before the launch. Does not wait; best effort.
+    pub fn spare_netns(&self) {
+        let _guard = self.shared.send_lock.lock().unwrap();
+        let _ = protocol::send(self.shared.sock.as_raw_fd(), &Request::SpareNetns, &[]);
+    }
+
     /// Starts a process and waits until it has been executed (or a step failed). Blocking: do
     /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
     pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
