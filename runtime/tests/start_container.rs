@@ -32,6 +32,7 @@ fn main() {
         ("planted_symlink_cannot_redirect_a_file", planted_symlink_cannot_redirect_a_file),
         ("hostname_mounts_and_network", hostname_mounts_and_network),
         ("a_spare_network_namespace_is_fresh_and_used_once", a_spare_network_namespace_is_fresh_and_used_once),
+        ("containers_keep_the_clients_cpu_mask", containers_keep_the_clients_cpu_mask),
         ("exit_codes_and_signals_exact", exit_codes_and_signals_exact),
         ("init_reaps_forwards_and_reports", init_reaps_forwards_and_reports),
         ("failures_name_the_step", failures_name_the_step),
@@ -223,6 +224,16 @@ fn a_spare_network_namespace_is_fresh_and_used_once(s: &Spawner, f: &Fixture) {
     for out in [&first, &second] {
         assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["lo"], "only loopback:\n{out}");
     }
+}
+
+/// The spawner may be moved to another CPU while it starts; it and its containers end up with
+/// the client's CPU mask.
+fn containers_keep_the_clients_cpu_mask(s: &Spawner, f: &Fixture) {
+    let mask = |status: &str| status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap_or_default().to_string();
+    let ours = mask(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let container = mask(&run_ok(s, &f.plan(&["cat", "/proc/self/status"])));
+    assert_eq!(container, ours);
+    assert_eq!(mask(&std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap()), ours, "the spawner's own mask");
 }
 
 fn exit_codes_and_signals_exact(s: &Spawner, f: &Fixture) {

@@ -107,14 +107,25 @@ impl Spawner {
         }
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
+        let affinity = crate::sys::CpuSet::of(0).ok();
         // SAFETY: we checked that we are the only thread, so the child may run ordinary code.
         match unsafe { nix::unistd::fork() }.map_err(|e| SpawnerError::Fork(e.into()))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                server::serve(theirs, parent, start_timeout)
+                server::serve(theirs, parent, start_timeout, affinity)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
+                // The spawner's first work (a spare network namespace, the launch) should run
+                // beside ours, but a forked child often waits queued behind its parent on the
+                // same CPU: move it to another one. It takes back the mask we both had when it
+                // reads its first request (sent after this), so nothing it starts inherits this.
+                if let (Some(mask), Some(cpu)) = (affinity, crate::sys::current_cpu()) {
+                    let others = mask.without(cpu);
+                    if !others.is_empty() {
+                        let _ = others.apply(child.as_raw());
+                    }
+                }
                 let shared = Arc::new(Shared {
                     sock: ours,
                     send_lock: Mutex::new(()),

@@ -36,7 +36,9 @@ struct Server {
 }
 
 /// The spawner's main loop. Never returns.
-pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration) -> ! {
+/// `affinity`: the client's CPU mask at the fork, taken back at the first request (the client
+/// may have moved the spawner to another CPU meanwhile).
+pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration, affinity: Option<sys::CpuSet>) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // SAFETY: getppid cannot fail.
@@ -56,6 +58,7 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
     };
     let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
     let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, own_netns: None, spare_netns: None, running: Vec::new() };
+    let mut affinity = affinity;
     loop {
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
             .chain(server.running.iter().map(|r| r.pidfd.as_raw_fd()))
@@ -72,6 +75,9 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
             server.reap(r);
         }
         if pollfds[0].revents != 0 {
+            if let Some(mask) = affinity.take() {
+                let _ = mask.apply(0);
+            }
             match protocol::recv::<Request>(server.sock) {
                 Ok(Some((Request::Start { id, plan, layout }, fds))) => server.start(id, plan, layout, fds),
                 Ok(Some((Request::SpareNetns, _))) => server.make_spare_netns(),
