@@ -24,7 +24,8 @@ fn main() -> ExitCode {
     if let Some(s) = &early {
         s.spare_netns();
     }
-    let cli = match args::Cli::try_parse() {
+    let parsed = if early.is_some() { args::Cli::try_parse_run().map(Ok) } else { None };
+    let cli = match parsed.unwrap_or_else(args::Cli::try_parse) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout (exit 0) and usage errors to stderr (2).
