@@ -299,6 +299,8 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     } else {
         spawner.launch(&prepared.plan, fds).and_then(|child| child.wait()).map_err(start_failure)
     };
+    // The spawner has nothing left to do: it exits while we clean up.
+    spawner.shutdown();
     // Whatever happened, nothing of the container keeps running; its folder stays unless
     // --rm, so its filesystem can still be inspected.
     let cleanup = if args.rm {

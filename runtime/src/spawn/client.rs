@@ -222,6 +222,16 @@ impl Spawner {
     }
 }
 
+impl Spawner {
+    /// Closes the request socket: the spawner exits, killing whatever it still runs. Does not
+    /// wait (the drop reaps it), so the caller's own cleanup overlaps with the spawner's exit.
+    /// Later launches fail.
+    pub fn shutdown(&self) {
+        // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
+        unsafe { libc::shutdown(self.shared.sock.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
 impl Drop for Spawner {
     fn drop(&mut self) {
         // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
