@@ -234,8 +234,7 @@ impl Spawner {
 
 impl Drop for Spawner {
     fn drop(&mut self) {
-        // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
-        unsafe { libc::shutdown(self.shared.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        self.shutdown();
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
