@@ -30,6 +30,32 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses a command line already guessed to be `run`, without building every other
+    /// subcommand's arguments first (clap builds the whole tree before parsing: a cost each
+    /// container start would pay). Only a successful parse is taken: help, versions and errors
+    /// come from the full tree, so they read the same as ever.
+    pub fn try_parse_run() -> Option<Cli> {
+        let RunOnly { global, command: RunOnlyCommand::Run(run) } = RunOnly::try_parse().ok()?;
+        Some(Cli { global, command: Command::Run(run) })
+    }
+}
+
+// `Cli` with `run` as its only subcommand (the same argument definitions).
+#[derive(Parser)]
+#[command(name = "tfctl", version, propagate_version = true, max_term_width = 100)]
+struct RunOnly {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: RunOnlyCommand,
+}
+
+#[derive(Subcommand)]
+enum RunOnlyCommand {
+    Run(RunArgs),
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOpts {
     /// Directory holding all of tfctl's state: images, containers, volumes, records.

@@ -17,7 +17,15 @@ use clap::Parser;
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    // `run` forks its spawner before clap builds its command tree, and has it make the
+    // container's network namespace meanwhile: both lie on the path of every short container
+    // start. A guess from the raw arguments; clap still decides what runs.
+    let mut early = if looks_like_run(std::env::args_os()) { tfctl_runtime::spawn::Spawner::start().ok() } else { None };
+    if let Some(s) = &early {
+        s.spare_netns();
+    }
+    let parsed = if early.is_some() { args::Cli::try_parse_run().map(Ok) } else { None };
+    let cli = match parsed.unwrap_or_else(args::Cli::try_parse) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout (exit 0) and usage errors to stderr (2).
@@ -43,7 +51,7 @@ fn main() -> ExitCode {
     // The spawner must be forked while this process has a single thread: before tokio, before
     // anything that might start a thread.
     let spawner = if cmd::needs_spawner(&cli.command) {
-        match tfctl_runtime::spawn::Spawner::start() {
+        match early.take().map_or_else(tfctl_runtime::spawn::Spawner::start, Ok) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("error: cannot start tfctl's process spawner: {e}");
@@ -53,6 +61,7 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    drop(early);
     match cmd::dispatch(cli, spawner) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -65,5 +74,37 @@ fn main() -> ExitCode {
             }
             ExitCode::from(failure.exit.code())
         }
+    }
+}
+
+/// Whether the command line is `tfctl [GLOBAL OPTIONS] run ...`, read without clap.
+fn looks_like_run(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut args = args.skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--root" | "--config" | "--format") => {
+                args.next();
+            }
+            Some("--verbose" | "--quiet" | "-q") => {}
+            Some(s) if ["--root=", "--config=", "--format="].iter().any(|p| s.starts_with(p)) => {}
+            Some(s) => return s == "run",
+            None => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_is_recognised_after_global_options_only() {
+        let guess = |line: &str| super::looks_like_run(line.split(' ').map(std::ffi::OsString::from));
+        assert!(guess("tfctl run --rm img /bin/true"));
+        assert!(guess("tfctl --root /x -q --format=json --verbose run img"));
+        assert!(guess("tfctl --config c.kdl run img"));
+        assert!(!guess("tfctl up run"));
+        assert!(!guess("tfctl --root run ps"));
+        assert!(!guess("tfctl --help run"));
+        assert!(!guess("tfctl"));
     }
 }

@@ -31,6 +31,8 @@ fn main() {
         ("planted_symlinks_stay_inside_rootfs", planted_symlinks_stay_inside_rootfs),
         ("planted_symlink_cannot_redirect_a_file", planted_symlink_cannot_redirect_a_file),
         ("hostname_mounts_and_network", hostname_mounts_and_network),
+        ("a_spare_network_namespace_is_fresh_and_used_once", a_spare_network_namespace_is_fresh_and_used_once),
+        ("containers_keep_the_clients_cpu_mask", containers_keep_the_clients_cpu_mask),
         ("exit_codes_and_signals_exact", exit_codes_and_signals_exact),
         ("init_reaps_forwards_and_reports", init_reaps_forwards_and_reports),
         ("failures_name_the_step", failures_name_the_step),
@@ -206,6 +208,33 @@ fn hostname_mounts_and_network(s: &Spawner, f: &Fixture) {
     let dev = run_ok(s, &f.plan(&["ls", "/dev"]));
     let names: Vec<&str> = dev.split_whitespace().collect();
     assert_eq!(names, ["fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"]);
+}
+
+/// A namespace made ahead by `spare_netns` is what the clone would have made: new, loopback only,
+/// for one container; the spawner itself stays in the host's namespace.
+fn a_spare_network_namespace_is_fresh_and_used_once(s: &Spawner, f: &Fixture) {
+    let script = "readlink /proc/self/ns/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '";
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap().to_string_lossy().into_owned();
+    let spawner_ns = || std::fs::read_link(format!("/proc/{}/ns/net", s.pid())).unwrap().to_string_lossy().into_owned();
+    s.spare_netns();
+    let first = run_ok(s, &f.plan(&["sh", "-c", script]));
+    assert_eq!(spawner_ns(), host, "the spawner went back to its own namespace");
+    let second = run_ok(s, &f.plan(&["sh", "-c", script]));
+    let (first_ns, second_ns) = (first.lines().next().unwrap(), second.lines().next().unwrap());
+    assert!(first_ns != host && second_ns != host && first_ns != second_ns, "{host} {first_ns} {second_ns}");
+    for out in [&first, &second] {
+        assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["lo"], "only loopback:\n{out}");
+    }
+}
+
+/// The spawner may be moved to another CPU while it starts; it and its containers end up with
+/// the client's CPU mask.
+fn containers_keep_the_clients_cpu_mask(s: &Spawner, f: &Fixture) {
+    let mask = |status: &str| status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap_or_default().to_string();
+    let ours = mask(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let container = mask(&run_ok(s, &f.plan(&["cat", "/proc/self/status"])));
+    assert_eq!(container, ours);
+    assert_eq!(mask(&std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap()), ours, "the spawner's own mask");
 }
 
 fn exit_codes_and_signals_exact(s: &Spawner, f: &Fixture) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
-use tfctl_runtime::spawn::{Spawner, StartError};
+use tfctl_runtime::spawn::{ExitStatus, Spawner, StartError, StartFds, StartPlan};
 use tfctl_runtime::state::files::Lock;
 use tfctl_schema::model::*;
 use tfctl_schema::values;
@@ -253,6 +253,9 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         return run_as_app(args, global);
     }
     let (name, source, c) = described(&args)?;
+    // The container's network namespace is made by the spawner while this process prepares
+    // the rest (it is the costliest part of the clone).
+    spawner.spare_netns();
 
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;
@@ -270,70 +273,78 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         .map_err(run_failed)?
         .ok_or_else(|| run_failed(format!("container {name} is being started by another tfctl")))?;
 
-    let rt = context::runtime();
-    let status = rt.block_on(async {
-        let image = match store.resolve(&source) {
-            Ok(image) => image,
-            Err(ImageError::NotFound { .. }) => {
-                let opts = context::pull_options(global, &config, &args.registry);
-                let quiet = GlobalOpts { quiet: !global.verbose, ..global.clone() };
-                store.pull(&source, &opts, &PullProgress::for_terminal(&quiet)).await.map_err(run_failed)?;
-                store.resolve(&source).map_err(run_failed)?
-            }
-            Err(e) => return Err(run_failed(e)),
-        };
-        let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
-        let mut prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
-        prepared.plan.pty = args.tty;
-        if !args.interactive && !args.tty {
-            // As `docker run` without -i: the container's stdin is closed, not tfctl's.
-            prepared.fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
+    // No async runtime unless this run needs one (a pull, a terminal to proxy): its threads
+    // cost more to start and stop than the rest of a short container's start.
+    let image = match store.resolve(&source) {
+        Ok(image) => image,
+        Err(ImageError::NotFound { .. }) => {
+            let opts = context::pull_options(global, &config, &args.registry);
+            let quiet = GlobalOpts { quiet: !global.verbose, ..global.clone() };
+            context::runtime()
+                .block_on(store.pull(&source, &opts, &PullProgress::for_terminal(&quiet)))
+                .map_err(run_failed)?;
+            store.resolve(&source).map_err(run_failed)?
         }
-        let started = spawner.launch_async(&prepared.plan, prepared.fds).await;
-        let outcome = match started {
-            Ok(mut child) => {
-                let proxy = child.take_pty().map(|master| {
-                    let raw = crate::terminal::RawMode::enter();
-                    let interactive = args.interactive;
-                    let resize = master.try_clone().ok();
-                    let winch = tokio::spawn(async move {
-                        let Some(resize) = resize else { return };
-                        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
-                        while sig.recv().await.is_some() {
-                            crate::terminal::copy_window_size(&resize);
-                        }
-                    });
-                    (tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch)
-                });
-                let status = child.wait_async().await.map_err(start_failure);
-                if let Some((copy, raw, winch)) = proxy {
-                    winch.abort();
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), copy).await;
-                    drop(raw);
-                }
-                status
-            }
-            Err(e) => Err(start_failure(e)),
-        };
-        // Whatever happened, nothing of the container keeps running; its folder stays unless
-        // --rm, so its filesystem can still be inspected.
-        let cleanup = if args.rm {
-            container::remove(prepared.cgroup.as_ref(), &prepared.dirs).map(|_| ())
-        } else {
-            prepared.cgroup.remove().map_err(|e| container::CreateError::Cgroup { container: name.clone(), source: e })
-        };
-        if args.rm {
-            let _ = std::fs::remove_dir_all(&app_dir);
-        }
-        if let Err(e) = cleanup {
-            eprintln!("warning: {e}");
-        }
-        outcome
-    })?;
+        Err(e) => return Err(run_failed(e)),
+    };
+    let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
+    let mut prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
+    prepared.plan.pty = args.tty;
+    if !args.interactive && !args.tty {
+        // As `docker run` without -i: the container's stdin is closed, not tfctl's.
+        prepared.fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
+    }
+    let fds = std::mem::take(&mut prepared.fds);
+    let outcome = if args.tty {
+        context::runtime().block_on(with_terminal(&spawner, &prepared.plan, fds, args.interactive))
+    } else {
+        spawner.launch(&prepared.plan, fds).and_then(|child| child.wait()).map_err(start_failure)
+    };
+    // The spawner has nothing left to do: it exits while we clean up.
+    spawner.shutdown();
+    // Whatever happened, nothing of the container keeps running; its folder stays unless
+    // --rm, so its filesystem can still be inspected.
+    let cleanup = if args.rm {
+        container::remove(prepared.cgroup.as_ref(), &prepared.dirs).map(|_| ())
+    } else {
+        prepared.cgroup.remove().map_err(|e| container::CreateError::Cgroup { container: name.clone(), source: e })
+    };
+    if args.rm {
+        let _ = std::fs::remove_dir_all(&app_dir);
+    }
+    if let Err(e) = cleanup {
+        eprintln!("warning: {e}");
+    }
+    let status = outcome?;
     let code = status.code();
     if code == 0 {
         Ok(())
     } else {
         Err(Failure::silent(Exit::Status(code.clamp(0, 255) as u8)))
     }
+}
+
+/// Starts the container on a pty and proxies it to this terminal (raw mode, window size) until
+/// the process exits.
+async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool) -> Result<ExitStatus, Failure> {
+    let mut child = spawner.launch_async(plan, fds).await.map_err(start_failure)?;
+    let proxy = child.take_pty().map(|master| {
+        let raw = crate::terminal::RawMode::enter();
+        let resize = master.try_clone().ok();
+        let winch = tokio::spawn(async move {
+            let Some(resize) = resize else { return };
+            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+            while sig.recv().await.is_some() {
+                crate::terminal::copy_window_size(&resize);
+            }
+        });
+        (tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch)
+    });
+    let status = child.wait_async().await.map_err(start_failure);
+    if let Some((copy, raw, winch)) = proxy {
+        winch.abort();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), copy).await;
+        drop(raw);
+    }
+    status
 }

@@ -203,6 +203,15 @@ pub fn detect() -> Result<Box<dyn CgroupDriver>, CgroupError> {
 }
 
 /// Writes a control file in one `write` (the kernel parses each write on its own).
+/// Opens an existing control file for writing.
+pub(crate) fn open_write(path: &Path) -> Result<std::fs::File, CgroupError> {
+    OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(path).map_err(|source| CgroupError::Write {
+        path: path.to_owned(),
+        value: String::new(),
+        source,
+    })
+}
+
 pub(crate) fn write_file(path: &Path, value: &str, create: bool) -> Result<(), CgroupError> {
     let err = |source| CgroupError::Write {
         path: path.to_owned(),
@@ -297,13 +306,13 @@ pub(crate) fn make_dir(path: &Path) -> Result<(), CgroupError> {
 /// sibling's cleanup may remove an empty `base` in between.
 pub(crate) fn make_dir_under(base: &Path, dir: &Path) -> Result<(), CgroupError> {
     for _ in 0..5 {
-        std::fs::create_dir_all(base).map_err(|source| CgroupError::Create {
-            path: base.to_owned(),
-            source,
-        })?;
+        // `base` usually exists: try the container's directory first.
         match make_dir(dir) {
             Err(CgroupError::Create { source, .. }) if source.kind() == ErrorKind::NotFound => {
-                continue
+                std::fs::create_dir_all(base).map_err(|source| CgroupError::Create {
+                    path: base.to_owned(),
+                    source,
+                })?;
             }
             r => return r,
         }

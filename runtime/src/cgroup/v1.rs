@@ -1,6 +1,6 @@
-//! cgroup v1: one directory per hierarchy, each nested under the caller's own cgroup in that
-//! hierarchy (`/proc/self/cgroup`; the paths differ per hierarchy), at
-//! `<mount>/<caller path>/tfctl/<name>`.
+//! cgroup v1: one directory per hierarchy the container needs (devices, pids, freezer; memory and
+//! cpu for their limits), each nested under the caller's own cgroup in that hierarchy
+//! (`/proc/self/cgroup`; the paths differ per hierarchy), at `<mount>/<caller path>/tfctl/<name>`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +53,18 @@ impl V1Driver {
             .iter()
             .map(|h| (h.clone(), h.base.join(name)))
             .collect()
+    }
+
+    /// The hierarchies a container with `limits` needs a cgroup in: devices (the allow-list),
+    /// pids (`pids.max` always applies) and freezer (a kill nothing escapes by forking), plus
+    /// memory and cpu only for their limits. Each directory costs a mkdir, an attach and an
+    /// rmdir per start, and a cgroup without a limit would only account what its parent
+    /// already does.
+    fn needed(&self, limits: &CgroupLimits) -> impl Iterator<Item = &Hierarchy> + '_ {
+        let (memory, cpu) = (limits.memory.is_some(), limits.cpu_quota_us().is_some());
+        self.hierarchies.iter().filter(move |h| {
+            h.has("devices") || h.has("pids") || h.has("freezer") || (memory && h.has("memory")) || (cpu && h.has("cpu"))
+        })
     }
 
     fn require(&self, controller: &'static str, limit: &'static str) -> Result<(), CgroupError> {
@@ -134,7 +146,7 @@ impl CgroupDriver for V1Driver {
         }
         let cg = V1Cgroup {
             name: name.to_string(),
-            dirs: self.dirs(name),
+            dirs: self.needed(limits).map(|h| (h.clone(), h.base.join(name))).collect(),
         };
         let mut made = Vec::new();
         let result = (|| {
@@ -195,8 +207,12 @@ impl V1Cgroup {
         }
         if h.has("devices") {
             write_file(&dir.join("devices.deny"), "a", false)?;
+            // One descriptor for the whole list: the kernel takes one rule per write.
+            let allow = dir.join("devices.allow");
+            let mut f = open_write(&allow)?;
             for rule in ALLOWED_DEVICES {
-                write_file(&dir.join("devices.allow"), &rule.v1_line(), false)?;
+                let line = rule.v1_line();
+                f.write_all(line.as_bytes()).map_err(|source| CgroupError::Write { path: allow.clone(), value: line, source })?;
             }
         }
         Ok(())
@@ -290,11 +306,10 @@ impl ContainerCgroup for V1Cgroup {
 
     fn remove(&self) -> Result<(), CgroupError> {
         self.kill()?;
-        for (h, dir) in &self.dirs {
+        // The shared `tfctl` folders stay (as under v2): making and removing them again with
+        // every short-lived container doubled the cgroup directories a start touches.
+        for (_, dir) in &self.dirs {
             remove_dir(dir)?;
-            // The shared `tfctl` folder goes when its last container does; a sibling being
-            // created at the same moment makes this fail harmlessly.
-            let _ = std::fs::remove_dir(&h.base);
         }
         Ok(())
     }

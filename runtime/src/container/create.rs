@@ -40,15 +40,25 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 #[derive(Debug, Clone)]
 pub struct ContainerDirs {
     pub dir: PathBuf,
+    mountpoint: PathBuf,
 }
+
+/// The state root's folder every container's root is attached at, each in its own mount
+/// namespace (nothing is ever mounted there on the host): one folder for all, since making
+/// and removing a folder per container costs more than the rest of its state on disk.
+pub const MOUNTPOINT_DIR: &str = "mnt";
 
 impl ContainerDirs {
     pub fn new(root: &StateRoot, app: &str, name: &str) -> ContainerDirs {
-        ContainerDirs { dir: root.path().join("apps").join(app).join("containers").join(name) }
+        ContainerDirs {
+            dir: root.path().join("apps").join(app).join("containers").join(name),
+            mountpoint: root.path().join(MOUNTPOINT_DIR),
+        }
     }
 
+    /// An empty folder: where the start sequence attaches the container's root.
     pub fn mountpoint(&self) -> PathBuf {
-        self.dir.join("root")
+        self.mountpoint.clone()
     }
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
@@ -113,9 +123,8 @@ pub fn prepare(
     inputs: Inputs,
 ) -> Result<Prepared, CreateError> {
     let dirs = ContainerDirs::new(root, app, &c.name);
-    for d in [dirs.dir.clone(), dirs.mountpoint()] {
-        fs::create_dir_all(&d).map_err(io("create", &d))?;
-    }
+    fs::create_dir_all(&dirs.dir).map_err(io("create", &dirs.dir))?;
+    root.dir(MOUNTPOINT_DIR).map_err(io("create", &dirs.mountpoint))?;
     // A marker read by `images rm` and `prune`, rewritten at every start: no fsync on this path,
     // which every container start takes.
     fs::write(dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;

@@ -109,10 +109,18 @@ impl Arch {
 
     /// A syscall's name by number on this architecture.
     pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
-        self.table()
-            .iter()
-            .find(|(_, n)| *n == nr)
-            .map(|(name, _)| *name)
+        // Indexed by number: the OCI form of a profile names every syscall it lists.
+        static NAMES: OnceLock<[Vec<Option<&'static str>>; 2]> = OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            [Arch::X86_64, Arch::Aarch64].map(|a| {
+                let mut v = vec![None; a.table().iter().map(|(_, n)| *n as usize + 1).max().unwrap_or(0)];
+                for (name, n) in a.table() {
+                    v[*n as usize].get_or_insert(*name);
+                }
+                v
+            })
+        });
+        names[self as usize].get(nr as usize).copied().flatten()
     }
 
     /// A syscall's number on this architecture; `None` if it has no such syscall.
@@ -200,6 +208,28 @@ pub enum Layout {
     Linear,
 }
 
+/// Resolves `policy` for a container whose bounding set is `caps`, for the native architecture
+/// and the running kernel. `None` for `Unconfined`. The default profile's resolution is cached
+/// per capability set: a container's spec (the OCI form) and its filters both start from it.
+pub fn resolved(policy: &SeccompPolicy, caps: CapSet) -> Result<Option<Arc<ResolvedProfile>>, SeccompError> {
+    static CACHE: Mutex<Option<HashMap<CapSet, Arc<ResolvedProfile>>>> = Mutex::new(None);
+    let profile = match policy {
+        SeccompPolicy::Unconfined => return Ok(None),
+        SeccompPolicy::Default => {
+            if let Some(hit) = CACHE.lock().unwrap().get_or_insert_with(HashMap::new).get(&caps) {
+                return Ok(Some(hit.clone()));
+            }
+            &MOBY_DEFAULT
+        }
+        SeccompPolicy::Profile(p) => p.as_ref(),
+    };
+    let resolved = Arc::new(resolve(profile, Arch::native(), KernelVersion::running()?, caps)?);
+    if *policy == SeccompPolicy::Default {
+        CACHE.lock().unwrap().get_or_insert_with(HashMap::new).insert(caps, resolved.clone());
+    }
+    Ok(Some(resolved))
+}
+
 /// Resolves and compiles `policy` for a container whose bounding set is `caps`, for the native
 /// architecture and the running kernel. `None` for `Unconfined`. The default profile's programs
 /// are cached per capability set, so repeated starts cost a hash lookup.
@@ -208,22 +238,17 @@ pub fn programs(
     caps: CapSet,
 ) -> Result<Option<Arc<SeccompPrograms>>, SeccompError> {
     static CACHE: Mutex<Option<HashMap<CapSet, Arc<SeccompPrograms>>>> = Mutex::new(None);
-    let profile = match policy {
-        SeccompPolicy::Unconfined => return Ok(None),
-        SeccompPolicy::Default => {
-            if let Some(hit) = CACHE
-                .lock()
-                .unwrap()
-                .get_or_insert_with(HashMap::new)
-                .get(&caps)
-            {
-                return Ok(Some(hit.clone()));
-            }
-            &MOBY_DEFAULT
+    if *policy == SeccompPolicy::Default {
+        if let Some(hit) = CACHE
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .get(&caps)
+        {
+            return Ok(Some(hit.clone()));
         }
-        SeccompPolicy::Profile(p) => p.as_ref(),
-    };
-    let resolved = resolve(profile, Arch::native(), KernelVersion::running()?, caps)?;
+    }
+    let Some(resolved) = resolved(policy, caps)? else { return Ok(None) };
     let compiled = Arc::new(compile(&resolved, Layout::Tree)?);
     if *policy == SeccompPolicy::Default {
         CACHE

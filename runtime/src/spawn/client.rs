@@ -107,14 +107,25 @@ impl Spawner {
         }
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
+        let affinity = crate::sys::CpuSet::of(0).ok();
         // SAFETY: we checked that we are the only thread, so the child may run ordinary code.
         match unsafe { nix::unistd::fork() }.map_err(|e| SpawnerError::Fork(e.into()))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
-                server::serve(theirs, parent, start_timeout)
+                server::serve(theirs, parent, start_timeout, affinity)
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
+                // The spawner's first work (a spare network namespace, the launch) should run
+                // beside ours, but a forked child often waits queued behind its parent on the
+                // same CPU: move it to another one. It takes back the mask we both had when it
+                // reads its first request (sent after this), so nothing it starts inherits this.
+                if let (Some(mask), Some(cpu)) = (affinity, crate::sys::current_cpu()) {
+                    let others = mask.without(cpu);
+                    if !others.is_empty() {
+                        let _ = others.apply(child.as_raw());
+                    }
+                }
                 let shared = Arc::new(Shared {
                     sock: ours,
                     send_lock: Mutex::new(()),
@@ -185,6 +196,14 @@ impl Spawner {
         Ok((started_rx, exited_rx))
     }
 
+    /// Asks the spawner to make a network namespace now for the next container start that
+    /// brings none (`StartFds::netns`), so that the namespace's creation overlaps with the
+    /// caller's own work before the launch. Does not wait; best effort.
+    pub fn spare_netns(&self) {
+        let _guard = self.shared.send_lock.lock().unwrap();
+        let _ = protocol::send(self.shared.sock.as_raw_fd(), &Request::SpareNetns, &[]);
+    }
+
     /// Starts a process and waits until it has been executed (or a step failed). Blocking: do
     /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
     pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
@@ -205,10 +224,19 @@ impl Spawner {
     }
 }
 
-impl Drop for Spawner {
-    fn drop(&mut self) {
+impl Spawner {
+    /// Closes the request socket: the spawner exits, killing whatever it still runs. Does not
+    /// wait (the drop reaps it), so the caller's own cleanup overlaps with the spawner's exit.
+    /// Later launches fail.
+    pub fn shutdown(&self) {
         // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
         unsafe { libc::shutdown(self.shared.sock.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        self.shutdown();
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }

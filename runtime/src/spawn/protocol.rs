@@ -11,8 +11,13 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub(crate) const MAX_FDS: usize = 64;
 
 #[derive(Debug, Serialize, Deserialize)]
+// One message at a time, serialized as soon as it is built: its in-memory size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Request {
     Start { id: u64, plan: StartPlan, layout: FdLayout },
+    /// Make a network namespace now, for the next start that brings no netns of its own: its
+    /// creation (most of a clone's cost) then overlaps with the client's own preparation.
+    SpareNetns,
 }
 
 /// Which descriptors follow a start request, in this order: stdin, stdout, stderr, cgroup

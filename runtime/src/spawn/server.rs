@@ -26,11 +26,19 @@ struct Server {
     /// How long a child may take from clone to execve before the spawner gives up on it.
     start_timeout_ms: i32,
     own_pidns: OwnedFd,
+    /// This process's network namespace, opened when a spare is first made (to return to).
+    own_netns: Option<OwnedFd>,
+    /// A fresh network namespace made ahead of time ([`Request::SpareNetns`]), used by the next
+    /// start without a netns instead of CLONE_NEWNET: nothing has entered it yet, so it is what
+    /// the clone would have made.
+    spare_netns: Option<OwnedFd>,
     running: Vec<Running>,
 }
 
 /// The spawner's main loop. Never returns.
-pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration) -> ! {
+/// `affinity`: the client's CPU mask at the fork, taken back at the first request (the client
+/// may have moved the spawner to another CPU meanwhile).
+pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time::Duration, affinity: Option<sys::CpuSet>) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // SAFETY: getppid cannot fail.
@@ -49,7 +57,8 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
         }
     };
     let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, running: Vec::new() };
+    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, own_netns: None, spare_netns: None, running: Vec::new() };
+    let mut affinity = affinity;
     loop {
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
             .chain(server.running.iter().map(|r| r.pidfd.as_raw_fd()))
@@ -66,8 +75,12 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
             server.reap(r);
         }
         if pollfds[0].revents != 0 {
+            if let Some(mask) = affinity.take() {
+                let _ = mask.apply(0);
+            }
             match protocol::recv::<Request>(server.sock) {
                 Ok(Some((Request::Start { id, plan, layout }, fds))) => server.start(id, plan, layout, fds),
+                Ok(Some((Request::SpareNetns, _))) => server.make_spare_netns(),
                 // The client is gone: exit, and PR_SET_PDEATHSIG takes every container with us.
                 Ok(None) => sys::exit(0),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => eprintln!("tfctl spawner: bad request: {e}"),
@@ -133,8 +146,37 @@ impl Server {
         self.reply(&Reply::Exited { id, status }, &[]);
     }
 
+    /// Makes the spare network namespace: unshare into a new one, keep a descriptor of it, go
+    /// back. Best effort: without a spare, the next start clones a namespace itself.
+    fn make_spare_netns(&mut self) {
+        if self.spare_netns.is_some() {
+            return;
+        }
+        if self.own_netns.is_none() {
+            match std::fs::File::open("/proc/thread-self/ns/net") {
+                Ok(f) => self.own_netns = Some(f.into()),
+                Err(_) => return,
+            }
+        }
+        let Some(own) = self.own_netns.as_ref().map(AsRawFd::as_raw_fd) else { return };
+        if sys::unshare(libc::CLONE_NEWNET).is_err() {
+            return;
+        }
+        self.spare_netns = std::fs::File::open("/proc/thread-self/ns/net").ok().map(OwnedFd::from);
+        if let Err(e) = sys::setns(own, libc::CLONE_NEWNET) {
+            // Every later child would share this namespace: better no spawner at all.
+            eprintln!("tfctl spawner: cannot return to its own network namespace: {}", std::io::Error::from_raw_os_error(e));
+            sys::exit(1);
+        }
+    }
+
     fn start(&mut self, id: u64, plan: StartPlan, layout: FdLayout, fds: Vec<OwnedFd>) {
-        match self.clone_child(id, &plan, layout, &fds) {
+        // A start with its own netns leaves the spare for the next one.
+        let spare = match (&plan.mode, layout.netns) {
+            (Mode::Container(_), false) => self.spare_netns.take(),
+            _ => None,
+        };
+        match self.clone_child(id, &plan, layout, &fds, spare.as_ref()) {
             Ok(mut r) => {
                 let pty = r.pty.take();
                 let fds: Vec<RawFd> = std::iter::once(r.pidfd.as_raw_fd()).chain(pty.as_ref().map(AsRawFd::as_raw_fd)).collect();
@@ -147,8 +189,11 @@ impl Server {
         drop(fds);
     }
 
-    fn clone_child(&mut self, id: u64, plan: &StartPlan, layout: FdLayout, fds: &[OwnedFd]) -> Result<Running, Outcome> {
-        let child_fds = assign_fds(layout, fds).ok_or_else(|| Outcome::Refused("the descriptors sent do not match the request".into()))?;
+    fn clone_child(&mut self, id: u64, plan: &StartPlan, layout: FdLayout, fds: &[OwnedFd], spare_netns: Option<&OwnedFd>) -> Result<Running, Outcome> {
+        let mut child_fds = assign_fds(layout, fds).ok_or_else(|| Outcome::Refused("the descriptors sent do not match the request".into()))?;
+        if child_fds.netns.is_none() {
+            child_fds.netns = spare_netns.map(AsRawFd::as_raw_fd);
+        }
         let (sync_child, sync_parent) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
             nix::sys::socket::SockType::SeqPacket,

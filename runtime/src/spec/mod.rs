@@ -446,17 +446,9 @@ fn oci_seccomp(
     policy: &SeccompPolicy,
     caps: CapSet,
 ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, SpecError> {
-    let profile = match policy {
-        SeccompPolicy::Unconfined => return Ok(None),
-        SeccompPolicy::Default => &seccomp::MOBY_DEFAULT,
-        SeccompPolicy::Profile(p) => p.as_ref(),
+    let Some(resolved) = seccomp::resolved(policy, caps)? else {
+        return Ok(None);
     };
-    let resolved = seccomp::resolve(
-        profile,
-        seccomp::Arch::native(),
-        seccomp::KernelVersion::running()?,
-        caps,
-    )?;
     Ok(Some(seccomp::oci::to_oci(&resolved)?))
 }
 

@@ -81,6 +81,48 @@ pub unsafe fn fork_raw() -> SysResult<libc::pid_t> {
     check(ret).map(|p| p as libc::pid_t)
 }
 
+/// A CPU affinity mask (`cpu_set_t`: CPUs 0 to 1023).
+#[derive(Clone, Copy)]
+pub struct CpuSet(libc::cpu_set_t);
+
+impl CpuSet {
+    /// The affinity mask of thread `tid` (0: the calling thread).
+    pub fn of(tid: libc::pid_t) -> SysResult<CpuSet> {
+        // SAFETY: cpu_set_t is plain old data; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a writable cpu_set_t of the size passed.
+        check_int(unsafe { libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) })?;
+        Ok(CpuSet(set))
+    }
+
+    /// Makes this the affinity mask of thread `tid` (0: the calling thread).
+    pub fn apply(&self, tid: libc::pid_t) -> SysResult<()> {
+        // SAFETY: the kernel reads a cpu_set_t of the size passed.
+        check_int(unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &self.0) }).map(drop)
+    }
+
+    /// The same set without `cpu`.
+    pub fn without(mut self, cpu: usize) -> CpuSet {
+        if cpu < libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is within the set's bounds, checked above.
+            unsafe { libc::CPU_CLR(cpu, &mut self.0) };
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        // SAFETY: CPU_COUNT only reads the set.
+        unsafe { libc::CPU_COUNT(&self.0) == 0 }
+    }
+}
+
+/// The CPU the calling thread runs on (as of the call).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
 pub fn prctl(option: libc::c_int, a2: libc::c_ulong, a3: libc::c_ulong, a4: libc::c_ulong, a5: libc::c_ulong) -> SysResult<libc::c_int> {
     // SAFETY: prctl takes integers for every option used here (no pointers are passed).
     check_int(unsafe { libc::prctl(option, a2, a3, a4, a5) })
