@@ -15,11 +15,12 @@ fn kill_signals_the_container_and_fails_when_it_is_not_running() {
         dir.path(),
         "k",
         &format!(
-            "container \"trap\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"trap 'echo got-usr1; exit 9' USR1; while true; do sleep 0.1; done\"\n stop-timeout \"1s\"\n}}\n\
+            "container \"trap\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"trap 'echo got-usr1; exit 9' USR1; touch /tmp/trapped; while true; do sleep 0.1; done\"\n stop-timeout \"1s\"\n health {{\n  exec \"test\" \"-e\" \"/tmp/trapped\"\n  interval \"100ms\"\n  retries 100\n }}\n}}\n\
              container \"victim\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n"
         ),
     );
-    // A signal the shell traps: the container says so in its log and exits by itself.
+    // A signal the shell traps (healthy, so `up --wait` returned, only once the trap is set):
+    // the container says so in its log and exits by itself.
     let o = up.run(&["kill", "-s", "USR1", "k/trap"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // An exit tfctl did not ask for, with no restart policy: failed.
