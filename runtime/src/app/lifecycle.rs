@@ -391,22 +391,23 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
         _ => None,
     };
     let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
-    let (master_tx, master_rx) = tokio::sync::oneshot::channel();
+    let (master_tx, mut master_rx) = tokio::sync::oneshot::channel();
     let exec = sup.driver().exec_in_tty(container, &argv, &how, forever, stdio, how.tty.then_some(master_tx));
     tokio::pin!(exec);
-    // With a pty, its master goes back first (none if the start failed), then the status.
+    // With a pty, its master goes back first (none if the start failed), then the status. A
+    // process that ends at once may finish the exec before the master is picked up here: it
+    // is in the channel then, and still goes back.
     let done = if how.tty {
-        tokio::select! {
-            master = master_rx => {
-                let master = master.ok();
-                let sent: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
-                let _ = conn.send_fds(&sent).await;
-                exec.await
-            }
-            done = &mut exec => {
-                let _ = conn.send_fds(&[]).await;
-                done
-            }
+        let (master, done) = tokio::select! {
+            biased;
+            master = &mut master_rx => (master.ok(), None),
+            done = &mut exec => (master_rx.try_recv().ok(), Some(done)),
+        };
+        let sent: Vec<_> = master.iter().map(|m| m.as_fd()).collect();
+        let _ = conn.send_fds(&sent).await;
+        match done {
+            Some(d) => d,
+            None => exec.await,
         }
     } else {
         exec.await
