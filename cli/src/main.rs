@@ -42,10 +42,7 @@ fn main() -> ExitCode {
     // Printing into a closed pipe (`tfctl ps | head`) ends tfctl quietly, as it does `ls`; not for
     // commands that supervise containers, which must always get to clean up.
     if !matches!(cli.command, args::Command::Up(_) | args::Command::Run(_)) {
-        // SAFETY: restoring a default disposition before any thread exists.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        tfctl_runtime::sys::default_sigpipe();
     }
 
     // The spawner must be forked while this process has a single thread: before tokio, before

@@ -530,3 +530,13 @@ pub fn fork_single_threaded() -> std::io::Result<nix::unistd::ForkResult> {
     // SAFETY: checked just above that this is the only thread.
     unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)
 }
+
+/// Restores SIGPIPE's default disposition (Rust's runtime ignores it), so writing into a closed
+/// pipe ends the process quietly, as it does `ls`.
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL runs no handler code; the disposition is process-wide and the
+    // caller does it before any thread of its own exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
