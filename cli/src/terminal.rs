@@ -70,3 +70,33 @@ pub fn proxy(master: OwnedFd, input: bool) {
         }
     }
 }
+
+/// A container's pty attached to this terminal: raw mode, window size followed, output (and
+/// with `interactive`, input) proxied. Needs a tokio runtime.
+pub struct Attached {
+    copy: tokio::task::JoinHandle<()>,
+    winch: tokio::task::JoinHandle<()>,
+    _raw: RawMode,
+}
+
+impl Attached {
+    pub fn start(master: OwnedFd, interactive: bool) -> Attached {
+        let raw = RawMode::enter();
+        let resize = master.try_clone().ok();
+        let winch = tokio::spawn(async move {
+            let Some(resize) = resize else { return };
+            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+            while sig.recv().await.is_some() {
+                copy_window_size(&resize);
+            }
+        });
+        Attached { copy: tokio::task::spawn_blocking(move || proxy(master, interactive)), winch, _raw: raw }
+    }
+
+    /// Once the process has exited: lets the proxy drain what the pty still holds (at most
+    /// 2 s), then restores the terminal.
+    pub async fn finish(self) {
+        self.winch.abort();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.copy).await;
+    }
+}

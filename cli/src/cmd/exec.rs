@@ -30,24 +30,13 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     let rt = context::runtime();
     let result = rt.block_on(async {
         // With -t: the pty's master arrives once the process runs; proxied until it closes.
-        let mut proxy = None;
+        let mut attached = None;
         let status = lifecycle::request_exec(&root, &t.app, &container, &args.command, &how, |master| {
-            let raw = crate::terminal::RawMode::enter();
-            let resize = master.try_clone().ok();
-            let winch = tokio::spawn(async move {
-                let Some(resize) = resize else { return };
-                let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
-                while sig.recv().await.is_some() {
-                    crate::terminal::copy_window_size(&resize);
-                }
-            });
-            proxy = Some((tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch));
+            attached = Some(crate::terminal::Attached::start(master, interactive));
         })
         .await;
-        if let Some((copy, raw, winch)) = proxy {
-            winch.abort();
-            let _ = tokio::time::timeout(Duration::from_secs(2), copy).await;
-            drop(raw);
+        if let Some(a) = attached {
+            a.finish().await;
         }
         status
     });

@@ -328,23 +328,10 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
 /// the process exits.
 async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool) -> Result<ExitStatus, Failure> {
     let mut child = spawner.launch_async(plan, fds).await.map_err(start_failure)?;
-    let proxy = child.take_pty().map(|master| {
-        let raw = crate::terminal::RawMode::enter();
-        let resize = master.try_clone().ok();
-        let winch = tokio::spawn(async move {
-            let Some(resize) = resize else { return };
-            let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
-            while sig.recv().await.is_some() {
-                crate::terminal::copy_window_size(&resize);
-            }
-        });
-        (tokio::task::spawn_blocking(move || crate::terminal::proxy(master, interactive)), raw, winch)
-    });
+    let attached = child.take_pty().map(|master| crate::terminal::Attached::start(master, interactive));
     let status = child.wait_async().await.map_err(start_failure);
-    if let Some((copy, raw, winch)) = proxy {
-        winch.abort();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), copy).await;
-        drop(raw);
+    if let Some(a) = attached {
+        a.finish().await;
     }
     status
 }
