@@ -240,7 +240,7 @@ impl HostDriver {
 
     /// Runs `argv` in the running container `name` with its confinement, capturing output.
     pub async fn exec_captured(&self, name: &str, argv: &[String], timeout: Duration, stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>) -> Result<HostOutcome, String> {
-        self.exec_in(name, argv, &ExecAs::default(), timeout, stdio).await.map_err(|(_, e)| e)
+        self.exec_in(name, argv, &ExecAs::default(), timeout, stdio, None).await.map_err(|(_, e)| e)
     }
 
     /// `exec -u`: the user resolved in the running container's own /etc/passwd and /etc/group
@@ -258,22 +258,10 @@ impl HostDriver {
         Ok(())
     }
 
-    /// Runs `argv` (with `env` added) in the running container `name`. A failure to start says
-    /// the status `docker exec` would exit with (125, 126, 127) and why.
+    /// Runs `argv` in the running container `name` as `how` says, handing the pty master (with
+    /// `how.tty`) to `pty_master` as soon as the process runs. A failure to start says the
+    /// status `docker exec` would exit with (125, 126, 127) and why.
     pub async fn exec_in(
-        &self,
-        name: &str,
-        argv: &[String],
-        how: &ExecAs,
-        timeout: Duration,
-        stdio: Option<(OwnedFd, OwnedFd, OwnedFd)>,
-    ) -> Result<HostOutcome, (i32, String)> {
-        self.exec_in_tty(name, argv, how, timeout, stdio, None).await
-    }
-
-    /// [`Self::exec_in`], handing the pty master (with `how.tty`) to `pty_master` as soon as
-    /// the process runs.
-    pub async fn exec_in_tty(
         &self,
         name: &str,
         argv: &[String],

@@ -392,7 +392,7 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
     };
     let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
     let (master_tx, mut master_rx) = tokio::sync::oneshot::channel();
-    let exec = sup.driver().exec_in_tty(container, &argv, &how, forever, stdio, how.tty.then_some(master_tx));
+    let exec = sup.driver().exec_in(container, &argv, &how, forever, stdio, how.tty.then_some(master_tx));
     tokio::pin!(exec);
     // With a pty, its master goes back first (none if the start failed), then the status. A
     // process that ends at once may finish the exec before the master is picked up here: it
@@ -463,13 +463,7 @@ pub async fn request_exec(
 /// secrets again. Its namespace, and so its address and published ports, stay.
 async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, name: &str) -> Result<(), String> {
     sup.stop(name).await?;
-    let dirs = crate::container::ContainerDirs::new(root, &sup.app().name, name);
-    for d in [dirs.upper(), dirs.work()] {
-        match std::fs::remove_dir_all(&d) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot discard {}: {e}", d.display())),
-            _ => {}
-        }
-    }
+    crate::container::ContainerDirs::new(root, &sup.app().name, name).discard_changes()?;
     sup.start(name).await
 }
 

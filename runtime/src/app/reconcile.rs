@@ -279,13 +279,8 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
             errors.push(e);
             continue;
         }
-        let dirs = ContainerDirs::new(&live.root, &app_name, name);
-        for d in [dirs.upper(), dirs.work()] {
-            if let Err(e) = std::fs::remove_dir_all(&d) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    errors.push(format!("cannot discard {}: {e}", d.display()));
-                }
-            }
+        if let Err(e) = ContainerDirs::new(&live.root, &app_name, name).discard_changes() {
+            errors.push(e);
         }
         // A `sleep` container never started stays so, to start later from the new definition.
         let never_started = matches!(state, Some((State::Waiting, false)));

@@ -66,6 +66,24 @@ impl ContainerDirs {
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
+    /// Discards every change the container made to its filesystem (its upper and work dirs,
+    /// while it is stopped): the next start begins from the image again. Says which could not
+    /// be removed.
+    pub fn discard_changes(&self) -> Result<(), String> {
+        let mut failed = Vec::new();
+        for d in [self.upper(), self.work()] {
+            match fs::remove_dir_all(&d) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => failed.push(format!("cannot discard {}: {e}", d.display())),
+                _ => {}
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+
     /// The image this container was made from (read by `images rm` and `prune`).
     pub fn image_file(&self) -> PathBuf {
         self.dir.join("image")
