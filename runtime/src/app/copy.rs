@@ -29,9 +29,15 @@ pub enum CopyError {
     Path(String),
 }
 
-fn errno(what: &'static str, path: impl AsRef<OsStr>) -> impl FnOnce(Errno) -> CopyError {
-    let path = path.as_ref().to_string_lossy().into_owned();
-    move |e| CopyError::Io { what, path, source: std::io::Error::from(e) }
+/// A `map_err` for a failed syscall on `path`: says what was being done to it.
+pub(super) fn errno(what: &'static str, path: impl AsRef<OsStr>) -> impl FnOnce(Errno) -> CopyError {
+    let io = io(what, path);
+    move |e| io(std::io::Error::from(e))
+}
+
+/// [`errno`] for an `std::io::Error`. The path is turned into text only on failure.
+pub(super) fn io(what: &'static str, path: impl AsRef<OsStr>) -> impl FnOnce(std::io::Error) -> CopyError {
+    move |source| CopyError::Io { what, path: path.as_ref().to_string_lossy().into_owned(), source }
 }
 
 /// Which way the copy goes: what is kept of modes and owners depends on it.
@@ -123,7 +129,7 @@ impl Copier<'_> {
         let to = create_file(dst_dir, dst).map_err(errno("create", dst))?;
         let (mut from, mut to) = (File::from(from), File::from(to));
         // Streams through the kernel (copy_file_range or sendfile), never the whole file in memory.
-        std::io::copy(&mut from, &mut to).map_err(|source| CopyError::Io { what: "copy", path: shown.to_string_lossy().into_owned(), source })?;
+        std::io::copy(&mut from, &mut to).map_err(io("copy", shown))?;
         self.finish(to.as_fd(), &st, shown)
     }
 
@@ -136,7 +142,7 @@ impl Copier<'_> {
         // An existing symlink here fails (O_NOFOLLOW): the copy never writes through one.
         let to = openat(dst_dir, dst, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty()).map_err(errno("open the folder", dst))?;
         let names: Vec<OsString> = {
-            let mut d = nix::dir::Dir::from_fd(from.try_clone().map_err(|e| CopyError::Io { what: "read", path: shown.to_string_lossy().into_owned(), source: e })?)
+            let mut d = nix::dir::Dir::from_fd(from.try_clone().map_err(io("read", shown))?)
                 .map_err(errno("read", shown))?;
             d.iter()
                 .filter_map(Result::ok)

@@ -15,21 +15,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 
-use super::copy::CopyError;
+use super::copy::{errno, io, CopyError};
 
 const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY.union(OFlag::O_RDONLY).union(OFlag::O_CLOEXEC).union(OFlag::O_NOFOLLOW);
-
-fn errno<'a>(what: &'static str, path: &'a OsStr) -> impl FnOnce(Errno) -> CopyError + 'a {
-    move |e| CopyError::Io { what, path: path.to_string_lossy().into_owned(), source: std::io::Error::from(e) }
-}
-
-fn io<'a>(what: &'static str, path: &'a OsStr) -> impl FnOnce(std::io::Error) -> CopyError + 'a {
-    move |source| CopyError::Io { what, path: path.to_string_lossy().into_owned(), source }
-}
 
 /// What an export wrote.
 #[derive(Debug, Default)]
