@@ -334,12 +334,9 @@ fn files_and_tmpfs_written_from_memory(s: &Spawner, f: &Fixture) {
 
 /// A detached secrets tmpfs holding `files` (path, content), and a mount of each file.
 fn secret_mounts(files: &[(&str, &[u8])]) -> Vec<std::os::fd::OwnedFd> {
-    let mut m = tfctl_runtime::secrets::SecretMounts::new().unwrap();
-    for (target, content) in files {
-        let owner = tfctl_schema::model::Owner { uid: 0, gid: 0 };
-        m.add(&tfctl_runtime::secrets::SecretFile { target, content, mode: 0o400, owner }).unwrap();
-    }
-    m.mounts.into_iter().map(|p| p.fd).collect()
+    let owner = tfctl_schema::model::Owner { uid: 0, gid: 0 };
+    let files = files.iter().map(|(target, content)| tfctl_runtime::secrets::SecretFile { target, content, mode: 0o400, owner });
+    tfctl_runtime::secrets::SecretMounts::with_files(files).unwrap().mounts.into_iter().map(|p| p.fd).collect()
 }
 
 fn secrets_are_mounts_of_one_file_each(s: &Spawner, f: &Fixture) {

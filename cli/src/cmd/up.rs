@@ -103,11 +103,8 @@ pub(super) fn images(
     result
 }
 
-pub(super) fn threads() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(0))))
-        .unwrap_or(0)
+pub(super) fn threads() -> u32 {
+    tfctl_runtime::sys::thread_count().unwrap_or(0)
 }
 
 /// Loads and checks the app file for `up` (and `plan`): `--name`, file trust, the CI verbs.

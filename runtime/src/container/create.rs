@@ -237,14 +237,15 @@ fn secret_mounts(container: &str, files: &[FileInit]) -> Result<Vec<std::os::fd:
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let err = |source| CreateError::Secrets { container: container.to_string(), source };
-    let mut m = crate::secrets::SecretMounts::new().map_err(err)?;
+    let m = crate::secrets::SecretMounts::with_files(files.iter().map(|f| crate::secrets::SecretFile {
+        target: &f.path,
+        content: &f.data,
+        mode: f.mode,
+        owner: tfctl_schema::model::Owner { uid: f.uid, gid: f.gid },
+    }))
+    .map_err(|source| CreateError::Secrets { container: container.to_string(), source })?;
     if !m.noswap {
         tracing::debug!(container, "the kernel has no tmpfs noswap: secrets may be swapped");
-    }
-    for f in files {
-        let owner = tfctl_schema::model::Owner { uid: f.uid, gid: f.gid };
-        m.add(&crate::secrets::SecretFile { target: &f.path, content: &f.data, mode: f.mode, owner }).map_err(err)?;
     }
     Ok(m.mounts.into_iter().map(|p| p.fd).collect())
 }

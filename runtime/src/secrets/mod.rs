@@ -155,6 +155,7 @@ pub struct SecretMounts {
 }
 
 /// One file to put on the secrets tmpfs: a secret, or a rendered template that uses one.
+#[derive(Clone, Copy)]
 pub struct SecretFile<'a> {
     pub target: &'a str,
     pub content: &'a [u8],
@@ -223,6 +224,15 @@ impl SecretMounts {
         Ok(())
     }
 
+    /// A fresh secrets tmpfs holding `files`, with a mount prepared for each, in order.
+    pub fn with_files<'a>(files: impl IntoIterator<Item = SecretFile<'a>>) -> Result<SecretMounts, SecretError> {
+        let mut m = SecretMounts::new()?;
+        for f in files {
+            m.add(&f)?;
+        }
+        Ok(m)
+    }
+
     /// The tmpfs itself (for inspection in tests and `exec`).
     pub fn tmpfs(&self) -> BorrowedFd<'_> {
         self.tmpfs.as_fd()
@@ -250,22 +260,20 @@ pub fn prepare_mounts(
     if files.is_empty() && extra.is_empty() {
         return Ok(None);
     }
-    let mut m = SecretMounts::new()?;
+    let mut all = Vec::with_capacity(files.len() + extra.len());
     for (u, path, mode, owner) in files {
         let v = values
             .get(&u.name)
             .ok_or_else(|| SecretError::Undefined(u.name.clone()))?;
-        m.add(&SecretFile {
+        all.push(SecretFile {
             target: path,
             content: v.expose(),
             mode,
             owner,
-        })?;
+        });
     }
-    for f in extra {
-        m.add(f)?;
-    }
-    Ok(Some(m))
+    all.extend(extra.iter().copied());
+    SecretMounts::with_files(all).map(Some)
 }
 
 /// Moves a prepared mount onto its target (an `O_PATH` descriptor from

@@ -517,13 +517,18 @@ pub fn copy_window_size(from: RawFd, to: RawFd) -> SysResult<()> {
     check_int(unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws as *const libc::winsize) }).map(drop)
 }
 
+/// How many threads this process has now (`Threads:` of /proc/self/status).
+pub fn thread_count() -> std::io::Result<u32> {
+    Ok(std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u32>().unwrap_or(0)))
+        .unwrap_or(0))
+}
+
 /// Forks when the process has a single thread, and only then: the child may then run any code
 /// (no lock can be held by a thread that does not exist in it).
 pub fn fork_single_threaded() -> std::io::Result<nix::unistd::ForkResult> {
-    let threads = std::fs::read_to_string("/proc/self/status")?
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse::<u32>().unwrap_or(0)))
-        .unwrap_or(0);
+    let threads = thread_count()?;
     if threads != 1 {
         return Err(std::io::Error::other(format!("cannot fork safely: the process has {threads} threads")));
     }
