@@ -133,22 +133,15 @@ pub fn containers(old: &App, new: &App) -> Vec<Change> {
     out
 }
 
-/// App-level changes that apply in place (app hooks, the egress default), in words.
+/// Changes that belong to no container, in words: the app's hooks, which change in place.
+/// (The egress default shows in each container that follows it, and a secret's definition in
+/// the content of the containers that use it.)
 pub fn app_level(old: &App, new: &App) -> Vec<String> {
-    let mut out = Vec::new();
     if old.hooks != new.hooks {
-        out.push("app hooks changed".to_string());
+        vec!["app hooks changed".to_string()]
+    } else {
+        Vec::new()
     }
-    if old.egress != new.egress {
-        out.push("the app's egress default changed".to_string());
-    }
-    if old.secrets != new.secrets {
-        out.push("secret definitions changed".to_string());
-    }
-    if old.volumes != new.volumes {
-        out.push("volume definitions changed".to_string());
-    }
-    out
 }
 
 #[cfg(test)]

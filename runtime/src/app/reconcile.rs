@@ -194,10 +194,7 @@ pub fn plan(sup: &Supervisor<HostDriver>, live: &Live, mut req: Request, pulled:
             ch.escalate(Action::Recreate, "pre-boot file or secret content changed");
         }
     }
-    let app_level = diff::app_level(&current, &model.app)
-        .into_iter()
-        .filter(|r| r.starts_with("app hooks"))
-        .collect();
+    let app_level = diff::app_level(&current, &model.app);
     Ok(Planned { changes, app_level, model, prints, added })
 }
 
