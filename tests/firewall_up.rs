@@ -152,22 +152,14 @@ fn containers_reach_the_host_only_with_allow_egress_to_host(bridge_nf_off: bool)
     const PORT: u16 = 7070;
     u.up("fe", &[client("out", &format!("allow-egress to=\"host\" port={PORT}")), client("in", "")]);
     // A listener on the host side, in the test's namespace.
-    let mut listener = u.ns.cmd("busybox").args(["nc", "-ll", "-p", &PORT.to_string(), "-e", "echo", "ok"]).spawn().unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _kill = Kill(&mut listener);
+    let listening = listen(&u.ns, &[PORT]);
     // The app's gateway (its bridge's address) is one of the host's addresses.
     let route = stdout(&u.t.run_in(&u.ns, &["exec", "fe/in", "--", "ip", "route"]));
     let gw = route.lines().find_map(|l| l.strip_prefix("default via ")).and_then(|l| l.split_whitespace().next()).expect("a default route").to_string();
     let ok = eventually(|| u.reaches("fe/out", &gw, PORT));
     assert!(ok, "a container with allow-egress to=\"host\" cannot reach the host ({gw}:{PORT})");
     assert!(!u.reaches("fe/in", &gw, PORT), "a container reaches the host ({gw}:{PORT}) without allow-egress");
-    drop(_kill);
+    drop(listening);
     u.down();
 }
 
@@ -220,10 +212,11 @@ impl Outside {
         stdout(&self.ns.sh(&format!("echo | busybox nc -w 1 {ip} {port}"))).contains("ok")
     }
 
-    /// Listens on `ports`, answering "ok", until dropped.
-    fn listen(&self, ports: &[u16]) -> Listeners {
-        Listeners(ports.iter().map(|p| self.ns.cmd("busybox").args(["nc", "-ll", "-p", &p.to_string(), "-e", "echo", "ok"]).spawn().unwrap()).collect())
-    }
+}
+
+/// Listeners in `ns` on `ports`, answering "ok", until dropped.
+fn listen(ns: &NetNs, ports: &[u16]) -> Listeners {
+    Listeners(ports.iter().map(|p| ns.cmd("busybox").args(["nc", "-ll", "-p", &p.to_string(), "-e", "echo", "ok"]).spawn().unwrap()).collect())
 }
 
 struct Listeners(Vec<std::process::Child>);
@@ -260,7 +253,7 @@ fn from_any_and_from_a_cidr_admit_the_outside_world(bridge_nf_off: bool) {
 fn egress_deny_keeps_containers_in_and_allow_egress_opens_one_port(bridge_nf_off: bool) {
     let mut u = Up::new(if bridge_nf_off { "fwdenyb" } else { "fwdeny" }, bridge_nf_off);
     let out = Outside::new(&u.ns, if bridge_nf_off { "fwdenyob" } else { "fwdenyo" });
-    let _listening = out.listen(&[9090, 9091]);
+    let listening = listen(&out.ns, &[9090, 9091]);
     let app = format!(
         "egress \"deny\"\n{}{}{}",
         client("open", "allow-egress to=\"192.0.2.2/32\" port=9090"),
@@ -272,7 +265,7 @@ fn egress_deny_keeps_containers_in_and_allow_egress_opens_one_port(bridge_nf_off
     assert!(u.reaches("fd/open", "192.0.2.2", 9090), "allow-egress to= the outside's address does not let it out");
     assert!(!u.reaches("fd/open", "192.0.2.2", 9091), "allow-egress port=9090 lets another port out");
     assert!(!u.reaches("fd/shut", "192.0.2.2", 9090), "egress \"deny\" lets a container out");
-    drop(_listening);
+    drop(listening);
     drop(out);
     u.down();
 }
