@@ -82,27 +82,7 @@ pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
     let mut last_seen: Vec<Option<SystemTime>> = vec![None; containers.len()];
     loop {
         for (i, c) in containers.iter().enumerate() {
-            let mut q = query.clone();
-            if let Some(t) = last_seen[i] {
-                q = LogQuery { since: Some(t), tail: None };
-            }
-            let lines = logs::read(&dir.join(format!("{c}.log")), &q).map_err(context::failed)?;
-            let seen = last_seen[i];
-            for l in lines.into_iter().filter(|l| seen.is_none_or(|t| l.time > t)) {
-                let mut text = String::new();
-                if prefix {
-                    text.push_str(&format!("{c} | "));
-                }
-                if args.timestamps {
-                    text.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
-                }
-                text.push_str(&l.text);
-                match l.stream {
-                    Stream::Stdout => println!("{text}"),
-                    Stream::Stderr => eprintln!("{text}"),
-                }
-                last_seen[i] = Some(l.time);
-            }
+            print_new_lines(&dir.join(format!("{c}.log")), &mut last_seen[i], &query, prefix.then_some(c.as_str()), args.timestamps).map_err(context::failed)?;
             if last_seen[i].is_none() {
                 last_seen[i] = Some(SystemTime::UNIX_EPOCH);
             }
@@ -134,6 +114,33 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
             let what = t.container.map(|c| format!("{}/{c}", t.app)).unwrap_or(t.app);
             eprintln!("{what}: {op} done");
         }
+    }
+    Ok(())
+}
+
+/// Prints the lines of the log at `path` newer than `seen` (at first, those `first` selects),
+/// stdout's to stdout and stderr's to stderr, each after `prefix | ` and, with `timestamps`,
+/// its time; `seen` moves to the last one printed.
+pub(super) fn print_new_lines(path: &std::path::Path, seen: &mut Option<SystemTime>, first: &LogQuery, prefix: Option<&str>, timestamps: bool) -> std::io::Result<()> {
+    let before = *seen;
+    let query = match before {
+        Some(t) => LogQuery { since: Some(t), tail: None },
+        None => first.clone(),
+    };
+    for l in logs::read(path, &query)?.into_iter().filter(|l| before.is_none_or(|t| l.time > t)) {
+        let mut text = String::new();
+        if let Some(p) = prefix {
+            text.push_str(&format!("{p} | "));
+        }
+        if timestamps {
+            text.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
+        }
+        text.push_str(&l.text);
+        match l.stream {
+            Stream::Stdout => println!("{text}"),
+            Stream::Stderr => eprintln!("{text}"),
+        }
+        *seen = Some(l.time);
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tfctl_runtime::app::record;
 use tfctl_runtime::app::serve_reconcile::{self, RunTime};
-use tfctl_runtime::logs::{self, LogQuery, Stream};
+use tfctl_runtime::logs::LogQuery;
 use tfctl_runtime::state::StateRoot;
 use tfctl_schema::model::{Allow, Peer, Proto};
 use tfctl_schema::values;
@@ -111,15 +111,10 @@ pub fn run(args: RunArgs, global: &GlobalOpts) -> CmdResult {
 fn follow(root: &StateRoot, app: &str, name: &str, rx: std::sync::mpsc::Receiver<Option<serde_json::Value>>) -> Result<i32, Failure> {
     let log = record::app_dir(root, app).join("logs").join(format!("{name}.log"));
     let mut seen: Option<SystemTime> = None;
+    let everything = LogQuery { since: None, tail: None };
+    // The log may not exist yet: then there is nothing to print.
     let mut print_new = || {
-        let (q, before) = (LogQuery { since: seen, tail: None }, seen);
-        for l in logs::read(&log, &q).unwrap_or_default().into_iter().filter(|l| before.is_none_or(|t| l.time > t)) {
-            match l.stream {
-                Stream::Stdout => println!("{}", l.text),
-                Stream::Stderr => eprintln!("{}", l.text),
-            }
-            seen = Some(l.time);
-        }
+        let _ = super::exec::print_new_lines(&log, &mut seen, &everything, None, false);
     };
     let mut open = true;
     loop {
