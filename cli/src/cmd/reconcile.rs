@@ -114,11 +114,7 @@ pub(super) fn change_lines(plan: &serde_json::Value, with_kept: bool) -> Vec<Str
 
 /// `tfctl plan FILE`: what `up` would change, per container with the reason.
 pub fn plan(args: PlanArgs, global: &GlobalOpts) -> CmdResult {
-    let mut app = super::check::load_app(&args.file)?;
-    if let Some(n) = &args.name {
-        tfctl_schema::values::check_name("app", n).map_err(|e| Failure::msg(Exit::Usage, format!("--name {n}: {}", e.message)))?;
-        app.name = n.clone();
-    }
+    let app = super::up::load_named(&args.file, args.name.as_deref())?;
     let (plan, note) = match running(&app.name, global)? {
         None => {
             let changes: Vec<serde_json::Value> = app

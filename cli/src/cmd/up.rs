@@ -107,13 +107,19 @@ pub(super) fn threads() -> u32 {
     tfctl_runtime::sys::thread_count().unwrap_or(0)
 }
 
-/// Loads and checks the app file for `up` (and `plan`): `--name`, file trust, the CI verbs.
-pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
-    let mut app = crate::cmd::check::load_app(&args.file)?;
-    if let Some(n) = &args.name {
+/// Loads an app file, under `--name` when given (for `up` and `plan`).
+pub(super) fn load_named(file: &Path, name: Option<&str>) -> Result<App, Failure> {
+    let mut app = crate::cmd::check::load_app(file)?;
+    if let Some(n) = name {
         tfctl_schema::values::check_name("app", n).map_err(|e| Failure::msg(Exit::Usage, format!("--name {n}: {}", e.message)))?;
-        app.name = n.clone();
+        app.name = n.to_string();
     }
+    Ok(app)
+}
+
+/// Loads and checks the app file for `up`: `--name`, file trust, the CI verbs.
+pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
+    let app = load_named(&args.file, args.name.as_deref())?;
     refuse_from_own_hook("up", &app.name)?;
     if !args.trust_file {
         check_trust(&app)?;
