@@ -183,22 +183,16 @@ impl<D: Driver> Supervisor<D> {
     pub async fn start(&self, name: &str) -> Result<(), String> {
         let tx = self.command(name)?;
         let app = self.inner.app();
-        let state = self.status().borrow().get(name).map(|s| s.state);
-        let idle = matches!(state, Some(State::Stopped | State::Exited | State::Failed))
-            || (state == Some(State::Waiting) && *tx.borrow() == Command::Stop)
-            || (state == Some(State::Waiting) && app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true));
-        if !idle {
+        let status = self.status().borrow().clone();
+        let state = status.get(name).map(|s| s.state);
+        if !(state.is_some_and(is_terminal) || self.held(&app, name, state)) {
             return Ok(());
         }
-        // A container it comes after that is stopped, or `sleep` and never started, will not get
-        // there by itself: say so rather than wait for it.
-        let status = self.status().borrow().clone();
+        // A container it comes after that is stopped, or held, will not get there by itself:
+        // say so rather than wait for it.
         for after in app.container(name).map(|c| c.after.clone()).unwrap_or_default() {
             let Some(dep) = status.get(&after.container) else { continue };
-            let held = dep.state == State::Waiting
-                && (self.command(&after.container).is_ok_and(|c| *c.borrow() == Command::Stop)
-                    || app.container(&after.container).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(&after.container)).unwrap_or(true));
-            if held || dep.state == State::Stopped {
+            if dep.state == State::Stopped || self.held(&app, &after.container, Some(dep.state)) {
                 return Err(format!(
                     "{name} comes after {}, which is not running: start {} first, or start the whole app",
                     after.container, after.container
@@ -215,6 +209,14 @@ impl<D: Driver> Supervisor<D> {
             .wait_for(|m| m.get(name).is_none_or(|s| (s.state == State::Running && s.started_hooks_done) || is_terminal(s.state)))
             .await;
         Ok(())
+    }
+
+    /// Waiting and going nowhere by itself: stopped before it started, or `sleep` and never
+    /// started.
+    fn held(&self, app: &App, name: &str, state: Option<State>) -> bool {
+        state == Some(State::Waiting)
+            && (self.command(name).is_ok_and(|c| *c.borrow() == Command::Stop)
+                || app.container(name).is_some_and(|c| c.sleep) && !self.inner.started.lock().map(|s| s.contains(name)).unwrap_or(true))
     }
 
     /// Stops and starts a container; its network namespace, and so its address, stays.
