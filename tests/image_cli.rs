@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{stderr, stdout, Tfctl};
-use registry::{layer, Compression, Registry, RegistryOptions, TestImage, ThrottleProxy};
+use registry::{Registry, RegistryOptions, TestImage, ThrottleProxy};
 
 /// A tfctl command whose credentials live only in the test's own auth file.
 fn cmd(t: &Tfctl, auth: &Path) -> Command {
@@ -73,16 +73,7 @@ fn blob_gets(reg: &Registry, image: &TestImage) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_of_tfctl_pull_mid_layer_then_only_incomplete_blobs_are_fetched() {
     let reg = Registry::start(RegistryOptions::default());
-    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
-    let image = TestImage::new(
-        vec![
-            layer(&[("small1", b"one")], Compression::Gzip),
-            layer(&[("big", &big)], Compression::None),
-            layer(&[("small2", b"two")], Compression::Zstd),
-        ],
-        "amd64",
-        "/bin/true",
-    );
+    let image = registry::image_with_a_big_middle_layer();
     reg.push("team/kill", "v1", &image).await;
     let proxy = ThrottleProxy::start(&reg.addr, 1_000_000);
     let t = Tfctl::new();

@@ -36,16 +36,7 @@ async fn pull_child_helper() {
 async fn sigkill_mid_layer_then_pull_fetches_only_incomplete_blobs() {
     let reg = Registry::start(RegistryOptions::default());
     // Small layers finish quickly; the big incompressible one is still streaming when killed.
-    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let image = TestImage::new(
-        vec![
-            layer(&[("small1", b"one")], Compression::Gzip),
-            layer(&[("big", &big)], Compression::None),
-            layer(&[("small2", b"two")], Compression::Zstd),
-        ],
-        "amd64",
-        "/bin/true",
-    );
+    let image = registry::image_with_a_big_middle_layer();
     reg.push("test/kill", "v1", &image).await;
     let proxy = ThrottleProxy::start(&reg.addr, 1_000_000);
     let state = tempfile::tempdir().unwrap();
@@ -99,7 +90,7 @@ async fn sigkill_mid_layer_then_pull_fetches_only_incomplete_blobs() {
     // The config is fetched before any layer, so the killed pull had already stored it.
     assert_eq!(pulled.downloaded_blobs, missing.len());
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "stale temporary files removed");
-    assert_eq!(fs::read(store.resolve(&direct).unwrap().layers[1].join("big")).unwrap(), big);
+    assert_eq!(fs::read(store.resolve(&direct).unwrap().layers[1].join("big")).unwrap(), registry::big_layer_file());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -500,3 +500,24 @@ impl Drop for ThrottleProxy {
         let _ = TcpStream::connect(&self.addr);
     }
 }
+
+/// An image for kill-mid-pull tests: small gzip and zstd layers around a 4 MB incompressible
+/// one, so a throttled pull finishes the small ones and is still streaming the big one when
+/// killed.
+pub fn image_with_a_big_middle_layer() -> TestImage {
+    let big = big_layer_file();
+    TestImage::new(
+        vec![
+            layer(&[("small1", b"one")], Compression::Gzip),
+            layer(&[("big", &big)], Compression::None),
+            layer(&[("small2", b"two")], Compression::Zstd),
+        ],
+        "amd64",
+        "/bin/true",
+    )
+}
+
+/// The content of `big` in [`image_with_a_big_middle_layer`]: 4 MB that do not compress.
+pub fn big_layer_file() -> Vec<u8> {
+    (0..4_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect()
+}
