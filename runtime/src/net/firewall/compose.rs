@@ -215,35 +215,25 @@ impl RuleDef {
     }
 
     /// `ct state established,related`.
-    pub fn ct_established(mut self) -> Self {
-        self.word("ct state established,related");
-        self.exprs.push(Expr::Ct {
-            key: libc::NFT_CT_STATE as u32,
-            dreg: REG_1,
-        });
+    pub fn ct_established(self) -> Self {
         // NF_CT_STATE_BIT(ESTABLISHED) | NF_CT_STATE_BIT(RELATED)
-        self.exprs.push(Expr::Bitwise {
-            sreg: REG_1,
-            dreg: REG_1,
-            mask: 6u32.to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-        });
-        self.exprs.push(cmp(CmpOp::Neq, vec![0; 4]));
-        self
+        self.ct_any_bit("ct state established,related", libc::NFT_CT_STATE as u32, 6)
     }
 
     /// `ct status dnat`: the connection was destination-NATed (by a publish rule).
-    pub fn ct_dnat(mut self) -> Self {
-        self.word("ct status dnat");
-        self.exprs.push(Expr::Ct {
-            key: libc::NFT_CT_STATUS as u32,
-            dreg: REG_1,
-        });
+    pub fn ct_dnat(self) -> Self {
         // IPS_DST_NAT
+        self.ct_any_bit("ct status dnat", libc::NFT_CT_STATUS as u32, 0x20)
+    }
+
+    /// Matches when conntrack's `key` has any bit of `mask` set (`text` for nft's listing).
+    fn ct_any_bit(mut self, text: &str, key: u32, mask: u32) -> Self {
+        self.word(text);
+        self.exprs.push(Expr::Ct { key, dreg: REG_1 });
         self.exprs.push(Expr::Bitwise {
             sreg: REG_1,
             dreg: REG_1,
-            mask: 0x20u32.to_ne_bytes().to_vec(),
+            mask: mask.to_ne_bytes().to_vec(),
             xor: vec![0; 4],
         });
         self.exprs.push(cmp(CmpOp::Neq, vec![0; 4]));
