@@ -201,3 +201,120 @@ fn t_gives_a_terminal_and_i_passes_stdin() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "typed\n");
 }
+
+/// A `tfctl run` child process, killed if the test ends early.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `run --name NAME IMAGE sh -c SCRIPT` in the background (stdout piped) and waits for
+/// the script's first line, `ready`.
+fn run_in_background(t: &Tfctl, extra: &[&str], name: &str, script: &str) -> (Running, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let image = busybox_image();
+    let mut c = t.cmd();
+    c.arg("run").args(extra).args(["--name", name, &image, "sh", "-c", script]).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (Running(child), out)
+}
+
+fn ps_json(t: &Tfctl) -> serde_json::Value {
+    let o = t.run(&["ps", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+fn rest(mut out: impl std::io::Read) -> String {
+    let mut s = String::new();
+    out.read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn a_foreground_run_is_listed_signalled_stopped_and_removed_by_name() {
+    let t = Tfctl::new();
+    let state = t.root.path().join("state");
+    let image = busybox_image();
+    let traps = "trap 'echo usr1' USR1; trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+
+    // Listed while it runs, with its image, which `images rm` then refuses to remove.
+    let (mut fg, out) = run_in_background(&t, &["--rm"], "fg", traps);
+    let ps = ps_json(&t);
+    let app = &ps["apps"][0];
+    assert_eq!(app["name"], "fg", "{ps}");
+    assert_eq!(app["one_off"], true);
+    assert_eq!(app["containers"][0]["state"], "running", "{ps}");
+    assert_eq!(app["containers"][0]["image"], image.as_str());
+    let o = t.run(&["ps"]);
+    assert!(stdout(&o).lines().any(|l| l.starts_with("fg ") && l.contains("running")), "{}", stdout(&o));
+    let o = t.run(&["images", "rm", &image]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("used by a container"), "{}", stderr(&o));
+    // `exec` cannot join it, and says what can.
+    let o = t.run(&["exec", "fg", "--", "true"]);
+    assert!(stderr(&o).contains("run -d"), "{}", stderr(&o));
+
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("apps/fg/run.json")).unwrap()).unwrap();
+    let cgroup = record["cgroup"].as_str().unwrap().to_string();
+    assert!(!cgroup.is_empty());
+
+    // `kill` signals its process; `stop` sends SIGTERM, and `run` exits with the status.
+    assert_eq!(t.run(&["kill", "-s", "USR1", "fg"]).status.code(), Some(0));
+    let o = t.run(&["stop", "fg"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(fg.0.wait().unwrap().code(), Some(7));
+    assert_eq!(rest(out), "usr1\nterm\n");
+    // `stop` returned after the cleanup: --rm left nothing.
+    assert!(!state.join("apps/fg").exists(), "--rm left the container's folder");
+    assert!(mounts_under(&state).is_empty());
+    let found = std::process::Command::new("find").args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", &cgroup]).output().unwrap();
+    assert_eq!(stdout(&found), "", "cgroups remain");
+
+    // A signal to `run` itself goes to the container (docker run's sig-proxy), and `--rm` still
+    // cleans up.
+    let (mut fg, out) = run_in_background(&t, &["--rm"], "fg2", traps);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(fg.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(fg.0.wait().unwrap().code(), Some(7));
+    assert_eq!(rest(out), "term\n");
+    assert!(!state.join("apps/fg2").exists());
+
+    // A PID 1 without handlers ignores SIGTERM and SIGINT: `rm` refuses it while it runs, and
+    // `rm --force` kills it. Interrupts reach it too: the third kills it.
+    let (mut fg, _out) = run_in_background(&t, &["--rm"], "fg3", "echo ready; exec sleep 60");
+    let o = t.run(&["rm", "fg3"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("is running"), "{}", stderr(&o));
+    assert_eq!(t.run(&["rm", "--force", "fg3"]).status.code(), Some(0));
+    assert_eq!(fg.0.wait().unwrap().code(), Some(137));
+    assert!(!state.join("apps/fg3").exists());
+    let (mut fg, _out) = run_in_background(&t, &["--rm"], "fg4", "echo ready; exec sleep 60");
+    let pid = nix::unistd::Pid::from_raw(fg.0.id() as i32);
+    for _ in 0..3 {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(fg.0.wait().unwrap().code(), Some(137));
+
+    // Without --rm it stays, listed as exited with its status, until `rm`.
+    let o = t.run(&["run", "--name", "kept", &image, "sh", "-c", "exit 4"]);
+    assert_eq!(o.status.code(), Some(4));
+    let ps = ps_json(&t);
+    assert_eq!(ps["apps"][0]["containers"][0]["state"], "exited", "{ps}");
+    assert_eq!(ps["apps"][0]["containers"][0]["exit_code"], 4);
+    assert!(stdout(&t.run(&["ps"])).contains("exited (4)"));
+    let o = t.run(&["start", "kept"]);
+    assert!(stderr(&o).contains("tfctl run -d"), "{}", stderr(&o));
+    let o = t.run(&["rm", "kept"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!state.join("apps/kept").exists());
+    assert_eq!(ps_json(&t)["apps"], serde_json::json!([]));
+}

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use tfctl_runtime::app::driver::ExecAs;
 use tfctl_runtime::app::lifecycle;
-use tfctl_runtime::app::record;
+use tfctl_runtime::app::{one_off, record};
 use tfctl_runtime::logs::{self, LogQuery, Stream};
 
 use super::target;
@@ -16,6 +16,12 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
+    if one_off::exists(&root, &t.app) {
+        return Err(Failure::msg(
+            Exit::RunFailed,
+            format!("{} was started by `tfctl run` in the foreground, which `exec` cannot join: start it with `tfctl run -d` to exec into it", t.app),
+        ));
+    }
     let rec = record::load(&root, &t.app).map_err(context::failed)?;
     if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
         return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
@@ -104,6 +110,10 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
     let rt = context::runtime();
     for target in targets {
         let t = target::resolve(&root, target, file, op == "restart")?;
+        if let Some(one_off) = one_off::load(&root, &t.app) {
+            one_off_op(op, &t.app, one_off, global)?;
+            continue;
+        }
         let live = record::load(&root, &t.app).ok().flatten().and_then(|r| r.supervisor).is_some_and(|s| s.is_alive());
         if !live {
             return Err(Failure::msg(Exit::Failed, format!("app {} is not up: `tfctl up` starts it", t.app)));
@@ -116,6 +126,34 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
         }
     }
     Ok(())
+}
+
+/// `stop`, `start` and `restart` of a container of `tfctl run` in the foreground: only `stop`
+/// applies (SIGTERM, then SIGKILL after 10 s, as `docker stop`); its tfctl then exits with the
+/// container's status and cleans up.
+fn one_off_op(op: &str, name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), global: &GlobalOpts) -> CmdResult {
+    if op != "stop" {
+        return Err(Failure::msg(
+            Exit::Failed,
+            format!("{name} was started by `tfctl run`, which cannot {op} it: run it again (after `tfctl rm {name}`), or start it with `tfctl run -d` to manage it"),
+        ));
+    }
+    match (record, state) {
+        (Some(r), one_off::RunState::Running) => {
+            one_off::stop(&r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
+            if !global.quiet {
+                eprintln!("{name}: stop done");
+            }
+            Ok(())
+        }
+        (_, one_off::RunState::Starting) => Err(Failure::msg(Exit::Failed, format!("{name} is starting: try again in a moment"))),
+        _ => {
+            if !global.quiet {
+                eprintln!("{name}: not running");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Prints the lines of the log at `path` newer than `seen` (at first, those `first` selects),

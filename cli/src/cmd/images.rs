@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use tfctl_runtime::app::one_off;
 use tfctl_runtime::image::{Credentials, ImageSource, Store};
 
 use crate::args::{Format, GlobalOpts, ImagesArgs, ImagesCommand, LoginArgs, LogoutArgs, PullArgs};
@@ -75,11 +76,15 @@ pub fn pull(args: PullArgs, global: &GlobalOpts) -> CmdResult {
 }
 
 /// Images the containers under this state root were made from. Containers record their
-/// image's name in `containers/*/image`; a root without containers uses none.
+/// image's name in `containers/*/image`, one-off ones in their run record; a root without
+/// containers uses none.
 fn images_in_use(root: &Path) -> HashSet<String> {
     let mut used = HashSet::new();
     let Ok(apps) = std::fs::read_dir(root.join("apps")) else { return used };
     for app in apps.flatten() {
+        if let Some(image) = one_off::image_in(&app.path()) {
+            used.insert(image);
+        }
         let Ok(containers) = std::fs::read_dir(app.path().join("containers")) else { continue };
         for c in containers.flatten() {
             if let Ok(Some(name)) = tfctl_runtime::state::files::read_nofollow(&c.path().join("image")) {

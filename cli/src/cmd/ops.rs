@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use tfctl_runtime::app::{lifecycle, ops, record};
+use tfctl_runtime::app::{lifecycle, one_off, ops, record};
 use tfctl_runtime::container::ContainerDirs;
 use tfctl_runtime::state::StateRoot;
 
@@ -44,6 +44,13 @@ pub fn kill(args: KillArgs, global: &GlobalOpts) -> CmdResult {
     let root = root(global)?;
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
+    if let Some((record, state)) = one_off::load(&root, &t.app) {
+        let sent = match (record, state) {
+            (Some(r), one_off::RunState::Running) => one_off::signal(&r, signal).map_err(|e| Failure::msg(Exit::Failed, format!("{container}: {e}")))?,
+            _ => false,
+        };
+        return if sent { Ok(()) } else { Err(Failure::msg(Exit::Failed, format!("{container} is not running"))) };
+    }
     if !is_up(&root, &t.app) {
         return Err(not_up(&t.app));
     }
@@ -107,6 +114,13 @@ pub fn rm(args: RmArgs, global: &GlobalOpts) -> CmdResult {
     for target in &args.targets {
         let t = target::resolve(&root, target, args.target_opts.file.as_deref(), true)?;
         let container = t.container.expect("need_container");
+        if let Some(one_off) = one_off::load(&root, &t.app) {
+            rm_one_off(&root, &container, one_off, args.force)?;
+            if !global.quiet {
+                eprintln!("{container}: removed");
+            }
+            continue;
+        }
         let what = format!("{}/{container}", t.app);
         let dirs = ContainerDirs::new(&root, &t.app, &container);
         if !dirs.dir.exists() {
@@ -131,6 +145,33 @@ pub fn rm(args: RmArgs, global: &GlobalOpts) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// `rm` of a container of `tfctl run` in the foreground. A running one is killed first with
+/// `--force`; its tfctl then cleans up and exits with 137.
+pub(super) fn rm_one_off(root: &StateRoot, name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), force: bool) -> CmdResult {
+    match (&record, state) {
+        (_, one_off::RunState::Starting) => return Err(Failure::msg(Exit::Failed, format!("{name} is starting: try again in a moment"))),
+        (Some(r), one_off::RunState::Running) => {
+            if !force {
+                return Err(Failure::msg(Exit::Failed, format!("{name} is running: `tfctl stop {name}` first, or `rm --force`")));
+            }
+            let _ = one_off::signal(r, libc::SIGKILL);
+            if !one_off::wait_for_tfctl(r, std::time::Duration::from_secs(10)) {
+                return Err(Failure::msg(Exit::Failed, format!("{name} was killed but its tfctl has not exited")));
+            }
+        }
+        _ => {}
+    }
+    // Its tfctl removed the cgroup, unless it was killed itself.
+    if let Some(r) = &record {
+        let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
+        driver.open(&r.cgroup).remove().map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
+    }
+    match std::fs::remove_dir_all(record::app_dir(root, name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::msg(Exit::Failed, format!("{name}: cannot remove its folder: {e}"))),
+        _ => Ok(()),
+    }
 }
 
 struct Volume {

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
 use tfctl_runtime::spawn::{ExitStatus, Spawner, StartError, StartFds, StartPlan};
-use tfctl_runtime::state::files::Lock;
+use tfctl_runtime::app::one_off;
+use tfctl_runtime::state::identity::ProcessIdentity;
+use tfctl_runtime::sys::signal_pipe::SignalPipe;
 use tfctl_schema::model::*;
 use tfctl_schema::values;
 
@@ -260,18 +262,9 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     let config = context::host_config(global)?;
     let root = context::state_root(global)?;
     let store = Store::open(root.path()).map_err(run_failed)?;
-    let apps = root.dir("apps").map_err(run_failed)?;
-    let app_dir = apps.join(&name);
-    if app_dir.join("containers").exists() {
-        return Err(Failure::msg(
-            Exit::RunFailed,
-            format!("a container named {name} already exists under {}: choose another --name, or remove it with `tfctl rm {name}`", root.path().display()),
-        ));
-    }
-    std::fs::create_dir_all(&app_dir).map_err(run_failed)?;
-    let _lock = Lock::try_exclusive(&app_dir.join("lock"))
-        .map_err(run_failed)?
-        .ok_or_else(|| run_failed(format!("container {name} is being started by another tfctl")))?;
+    root.dir("apps").map_err(run_failed)?;
+    // The name is ours until we exit: `ps`, `stop`, `kill` and `rm` find the container by it.
+    let claim = one_off::Claim::take(&root, &name).map_err(run_failed)?;
 
     // No async runtime unless this run needs one (a pull, a terminal to proxy): its threads
     // cost more to start and stop than the rest of a short container's start.
@@ -294,11 +287,33 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         // As `docker run` without -i: the container's stdin is closed, not tfctl's.
         prepared.fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
     }
+    let mut record = one_off::RunRecord {
+        schema: 1,
+        name: name.clone(),
+        image: image.name.clone(),
+        cgroup: prepared.cgroup.name().to_string(),
+        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        remove: args.rm,
+        tfctl: Some(ProcessIdentity::current()),
+        init: None,
+        exit_code: None,
+    };
+    // Before the launch too: `images rm` and `prune` must see the image in use from now on.
+    if let Err(e) = claim.record(&record) {
+        return Err(run_failed(format!("cannot record container {name}: {e}")));
+    }
     let fds = std::mem::take(&mut prepared.fds);
     let outcome = if args.tty {
-        context::runtime().block_on(with_terminal(&spawner, &prepared.plan, fds, args.interactive))
+        context::runtime().block_on(with_terminal(&spawner, &prepared.plan, fds, args.interactive, |child| record_start(&claim, &mut record, child)))
     } else {
-        spawner.launch(&prepared.plan, fds).and_then(|child| child.wait()).map_err(start_failure)
+        // Caught before the launch, so none arriving meanwhile ends tfctl without its cleanup.
+        let signals = SignalPipe::install(&FORWARDED).map_err(|e| run_failed(format!("cannot catch signals: {}", std::io::Error::from_raw_os_error(e))))?;
+        spawner.launch(&prepared.plan, fds).and_then(|child| {
+            record_start(&claim, &mut record, child.pid());
+            let mut interrupts = 0;
+            child.wait_forwarding(&signals, |sig| forwarded(&name, sig, &mut interrupts))
+        })
+        .map_err(start_failure)
     };
     // The spawner has nothing left to do: it exits while we clean up.
     spawner.shutdown();
@@ -310,7 +325,14 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         prepared.cgroup.remove().map_err(|e| container::CreateError::Cgroup { container: name.clone(), source: e })
     };
     if args.rm {
-        let _ = std::fs::remove_dir_all(&app_dir);
+        drop(claim);
+    } else {
+        record.tfctl = None;
+        record.init = None;
+        record.exit_code = Some(outcome.as_ref().map_or_else(|f| i32::from(f.exit.code()), |s| s.code()));
+        if let Err(e) = claim.keep(&record) {
+            eprintln!("warning: cannot record the exit of {name}: {e}");
+        }
     }
     if let Err(e) = cleanup {
         eprintln!("warning: {e}");
@@ -324,12 +346,58 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     }
 }
 
+/// What `run` in the foreground passes on to its container, as `docker run` does.
+const FORWARDED: [i32; 6] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2];
+
+/// Each signal goes to the container as it is, but a PID 1 without a handler ignores SIGINT:
+/// the third interrupt kills the container, so ^C always ends `run`.
+fn forwarded(name: &str, sig: i32, interrupts: &mut u32) -> Option<i32> {
+    if sig != libc::SIGINT {
+        return Some(sig);
+    }
+    *interrupts += 1;
+    match *interrupts {
+        2 => eprintln!("tfctl: {name} got SIGINT twice; a third ^C kills it"),
+        3.. => {
+            eprintln!("tfctl: killing {name}");
+            return Some(libc::SIGKILL);
+        }
+        _ => {}
+    }
+    Some(sig)
+}
+
+/// Records the started container's init, so `stop` and `kill` can reach it. Best effort: the
+/// container runs either way.
+fn record_start(claim: &one_off::Claim, record: &mut one_off::RunRecord, init: i32) {
+    record.init = ProcessIdentity::of(init);
+    if let Err(e) = claim.record(record) {
+        tracing::warn!("cannot record container {}: {e}", record.name);
+    }
+}
+
 /// Starts the container on a pty and proxies it to this terminal (raw mode, window size) until
 /// the process exits.
-async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool) -> Result<ExitStatus, Failure> {
+async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool, started: impl FnOnce(i32)) -> Result<ExitStatus, Failure> {
     let mut child = spawner.launch_async(plan, fds).await.map_err(start_failure)?;
+    started(child.pid());
     let attached = child.take_pty().map(|master| crate::terminal::Attached::start(master, interactive));
-    let status = child.wait_async().await.map_err(start_failure);
+    // In raw mode ^C is a byte for the container; a signal sent to tfctl is passed on.
+    let (_, pidfd, exited) = child.into_parts();
+    let forwarder = tokio::spawn(async move {
+        let mut streams: Vec<_> = FORWARDED.iter().filter_map(|&s| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(s)).ok().map(|st| (s, st))).collect();
+        loop {
+            let next = futures_util::future::select_all(streams.iter_mut().map(|(s, st)| Box::pin(async move { st.recv().await.map(|_| *s) })));
+            match next.await.0 {
+                Some(sig) => {
+                    let _ = tfctl_runtime::sys::pidfd_send_signal(std::os::fd::AsRawFd::as_raw_fd(&pidfd), sig);
+                }
+                None => break,
+            }
+        }
+    });
+    let status = exited.wait_async().await.map_err(start_failure);
+    forwarder.abort();
     if let Some(a) = attached {
         a.finish().await;
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tfctl_runtime::app::record;
+use tfctl_runtime::app::{one_off, record};
 use tfctl_runtime::state::StateRoot;
 
 use crate::exit::{Exit, Failure};
@@ -29,6 +29,10 @@ pub fn resolve(root: &StateRoot, target: &str, file: Option<&Path>, need_contain
             return Err(usage(format!("app {} has no container {target}; its containers: {}", app.name, names.join(", "))));
         }
         return Ok(Target { app: app.name, container: Some(target.to_string()) });
+    }
+    // A container of `tfctl run` in the foreground is an app of one, named after it.
+    if one_off::exists(root, target) {
+        return Ok(Target { app: target.to_string(), container: Some(target.to_string()) });
     }
     let records = record::all(root);
     if !need_container && records.iter().any(|r| r.name == target) {

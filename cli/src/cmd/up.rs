@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tfctl_runtime::app::one_off;
 use tfctl_runtime::app::lifecycle::{self, Progress, StopReason, SupervisorSetup};
 use tfctl_runtime::app::record::{self, AppRecord};
 use tfctl_runtime::app::OutputLine;
@@ -515,6 +516,19 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
     let name = app_name_of(&args.target, &args.name)?;
     refuse_from_own_hook("down", &name)?;
     let Some(root) = context::existing_state_root(global)? else { return Ok(()) };
+    if let Some((r, state)) = one_off::load(&root, &name) {
+        // A container of `tfctl run` in the foreground: stopped as `stop` does, then removed.
+        if let (Some(r), one_off::RunState::Running) = (&r, state) {
+            one_off::stop(r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
+        }
+        if let Some(left) = one_off::load(&root, &name) {
+            super::ops::rm_one_off(&root, &name, left, true)?;
+        }
+        if !global.quiet {
+            eprintln!("app {name} is down");
+        }
+        return Ok(());
+    }
     let Some(mut rec) = record::load(&root, &name).map_err(failed)? else {
         if !global.quiet {
             eprintln!("app {name} is not up");
@@ -589,6 +603,28 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
             "containers": containers,
         }));
     }
+    // Containers of `tfctl run` in the foreground: an app of one, without a supervisor.
+    for (name, r, state) in one_off::all(&root).into_iter().filter(|(n, ..)| args.app.as_ref().is_none_or(|a| a == n)) {
+        let running = state == one_off::RunState::Running;
+        apps.push(serde_json::json!({
+            "name": name,
+            "supervisor": null,
+            "one_off": true,
+            "containers": [{
+                "name": name,
+                "address": null,
+                "state": state.label(),
+                "exit_code": match state { one_off::RunState::Exited(code) => Some(code), _ => None },
+                "health": null,
+                "restarts": 0,
+                "uptime_seconds": r.as_ref().filter(|_| running).map(|r| now.saturating_sub(r.started_at)),
+                "image": r.as_ref().map(|r| r.image.clone()),
+                "ports": [],
+                "added_at_run_time": false,
+            }],
+        }));
+    }
+    apps.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     match global.format {
         Format::Json => output::print_json(&serde_json::json!({"apps": apps})),
         Format::Text => {
@@ -608,7 +644,10 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                         a["name"].as_str().unwrap_or(""),
                         // `run --app` containers are marked, as they are not in the app file.
                         format!("{}{}", c["name"].as_str().unwrap_or(""), if c["added_at_run_time"] == true { " (run)" } else { "" }),
-                        c["state"].as_str().unwrap_or(""),
+                        match c["exit_code"].as_i64() {
+                            Some(code) => format!("exited ({code})"),
+                            None => c["state"].as_str().unwrap_or("").to_string(),
+                        },
                         c["health"].as_str().unwrap_or("-"),
                         c["address"].as_str().unwrap_or(""),
                         c["restarts"],

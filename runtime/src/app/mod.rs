@@ -7,6 +7,7 @@ pub mod etc;
 pub mod export;
 pub mod lifecycle;
 pub mod netns;
+pub mod one_off;
 pub mod ops;
 pub mod reconcile;
 pub mod record;

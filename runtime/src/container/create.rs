@@ -96,7 +96,8 @@ impl ContainerDirs {
 /// How the container's writes are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writes {
-    /// On a tmpfs that vanishes with the container (`run --rm`).
+    /// On a tmpfs that vanishes with the container (`run --rm`). Nothing of the container is
+    /// written under the state root: the caller records which image it uses.
     Ephemeral,
     /// In the container's upper folder, kept across restarts until it is removed.
     Kept,
@@ -141,14 +142,14 @@ pub fn prepare(
     inputs: Inputs,
 ) -> Result<Prepared, CreateError> {
     let dirs = ContainerDirs::new(root, app, &c.name);
-    fs::create_dir_all(&dirs.dir).map_err(io("create", &dirs.dir))?;
     root.dir(MOUNTPOINT_DIR).map_err(io("create", &dirs.mountpoint))?;
-    // A marker read by `images rm` and `prune`, rewritten at every start: no fsync on this path,
-    // which every container start takes.
-    fs::write(dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;
     let upper = match writes {
         Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: 0 },
         Writes::Kept => {
+            fs::create_dir_all(&dirs.dir).map_err(io("create", &dirs.dir))?;
+            // A marker read by `images rm` and `prune`, rewritten at every start: no fsync on
+            // this path, which every container start takes.
+            fs::write(dirs.image_file(), image.name.as_bytes()).map_err(io("write", &dirs.image_file()))?;
             // A `volatile` overlay leaves work/incompat/volatile behind, and overlayfs refuses
             // that work folder next time: the work folder holds nothing worth keeping.
             let _ = fs::remove_dir_all(dirs.work());

@@ -334,6 +334,32 @@ impl Child {
         self.exited.blocking_recv().map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
     }
 
+    /// Waits for the exit, passing each signal that arrives on `signals` to the process, as
+    /// `docker run` does: `forward` sees each and says which signal to send instead (or none).
+    /// Blocking, as [`Child::wait`].
+    pub fn wait_forwarding(self, signals: &crate::sys::signal_pipe::SignalPipe, mut forward: impl FnMut(i32) -> Option<i32>) -> Result<ExitStatus, StartError> {
+        let mut fds = [
+            libc::pollfd { fd: signals.fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        loop {
+            fds.iter_mut().for_each(|p| p.revents = 0);
+            if crate::sys::poll(&mut fds, -1).is_err() {
+                break;
+            }
+            if fds[0].revents != 0 {
+                for sig in signals.drain().into_iter().filter_map(&mut forward) {
+                    let _ = self.signal(sig);
+                }
+            }
+            // The pidfd is readable once the process has exited.
+            if fds[1].revents != 0 {
+                break;
+            }
+        }
+        self.wait()
+    }
+
     pub async fn wait_async(self) -> Result<ExitStatus, StartError> {
         self.exited.await.map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
     }

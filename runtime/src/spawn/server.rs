@@ -48,6 +48,10 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
     // Children inherit non-dumpable (their /proc entries stay root-only until execve).
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
+    // Out of the terminal's foreground process group: ^C or a hangup is for the CLI, which
+    // passes it to the container or stops it gracefully. The spawner ends when the CLI does.
+    // SAFETY: setpgid with integer arguments.
+    unsafe { libc::setpgid(0, 0) };
     ensure_stdio_open();
     let own_pidns = match std::fs::File::open("/proc/self/ns/pid") {
         Ok(f) => OwnedFd::from(f),

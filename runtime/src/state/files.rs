@@ -94,6 +94,11 @@ impl Lock {
         }
     }
 
+    /// The locked file, to write into (a record kept in the lock itself).
+    pub fn file(&self) -> &File {
+        &self._held
+    }
+
     /// Says who holds the lock, for those who wait for it.
     pub fn note(&self, text: &str) -> io::Result<()> {
         use std::io::{Seek, Write};

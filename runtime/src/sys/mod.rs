@@ -9,6 +9,7 @@ use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 pub mod mountapi;
+pub mod signal_pipe;
 
 pub use mountapi::*;
 
@@ -329,6 +330,12 @@ pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> SysResult<()> {
     check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0u32) }).map(drop)
 }
 
+/// A pidfd for `pid` (close-on-exec). The caller owns the descriptor.
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<RawFd> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) }).map(|fd| fd as RawFd)
+}
+
 /// Blocks every signal (or restores `old`), returning the previous mask.
 pub fn sigprocmask(how: libc::c_int, set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
     // SAFETY: sigset_t is plain data.
@@ -373,6 +380,17 @@ pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> Sy
     // SAFETY: p is one valid pollfd.
     check_int(unsafe { libc::poll(&mut p, 1, timeout_ms) })?;
     Ok(p.revents)
+}
+
+/// poll(2) on several descriptors, retried on EINTR; returns how many have events.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> SysResult<usize> {
+    loop {
+        // SAFETY: fds is a valid, writable array of its length.
+        match check_int(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }) {
+            Err(libc::EINTR) => continue,
+            r => return r.map(|n| n as usize),
+        }
+    }
 }
 
 pub fn pipe2(flags: libc::c_int) -> SysResult<[RawFd; 2]> {

@@ -1,0 +1,224 @@
+//! A container started by `tfctl run` in the foreground (no `-d`, `-p` or `--app`): a
+//! one-container app with no supervisor, whose tfctl process waits for it. It is listed by `ps`,
+//! stopped by `stop`, signalled by `kill` and removed by `rm` through one file,
+//! `apps/<name>/run.json`. That file is also the lock the running tfctl holds, so a start makes
+//! two inodes on the state root's filesystem (the folder and this file): every one-off start
+//! pays for each.
+//!
+//! The record names the tfctl process and the container's init by identity (pid, start time,
+//! boot id), never by pid alone, and says which image the container uses (for `images rm` and
+//! `prune`). Once the container has exited, a kept one (`run` without `--rm`) records its exit
+//! status instead of its processes.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::app_dir;
+use crate::state::files::Lock;
+use crate::state::identity::ProcessIdentity;
+use crate::state::StateRoot;
+
+const FILE: &str = "run.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub name: String,
+    /// The image's name as stored (`images rm` refuses to remove it while this exists).
+    pub image: String,
+    /// The cgroup name under tfctl's own, so `rm` can remove it after a crash.
+    pub cgroup: String,
+    /// Seconds since the epoch at the start.
+    pub started_at: u64,
+    /// Removed at exit (`--rm`).
+    pub remove: bool,
+    /// While it runs: the tfctl process waiting for it, and the container's init.
+    pub tfctl: Option<ProcessIdentity>,
+    pub init: Option<ProcessIdentity>,
+    /// Once it has exited: its status as `run` reported it (128+N for signal N).
+    pub exit_code: Option<i32>,
+}
+
+/// What `ps` says of a one-off container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Its tfctl has taken the name and not yet written the record.
+    Starting,
+    Running,
+    Exited(i32),
+    /// Its tfctl is gone without recording an exit (killed with SIGKILL, or the host rebooted):
+    /// `rm` removes what is left.
+    Dead,
+}
+
+impl RunState {
+    pub fn label(self) -> &'static str {
+        match self {
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Exited(_) => "exited",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+pub fn path(root: &StateRoot, name: &str) -> PathBuf {
+    app_dir(root, name).join(FILE)
+}
+
+/// Whether `name` is a one-off container under this root (running or not).
+pub fn exists(root: &StateRoot, name: &str) -> bool {
+    path(root, name).exists()
+}
+
+/// The record of `name`, if it has one that can be read. An empty file is a start under way.
+pub fn load(root: &StateRoot, name: &str) -> Option<(Option<RunRecord>, RunState)> {
+    let bytes = crate::state::files::read_nofollow(&path(root, name)).ok()??;
+    if bytes.is_empty() {
+        return Some((None, RunState::Starting));
+    }
+    let r: RunRecord = serde_json::from_slice(&bytes).ok()?;
+    let state = match (&r.exit_code, &r.tfctl) {
+        (Some(code), _) => RunState::Exited(*code),
+        (None, Some(t)) if t.is_alive() => RunState::Running,
+        _ => RunState::Dead,
+    };
+    Some((Some(r), state))
+}
+
+/// The image of the one-off container whose folder is `app_dir`, if it is one.
+pub fn image_in(app_dir: &Path) -> Option<String> {
+    let bytes = crate::state::files::read_nofollow(&app_dir.join(FILE)).ok()??;
+    serde_json::from_slice::<RunRecord>(&bytes).ok().map(|r| r.image)
+}
+
+/// Every one-off container under the root, by name.
+pub fn all(root: &StateRoot) -> Vec<(String, Option<RunRecord>, RunState)> {
+    let Ok(entries) = std::fs::read_dir(root.path().join("apps")) else { return Vec::new() };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            load(root, &name).map(|(r, s)| (name, r, s))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The running tfctl's hold on a one-off container's name: the record file, locked. Dropped,
+/// it removes the container's folder (a failed start, or `--rm`), unless [`Claim::keep`] said
+/// otherwise.
+pub struct Claim {
+    file: Lock,
+    dir: PathBuf,
+    kept: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("a container named {0} already exists under this state root: choose another --name, or remove it with `tfctl rm {0}`")]
+    Exists(String),
+    #[error("container {0} is being started by another tfctl")]
+    Busy(String),
+    #[error("cannot create {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Claim {
+    /// Takes `name` for a one-off container: fails if any app or container has it.
+    pub fn take(root: &StateRoot, name: &str) -> Result<Claim, ClaimError> {
+        let dir = app_dir(root, name);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ClaimError::Io { path, source }
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // An app's folder, or a one-off container's, kept or running: never reused.
+                if std::fs::read_dir(&dir).map_err(io(&dir))?.next().is_some() {
+                    return Err(ClaimError::Exists(name.to_string()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            }
+            Err(e) => return Err(io(&dir)(e)),
+        }
+        let file = dir.join(FILE);
+        match Lock::try_exclusive(&file).map_err(io(&file))? {
+            Some(file) => Ok(Claim { file, dir, kept: false }),
+            None => Err(ClaimError::Busy(name.to_string())),
+        }
+    }
+
+    /// Writes the record (whole, in one write: a reader sees it or an empty file).
+    pub fn record(&self, r: &RunRecord) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        let mut f: &File = self.file.file();
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(&bytes)
+    }
+
+    /// Leaves the container's folder for `ps`, `rm` and inspection, with its last record.
+    pub fn keep(mut self, r: &RunRecord) -> std::io::Result<()> {
+        self.kept = true;
+        self.record(r)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A descriptor for the process `id` names, if it still runs: opened first and checked after,
+/// so it cannot name a process that took over a reused pid.
+pub fn pidfd(id: &ProcessIdentity) -> Option<OwnedFd> {
+    let fd = crate::sys::pidfd_open(id.pid).ok()?;
+    // SAFETY: pidfd_open returned a new descriptor that we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    id.is_alive().then_some(fd)
+}
+
+/// Sends `signal` to the container's init; `Ok(false)` if it no longer runs.
+pub fn signal(r: &RunRecord, signal: i32) -> std::io::Result<bool> {
+    let Some(fd) = r.init.as_ref().and_then(pidfd) else { return Ok(false) };
+    match crate::sys::pidfd_send_signal(fd.as_raw_fd(), signal) {
+        Ok(()) => Ok(true),
+        Err(e) if e == libc::ESRCH => Ok(false),
+        Err(e) => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Waits until the tfctl process of `r` has exited (it cleans up after its container first),
+/// at most `patience`; says whether it did.
+pub fn wait_for_tfctl(r: &RunRecord, patience: Duration) -> bool {
+    let Some(fd) = r.tfctl.as_ref().and_then(pidfd) else { return true };
+    let ms = patience.as_millis().min(i32::MAX as u128) as i32;
+    // A pidfd becomes readable when its process exits.
+    matches!(crate::sys::poll_one(fd.as_raw_fd(), libc::POLLIN, ms), Ok(r) if r != 0)
+}
+
+/// `stop`: SIGTERM to the init, then SIGKILL after `grace`, as `docker stop`; returns once the
+/// waiting tfctl has exited (and so has cleaned up), or says why not.
+pub fn stop(r: &RunRecord, grace: Duration) -> Result<(), String> {
+    if signal(r, libc::SIGTERM).map_err(|e| format!("cannot signal it: {e}"))? && !wait_for_tfctl(r, grace) {
+        let _ = signal(r, libc::SIGKILL);
+    }
+    if wait_for_tfctl(r, Duration::from_secs(10)) {
+        Ok(())
+    } else {
+        Err(format!("its tfctl (pid {}) did not exit after the container was killed", r.tfctl.as_ref().map_or(0, |t| t.pid)))
+    }
+}
