@@ -32,6 +32,7 @@ struct Server {
     /// start without a netns instead of CLONE_NEWNET: nothing has entered it yet, so it is what
     /// the clone would have made.
     spare_netns: Option<OwnedFd>,
+    child_stack: Option<sys::ChildStack>,
     running: Vec<Running>,
 }
 
@@ -61,7 +62,7 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
         }
     };
     let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, own_netns: None, spare_netns: None, running: Vec::new() };
+    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, own_netns: None, spare_netns: None, child_stack: None, running: Vec::new() };
     let mut affinity = affinity;
     loop {
         let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
@@ -222,12 +223,25 @@ impl Server {
             sys::setns(child_fds.target.unwrap_or(-1), libc::CLONE_NEWPID)
                 .map_err(|e| Outcome::Refused(format!("joining the container's pid namespace: {}", std::io::Error::from_raw_os_error(e))))?;
         }
-        // SAFETY: the spawner is single-threaded; the child runs only start::child_main, which
-        // reads `cfg` (copied with our memory) and makes raw syscalls.
-        let cloned = unsafe { sys::clone3_fork(flags) };
-        if let Ok(Cloned::Child) = cloned {
-            start::child_main(&cfg);
-        }
+        let cloned = if cfg.init {
+            // An init lives beside the spawner without ever executing a program: it gets a copy
+            // of our memory.
+            // SAFETY: the spawner is single-threaded; the child runs only start::child_main,
+            // which reads `cfg` (copied with our memory) and makes raw syscalls.
+            let cloned = unsafe { sys::clone3_fork(flags) };
+            if let Ok(Cloned::Child) = cloned {
+                start::child_main(&cfg);
+            }
+            cloned
+        } else {
+            let stack = self.child_stack().map_err(|e| Outcome::Refused(format!("a stack for the child: {}", std::io::Error::from_raw_os_error(e))))?;
+            // SAFETY: the spawner is single-threaded. The child runs start::child_main, which
+            // reads `cfg` and makes raw syscalls (no allocation, no lock). `cfg` and the stack
+            // outlive it in our memory: below, we return only once its end of the sync socket
+            // is closed (at execve or exit) or after killing and reaping it, and meanwhile we
+            // only wait on that socket.
+            unsafe { sys::clone_vm(flags as libc::c_int, stack, child_entry, &cfg as *const ChildConfig as *mut libc::c_void) }.map(|(pid, pidfd)| Cloned::Parent { pid, pidfd })
+        };
         if join {
             if let Err(e) = sys::setns(self.own_pidns.as_raw_fd(), libc::CLONE_NEWPID) {
                 eprintln!("tfctl spawner: cannot return to its own pid namespace: {}", std::io::Error::from_raw_os_error(e));
@@ -243,7 +257,6 @@ impl Server {
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         drop(sync_child);
         let init = cfg.init;
-        drop(cfg);
         // Exec success is the socket closing at execve (or, with init, an explicit message);
         // a pty master may come first. A child stuck in its sequence (a hung filesystem) must
         // not stop every later start.
@@ -260,7 +273,13 @@ impl Server {
                     self.start_timeout_ms as f64 / 1000.0
                 )));
             }
-            let (msg, fd) = recv_sync(sync_parent.as_raw_fd());
+            let Ok((msg, fd)) = recv_sync(sync_parent.as_raw_fd()) else {
+                // Without its report the child's state is unknown: it must not run on.
+                let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                // SAFETY: pid is our child, just killed.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                return Err(Outcome::Refused("reading the child's start report failed; the process was killed".into()));
+            };
             match msg {
                 Some(SyncMsg::PtyMaster) => pty = fd,
                 None | Some(SyncMsg::Executed) => return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent) }),
@@ -276,8 +295,28 @@ impl Server {
     }
 }
 
+/// The stack children run on until their execve (one start at a time), mapped at first use.
+impl Server {
+    fn child_stack(&mut self) -> sys::SysResult<&sys::ChildStack> {
+        if self.child_stack.is_none() {
+            self.child_stack = Some(sys::ChildStack::new(CHILD_STACK_BYTES)?);
+        }
+        Ok(self.child_stack.as_ref().expect("just made"))
+    }
+}
+
+/// The start sequence keeps its buffers small (it runs in the spawner's memory); 256 KiB is
+/// many times what it uses, and only the pages touched cost anything.
+const CHILD_STACK_BYTES: usize = 256 << 10;
+
+extern "C" fn child_entry(cfg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: clone_child passes a ChildConfig that outlives the child's use of our memory.
+    let cfg = unsafe { &*(cfg as *const ChildConfig) };
+    start::child_main(cfg)
+}
+
 /// One message from a child's sync socket, with the descriptor it may carry; `None` at EOF.
-fn recv_sync(sock: RawFd) -> (Option<SyncMsg>, Option<OwnedFd>) {
+fn recv_sync(sock: RawFd) -> Result<(Option<SyncMsg>, Option<OwnedFd>), nix::errno::Errno> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; SYNC_MSG_LEN];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
@@ -292,10 +331,10 @@ fn recv_sync(sock: RawFd) -> (Option<SyncMsg>, Option<OwnedFd>) {
                     _ => None,
                 });
                 let msg = if n == SYNC_MSG_LEN { SyncMsg::decode(&buf) } else { None };
-                return (msg, fd);
+                return Ok((msg, fd));
             }
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return (None, None),
+            Err(e) => return Err(e),
         }
     }
 }
