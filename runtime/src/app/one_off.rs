@@ -11,7 +11,7 @@
 //! status instead of its processes.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -158,13 +158,18 @@ impl Claim {
         }
     }
 
-    /// Writes the record (whole, in one write: a reader sees it or an empty file).
+    /// Writes the record over the previous one, in one write. Never truncated: on ext4,
+    /// closing a file that was truncated to zero and rewritten forces its writeback, which a
+    /// container start would wait for. A shorter record is padded with spaces, which JSON
+    /// readers skip.
     pub fn record(&self, r: &RunRecord) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-        let mut f: &File = self.file.file();
-        f.set_len(0)?;
-        f.seek(SeekFrom::Start(0))?;
-        f.write_all(&bytes)
+        let mut bytes = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        let f: &File = self.file.file();
+        let old = f.metadata()?.len() as usize;
+        if bytes.len() < old {
+            bytes.resize(old, b' ');
+        }
+        f.write_all_at(&bytes, 0)
     }
 
     /// Leaves the container's folder for `ps`, `rm` and inspection, with its last record.

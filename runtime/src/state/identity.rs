@@ -13,8 +13,10 @@ pub struct ProcessIdentity {
     pub boot_id: String,
 }
 
+/// Read once per process: it cannot change while we run.
 fn boot_id() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(|| fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())).clone()
 }
 
 /// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and parentheses, so
