@@ -19,6 +19,10 @@ struct Running {
     pty: Option<OwnedFd>,
     /// Kept for `init` containers: the init reports the real process's status on it.
     sync: Option<OwnedFd>,
+    /// A container's mount namespace, held until its exit has been reported: the unmounting of
+    /// its root, /proc, /dev and /sys then happens here after the report instead of in its
+    /// exit before it (where it delayed every exit report by some 0.2 ms).
+    mount_ns: Option<OwnedFd>,
 }
 
 struct Server {
@@ -146,9 +150,14 @@ impl Server {
             }
         }
         let id = r.id;
+        let mut r = r;
+        let mount_ns = r.mount_ns.take();
         // Its descriptors close before the exit is told: whoever hears it may count them.
         drop(r);
         self.reply(&Reply::Exited { id, status }, &[]);
+        // The last reference: the namespace's mounts go now, before the next request is read
+        // (a restart may mount the same upper folder again).
+        drop(mount_ns);
     }
 
     /// Makes the spare network namespace: unshare into a new one, keep a descriptor of it, go
@@ -255,6 +264,14 @@ impl Server {
         };
         // SAFETY: clone3 gave us this new pidfd.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        // The clone made its mount namespace: a reference of ours is taken at once, as the
+        // process may be gone soon after its execve.
+        let mount_ns = if join {
+            None
+        } else {
+            // SAFETY: the ioctl returned a new descriptor that we own.
+            sys::pidfd_namespace(pidfd.as_raw_fd(), sys::Namespace::Mount).ok().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        };
         drop(sync_child);
         let init = cfg.init;
         // Exec success is the socket closing at execve (or, with init, an explicit message);
@@ -282,7 +299,7 @@ impl Server {
             };
             match msg {
                 Some(SyncMsg::PtyMaster) => pty = fd,
-                None | Some(SyncMsg::Executed) => return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent) }),
+                None | Some(SyncMsg::Executed) => return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent), mount_ns }),
                 Some(SyncMsg::Failed(f)) => {
                     // SAFETY: pid is our child; it exits right after reporting (an init after
                     // its process does).
