@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
-use tfctl_runtime::spawn::{ExitStatus, Spawner, StartError, StartFds, StartPlan};
+use tfctl_runtime::spawn::{ExitStatus, Launch, Spawner, StartError, StartFds, StartPlan};
 use tfctl_runtime::app::one_off;
 use tfctl_runtime::state::identity::ProcessIdentity;
 use tfctl_runtime::sys::signal_pipe::SignalPipe;
@@ -294,26 +294,29 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         cgroup: prepared.cgroup.name().to_string(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         remove: args.rm,
-        tfctl: Some(ProcessIdentity::current()),
+        tfctl: None,
         init: None,
         exit_code: None,
     };
-    // Before the launch too: `images rm` and `prune` must see the image in use from now on.
-    if let Err(e) = claim.record(&record) {
-        return Err(run_failed(format!("cannot record container {name}: {e}")));
-    }
     let fds = std::mem::take(&mut prepared.fds);
     let outcome = if args.tty {
+        record_tfctl(&claim, &mut record);
         context::runtime().block_on(with_terminal(&spawner, &prepared.plan, fds, args.interactive, |child| record_start(&claim, &mut record, child)))
     } else {
         // Caught before the launch, so none arriving meanwhile ends tfctl without its cleanup.
         let signals = SignalPipe::install(&FORWARDED).map_err(|e| run_failed(format!("cannot catch signals: {}", std::io::Error::from_raw_os_error(e))))?;
-        spawner.launch(&prepared.plan, fds).and_then(|child| {
-            record_start(&claim, &mut record, child.pid());
-            let mut interrupts = 0;
-            child.wait_forwarding(&signals, |sig| forwarded(&name, sig, &mut interrupts))
-        })
-        .map_err(start_failure)
+        let launch = spawner.begin_launch(&prepared.plan, fds);
+        // Written while the spawner runs the start sequence, which is all this process would
+        // otherwise wait for.
+        record_tfctl(&claim, &mut record);
+        launch
+            .and_then(Launch::started)
+            .and_then(|child| {
+                record_start(&claim, &mut record, child.pid());
+                let mut interrupts = 0;
+                child.wait_forwarding(&signals, |sig| forwarded(&name, sig, &mut interrupts))
+            })
+            .map_err(start_failure)
     };
     // The spawner has nothing left to do: it exits while we clean up.
     spawner.shutdown();
@@ -365,6 +368,15 @@ fn forwarded(name: &str, sig: i32, interrupts: &mut u32) -> Option<i32> {
         _ => {}
     }
     Some(sig)
+}
+
+/// Records this tfctl and the image in use (for `images rm` and `prune`). Best effort: the
+/// container runs either way.
+fn record_tfctl(claim: &one_off::Claim, record: &mut one_off::RunRecord) {
+    record.tfctl = Some(ProcessIdentity::current());
+    if let Err(e) = claim.record(record) {
+        tracing::warn!("cannot record container {}: {e}", record.name);
+    }
 }
 
 /// Records the started container's init, so `stop` and `kill` can reach it. Best effort: the

@@ -1,5 +1,7 @@
 //! The client side of the spawner: a handle usable from plain threads and from tokio alike.
-//! One reader thread dispatches the spawner's replies to the waiting callers.
+//! Until something awaits a reply, a blocking caller reads the spawner's replies itself (a
+//! one-off `tfctl run` starts no thread, and hears of its container's start and exit without a
+//! thread handing them over); from the first async wait on, one reader thread dispatches them.
 
 use super::error::{SpawnerError, StartError};
 use super::plan::{Mode, StartFds, StartPlan};
@@ -63,6 +65,9 @@ struct Shared {
     pending: Mutex<HashMap<u64, Pending>>,
     gone: Mutex<Option<String>>,
     next_id: AtomicU64,
+    /// The reader thread, once there is one. Until then, callers read replies themselves, one
+    /// at a time, holding this lock while they do.
+    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// A handle on the spawner process. Dropping it closes the request socket: the spawner exits
@@ -70,7 +75,71 @@ struct Shared {
 pub struct Spawner {
     shared: Arc<Shared>,
     pid: libc::pid_t,
-    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What reading one reply on the caller's thread came to.
+enum Pumped {
+    /// A reply was read and handed to its waiter (maybe another one).
+    Read,
+    /// A reader thread reads the replies: wait on the channel.
+    ReaderThread,
+}
+
+impl Shared {
+    /// Starts the reader thread, if there is none yet (an async caller cannot read replies on
+    /// its own thread).
+    fn ensure_reader(self: &Arc<Shared>) {
+        let mut reader = self.reader.lock().unwrap();
+        if reader.is_none() {
+            let shared = self.clone();
+            match std::thread::Builder::new().name("tfctl-spawner-replies".into()).spawn(move || read_replies(&shared)) {
+                Ok(handle) => *reader = Some(handle),
+                Err(e) => {
+                    *self.gone.lock().unwrap() = Some(format!("cannot start the thread reading its replies: {e}"));
+                    self.pending.lock().unwrap().clear();
+                }
+            }
+        }
+    }
+
+    /// Reads and dispatches the reply waiting on the socket, if there is one, unless a reader
+    /// thread does that. Never blocks while it holds the lock (a reader thread starting, or
+    /// another caller reading, waits for it at most that long).
+    fn pump(&self) -> Pumped {
+        let reader = self.reader.lock().unwrap();
+        if reader.is_some() {
+            return Pumped::ReaderThread;
+        }
+        let ready = crate::sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, 0).map_or(true, |r| r != 0);
+        if ready && self.gone.lock().unwrap().is_none() {
+            if let Err(why) = read_one(self) {
+                *self.gone.lock().unwrap() = Some(why);
+                self.pending.lock().unwrap().clear();
+            }
+        }
+        Pumped::Read
+    }
+
+    /// The value `rx` will get, reading replies on this thread while no reader thread does.
+    /// Several threads may wait at once: whichever reads a reply hands it to its waiter.
+    fn wait_for<T>(&self, mut rx: oneshot::Receiver<T>) -> Option<T> {
+        loop {
+            match rx.try_recv() {
+                Ok(v) => return Some(v),
+                Err(oneshot::error::TryRecvError::Closed) => return None,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if let Pumped::ReaderThread = self.pump() {
+                return rx.blocking_recv().ok();
+            }
+            if let Ok(v) = rx.try_recv() {
+                return Some(v);
+            }
+            // Nothing for us yet: sleep until the socket has something (for any waiter). The
+            // timeout only bounds how long a reader thread started meanwhile goes unnoticed.
+            let _ = crate::sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, 50);
+        }
+    }
 }
 
 fn thread_count() -> usize {
@@ -132,13 +201,9 @@ impl Spawner {
                     pending: Mutex::new(HashMap::new()),
                     gone: Mutex::new(None),
                     next_id: AtomicU64::new(1),
+                    reader: Mutex::new(None),
                 });
-                let reader_shared = shared.clone();
-                let reader = std::thread::Builder::new()
-                    .name("tfctl-spawner-replies".into())
-                    .spawn(move || read_replies(&reader_shared))
-                    .map_err(SpawnerError::Fork)?;
-                Ok(Spawner { shared, pid: child.as_raw(), reader: Some(reader) })
+                Ok(Spawner { shared, pid: child.as_raw() })
             }
         }
     }
@@ -207,20 +272,45 @@ impl Spawner {
     /// Starts a process and waits until it has been executed (or a step failed). Blocking: do
     /// not call it on a tokio worker thread (use [`Spawner::launch_async`]).
     pub fn launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
+        self.begin_launch(plan, fds)?.started()
+    }
+
+    /// Sends the start request and returns at once: the caller can do other work while the
+    /// spawner runs the start sequence, then wait with [`Launch::started`].
+    pub fn begin_launch(&self, plan: &StartPlan, fds: StartFds) -> Result<Launch, StartError> {
         let (started, exited) = self.request(plan, fds)?;
-        let (pid, pidfd, pty) = started.blocking_recv().map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, pty, exited })
+        Ok(Launch { shared: self.shared.clone(), started, exited })
     }
 
     /// As [`Spawner::launch`], awaiting the result.
     pub async fn launch_async(&self, plan: &StartPlan, fds: StartFds) -> Result<Child, StartError> {
+        self.shared.ensure_reader();
         let (started, exited) = self.request(plan, fds)?;
         let (pid, pidfd, pty) = started.await.map_err(|_| self.gone())??;
-        Ok(Child { pid, pidfd, pty, exited })
+        Ok(Child { pid, pidfd, pty, exited, shared: self.shared.clone() })
     }
 
     fn gone(&self) -> StartError {
-        StartError::SpawnerGone(self.shared.gone.lock().unwrap().clone().unwrap_or_else(|| "its socket closed".into()))
+        gone(&self.shared)
+    }
+}
+
+fn gone(shared: &Shared) -> StartError {
+    StartError::SpawnerGone(shared.gone.lock().unwrap().clone().unwrap_or_else(|| "its socket closed".into()))
+}
+
+/// A start request sent, its answer not yet read.
+pub struct Launch {
+    shared: Arc<Shared>,
+    started: oneshot::Receiver<StartReply>,
+    exited: oneshot::Receiver<ExitStatus>,
+}
+
+impl Launch {
+    /// Waits until the process has been executed (or a step failed). Blocking.
+    pub fn started(self) -> Result<Child, StartError> {
+        let (pid, pidfd, pty) = self.shared.wait_for(self.started).ok_or_else(|| gone(&self.shared))??;
+        Ok(Child { pid, pidfd, pty, exited: self.exited, shared: self.shared })
     }
 }
 
@@ -237,7 +327,7 @@ impl Spawner {
 impl Drop for Spawner {
     fn drop(&mut self) {
         self.shutdown();
-        if let Some(r) = self.reader.take() {
+        if let Some(r) = self.shared.reader.lock().unwrap().take() {
             let _ = r.join();
         }
         // SAFETY: the spawner is our child; it exits on EOF of its socket.
@@ -247,15 +337,25 @@ impl Drop for Spawner {
 
 fn read_replies(shared: &Shared) {
     let why = loop {
-        match protocol::recv::<Reply>(shared.sock.as_raw_fd()) {
-            Ok(Some((reply, fds))) => dispatch(shared, reply, fds),
-            Ok(None) => break "the spawner exited".to_string(),
-            Err(e) => break format!("reading from the spawner: {e}"),
+        if let Err(why) = read_one(shared) {
+            break why;
         }
     };
-    *shared.gone.lock().unwrap() = Some(why.clone());
+    *shared.gone.lock().unwrap() = Some(why);
     // Wake every waiter: dropping the senders makes their receivers fail.
     shared.pending.lock().unwrap().clear();
+}
+
+/// Reads one reply (blocking) and hands it to its waiter; `Err` says why the spawner is gone.
+fn read_one(shared: &Shared) -> Result<(), String> {
+    match protocol::recv::<Reply>(shared.sock.as_raw_fd()) {
+        Ok(Some((reply, fds))) => {
+            dispatch(shared, reply, fds);
+            Ok(())
+        }
+        Ok(None) => Err("the spawner exited".to_string()),
+        Err(e) => Err(format!("reading from the spawner: {e}")),
+    }
 }
 
 fn dispatch(shared: &Shared, reply: Reply, fds: Vec<OwnedFd>) {
@@ -300,6 +400,7 @@ pub struct Child {
     pidfd: OwnedFd,
     pty: Option<OwnedFd>,
     exited: oneshot::Receiver<ExitStatus>,
+    shared: Arc<Shared>,
 }
 
 impl Child {
@@ -331,17 +432,22 @@ impl Child {
 
     /// Waits for the exit. Blocking: not on a tokio worker thread (use [`Child::wait_async`]).
     pub fn wait(self) -> Result<ExitStatus, StartError> {
-        self.exited.blocking_recv().map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+        self.shared.wait_for(self.exited).ok_or_else(exit_unreported)
     }
 
     /// Waits for the exit, passing each signal that arrives on `signals` to the process, as
     /// `docker run` does: `forward` sees each and says which signal to send instead (or none).
     /// Blocking, as [`Child::wait`].
     pub fn wait_forwarding(self, signals: &crate::sys::signal_pipe::SignalPipe, mut forward: impl FnMut(i32) -> Option<i32>) -> Result<ExitStatus, StartError> {
+        // Without a reader thread the exit report arrives on the spawner's socket, read here;
+        // with one, the pidfd says when to wait for it.
+        let direct = self.shared.reader.lock().unwrap().is_none();
+        let watched = if direct { self.shared.sock.as_raw_fd() } else { self.pidfd.as_raw_fd() };
         let mut fds = [
             libc::pollfd { fd: signals.fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: watched, events: libc::POLLIN, revents: 0 },
         ];
+        let mut exited = self.exited;
         loop {
             fds.iter_mut().for_each(|p| p.revents = 0);
             if crate::sys::poll(&mut fds, -1).is_err() {
@@ -349,35 +455,48 @@ impl Child {
             }
             if fds[0].revents != 0 {
                 for sig in signals.drain().into_iter().filter_map(&mut forward) {
-                    let _ = self.signal(sig);
+                    let _ = crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig);
                 }
             }
-            // The pidfd is readable once the process has exited.
             if fds[1].revents != 0 {
-                break;
+                if !direct {
+                    break;
+                }
+                self.shared.pump();
+                match exited.try_recv() {
+                    Ok(status) => return Ok(status),
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(exit_unreported()),
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
             }
         }
-        self.wait()
+        self.shared.wait_for(exited).ok_or_else(exit_unreported)
     }
 
     pub async fn wait_async(self) -> Result<ExitStatus, StartError> {
-        self.exited.await.map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+        self.shared.ensure_reader();
+        self.exited.await.map_err(|_| exit_unreported())
     }
 
     /// Splits off the pidfd, keeping a waiter for the exit status.
     pub fn into_parts(self) -> (i32, OwnedFd, ExitWaiter) {
-        (self.pid, self.pidfd, ExitWaiter(self.exited))
+        (self.pid, self.pidfd, ExitWaiter(self.exited, self.shared))
     }
 }
 
+fn exit_unreported() -> StartError {
+    StartError::SpawnerGone("it exited before reporting the process's exit".into())
+}
+
 /// The exit status of a process whose pidfd has been taken with [`Child::into_parts`].
-pub struct ExitWaiter(oneshot::Receiver<ExitStatus>);
+pub struct ExitWaiter(oneshot::Receiver<ExitStatus>, Arc<Shared>);
 
 impl ExitWaiter {
     pub fn wait(self) -> Result<ExitStatus, StartError> {
-        self.0.blocking_recv().map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+        self.1.wait_for(self.0).ok_or_else(exit_unreported)
     }
     pub async fn wait_async(self) -> Result<ExitStatus, StartError> {
-        self.0.await.map_err(|_| StartError::SpawnerGone("it exited before reporting the process's exit".into()))
+        self.1.ensure_reader();
+        self.0.await.map_err(|_| exit_unreported())
     }
 }

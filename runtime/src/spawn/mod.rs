@@ -25,6 +25,6 @@ mod server;
 
 pub use crate::start::step::Step;
 pub use crate::sys::Namespace;
-pub use client::{Child, ExitStatus, ExitWaiter, Spawner, DEFAULT_START_TIMEOUT};
+pub use client::{Child, ExitStatus, ExitWaiter, Launch, Spawner, DEFAULT_START_TIMEOUT};
 pub use error::{SpawnerError, StartError};
 pub use plan::*;
