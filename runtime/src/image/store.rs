@@ -151,9 +151,14 @@ impl Store {
         }
         // Layers hold setuid files and device nodes exactly as the image says: keep them
         // unreachable for other users of the host.
+        // Checked before it is set: a chmod changes the folder's ctime, an inode write at every
+        // container start.
         use std::os::unix::fs::PermissionsExt;
         for dir in [store.root.join("layers"), store.temp_dir()] {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("restrict", &dir))?;
+            let mode = fs::metadata(&dir).map_err(io_err("restrict", &dir))?.permissions().mode();
+            if mode & 0o777 != 0o700 {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("restrict", &dir))?;
+            }
         }
         Ok(store)
     }

@@ -65,6 +65,8 @@ struct Shared {
     pending: Mutex<HashMap<u64, Pending>>,
     gone: Mutex<Option<String>>,
     next_id: AtomicU64,
+    /// A spare network namespace has been asked for and no start has used it yet.
+    spare_asked: std::sync::atomic::AtomicBool,
     /// The reader thread, once there is one. Until then, callers read replies themselves, one
     /// at a time, holding this lock while they do.
     reader: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -201,6 +203,7 @@ impl Spawner {
                     pending: Mutex::new(HashMap::new()),
                     gone: Mutex::new(None),
                     next_id: AtomicU64::new(1),
+                    spare_asked: std::sync::atomic::AtomicBool::new(false),
                     reader: Mutex::new(None),
                 });
                 Ok(Spawner { shared, pid: child.as_raw() })
@@ -247,6 +250,10 @@ impl Spawner {
             .lock()
             .unwrap()
             .insert(id, Pending { plan: Some(plan.clone()), started: Some(started_tx), exited: Some(exited_tx) });
+        if matches!(plan.mode, Mode::Container(_)) && fds.netns.is_none() {
+            // This start takes the spare, if there is one.
+            self.shared.spare_asked.store(false, Ordering::Relaxed);
+        }
         let request = Request::Start { id, plan: plan.clone(), layout };
         let sent = {
             let _guard = self.shared.send_lock.lock().unwrap();
@@ -264,7 +271,12 @@ impl Spawner {
     /// Asks the spawner to make a network namespace now for the next container start that
     /// brings none (`StartFds::netns`), so that the namespace's creation overlaps with the
     /// caller's own work before the launch. Does not wait; best effort.
+    /// Asked again before a start has used the spare, it sends nothing (each message wakes the
+    /// spawner).
     pub fn spare_netns(&self) {
+        if self.shared.spare_asked.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let _guard = self.shared.send_lock.lock().unwrap();
         let _ = protocol::send(self.shared.sock.as_raw_fd(), &Request::SpareNetns, &[]);
     }
