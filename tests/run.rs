@@ -296,7 +296,9 @@ fn a_foreground_run_is_listed_signalled_stopped_and_removed_by_name() {
     assert_eq!(t.run(&["rm", "--force", "fg3"]).status.code(), Some(0));
     assert_eq!(fg.0.wait().unwrap().code(), Some(137));
     assert!(!state.join("apps/fg3").exists());
-    let (mut fg, _out) = run_in_background(&t, &["--rm"], "fg4", "echo ready; exec sleep 60");
+    // (The shell ignores SIGINT before it prints `ready`: a signal arriving while it still
+    // runs would otherwise meet its handler.)
+    let (mut fg, _out) = run_in_background(&t, &["--rm"], "fg4", "trap '' INT; echo ready; exec sleep 60");
     let pid = nix::unistd::Pid::from_raw(fg.0.id() as i32);
     for _ in 0..3 {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
