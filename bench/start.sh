@@ -16,7 +16,8 @@
 #   printed by the example), both with a network namespace. Needs root; runs inside a private
 #   mount namespace with /sys/fs/cgroup/unified unmounted (Debian's crun refuses this machine's
 #   hybrid cgroups otherwise).
-# Both back to back and isolated (50 ms apart). Goals (issue 4): median at most 0.2x hardened
+# Both back to back and isolated (50 ms apart), in 5 rounds that alternate the modes and
+# commands (this machine's speed drifts by half within minutes), pooled. Goals (issue 4): median at most 0.2x hardened
 # crun and 0.5x crun's default spec (about 8 ms here), p90 under 12 ms; stretch 5 ms.
 # `--smoke`: a few runs of the debug build.
 set -euo pipefail
@@ -25,10 +26,10 @@ smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 if [ $smoke = 1 ]; then
   cargo build -q -p tfctl-runtime --example start
-  bin=target/debug/examples/start n=5 runs=3
+  bin=target/debug/examples/start n=5 runs=3 rounds=1
 else
   cargo build -q --release -p tfctl-runtime --example start
-  bin=target/release/examples/start n=200 runs=100
+  bin=target/release/examples/start n=200 runs=100 rounds=5
 fi
 tmp=$(mktemp -d /tmp/tfctl-bench-start.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -98,23 +99,31 @@ id="tfctl-bench-$$"
 unshare --mount --propagation private bash -c "
   set -e
   umount /sys/fs/cgroup/unified 2>/dev/null || true
-  hyperfine -N --style basic --warmup 3 --runs $runs --export-json '$tmp/b2b.json' $(printf '%q ' "${tfctl_cmd[@]}") \
-    -n default 'crun run -b $tmp/default $id' -n hardened 'crun run -b $tmp/hardened $id' >/dev/null
-  hyperfine -N --style basic --warmup 3 --runs $runs --prepare 'sleep 0.05' --export-json '$tmp/iso.json' $(printf '%q ' "${tfctl_cmd[@]}") \
-    -n default 'crun run -b $tmp/default $id' -n hardened 'crun run -b $tmp/hardened $id' >/dev/null
+  for round in \$(seq $rounds); do
+    hyperfine -N --style basic --warmup 3 --runs $((runs / rounds)) --export-json '$tmp/b2b-'\$round.json $(printf '%q ' "${tfctl_cmd[@]}") \
+      -n default 'crun run -b $tmp/default $id' -n hardened 'crun run -b $tmp/hardened $id' >/dev/null
+    hyperfine -N --style basic --warmup 3 --runs $((runs / rounds)) --prepare 'sleep 0.05' --export-json '$tmp/iso-'\$round.json $(printf '%q ' "${tfctl_cmd[@]}") \
+      -n default 'crun run -b $tmp/default $id' -n hardened 'crun run -b $tmp/hardened $id' >/dev/null
+  done
   left=\$(grep -c '$tmp' /proc/self/mountinfo || true)
   if [ \"\$left\" != 0 ]; then echo \"\$left mounts left under $tmp\" >&2; exit 1; fi
   if [ -d '$tmp/state/apps' ] && [ -n \"\$(ls -A '$tmp/state/apps')\" ]; then echo 'app state left behind' >&2; exit 1; fi
 "
 python3 - "$tmp" "$ours_b2b" "$ours_iso" <<'PY'
-import json, statistics, sys
+import glob, json, statistics, sys
 tmp, seq = sys.argv[1], {"back to back": float(sys.argv[2]), "isolated": float(sys.argv[3])}
 goal = {"default": 0.5, "hardened": 0.2}
 for mode, f in [("back to back", "b2b"), ("isolated", "iso")]:
+    # Rounds alternate the commands, so a machine that slows down or speeds up during the
+    # session weighs on all of them alike; each command's times are pooled over the rounds.
+    pooled = {}
+    for path in sorted(glob.glob(f"{tmp}/{f}-*.json")):
+        for r in json.load(open(path))["results"]:
+            pooled.setdefault(r["command"], []).extend(r["times"])
     stats = {}
-    for r in json.load(open(f"{tmp}/{f}.json"))["results"]:
-        times = sorted(r["times"])
-        stats[r["command"]] = (statistics.median(times) * 1e3, times[int(0.9 * (len(times) - 1))] * 1e3)
+    for command, times in pooled.items():
+        times.sort()
+        stats[command] = (statistics.median(times) * 1e3, times[int(0.9 * (len(times) - 1))] * 1e3)
     for name, (med, p90) in stats.items():
         print(f"{mode:>12}: {name:>8}: median {med:6.2f} ms, p90 {p90:6.2f} ms")
     ours, what = (stats["tfctl"][0], "tfctl run") if "tfctl" in stats else (seq[mode], "start sequence")
