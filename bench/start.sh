@@ -3,8 +3,8 @@
 #
 # - `tfctl run --rm IMAGE /bin/true` (the busybox image of scripts/busybox-image.py, pulled once
 #   before timing), under hyperfine in one session with crun; before timing, `tfctl run` must
-#   show the hardened configuration in /proc/self/status, and afterwards no mount or app state
-#   may remain. Skipped when no tfctl binary with `run` is built.
+#   show the hardened configuration in /proc/self/status, and afterwards no mount, cgroup or
+#   app state may remain. Skipped when no tfctl binary with `run` is built.
 # - the start sequence alone: the runtime's `start` example, which forks the spawner once and times each start of
 #   /bin/true in-process, from the launch request to the exit report (so it leaves out the CLI's
 #   own exec: once `tfctl run` is wired, this script also times `$TFCTL_BIN run --rm` with
@@ -96,6 +96,9 @@ else
   echo "no tfctl binary with 'run' (build it, or set TFCTL_BIN): crun against the start sequence only"
 fi
 id="tfctl-bench-$$"
+# tfctl's container cgroups, in every hierarchy: the same set after the timing as before.
+tfctl_cgroups() { find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -path '*/tfctl/*' -type d 2>/dev/null | sort; }
+cgroups_before=$(tfctl_cgroups)
 unshare --mount --propagation private bash -c "
   set -e
   umount /sys/fs/cgroup/unified 2>/dev/null || true
@@ -109,6 +112,11 @@ unshare --mount --propagation private bash -c "
   if [ \"\$left\" != 0 ]; then echo \"\$left mounts left under $tmp\" >&2; exit 1; fi
   if [ -d '$tmp/state/apps' ] && [ -n \"\$(ls -A '$tmp/state/apps')\" ]; then echo 'app state left behind' >&2; exit 1; fi
 "
+if [ "$(tfctl_cgroups)" != "$cgroups_before" ]; then
+  echo "cgroups left behind:" >&2
+  comm -13 <(echo "$cgroups_before") <(tfctl_cgroups) >&2
+  exit 1
+fi
 python3 - "$tmp" "$ours_b2b" "$ours_iso" <<'PY'
 import glob, json, statistics, sys
 tmp, seq = sys.argv[1], {"back to back": float(sys.argv[2]), "isolated": float(sys.argv[3])}
