@@ -259,9 +259,14 @@ fn a_foreground_run_is_listed_signalled_stopped_and_removed_by_name() {
     let o = t.run(&["images", "rm", &image]);
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("used by a container"), "{}", stderr(&o));
-    // `exec` cannot join it, and says what can.
-    let o = t.run(&["exec", "fg", "--", "true"]);
-    assert!(stderr(&o).contains("run -d"), "{}", stderr(&o));
+    // `exec` joins it with its confinement (its hostname and files, its capabilities, its
+    // seccomp filter), and exits with the process's status; `-u` gets that user's (none).
+    let o = t.run(&["exec", "fg", "--", "sh", "-c", "hostname; grep -E '^(CapEff|Seccomp):' /proc/self/status; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "fg\nCapEff:\t00000000800405fb\nSeccomp:\t2\n");
+    let o = t.run(&["exec", "-u", "1000", "fg", "--", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(stdout(&o), "CapEff:\t0000000000000000\n", "{}", stderr(&o));
+    assert_eq!(t.run(&["exec", "fg", "--", "no-such-command"]).status.code(), Some(127));
 
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("apps/fg/run.json")).unwrap()).unwrap();
     let cgroup = record["cgroup"].as_str().unwrap().to_string();

@@ -120,11 +120,11 @@ pub enum Command {
     /// Run a one-off container from an image, as `docker run` does.
     ///
     /// Attached (without -d or -p), the container is an app of one named after it (--name, else
-    /// run-<6 hex>) with no supervisor: `ps` lists it, `stop`, `kill`, `down` and `rm --force`
-    /// reach it by name, and the signals tfctl receives (HUP, INT, QUIT, TERM, USR1, USR2) are
-    /// passed to it. A PID 1 without handlers ignores SIGINT: the third ^C kills it. tfctl
-    /// exits with the container's status once it has cleaned up; without --rm the container's
-    /// folder stays, listed as exited, until `tfctl rm`. `exec` needs `run -d`.
+    /// run-<6 hex>) with no supervisor: `ps` lists it, `exec`, `stop`, `kill`, `down` and `rm
+    /// --force` reach it by name, and the signals tfctl receives (HUP, INT, QUIT, TERM, USR1,
+    /// USR2) are passed to it. A PID 1 without handlers ignores SIGINT: the third ^C kills it.
+    /// tfctl exits with the container's status once it has cleaned up; without --rm the
+    /// container's folder stays, listed as exited, until `tfctl rm`.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),

@@ -6,6 +6,7 @@ use tfctl_runtime::app::driver::ExecAs;
 use tfctl_runtime::app::lifecycle;
 use tfctl_runtime::app::{one_off, record};
 use tfctl_runtime::logs::{self, LogQuery, Stream};
+use tfctl_runtime::spawn::{Spawner, StartFds};
 
 use super::target;
 use crate::args::{ExecArgs, GlobalOpts, LogsArgs};
@@ -16,20 +17,17 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
-    if one_off::exists(&root, &t.app) {
-        return Err(Failure::msg(
-            Exit::RunFailed,
-            format!("{} was started by `tfctl run` in the foreground, which `exec` cannot join: start it with `tfctl run -d` to exec into it", t.app),
-        ));
-    }
-    let rec = record::load(&root, &t.app).map_err(context::failed)?;
-    if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
-        return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
-    }
     for e in &args.env {
         if !e.contains('=') {
             return Err(Failure::msg(Exit::Usage, format!("-e {e}: write KEY=VALUE")));
         }
+    }
+    if let Some(one_off) = one_off::load(&root, &t.app) {
+        return exec_one_off(&t.app, one_off, &args);
+    }
+    let rec = record::load(&root, &t.app).map_err(context::failed)?;
+    if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
+        return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
     }
     let how = ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone(), tty: args.tty };
     let interactive = args.interactive;
@@ -57,6 +55,47 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
             };
             Err(Failure::msg(exit, message))
         }
+    }
+}
+
+/// `exec` in a container of `tfctl run` in the foreground, which no supervisor serves: this
+/// process starts its own spawner and joins the container through its init's pidfd, with the
+/// plan its `run` recorded (the same user, capabilities, seccomp, rlimits and environment).
+fn exec_one_off(name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), args: &ExecArgs) -> CmdResult {
+    let not_running = || Failure::msg(Exit::RunFailed, format!("container {name} is not running"));
+    let Some(r) = record.filter(|_| state == one_off::RunState::Running) else { return Err(not_running()) };
+    let (Some(template), Some(init)) = (&r.exec, &r.init) else { return Err(not_running()) };
+    let target = one_off::pidfd(init).ok_or_else(not_running)?;
+    let failed = |e: String| Failure::msg(Exit::RunFailed, e);
+    let mut plan = template.plan.exec_in(args.command.clone(), None);
+    if let Some(spec) = &args.user {
+        tfctl_runtime::app::ops::exec_as_user(&target, spec, &template.cap_add, &template.cap_drop, &mut plan).map_err(|e| failed(format!("-u {spec}: {e}")))?;
+    }
+    if let Some(dir) = &args.workdir {
+        if !dir.starts_with('/') {
+            return Err(Failure::msg(Exit::Usage, format!("-w {dir}: give an absolute path in the container")));
+        }
+        plan.process.cwd = dir.clone();
+    }
+    plan.process.env.extend(args.env.iter().cloned());
+    plan.pty = args.tty;
+    plan.controlling_tty = args.tty;
+    let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
+    let attach = driver.open(&r.cgroup).attach_files().map_err(|e| failed(format!("{name}: its cgroup: {e}")))?;
+    let mut fds = StartFds { target: Some(target), cgroup_procs: attach.fds, ..StartFds::default() };
+    if !args.interactive && !args.tty {
+        fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
+    }
+    // Still single-threaded here: no runtime has started.
+    let spawner = Spawner::start().map_err(|e| failed(format!("cannot start tfctl's process spawner: {e}")))?;
+    let status = if args.tty {
+        context::runtime().block_on(super::run::with_terminal(&spawner, &plan, fds, args.interactive, |_| {}))?
+    } else {
+        spawner.launch(&plan, fds).and_then(|child| child.wait()).map_err(super::run::start_failure)?
+    };
+    match status.code() {
+        0 => Ok(()),
+        code => Err(Failure::silent(Exit::Status(code.clamp(0, 255) as u8))),
     }
 }
 

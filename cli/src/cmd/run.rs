@@ -214,7 +214,7 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
 }
 
 /// A failed start exits as `docker run` does (127 not found, 126 not executable, else 125).
-fn start_failure(e: StartError) -> Failure {
+pub(super) fn start_failure(e: StartError) -> Failure {
     let exit = match e.run_status() {
         127 => Exit::NotFound,
         126 => Exit::CannotExecute,
@@ -297,6 +297,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         tfctl: None,
         init: None,
         exit_code: None,
+        exec: Some(one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: c.cap_add.clone(), cap_drop: c.cap_drop.clone() }),
     };
     let fds = std::mem::take(&mut prepared.fds);
     let outcome = if args.tty {
@@ -332,6 +333,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     } else {
         record.tfctl = None;
         record.init = None;
+        record.exec = None;
         record.exit_code = Some(outcome.as_ref().map_or_else(|f| i32::from(f.exit.code()), |s| s.code()));
         if let Err(e) = claim.keep(&record) {
             eprintln!("warning: cannot record the exit of {name}: {e}");
@@ -390,7 +392,7 @@ fn record_start(claim: &one_off::Claim, record: &mut one_off::RunRecord, init: i
 
 /// Starts the container on a pty and proxies it to this terminal (raw mode, window size) until
 /// the process exits.
-async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool, started: impl FnOnce(i32)) -> Result<ExitStatus, Failure> {
+pub(super) async fn with_terminal(spawner: &Spawner, plan: &StartPlan, fds: StartFds, interactive: bool, started: impl FnOnce(i32)) -> Result<ExitStatus, Failure> {
     let mut child = spawner.launch_async(plan, fds).await.map_err(start_failure)?;
     started(child.pid());
     let attached = child.take_pty().map(|master| crate::terminal::Attached::start(master, interactive));

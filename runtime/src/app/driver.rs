@@ -247,15 +247,8 @@ impl HostDriver {
     /// (read by descriptor inside its root), its capabilities as the container's definition
     /// gives a user of that uid, and its HOME.
     fn exec_user(&self, name: &str, pidfd: &OwnedFd, spec: &str, plan: &mut StartPlan) -> Result<(), String> {
-        let root = super::ops::container_root(pidfd)?;
-        let user = crate::spec::resolve_user(Some(spec), std::os::fd::AsFd::as_fd(&root)).map_err(|e| e.to_string())?;
         let c = self.container(name)?;
-        let caps = crate::capabilities::resolve(&c.cap_add, &c.cap_drop, user.uid == 0).map_err(|e| e.to_string())?;
-        plan.caps = caps.into();
-        plan.user = (&user).into();
-        plan.process.env.retain(|e| !e.starts_with("HOME="));
-        plan.process.env.push(format!("HOME={}", user.home));
-        Ok(())
+        super::ops::exec_as_user(pidfd, spec, &c.cap_add, &c.cap_drop, plan)
     }
 
     /// Runs `argv` in the running container `name` as `how` says, handing the pty master (with

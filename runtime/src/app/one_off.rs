@@ -25,7 +25,7 @@ use crate::state::StateRoot;
 
 const FILE: &str = "run.json";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub schema: u32,
     pub name: String,
@@ -42,6 +42,19 @@ pub struct RunRecord {
     pub init: Option<ProcessIdentity>,
     /// Once it has exited: its status as `run` reported it (128+N for signal N).
     pub exit_code: Option<i32>,
+    /// While it runs: how `exec` joins it (no supervisor holds its plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecTemplate>,
+}
+
+/// What `exec` needs to start a process in a one-off container with the container's own
+/// confinement: its start plan (user, capabilities, seccomp, rlimits, environment), and its
+/// capability changes for `exec -u`. It holds no secret: `run` has none to give.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecTemplate {
+    pub plan: crate::spawn::StartPlan,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
 }
 
 /// What `ps` says of a one-off container.

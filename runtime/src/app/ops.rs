@@ -104,6 +104,20 @@ pub(crate) fn container_root(pidfd: &std::os::fd::OwnedFd) -> Result<std::os::fd
     Ok(root)
 }
 
+/// `exec -u`: `plan` runs as the user `spec` names in the running container's own /etc/passwd
+/// and /etc/group (read by descriptor inside its root), with the capabilities the container's
+/// `cap_add`/`cap_drop` give a user of that uid, and that user's HOME.
+pub fn exec_as_user(pidfd: &std::os::fd::OwnedFd, spec: &str, cap_add: &[String], cap_drop: &[String], plan: &mut crate::spawn::StartPlan) -> Result<(), String> {
+    let root = container_root(pidfd)?;
+    let user = crate::spec::resolve_user(Some(spec), std::os::fd::AsFd::as_fd(&root)).map_err(|e| e.to_string())?;
+    let caps = crate::capabilities::resolve(cap_add, cap_drop, user.uid == 0).map_err(|e| e.to_string())?;
+    plan.caps = caps.into();
+    plan.user = (&user).into();
+    plan.process.env.retain(|e| !e.starts_with("HOME="));
+    plan.process.env.push(format!("HOME={}", user.home));
+    Ok(())
+}
+
 /// Sends the container's root folder (or no descriptor, on failure) and then the reply.
 async fn serve_root(sup: &Supervisor<HostDriver>, mut conn: Connection, req: &serde_json::Value) {
     use std::os::fd::AsFd;

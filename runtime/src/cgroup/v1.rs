@@ -166,10 +166,11 @@ impl CgroupDriver for V1Driver {
         Ok(Box::new(cg))
     }
 
+    /// Only the hierarchies the container has a folder in: it was made in those it needed.
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup> {
         Box::new(V1Cgroup {
             name: name.to_string(),
-            dirs: self.dirs(name),
+            dirs: self.dirs(name).into_iter().filter(|(_, d)| d.is_dir()).collect(),
         })
     }
 }
