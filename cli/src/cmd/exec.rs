@@ -29,7 +29,7 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
         return Err(Failure::msg(Exit::RunFailed, format!("app {} is not up", t.app)));
     }
-    let how = ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone(), tty: args.tty };
+    let how = exec_as(&args);
     let interactive = args.interactive;
     let rt = context::runtime();
     let result = rt.block_on(async {
@@ -58,6 +58,10 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     }
 }
 
+fn exec_as(args: &ExecArgs) -> ExecAs {
+    ExecAs { env: args.env.clone(), user: args.user.clone(), workdir: args.workdir.clone(), tty: args.tty }
+}
+
 /// `exec` in a container of `tfctl run` in the foreground, which no supervisor serves: this
 /// process starts its own spawner and joins the container through its init's pidfd, with the
 /// plan its `run` recorded (the same user, capabilities, seccomp, rlimits and environment).
@@ -68,18 +72,7 @@ fn exec_one_off(name: &str, (record, state): (Option<one_off::RunRecord>, one_of
     let target = one_off::pidfd(init).ok_or_else(not_running)?;
     let failed = |e: String| Failure::msg(Exit::RunFailed, e);
     let mut plan = template.plan.exec_in(args.command.clone(), None);
-    if let Some(spec) = &args.user {
-        tfctl_runtime::app::ops::exec_as_user(&target, spec, &template.cap_add, &template.cap_drop, &mut plan).map_err(|e| failed(format!("-u {spec}: {e}")))?;
-    }
-    if let Some(dir) = &args.workdir {
-        if !dir.starts_with('/') {
-            return Err(Failure::msg(Exit::Usage, format!("-w {dir}: give an absolute path in the container")));
-        }
-        plan.process.cwd = dir.clone();
-    }
-    plan.process.env.extend(args.env.iter().cloned());
-    plan.pty = args.tty;
-    plan.controlling_tty = args.tty;
+    exec_as(args).apply(&mut plan, &target, &template.cap_add, &template.cap_drop).map_err(failed)?;
     let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
     let attach = driver.open(&r.cgroup).attach_files().map_err(|e| failed(format!("{name}: its cgroup: {e}")))?;
     let mut fds = StartFds { target: Some(target), cgroup_procs: attach.fds, ..StartFds::default() };

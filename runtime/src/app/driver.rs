@@ -55,6 +55,28 @@ pub struct ExecAs {
     pub tty: bool,
 }
 
+impl ExecAs {
+    /// Makes `plan`, the container's own turned to join it, run as this says: as `-u`'s user
+    /// (with the capabilities `cap_add`/`cap_drop` give that uid), in `-w`, with `-e` and `-t`.
+    /// `target` is the container's init.
+    pub fn apply(&self, plan: &mut StartPlan, target: &OwnedFd, cap_add: &[String], cap_drop: &[String]) -> Result<(), String> {
+        if let Some(spec) = &self.user {
+            super::ops::exec_as_user(target, spec, cap_add, cap_drop, plan).map_err(|e| format!("-u {spec}: {e}"))?;
+        }
+        if let Some(dir) = &self.workdir {
+            if !dir.starts_with('/') {
+                return Err(format!("-w {dir}: give an absolute path in the container"));
+            }
+            plan.process.cwd = dir.clone();
+        }
+        plan.process.env.extend(self.env.iter().cloned());
+        plan.init = false;
+        plan.pty = self.tty;
+        plan.controlling_tty = self.tty;
+        Ok(())
+    }
+}
+
 /// What a reconcile can change: the app, its images, its network record, its secrets.
 #[derive(Clone)]
 pub struct Model {
@@ -243,14 +265,6 @@ impl HostDriver {
         self.exec_in(name, argv, &ExecAs::default(), timeout, stdio, None).await.map_err(|(_, e)| e)
     }
 
-    /// `exec -u`: the user resolved in the running container's own /etc/passwd and /etc/group
-    /// (read by descriptor inside its root), its capabilities as the container's definition
-    /// gives a user of that uid, and its HOME.
-    fn exec_user(&self, name: &str, pidfd: &OwnedFd, spec: &str, plan: &mut StartPlan) -> Result<(), String> {
-        let c = self.container(name)?;
-        super::ops::exec_as_user(pidfd, spec, &c.cap_add, &c.cap_drop, plan)
-    }
-
     /// Runs `argv` in the running container `name` as `how` says, handing the pty master (with
     /// `how.tty`) to `pty_master` as soon as the process runs. A failure to start says the
     /// status `docker exec` would exit with (125, 126, 127) and why.
@@ -278,19 +292,11 @@ impl HostDriver {
         };
         plan.mode = Mode::Join;
         plan.process.argv = argv.to_vec();
-        if let Some(spec) = &how.user {
-            self.exec_user(name, &target, spec, &mut plan).map_err(|e| fail(format!("-u {spec}: {e}")))?;
-        }
-        if let Some(dir) = &how.workdir {
-            if !dir.starts_with('/') {
-                return Err(fail(format!("-w {dir}: give an absolute path in the container")));
-            }
-            plan.process.cwd = dir.clone();
-        }
-        plan.process.env.extend(how.env.iter().cloned());
-        plan.init = false;
-        plan.pty = how.tty;
-        plan.controlling_tty = how.tty;
+        let (cap_add, cap_drop) = match &how.user {
+            Some(_) => self.container(name).map(|c| (c.cap_add, c.cap_drop)).map_err(fail)?,
+            None => Default::default(),
+        };
+        how.apply(&mut plan, &target, &cap_add, &cap_drop).map_err(fail)?;
         let mut fds = StartFds { target: Some(target), cgroup_procs: attach, ..StartFds::default() };
         let mut capture = None;
         match stdio {
