@@ -110,27 +110,22 @@ impl Arch {
     /// A syscall's name by number on this architecture.
     pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
         // Indexed by number: the OCI form of a profile names every syscall it lists.
-        static NAMES: OnceLock<[Vec<Option<&'static str>>; 2]> = OnceLock::new();
-        let names = NAMES.get_or_init(|| {
-            [Arch::X86_64, Arch::Aarch64].map(|a| {
-                let mut v = vec![None; a.table().iter().map(|(_, n)| *n as usize + 1).max().unwrap_or(0)];
-                for (name, n) in a.table() {
-                    v[*n as usize].get_or_insert(*name);
-                }
-                v
-            })
+        // Per architecture, made at first use: a container start needs the native one only.
+        static NAMES: [OnceLock<Vec<Option<&'static str>>>; 2] = [OnceLock::new(), OnceLock::new()];
+        let names = NAMES[self as usize].get_or_init(|| {
+            let mut v = vec![None; self.table().iter().map(|(_, n)| *n as usize + 1).max().unwrap_or(0)];
+            for (name, n) in self.table() {
+                v[*n as usize].get_or_insert(*name);
+            }
+            v
         });
-        names[self as usize].get(nr as usize).copied().flatten()
+        names.get(nr as usize).copied().flatten()
     }
 
     /// A syscall's number on this architecture; `None` if it has no such syscall.
     pub fn syscall_nr(self, name: &str) -> Option<u32> {
-        static MAPS: OnceLock<[HashMap<&'static str, u32>; 2]> = OnceLock::new();
-        let maps = MAPS.get_or_init(|| {
-            [Arch::X86_64, Arch::Aarch64]
-                .map(|a| a.table().iter().copied().collect::<HashMap<_, _>>())
-        });
-        maps[self as usize].get(name).copied()
+        static MAPS: [OnceLock<HashMap<&'static str, u32>>; 2] = [OnceLock::new(), OnceLock::new()];
+        MAPS[self as usize].get_or_init(|| self.table().iter().copied().collect()).get(name).copied()
     }
 }
 

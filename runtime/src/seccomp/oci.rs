@@ -22,13 +22,13 @@ fn action(a: Action) -> (LinuxSeccompAction, Option<u32>) {
 }
 
 fn syscall(
-    name: &str,
+    names: Vec<String>,
     a: Action,
     args: Vec<LinuxSeccompArg>,
 ) -> Result<LinuxSyscall, SeccompError> {
     let (act, errno) = action(a);
     let mut b = LinuxSyscallBuilder::default()
-        .names(vec![name.to_string()])
+        .names(names)
         .action(act);
     if let Some(e) = errno {
         b = b.errno_ret(e);
@@ -39,9 +39,12 @@ fn syscall(
     b.build().map_err(|e| SeccompError::Profile(e.to_string()))
 }
 
-/// The OCI form of a resolved profile: one entry per syscall and rule.
+/// The OCI form of a resolved profile: one entry per conditional rule, and one per action for
+/// the syscalls that take it unconditionally (every container's spec holds this form: some 350
+/// one-name entries cost a start as much as the rest of its spec).
 pub fn to_oci(p: &ResolvedProfile) -> Result<LinuxSeccomp, SeccompError> {
     let mut syscalls = Vec::new();
+    let mut unconditional: Vec<(Action, Vec<String>)> = Vec::new();
     for (&nr, v) in &p.syscalls {
         let Some(name) = p.arch.syscall_name(nr) else {
             continue;
@@ -71,13 +74,19 @@ pub fn to_oci(p: &ResolvedProfile) -> Result<LinuxSeccomp, SeccompError> {
                     b.build().map_err(|e| SeccompError::Profile(e.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            syscalls.push(syscall(name, *a, args)?);
+            syscalls.push(syscall(vec![name.to_string()], *a, args)?);
         }
         if let Some(a) = v.otherwise {
             if a != p.default {
-                syscalls.push(syscall(name, a, Vec::new())?);
+                match unconditional.iter_mut().find(|(b, _)| *b == a) {
+                    Some((_, names)) => names.push(name.to_string()),
+                    None => unconditional.push((a, vec![name.to_string()])),
+                }
             }
         }
+    }
+    for (a, names) in unconditional {
+        syscalls.push(syscall(names, a, Vec::new())?);
     }
     let (default_action, default_errno) = action(p.default);
     let arch = match p.arch {

@@ -369,3 +369,30 @@ fn plan_programs_keep_the_installation_order() {
     assert_eq!(plan[1].0.len(), lin.clone3_enosys.as_ref().unwrap().len());
     assert_eq!(compile(&p, Layout::Tree).unwrap().to_plan().len(), 1);
 }
+
+#[test]
+fn the_oci_form_gives_every_syscall_its_resolved_action() {
+    use oci_spec::runtime::LinuxSeccompAction as A;
+    let p = moby(Arch::X86_64, caps(&["SYS_PTRACE"]));
+    let oci = oci::to_oci(&p).unwrap();
+    let mut unconditional = std::collections::BTreeMap::new();
+    let mut conditional = 0;
+    for s in oci.syscalls().as_ref().unwrap() {
+        if s.args().as_ref().is_some_and(|a| !a.is_empty()) {
+            conditional += 1;
+            continue;
+        }
+        for n in s.names() {
+            let action = match s.action() {
+                A::ScmpActAllow => Action::Allow,
+                A::ScmpActErrno => Action::Errno(s.errno_ret().unwrap() as u16),
+                other => panic!("unexpected action {other:?}"),
+            };
+            assert!(unconditional.insert(nr(n), action).is_none(), "{n} is listed twice");
+        }
+    }
+    let expected: std::collections::BTreeMap<u32, Action> = p.syscalls.iter().filter_map(|(&nr, v)| v.otherwise.filter(|a| *a != p.default).map(|a| (nr, a))).collect();
+    assert_eq!(unconditional, expected);
+    assert!(unconditional.len() > 300 && unconditional[&nr("ptrace")] == Action::Allow && unconditional[&nr("clone3")] == ENOSYS);
+    assert_eq!(conditional, p.syscalls.values().map(|v| v.conditional.len()).sum::<usize>());
+}
