@@ -38,6 +38,17 @@ pub fn var_suffix(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// The running tfctl's path, read once. A binary replaced under a running supervisor (a
+/// package upgrade) shows as `PATH (deleted)`: the path itself names the new tfctl.
+fn tfctl_path() -> Option<&'static str> {
+    static PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let exe = std::env::current_exe().ok()?.display().to_string();
+        Some(exe.strip_suffix(" (deleted)").map(str::to_string).unwrap_or(exe))
+    })
+    .as_deref()
+}
+
 impl HookContext {
     /// The whole environment of a host hook, in a stable order.
     pub fn env(&self) -> Vec<(String, String)> {
@@ -56,8 +67,8 @@ impl HookContext {
         }
         // The tfctl running the app, for hooks that use it on their own app (`"$TFCTL" run
         // --app ...`), as make passes itself in $(MAKE).
-        if let Ok(exe) = std::env::current_exe() {
-            env.push(("TFCTL".to_string(), exe.display().to_string()));
+        if let Some(exe) = tfctl_path() {
+            env.push(("TFCTL".to_string(), exe.to_string()));
         }
         if let Some(code) = self.exit_code {
             env.push(("TFCTL_EXIT_CODE".to_string(), code.to_string()));
