@@ -320,6 +320,10 @@ fn a_foreground_run_is_listed_signalled_stopped_and_removed_by_name() {
     assert!(stdout(&t.run(&["ps"])).contains("exited (4)"));
     let o = t.run(&["start", "kept"]);
     assert!(stderr(&o).contains("tfctl run -d"), "{}", stderr(&o));
+    // Its output went to its terminal: `logs` says so rather than printing nothing.
+    let o = t.run(&["logs", "kept"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not logged"), "{}", stderr(&o));
     let o = t.run(&["rm", "kept"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!state.join("apps/kept").exists());

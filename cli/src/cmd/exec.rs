@@ -104,6 +104,12 @@ fn parse_since(s: &str) -> Result<SystemTime, Failure> {
 pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app under this state root"))?;
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), false)?;
+    if one_off::exists(&root, &t.app) {
+        return Err(Failure::msg(
+            Exit::Failed,
+            format!("{} was started by `tfctl run` in the foreground: its output went to that run's terminal and is not logged (`tfctl run -d` keeps a log)", t.app),
+        ));
+    }
     let dir = record::app_dir(&root, &t.app).join("logs");
     let containers: Vec<String> = match &t.container {
         Some(c) => vec![c.clone()],

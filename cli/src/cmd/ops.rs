@@ -75,6 +75,9 @@ pub fn port(args: PortArgs, global: &GlobalOpts) -> CmdResult {
     let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
     let want = args.port.as_deref().map(parse_port).transpose()?;
+    if one_off::exists(&root, &t.app) {
+        return Err(Failure::msg(Exit::Failed, format!("{container} publishes no port: a foreground `tfctl run` has only loopback (`tfctl run -p` publishes)")));
+    }
     let rec = record::load(&root, &t.app).map_err(context::failed)?;
     let Some(rec) = rec.filter(|r| r.supervisor.as_ref().is_some_and(|s| s.is_alive())) else {
         return Err(not_up(&t.app));
