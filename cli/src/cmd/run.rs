@@ -300,12 +300,12 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         exec: Some(one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: c.cap_add.clone(), cap_drop: c.cap_drop.clone() }),
     };
     let fds = std::mem::take(&mut prepared.fds);
+    // Caught from before the launch until the cleanup is done, so none ends tfctl without it.
+    let signals = SignalPipe::install(&FORWARDED).map_err(|e| run_failed(format!("cannot catch signals: {}", std::io::Error::from_raw_os_error(e))))?;
     let outcome = if args.tty {
         record_tfctl(&claim, &mut record);
         context::runtime().block_on(with_terminal(&spawner, &prepared.plan, fds, args.interactive, |child| record_start(&claim, &mut record, child)))
     } else {
-        // Caught before the launch, so none arriving meanwhile ends tfctl without its cleanup.
-        let signals = SignalPipe::install(&FORWARDED).map_err(|e| run_failed(format!("cannot catch signals: {}", std::io::Error::from_raw_os_error(e))))?;
         let launch = spawner.begin_launch(&prepared.plan, fds);
         // Written while the spawner runs the start sequence, which is all this process would
         // otherwise wait for.
@@ -342,6 +342,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     if let Err(e) = cleanup {
         eprintln!("warning: {e}");
     }
+    drop(signals);
     let status = outcome?;
     let code = status.code();
     if code == 0 {
