@@ -144,10 +144,6 @@ impl Shared {
     }
 }
 
-fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
-}
-
 /// How long a start may take from clone to execve by default (a hung mount or filesystem
 /// otherwise stalls every later start: the spawner serves one start at a time).
 pub const DEFAULT_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -160,9 +156,9 @@ impl Spawner {
 
     /// As [`Spawner::start`], with another limit on the time from clone to execve.
     pub fn start_with_timeout(start_timeout: std::time::Duration) -> Result<Spawner, SpawnerError> {
-        let threads = thread_count();
+        let threads = crate::sys::thread_count().unwrap_or(1);
         if threads != 1 {
-            return Err(SpawnerError::NotSingleThreaded(threads));
+            return Err(SpawnerError::NotSingleThreaded(threads as usize));
         }
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
