@@ -79,11 +79,12 @@ pub struct Spawner {
     pid: libc::pid_t,
 }
 
-/// What reading one reply on the caller's thread came to.
+/// Who reads the spawner's replies, as [`Shared::pump`] found.
 enum Pumped {
-    /// A reply was read and handed to its waiter (maybe another one).
-    Read,
-    /// A reader thread reads the replies: wait on the channel.
+    /// The callers: what was waiting on the socket (maybe nothing) has been read and handed to
+    /// its waiter, maybe another caller's.
+    Here,
+    /// A reader thread: wait on the channel.
     ReaderThread,
 }
 
@@ -112,14 +113,15 @@ impl Shared {
         if reader.is_some() {
             return Pumped::ReaderThread;
         }
-        let ready = crate::sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, 0).map_or(true, |r| r != 0);
+        // An interrupted poll reads nothing this time: the caller loops.
+        let ready = crate::sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, 0).is_ok_and(|r| r != 0);
         if ready && self.gone.lock().unwrap().is_none() {
             if let Err(why) = read_one(self) {
                 *self.gone.lock().unwrap() = Some(why);
                 self.pending.lock().unwrap().clear();
             }
         }
-        Pumped::Read
+        Pumped::Here
     }
 
     /// The value `rx` will get, reading replies on this thread while no reader thread does.
