@@ -264,14 +264,6 @@ impl Server {
         };
         // SAFETY: clone3 gave us this new pidfd.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        // The clone made its mount namespace: a reference of ours is taken at once, as the
-        // process may be gone soon after its execve.
-        let mount_ns = if join {
-            None
-        } else {
-            // SAFETY: the ioctl returned a new descriptor that we own.
-            sys::pidfd_namespace(pidfd.as_raw_fd(), sys::Namespace::Mount).ok().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        };
         drop(sync_child);
         let init = cfg.init;
         // Exec success is the socket closing at execve (or, with init, an explicit message);
@@ -299,7 +291,18 @@ impl Server {
             };
             match msg {
                 Some(SyncMsg::PtyMaster) => pty = fd,
-                None | Some(SyncMsg::Executed) => return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent), mount_ns }),
+                None | Some(SyncMsg::Executed) => {
+                    // Taken now that the child has left our memory (a failing call here would
+                    // have written the errno it shares with us), and at once: the process may
+                    // be gone soon after its execve.
+                    let mount_ns = if join {
+                        None
+                    } else {
+                        // SAFETY: the ioctl returned a new descriptor that we own.
+                        sys::pidfd_namespace(pidfd.as_raw_fd(), sys::Namespace::Mount).ok().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                    };
+                    return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent), mount_ns });
+                }
                 Some(SyncMsg::Failed(f)) => {
                     // SAFETY: pid is our child; it exits right after reporting (an init after
                     // its process does).
