@@ -373,19 +373,20 @@ fn forwarded(name: &str, sig: i32, interrupts: &mut u32) -> Option<i32> {
     Some(sig)
 }
 
-/// Records this tfctl and the image in use (for `images rm` and `prune`). Best effort: the
-/// container runs either way.
+/// Records this tfctl and the image in use (for `images rm` and `prune`).
 fn record_tfctl(claim: &one_off::Claim, record: &mut one_off::RunRecord) {
     record.tfctl = Some(ProcessIdentity::current());
-    if let Err(e) = claim.record(record) {
-        tracing::warn!("cannot record container {}: {e}", record.name);
-    }
+    save_record(claim, record);
 }
 
-/// Records the started container's init, so `stop` and `kill` can reach it. Best effort: the
-/// container runs either way.
+/// Records the started container's init, so `stop` and `kill` can reach it.
 fn record_start(claim: &one_off::Claim, record: &mut one_off::RunRecord, init: i32) {
     record.init = ProcessIdentity::of(init);
+    save_record(claim, record);
+}
+
+/// Best effort: the container runs either way, only unlisted.
+fn save_record(claim: &one_off::Claim, record: &one_off::RunRecord) {
     if let Err(e) = claim.record(record) {
         tracing::warn!("cannot record container {}: {e}", record.name);
     }

@@ -21,7 +21,7 @@ use crate::image::Image;
 use crate::logs::{LogWriter, Stream};
 use crate::net::{AppNet, NetRecord};
 use crate::secrets::SecretValue;
-use crate::spawn::{FileInit, Mode, Spawner, StartFds, StartPlan};
+use crate::spawn::{FileInit, Spawner, StartFds, StartPlan};
 use crate::state::StateRoot;
 use crate::supervise::{Driver, ExitStatus};
 
@@ -56,9 +56,9 @@ pub struct ExecAs {
 }
 
 impl ExecAs {
-    /// Makes `plan`, the container's own turned to join it, run as this says: as `-u`'s user
-    /// (with the capabilities `cap_add`/`cap_drop` give that uid), in `-w`, with `-e` and `-t`.
-    /// `target` is the container's init.
+    /// Makes `plan` (the container's own, made to join it by [`StartPlan::exec_in`]) run as
+    /// this says: as `-u`'s user (with the capabilities `cap_add`/`cap_drop` give that uid), in
+    /// `-w`, with `-e` and `-t`. `target` is the container's init.
     pub fn apply(&self, plan: &mut StartPlan, target: &OwnedFd, cap_add: &[String], cap_drop: &[String]) -> Result<(), String> {
         if let Some(spec) = &self.user {
             super::ops::exec_as_user(target, spec, cap_add, cap_drop, plan).map_err(|e| format!("-u {spec}: {e}"))?;
@@ -70,7 +70,6 @@ impl ExecAs {
             plan.process.cwd = dir.clone();
         }
         plan.process.env.extend(self.env.iter().cloned());
-        plan.init = false;
         plan.pty = self.tty;
         plan.controlling_tty = self.tty;
         Ok(())
@@ -282,7 +281,7 @@ impl HostDriver {
             let slots = self.slots.lock().map_err(|_| fail("state poisoned".to_string()))?;
             let not_running = || fail(format!("container {name} is not running"));
             let slot = slots.get(name).ok_or_else(not_running)?;
-            let plan = slot.plan.clone().ok_or_else(not_running)?;
+            let plan = slot.plan.as_ref().ok_or_else(not_running)?.exec_in(argv.to_vec(), None);
             let target = slot.pidfd.as_ref().ok_or_else(not_running)?.try_clone().map_err(|e| fail(e.to_string()))?;
             let attach = match &slot.cgroup {
                 Some(cg) => cg.attach_files().map_err(|e| fail(e.to_string()))?.fds,
@@ -290,8 +289,6 @@ impl HostDriver {
             };
             (plan, target, attach)
         };
-        plan.mode = Mode::Join;
-        plan.process.argv = argv.to_vec();
         let (cap_add, cap_drop) = match &how.user {
             Some(_) => self.container(name).map(|c| (c.cap_add, c.cap_drop)).map_err(fail)?,
             None => Default::default(),
