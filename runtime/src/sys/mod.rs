@@ -81,7 +81,8 @@ pub struct ChildStack {
 
 impl ChildStack {
     pub fn new(len: usize) -> SysResult<ChildStack> {
-        let page = 4096;
+        // SAFETY: sysconf only reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
         // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
         let base = unsafe { libc::mmap(std::ptr::null_mut(), len + page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK, -1, 0) };
         if base == libc::MAP_FAILED {
