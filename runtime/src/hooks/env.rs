@@ -38,9 +38,10 @@ pub fn var_suffix(name: &str) -> String {
     name.replace('-', "_")
 }
 
-/// The running tfctl's path, read once. A binary replaced under a running supervisor (a
-/// package upgrade) shows as `PATH (deleted)`: the path itself names the new tfctl.
-fn tfctl_path() -> Option<&'static str> {
+/// The running tfctl's path, read once: what hooks get as `$TFCTL` and what a generated systemd
+/// unit runs. A binary replaced under a running supervisor (a package upgrade) shows as
+/// `PATH (deleted)`: the path itself names the new tfctl.
+pub fn tfctl_path() -> Option<&'static str> {
     static PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
         let exe = std::env::current_exe().ok()?.display().to_string();
