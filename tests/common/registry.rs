@@ -129,6 +129,7 @@ impl Registry {
     }
 
     fn client(&self) -> Client {
+        tfctl_runtime::image::install_tls_provider();
         let mut cfg = ClientConfig { protocol: ClientProtocol::Http, ..Default::default() };
         if let Some(ca) = &self.ca {
             cfg.protocol = ClientProtocol::Https;

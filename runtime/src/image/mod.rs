@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 pub use auth::{login, logout, AuthError, Credentials};
 pub use overlay::{mount_overlay, OverlayError, OverlayMount, OverlayOptions};
+pub use registry::install_tls_provider;
 pub use pull::{Image, PullOptions, PulledImage};
 pub use store::{GcReport, ImageRecord, Store, StoreLock};
 pub use tfctl_schema::reference::{ArchiveSelector, ImageReference, ImageSource};

@@ -26,6 +26,13 @@ pub(crate) struct Remote {
     auth_source: Option<String>,
 }
 
+/// Makes ring this process's TLS provider, before any registry client exists (reqwest, built
+/// without a provider of its own, panics otherwise). Later calls, or a provider already chosen
+/// by the embedding program, change nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// True when `registry` is listed (after normalisation) as reachable over plain HTTP.
 pub fn is_insecure(registry: &str, insecure: &[String]) -> bool {
     insecure.iter().any(|i| normalize_registry(i).is_ok_and(|n| n == registry))
@@ -63,6 +70,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 impl Remote {
     pub fn connect(r: &ImageReference, opts: &PullOptions) -> Result<Self, ImageError> {
+        install_tls_provider();
         let registry = r.registry.clone();
         let protocol = if is_insecure(&registry, &opts.insecure_registries) {
             ClientProtocol::HttpsExcept(vec![registry.clone()])
