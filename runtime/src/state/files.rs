@@ -64,6 +64,16 @@ pub struct Lock {
 impl Lock {
     /// `Ok(None)` when another process holds it.
     pub fn try_exclusive(path: &Path) -> io::Result<Option<Lock>> {
+        Lock::take(path, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    }
+
+    /// Waits for the lock as long as its holder keeps it: only for a file whose holder is known
+    /// to let go at once (one that is handing it over).
+    pub fn exclusive(path: &Path) -> io::Result<Lock> {
+        Lock::take(path, nix::fcntl::FlockArg::LockExclusive)?.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
+    }
+
+    fn take(path: &Path, how: nix::fcntl::FlockArg) -> io::Result<Option<Lock>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,9 +82,24 @@ impl Lock {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        match nix::fcntl::Flock::lock(file, how) {
             Ok(held) => Ok(Some(Lock { _held: held })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(e.into()),
+        }
+    }
+
+    /// Whether some process holds the lock on `path` (probed with a shared lock, never
+    /// creating the file); `false` when there is no file.
+    pub fn is_held(path: &Path) -> io::Result<bool> {
+        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+            Ok(_) => Ok(false),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
             Err((_, e)) => Err(e.into()),
         }
     }
