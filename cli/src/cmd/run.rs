@@ -319,8 +319,9 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
             })
             .map_err(start_failure)
     };
-    // The spawner has nothing left to do: it exits while we clean up.
-    spawner.shutdown();
+    // The spawner has nothing left to do: it exits while we clean up, and this process does
+    // not wait for it (it may still be dropping the container's mount namespace).
+    spawner.release();
     // Whatever happened, nothing of the container keeps running; its folder stays unless
     // --rm, so its filesystem can still be inspected.
     let cleanup = if args.rm {

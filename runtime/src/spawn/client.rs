@@ -77,6 +77,8 @@ struct Shared {
 pub struct Spawner {
     shared: Arc<Shared>,
     pid: libc::pid_t,
+    /// Whether dropping it waits for the spawner to exit ([`Spawner::release`] says no).
+    reap: bool,
 }
 
 /// Who reads the spawner's replies, as [`Shared::pump`] found.
@@ -204,7 +206,7 @@ impl Spawner {
                     spare_asked: std::sync::atomic::AtomicBool::new(false),
                     reader: Mutex::new(None),
                 });
-                Ok(Spawner { shared, pid: child.as_raw() })
+                Ok(Spawner { shared, pid: child.as_raw(), reap: true })
             }
         }
     }
@@ -332,6 +334,14 @@ impl Spawner {
         // SAFETY: shutdown on our own socket; the reader thread then sees EOF and ends.
         unsafe { libc::shutdown(self.shared.sock.as_raw_fd(), libc::SHUT_RDWR) };
     }
+
+    /// Tells the spawner to exit and does not wait for it: for a caller about to exit itself.
+    /// The spawner may still be dropping the last container's mount namespace, whose tree the
+    /// kernel unmounts as the last reference goes (1.5 ms here); nothing can reach that tree,
+    /// and the kernel finishes it whether the spawner exits or is killed.
+    pub fn release(mut self) {
+        self.reap = false;
+    }
 }
 
 impl Drop for Spawner {
@@ -340,8 +350,10 @@ impl Drop for Spawner {
         if let Some(r) = self.shared.reader.lock().unwrap().take() {
             let _ = r.join();
         }
-        // SAFETY: the spawner is our child; it exits on EOF of its socket.
-        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+        if self.reap {
+            // SAFETY: the spawner is our child; it exits on EOF of its socket.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+        }
     }
 }
 
