@@ -94,7 +94,8 @@ pub fn exists(root: &StateRoot, name: &str) -> bool {
     path(root, name).exists()
 }
 
-/// The record of `name`, if it has one that can be read. An empty file is a start under way.
+/// The record of `name`, if it has one that can be read. A blank one is a start under way while
+/// its tfctl holds the lock, and a dead one after.
 pub fn load(root: &StateRoot, name: &str) -> Option<(Option<RunRecord>, RunState)> {
     let file = path(root, name);
     let bytes = crate::state::files::read_nofollow(&file).ok()??;
@@ -229,9 +230,7 @@ impl Claim {
         self.kept = true;
         self.record(r)
     }
-}
 
-impl Claim {
     /// Empties the record and renames the folder to a free spare slot, still holding its lock;
     /// false if it holds anything but the record, or no slot is free.
     fn give_back(&self) -> bool {
