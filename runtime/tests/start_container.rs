@@ -443,6 +443,12 @@ fn nothing_left_behind(s: &Spawner, f: &Fixture) {
         let netns: OwnedFd = std::fs::File::open("/proc/self/ns/net").unwrap().into();
         let _ = launch(s, &f.plan(argv), StartFds { netns: Some(netns), ..Default::default() }).map(|(c, o, e)| finish(c, o, e));
     }
+    // The last container's mount namespace is let go just after its exit report (the unmounts
+    // then delay no report), so the count settles a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while spawner_fds() != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(spawner_fds(), before, "descriptors held by the spawner");
 }
 

@@ -152,7 +152,7 @@ impl Server {
         let id = r.id;
         let mut r = r;
         let mount_ns = r.mount_ns.take();
-        // Its descriptors close before the exit is told: whoever hears it may count them.
+        // Its descriptors close before the exit is told, but for the mount namespace (below).
         drop(r);
         self.reply(&Reply::Exited { id, status }, &[]);
         // The last reference: the namespace's mounts go now, before the next request is read
