@@ -128,8 +128,14 @@ pub struct Inputs {
 
 /// The topmost layer holding `etc/passwd`: where users and groups are looked up. Whiteouts in
 /// layers above it are not considered; an image that deletes its passwd file is odd enough.
+/// Looked up inside each layer: an image's `etc -> /etc` names its own, never the host's.
 fn user_db_layer(layers: &[PathBuf]) -> Option<&PathBuf> {
-    layers.iter().rev().find(|l| l.join("etc/passwd").is_file())
+    layers.iter().rev().find(|l| {
+        crate::image::open_in_layer(l, "/etc/passwd", libc::O_RDONLY)
+            .ok()
+            .flatten()
+            .is_some_and(|fd| fs::File::from(fd).metadata().is_ok_and(|m| m.is_file()))
+    })
 }
 
 /// Creates the container's folders and cgroup and compiles its plan.

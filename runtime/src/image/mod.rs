@@ -103,3 +103,25 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn event(&self, _: ProgressEvent) {}
 }
+
+/// Opens `path`, a path as the image's container sees it, inside one unpacked layer: every
+/// component, `..` and symlinks included, resolves inside the layer (openat2 `RESOLVE_IN_ROOT`),
+/// so a layer's `/data -> /etc` names the layer's own `etc`, never the host's. `None` when the
+/// path leads nowhere in this layer or to the wrong kind of file for `flags`.
+pub fn open_in_layer(layer: &std::path::Path, path: &str, flags: libc::c_int) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::Mode;
+    let root = nix::fcntl::open(layer, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let rel = match path.trim_start_matches('/') {
+        "" => ".",
+        rel => rel,
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_truncate(flags) | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(&root, rel, how) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP | nix::errno::Errno::EISDIR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
