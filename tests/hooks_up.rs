@@ -131,3 +131,47 @@ fn a_failing_started_hook_with_on_fail_fail_ends_wait_with_3() {
     assert!(err.contains("web") && err.contains("hook"), "--wait does not name the container and its hook: {err}");
     assert_eq!(t.run_in(&ns, &["down", &bad]).status.code(), Some(0));
 }
+
+/// A hook script in a folder another user owns is refused by `up` (that user could swap it
+/// for anything, and it would run as root); the control: the same folder given to root, and
+/// the script runs, from the descriptor `up`'s supervisor checked (`$0` is `/dev/fd/N`).
+#[test]
+fn a_hook_script_in_a_folder_another_user_owns_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    sample_image();
+    let ns = NetNs::new("hookdir");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ran.log");
+    let hooks = dir.path().join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = hooks.join("notify.sh");
+    std::fs::write(&script, format!("echo \"ran as $0\" >> {}\n", log.display())).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"hkdir\"\ncontainer \"web\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n on \"started\" {{\n  run \"sh\" \"./hooks/notify.sh\"\n }}\n}}\n",
+            image()
+        ),
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+
+    std::os::unix::fs::chown(&hooks, Some(1000), Some(1000)).unwrap();
+    let o = t.run_in(&ns, &["up", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&hooks.display().to_string()) && err.contains("uid 1000") && err.contains("--trust-file"), "{err}");
+    assert!(!log.exists(), "the hook ran although it was refused");
+
+    std::os::unix::fs::chown(&hooks, Some(0), Some(0)).unwrap();
+    let o = t.run_in(&ns, &["up", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = wait_for_line(&log, "ran as ");
+    assert!(line.starts_with("ran as /dev/fd/"), "{line}");
+    let o = t.run_in(&ns, &["down", "hkdir"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

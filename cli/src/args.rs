@@ -195,7 +195,11 @@ pub struct UpArgs {
     /// Replace a running app of the same name that came from a different app file.
     #[arg(long)]
     pub replace: bool,
-    /// Accept app files, .env files and hook scripts not owned by root or writable by others.
+    /// Accept app files, .env files, from= files and the programs host hooks run although they
+    /// (or a folder above them) are owned by someone other than root or the caller, or writable
+    /// by others. Without it, each is refused, as OpenSSH's StrictModes does (a root-owned
+    /// sticky folder such as /tmp is fine), and a host hook runs the very file that was checked
+    /// when it fires, by descriptor ($0 of a hook script is /dev/fd/N).
     #[arg(long)]
     pub trust_file: bool,
     /// Stop the app when this container exits and exit with its status (foreground only).

@@ -87,7 +87,9 @@ pub(super) fn up_running(app: App, args: &UpArgs, wait: Option<Duration>, global
     let store = Store::open(root.path()).map_err(failed)?;
     super::up::images(&app, &store, global, &config, &args.registry, args.pull)?;
     let secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
-    let rx = messages(&root, &app.name, serve_reconcile::message("reconcile", &app, &secrets, Default::default()))?;
+    let mut msg = serve_reconcile::message("reconcile", &app, &secrets, Default::default());
+    msg["trusted_files"] = args.trust_file.into();
+    let rx = messages(&root, &app.name, msg)?;
     super::up::report_until(rx, &app.name, Vec::new(), wait, global)
 }
 

@@ -177,7 +177,8 @@ pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
     if let Some(running) = super::reconcile::running(&app.name, global)? {
         return super::reconcile::up_running(app, &args, wait, global, running);
     }
-    let parts = prepare_app(app, global, &args.registry, args.pull)?;
+    let mut parts = prepare_app(app, global, &args.registry, args.pull)?;
+    parts.record.trusted_files = args.trust_file;
     if threads() > 1 {
         return Err(Failure::msg(Exit::Failed, "internal error: tfctl has threads before starting the supervisor"));
     }

@@ -245,7 +245,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     record.cgroups = app.containers.iter().map(|c| crate::container::cgroup_name(&root, &app.name, &c.name)).collect();
     record::save(&root, &record)?;
 
-    let hook_base = reconcile::hook_base(&root, config_file.as_deref(), &app, &net, &record.ports);
+    let hook_base = reconcile::hook_base(&root, config_file.as_deref(), &app, &net, &record.ports, record.trusted_files);
     let ctx = AppContext { root: root.clone(), spawner, log_size: config.log_size, output };
     let model = Model { app: app.clone(), images, net: Some(net.clone()), secrets: values };
     let prints = reconcile::fingerprints(&key, &model).map_err(|e| LifecycleError::Io(std::io::Error::other(e)))?;

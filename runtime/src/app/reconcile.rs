@@ -199,8 +199,9 @@ pub fn plan(sup: &Supervisor<HostDriver>, live: &Live, mut req: Request, pulled:
 }
 
 /// The hooks' shared environment for an app with `net` and `ports`.
-pub fn hook_base(root: &StateRoot, config_file: Option<&std::path::Path>, app: &App, net: &NetRecord, ports: &[super::ops::PublishedPort]) -> HookContext {
+pub fn hook_base(root: &StateRoot, config_file: Option<&std::path::Path>, app: &App, net: &NetRecord, ports: &[super::ops::PublishedPort], trusted_files: bool) -> HookContext {
     HookContext {
+        trusted_files,
         config_file: config_file.map(std::path::Path::to_path_buf),
         app: app.name.clone(),
         root: root.path().to_path_buf(),
@@ -260,7 +261,7 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
 
     new.net = Some(net.clone());
     live.record.app_file = new.app.file.clone();
-    let hooks = hook_base(&live.root, live.config_file.as_deref(), &new.app, &net, &live.record.ports);
+    let hooks = hook_base(&live.root, live.config_file.as_deref(), &new.app, &net, &live.record.ports, live.record.trusted_files);
     let app = new.app.clone();
     sup.driver().set_model(new);
     sup.set_model(app, hooks);

@@ -35,6 +35,9 @@ pub struct AppRecord {
     /// it, marked by `ps`, gone with the supervisor.
     #[serde(default)]
     pub added: Vec<String>,
+    /// `up --trust-file`: host hooks run without the check of their files' owners.
+    #[serde(default)]
+    pub trusted_files: bool,
 }
 
 impl AppRecord {
@@ -50,6 +53,7 @@ impl AppRecord {
             net_up: false,
             ports: Vec::new(),
             added: Vec::new(),
+            trusted_files: false,
         }
     }
 }

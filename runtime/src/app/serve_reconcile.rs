@@ -68,6 +68,11 @@ pub async fn serve(sup: &Supervisor<HostDriver>, live: &Arc<Mutex<Live>>, mut co
             return;
         }
     };
+    // A reconcile from `up` says whether its files were checked (`--trust-file`); one from
+    // `run --app` changes no file and keeps what the app runs under.
+    if let Some(trusted) = req["trusted_files"].as_bool().filter(|_| op == "reconcile") {
+        state.record.trusted_files = trusted;
+    }
     let reply = json!({"ok": true, "kind": "plan", "changes": planned.changes, "app_level": planned.app_level, "changed": planned.changes_anything()});
     if conn.send(&reply).await.is_err() || op == "plan" {
         return;

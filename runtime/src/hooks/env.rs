@@ -31,6 +31,9 @@ pub struct HookContext {
     /// The host config file the app runs under (tfctl-config(5)), so a hook's tfctl reads the
     /// same one.
     pub config_file: Option<PathBuf>,
+    /// `up --trust-file`: the files host hooks run are not checked for their owners (they are
+    /// still run by descriptor). Not part of the hook's environment.
+    pub trusted_files: bool,
 }
 
 /// `web-front` → `web_front`: a container name as it appears in a variable name (case kept).

@@ -1,5 +1,7 @@
 //! `run` hook steps: commands on the host, in the app file's folder, with stdin from /dev/null,
 //! a clean environment, and their own process group, so a timeout kills everything they started.
+//! The files a step executes are opened and checked when it runs, and run by descriptor
+//! (crate::trust::pin): `$0` of a script is then `/dev/fd/N`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -27,13 +29,18 @@ impl HostOutcome {
 const OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// Runs `argv` on the host and waits for it, at most `timeout`; then its whole process group is
-/// killed. An argv that cannot be started is an error naming the program.
-pub async fn run(argv: &[String], dir: &Path, env: &[(String, String)], timeout: Duration) -> std::io::Result<HostOutcome> {
-    let Some((program, args)) = argv.split_first() else {
+/// killed. An argv that cannot be started is an error naming the program; with `check_owners`,
+/// so is a file it executes that someone other than root or the caller could change.
+pub async fn run(argv: &[String], dir: &Path, env: &[(String, String)], timeout: Duration, check_owners: bool) -> std::io::Result<HostOutcome> {
+    let Some(program) = argv.first() else {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a hook step has no command"));
     };
-    let mut child = Command::new(program)
-        .args(args)
+    let search = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let pinned = crate::trust::pin(argv, dir, search, check_owners)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, format!("hook command `{program}` not run: {e}")))?;
+    let mut child = Command::new(&pinned.program)
+        .arg0(&pinned.arg0)
+        .args(&pinned.args)
         .current_dir(dir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -44,6 +51,8 @@ pub async fn run(argv: &[String], dir: &Path, env: &[(String, String)], timeout:
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start hook command `{program}`: {e}")))?;
+    // The child has its copies of the pinned files.
+    drop(pinned);
     let pgid = child.id().map(|p| p as i32);
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -97,7 +106,7 @@ mod tests {
         std::env::set_var("TFCTL_TEST_LEAK", "secret-value");
         let dir = tempfile::tempdir().unwrap();
         let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string()), ("TFCTL_APP".to_string(), "web".to_string())];
-        let out = run(&sh("pwd; env | sort; read x || echo stdin-empty"), dir.path(), &env, Duration::from_secs(5)).await.unwrap();
+        let out = run(&sh("pwd; env | sort; read x || echo stdin-empty"), dir.path(), &env, Duration::from_secs(5), true).await.unwrap();
         assert!(out.success(), "{out:?}");
         assert!(out.output.contains(&dir.path().canonicalize().unwrap().display().to_string()));
         assert!(out.output.contains("TFCTL_APP=web"));
@@ -110,20 +119,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("grandchild-survived");
         let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
-        let out = run(&sh(&script), dir.path(), &[], Duration::from_millis(300)).await.unwrap();
+        let out = run(&sh(&script), dir.path(), &[], Duration::from_millis(300), true).await.unwrap();
         assert!(out.timed_out && out.status.is_none());
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!marker.exists(), "a process the hook started outlived the timeout");
     }
 
+    /// A script whose folder another user owns is not run (that user could have swapped it);
+    /// the control: the same step with the owners' check off (`up --trust-file`) runs.
+    #[tokio::test]
+    async fn a_script_others_could_swap_is_not_run() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(nix::unistd::geteuid().is_root(), "this test changes file owners: run it as root");
+        let dir = tempfile::tempdir().unwrap();
+        let hooks = dir.path().join("hooks");
+        std::fs::create_dir(&hooks).unwrap();
+        std::fs::write(hooks.join("notify.sh"), "echo ran").unwrap();
+        std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&hooks, Some(1000), Some(1000)).unwrap();
+        let argv = vec!["/bin/sh".to_string(), "./hooks/notify.sh".to_string()];
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let err = run(&argv, dir.path(), &env, Duration::from_secs(5), true).await.unwrap_err();
+        assert!(err.to_string().contains("hooks") && err.to_string().contains("uid 1000"), "{err}");
+        let out = run(&argv, dir.path(), &env, Duration::from_secs(5), false).await.unwrap();
+        assert_eq!(out.output, "ran\n");
+    }
+
     #[tokio::test]
     async fn exit_codes_are_shell_style() {
         let dir = tempfile::tempdir().unwrap();
-        let out = run(&sh("exit 3"), dir.path(), &[], Duration::from_secs(5)).await.unwrap();
+        let out = run(&sh("exit 3"), dir.path(), &[], Duration::from_secs(5), true).await.unwrap();
         assert_eq!(out.status, Some(3));
-        let out = run(&sh("kill -9 $$"), dir.path(), &[], Duration::from_secs(5)).await.unwrap();
+        let out = run(&sh("kill -9 $$"), dir.path(), &[], Duration::from_secs(5), true).await.unwrap();
         assert_eq!(out.status, Some(137));
-        let err = run(&["/no/such/program".to_string()], dir.path(), &[], Duration::from_secs(5)).await.unwrap_err();
+        let err = run(&["/no/such/program".to_string()], dir.path(), &[], Duration::from_secs(5), true).await.unwrap_err();
         assert!(err.to_string().contains("/no/such/program"));
     }
 }

@@ -315,7 +315,7 @@ async fn fire<D: Driver>(
         for step in &hook.steps {
             let left = deadline.saturating_duration_since(Instant::now());
             let outcome = match step {
-                HookStep::Run(argv) => host::run(argv, &app.dir, &env, left).await.map_err(|e| e.to_string()),
+                HookStep::Run(argv) => host::run(argv, &app.dir, &env, left, !ctx.trusted_files).await.map_err(|e| e.to_string()),
                 HookStep::Exec(argv) => match name {
                     Some(n) => inner.driver.exec(n, argv, left).await,
                     None => Err("exec hooks need a container".to_string()),
