@@ -36,6 +36,8 @@ pub fn pull_options(global: &GlobalOpts, config: &HostConfig, registry: &Registr
     PullOptions {
         insecure_registries: insecure,
         config_dir: global.config.parent().map(Path::to_path_buf),
+        max_layer_size: config.max_layer_size,
+        max_image_size: config.max_image_size,
         ..PullOptions::default()
     }
 }

@@ -74,6 +74,16 @@ pub fn load_config_str(
                     cfg.log_size = s;
                 }
             }
+            "max-layer-size" => {
+                if let Some(s) = cx.size(arg, "max-layer-size") {
+                    cfg.max_layer_size = s;
+                }
+            }
+            "max-image-size" => {
+                if let Some(s) = cx.size(arg, "max-image-size") {
+                    cfg.max_image_size = s;
+                }
+            }
             _ => {}
         }
     }

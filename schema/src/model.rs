@@ -588,6 +588,10 @@ pub struct HostConfig {
     pub subnet_pool: Ipv4Net,
     /// Bytes per container log before rotation.
     pub log_size: u64,
+    /// The most bytes one image layer may unpack to (`max-layer-size`).
+    pub max_layer_size: u64,
+    /// The most bytes the layers one pull unpacks may take together (`max-image-size`).
+    pub max_image_size: u64,
 }
 
 impl Default for HostConfig {
@@ -599,6 +603,8 @@ impl Default for HostConfig {
                 prefix: 16,
             },
             log_size: 10 * 1024 * 1024,
+            max_layer_size: 8 << 30,
+            max_image_size: 32 << 30,
         }
     }
 }

@@ -194,10 +194,9 @@ pub fn parse_owner(s: &str) -> Result<Owner, Bad> {
         )
     };
     let (u, g) = s.split_once(':').ok_or_else(fail)?;
-    Ok(Owner {
-        uid: u.parse().map_err(|_| fail())?,
-        gid: g.parse().map_err(|_| fail())?,
-    })
+    // 2^32-1 is -1 to chown: "leave unchanged".
+    let id = |p: &str| p.parse::<u32>().ok().filter(|n| *n != u32::MAX).ok_or_else(fail);
+    Ok(Owner { uid: id(u)?, gid: id(g)? })
 }
 
 /// `"UID[:GID]"` or a user name.
@@ -212,6 +211,13 @@ pub fn check_user(s: &str) -> Result<(), Bad> {
         Some((u, g)) => part_ok(u) && part_ok(g),
         None => part_ok(s),
     };
+    if s.split(':').any(|p| p.parse::<u32>() == Ok(u32::MAX)) {
+        return Err(bad(
+            "tfctl::invalid-user",
+            format!("invalid user `{s}`: 4294967295 is not a usable id (the kernel reads it as -1, \"leave unchanged\")"),
+            "use another UID or GID",
+        ));
+    }
     if ok {
         Ok(())
     } else {

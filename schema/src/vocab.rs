@@ -703,6 +703,28 @@ pub static NODES: &[NodeSpec] = &[
         repeatable: false,
         doc: "A container's log size before rotation (default 10M).",
     },
+    NodeSpec {
+        name: "max-layer-size",
+        ctx: Ctx::Config,
+        synopsis: "\"SIZE\"",
+        args: Args::Exactly(&[Kind::Size]),
+        props: &[],
+        any_props: false,
+        children: None,
+        repeatable: false,
+        doc: "The most one image layer may unpack to (default 8G).",
+    },
+    NodeSpec {
+        name: "max-image-size",
+        ctx: Ctx::Config,
+        synopsis: "\"SIZE\"",
+        args: Args::Exactly(&[Kind::Size]),
+        props: &[],
+        any_props: false,
+        children: None,
+        repeatable: false,
+        doc: "The most the layers of one pull may unpack to together (default 32G).",
+    },
 ];
 
 const fn flag(name: &'static str, doc: &'static str) -> NodeSpec {

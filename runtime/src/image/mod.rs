@@ -28,7 +28,7 @@ pub use registry::install_tls_provider;
 pub use pull::{Image, PullOptions, PulledImage};
 pub use store::{GcReport, ImageRecord, Store, StoreLock};
 pub use tfctl_schema::reference::{ArchiveSelector, ImageReference, ImageSource};
-pub use unpack::{unpack_layer, UnpackError};
+pub use unpack::{unpack_layer, unpack_layer_within, UnpackError, UnpackLimit};
 
 /// Why an image operation failed. Messages name the image, registry or file, and what to do;
 /// they never contain credentials.
@@ -48,6 +48,13 @@ pub enum ImageError {
     #[error("layer {layer} is malformed or unsafe, nothing was stored: {source}")]
     Unpack {
         layer: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("cannot store layer {layer} under {path}: {source}; free space there (`tfctl images prune` removes unused layers) and pull again; nothing was stored")]
+    Storage {
+        layer: String,
+        path: PathBuf,
         #[source]
         source: UnpackError,
     },

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use oci_spec::image::ImageConfiguration;
+use super::unpack::UnpackLimit;
 
 use super::manifest::{self, Descriptor, Parsed, Platform};
 use super::store::{sha256_digest, ImageRecord, Store};
 use super::{local, registry, ImageError, ImageSource, Progress, ProgressEvent};
+
+/// The largest image config accepted (Docker Hub's largest are well under 100 KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// How to pull.
 #[derive(Debug, Clone)]
@@ -26,6 +30,9 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Fetch and verify blobs only: no unpacking, nothing recorded (for benchmarks).
     pub download_only: bool,
+    /// The most bytes one layer, and all the layers one pull unpacks, may take on disk.
+    pub max_layer_size: u64,
+    pub max_image_size: u64,
 }
 
 impl Default for PullOptions {
@@ -37,6 +44,8 @@ impl Default for PullOptions {
             max_concurrent_downloads: 4,
             platform: None,
             download_only: false,
+            max_layer_size: tfctl_schema::model::HostConfig::default().max_layer_size,
+            max_image_size: tfctl_schema::model::HostConfig::default().max_image_size,
         }
     }
 }
@@ -155,18 +164,32 @@ impl Store {
 
         let mut downloaded_blobs = 0;
         let mut downloaded_bytes = 0;
+        // An image config is untrusted JSON that every start parses and merges: a real one is a
+        // few KiB, so one past MAX_CONFIG_BYTES is refused before it is fetched or parsed.
+        let too_big = |size: u64| ImageError::InvalidConfig {
+            what: name.clone(),
+            reason: format!("it is {size} bytes, more than the {MAX_CONFIG_BYTES} bytes tfctl accepts for an image config"),
+        };
+        if config.size.max(0) as u64 > MAX_CONFIG_BYTES {
+            return Err(too_big(config.size.max(0) as u64));
+        }
         if !self.has_blob(&config.digest) {
             downloaded_bytes += blobs.fetch(self, &config, &super::NoProgress).await?;
             downloaded_blobs += 1;
         }
         let config_bytes = self.read_blob(&config.digest)?;
+        if config_bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(too_big(config_bytes.len() as u64));
+        }
         let diff_ids = diff_ids(&config_bytes, &name, layers.len())?;
 
-        // Layers: fetched with bounded concurrency; each is unpacked as soon as it is verified.
+        // Layers: fetched with bounded concurrency; each is unpacked as soon as it is verified,
+        // all of them within one budget.
+        let limit = UnpackLimit::new(opts.max_layer_size, opts.max_image_size);
         use futures_util::stream::{self, StreamExt};
         let results: Vec<Result<(u64, bool, bool), ImageError>> = stream::iter(layers.iter().zip(&diff_ids))
             .map(|(desc, diff_id)| {
-                let blobs = blobs.clone();
+                let (blobs, limit) = (blobs.clone(), limit.clone());
                 async move {
                     if self.has_layer(diff_id) {
                         progress.event(ProgressEvent::LayerCached { digest: desc.digest.clone(), size: desc.size.max(0) as u64 });
@@ -181,7 +204,7 @@ impl Store {
                         return Ok((bytes, fetched, false));
                     }
                     let (store, blob, id) = (self.clone(), desc.digest.clone(), diff_id.clone());
-                    blocking(move || store.unpack_layer(&blob, &id)).await?;
+                    blocking(move || store.unpack_layer(&blob, &id, &limit)).await?;
                     progress.event(ProgressEvent::LayerUnpacked { digest: desc.digest.clone() });
                     Ok((bytes, fetched, true))
                 }

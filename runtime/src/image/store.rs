@@ -22,7 +22,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::unpack::unpack_layer;
+use super::unpack::{unpack_layer_within, UnpackLimit};
 use super::ImageError;
 
 /// One image recorded in the index.
@@ -149,12 +149,13 @@ impl Store {
         for dir in [store.root.join("blobs/sha256"), store.root.join("layers"), store.root.join("images"), store.temp_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("create the image store", &dir))?;
         }
-        // Layers hold setuid files and device nodes exactly as the image says: keep them
-        // unreachable for other users of the host.
+        // Layers hold setuid files and device nodes exactly as the image says, blobs and the
+        // index name and hold private images: keep them all unreachable for other users of
+        // the host, whatever mode an older tfctl or an admin left on the state root.
         // Checked before it is set: a chmod changes the folder's ctime, an inode write at every
         // container start.
         use std::os::unix::fs::PermissionsExt;
-        for dir in [store.root.join("layers"), store.temp_dir()] {
+        for dir in [store.root.join("blobs"), store.root.join("layers"), store.root.join("images"), store.temp_dir()] {
             let mode = fs::metadata(&dir).map_err(io_err("restrict", &dir))?.permissions().mode();
             if mode & 0o777 != 0o700 {
                 fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("restrict", &dir))?;
@@ -292,7 +293,7 @@ impl Store {
 
     /// Unpacks the stored blob `blob_digest` into `layers/<diff_id>` unless that exists, checking
     /// the uncompressed digest against the image config's `diff_id`.
-    pub fn unpack_layer(&self, blob_digest: &str, diff_id: &str) -> Result<PathBuf, ImageError> {
+    pub fn unpack_layer(&self, blob_digest: &str, diff_id: &str, limit: &UnpackLimit) -> Result<PathBuf, ImageError> {
         let dest = self.layer_dir(diff_id);
         if dest.is_dir() {
             return Ok(dest);
@@ -301,7 +302,13 @@ impl Store {
         let file = File::open(&blob).map_err(io_err("open a layer blob", &blob))?;
         let temp = self.temp_entry(&format!("layer-{}", &hex_of(diff_id)[..12]), true)?;
         let dir = File::open(&temp.path).map_err(io_err("open a temporary layer directory", &temp.path))?;
-        let actual = unpack_layer(file, dir.as_fd()).map_err(|source| ImageError::Unpack { layer: blob_digest.into(), source })?;
+        let actual = unpack_layer_within(file, dir.as_fd(), limit).map_err(|source| {
+            if source.is_storage() {
+                ImageError::Storage { layer: blob_digest.into(), path: self.root.clone(), source }
+            } else {
+                ImageError::Unpack { layer: blob_digest.into(), source }
+            }
+        })?;
         if actual != diff_id {
             return Err(ImageError::DiffIdMismatch { layer: blob_digest.into(), expected: diff_id.into(), actual });
         }

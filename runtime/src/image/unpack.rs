@@ -35,6 +35,8 @@ pub enum UnpackError {
     InvalidWhiteout { path: String, name: String },
     #[error("layer entry {path:?} is a character device 0:0, which overlayfs would take for a whiteout; deletions in images must be written as .wh. files")]
     RawWhiteout { path: String },
+    #[error("the {what} unpacks to more than {limit} bytes, the host's limit (`max-{what}-size` in tfctl-config(5)): nothing was stored; raise the limit there if you trust this image")]
+    TooLarge { what: &'static str, limit: u64 },
     #[error("layer entry {path:?} is a hard link to {target:?}, which is not a file earlier in the same layer: {source}")]
     HardLink {
         path: String,
@@ -43,6 +45,68 @@ pub enum UnpackError {
         source: io::Error,
     },
 }
+
+impl UnpackError {
+    /// Whether the host's storage failed (disk full, quota, I/O error) rather than the layer
+    /// being bad: the user's remedy is on the host, not in the image.
+    pub fn is_storage(&self) -> bool {
+        let source = match self {
+            UnpackError::Entry { source, .. } | UnpackError::HardLink { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EIO | libc::EROFS))
+    }
+}
+
+/// How much one layer may unpack to, and the budget it shares with the other layers of the same
+/// image: a small layer must not fill the host's disk (a gzip stream of zeros expands ~1000x).
+/// Every entry costs at least a tar block, so a flood of empty files counts too.
+#[derive(Debug, Clone)]
+pub struct UnpackLimit {
+    pub layer: u64,
+    pub image: u64,
+    image_left: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl UnpackLimit {
+    /// A fresh budget for one image's layers.
+    pub fn new(layer: u64, image: u64) -> UnpackLimit {
+        UnpackLimit { layer, image, image_left: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(image)) }
+    }
+
+    pub fn unlimited() -> UnpackLimit {
+        UnpackLimit::new(u64::MAX, u64::MAX)
+    }
+}
+
+/// What one layer has used of its limit.
+struct Meter<'a> {
+    limit: &'a UnpackLimit,
+    used: u64,
+}
+
+impl Meter<'_> {
+    /// Bytes the layer may still write.
+    fn room(&self) -> u64 {
+        (self.limit.layer - self.used).min(self.limit.image_left.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn charge(&mut self, n: u64) -> Result<(), UnpackError> {
+        if n > self.limit.layer - self.used {
+            return Err(UnpackError::TooLarge { what: "layer", limit: self.limit.layer });
+        }
+        use std::sync::atomic::Ordering;
+        self.limit
+            .image_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n))
+            .map_err(|_| UnpackError::TooLarge { what: "image", limit: self.limit.image })?;
+        self.used += n;
+        Ok(())
+    }
+}
+
+/// The bytes one tar header takes: what an entry without content costs.
+const ENTRY_COST: u64 = 512;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
@@ -53,6 +117,13 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// uncompressed tar stream). On error the directory holds a partial result: callers unpack
 /// into a temporary directory and discard it.
 pub fn unpack_layer<R: Read>(reader: R, root: BorrowedFd<'_>) -> Result<String, UnpackError> {
+    unpack_layer_within(reader, root, &UnpackLimit::unlimited())
+}
+
+/// [`unpack_layer`], failing with [`UnpackError::TooLarge`] once the layer's content passes
+/// `limit`.
+pub fn unpack_layer_within<R: Read>(reader: R, root: BorrowedFd<'_>, limit: &UnpackLimit) -> Result<String, UnpackError> {
+    let mut meter = Meter { limit, used: 0 };
     let mut input = BufReader::with_capacity(256 * 1024, reader);
     let magic = input.fill_buf().map_err(UnpackError::Read)?;
     let plain: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
@@ -68,7 +139,8 @@ pub fn unpack_layer<R: Read>(reader: R, root: BorrowedFd<'_>) -> Result<String, 
         let mut dir_times = Vec::new();
         for entry in archive.entries().map_err(UnpackError::Read)? {
             let mut entry = entry.map_err(UnpackError::Read)?;
-            apply_entry(&mut entry, root, &mut dir_times)?;
+            meter.charge(ENTRY_COST)?;
+            apply_entry(&mut entry, root, &mut dir_times, &mut meter)?;
         }
         // Directory mtimes last: creating their children changed them.
         for (components, mtime) in dir_times.iter().rev() {
@@ -221,6 +293,7 @@ fn apply_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     root: BorrowedFd<'_>,
     dir_times: &mut Vec<(Vec<Vec<u8>>, u64)>,
+    meter: &mut Meter<'_>,
 ) -> Result<(), UnpackError> {
     let raw_path = entry.path_bytes().into_owned();
     let components = clean_components(&raw_path);
@@ -302,7 +375,10 @@ fn apply_entry<R: Read>(
             let fd = rfs::openat(&dir, name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
                 .map_err(|e| err("create the file")(e.into()))?;
             let mut file = std::fs::File::from(fd);
-            io::copy(entry, &mut file).map_err(err("write the file"))?;
+            // One byte past the room left tells a file that does not fit from one that just does.
+            let room = meter.room();
+            let written = io::copy(&mut Read::take(&mut *entry, room.saturating_add(1)), &mut file).map_err(err("write the file"))?;
+            meter.charge(written)?;
             set_metadata(file.as_fd(), uid, gid, mode, &xattrs).map_err(err("set metadata"))?;
             rfs::futimens(&file, &times(mtime)).map_err(|e| err("set the mtime")(e.into()))?;
         }
@@ -380,5 +456,58 @@ mod tests {
         assert_eq!(c("/abs/./x//y/"), "abs/x/y");
         assert_eq!(c("a/../../b"), "b");
         assert_eq!(c("./"), ".");
+    }
+
+    /// A gzip layer holding one file of `size` zeros: a few KiB that unpack to `size`.
+    fn zeros_layer(size: u64) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, "zeros", io::repeat(0).take(size)).unwrap();
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn unpack_with(layer: &[u8], limit: &UnpackLimit) -> Result<String, UnpackError> {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        unpack_layer_within(layer, fd.as_fd(), limit)
+    }
+
+    /// The attack: 64 MiB of zeros in a ~64 KiB layer. A layer limit stops it; the image's budget
+    /// stops the layers of one pull together; the control: within both limits it unpacks.
+    #[test]
+    fn a_small_layer_cannot_unpack_past_the_limits() {
+        let bomb = zeros_layer(64 << 20);
+        assert!(bomb.len() < 1 << 20, "the layer is {} bytes", bomb.len());
+        let err = unpack_with(&bomb, &UnpackLimit::new(16 << 20, u64::MAX)).unwrap_err();
+        assert!(matches!(err, UnpackError::TooLarge { what: "layer", limit } if limit == 16 << 20), "{err}");
+        assert!(err.to_string().contains("max-layer-size"), "{err}");
+
+        let layer = zeros_layer(10 << 20);
+        let image = UnpackLimit::new(16 << 20, 16 << 20);
+        unpack_with(&layer, &image).unwrap();
+        let err = unpack_with(&layer, &image).unwrap_err();
+        assert!(matches!(err, UnpackError::TooLarge { what: "image", .. }), "{err}");
+
+        unpack_with(&bomb, &UnpackLimit::new(65 << 20, 65 << 20)).unwrap();
+    }
+
+    /// A full disk is the host's problem, not a malformed layer: told apart for the message.
+    #[test]
+    fn a_full_disk_is_a_storage_failure() {
+        assert!(nix::unistd::geteuid().is_root(), "this test mounts a tmpfs: run it as root");
+        let dir = tempfile::tempdir().unwrap();
+        nix::mount::mount(Some("tmpfs"), dir.path(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m")).unwrap();
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        let err = unpack_layer_within(&zeros_layer(4 << 20)[..], fd.as_fd(), &UnpackLimit::unlimited()).unwrap_err();
+        drop(fd);
+        nix::mount::umount2(dir.path(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(err.is_storage(), "{err}");
     }
 }

@@ -39,6 +39,8 @@ pub enum SpecError {
     Caps(#[from] capabilities::CapError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error("{what} {id} is not a usable id: the kernel reads 4294967295 (-1) as \"leave unchanged\", so the process would keep running as root; use another {what}")]
+    ReservedId { what: &'static str, id: u32 },
     #[error("ulimit `{0}` is not a resource limit (nofile, nproc, core, memlock, stack, ...)")]
     UnknownUlimit(String),
     #[error("ulimit `{name}`: soft limit {soft} is above the hard limit {hard}")]
@@ -106,11 +108,17 @@ pub fn merge_args(c: &Container, image: &ImageConfiguration) -> Result<Vec<Strin
 
 /// The environment: the image's, then the app file's (a later key wins, in place), then
 /// PATH, HOSTNAME and HOME when missing, as Docker adds them.
+/// Linear in the number of entries: an image's config is untrusted, and may hold a great many.
 pub fn merge_env(c: &Container, image: &ImageConfiguration, home: &str) -> Vec<String> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(ek, _)| ek == k) {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut set = |k: &str, v: &str, replace: bool| match at.get(k) {
+        Some(&i) if replace => env[i].1 = v.to_string(),
+        Some(_) => {}
+        None => {
+            at.insert(k.to_string(), env.len());
+            env.push((k.to_string(), v.to_string()));
+        }
     };
     let image_env = image
         .config()
@@ -119,19 +127,17 @@ pub fn merge_env(c: &Container, image: &ImageConfiguration, home: &str) -> Vec<S
         .unwrap_or_default();
     for kv in &image_env {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        set(k, v);
+        set(k, v, true);
     }
     for (k, v) in &c.env {
-        set(k, v);
+        set(k, v, true);
     }
     for (k, v) in [
         ("PATH", DEFAULT_PATH),
         ("HOSTNAME", c.hostname.as_str()),
         ("HOME", home),
     ] {
-        if !env.iter().any(|(ek, _)| ek == k) {
-            env.push((k.to_string(), v.to_string()));
-        }
+        set(k, v, false);
     }
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }

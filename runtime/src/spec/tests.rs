@@ -114,6 +114,36 @@ fn env_merges_image_then_app_then_defaults() {
     assert_eq!(env[0], format!("PATH={DEFAULT_PATH}"));
 }
 
+/// An image config with 200,000 Env entries (a million took a quadratic merge to minutes at
+/// 100% CPU) merges in linear time: the later value of a key wins, in its first place.
+#[test]
+fn a_huge_image_env_merges_in_linear_time() {
+    let entries: Vec<String> = (0..200_000).map(|i| format!("\"K{}=v{i}\"", i % 100_000)).collect();
+    let cfg = image(&format!(r#"{{"Env": [{}]}}"#, entries.join(",")));
+    let env = merge_env(&container(), &cfg, "/");
+    assert_eq!(env.len(), 100_000 + 3);
+    assert_eq!(env[0], "K0=v100000");
+    assert_eq!(env[99_999], "K99999=v199999");
+}
+
+/// uid or gid 2^32-1 is -1 to setresuid/setgroups ("leave unchanged"): the process would stay
+/// root. Refused from `--user` and from an image's /etc/passwd.
+#[test]
+fn uid_and_gid_4294967295_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("etc")).unwrap();
+    std::fs::write(d.path().join("etc/passwd"), "ghost:x:4294967295:4294967295::/:/bin/sh\nok:x:1000:4294967295::/:/bin/sh\n").unwrap();
+    std::fs::write(d.path().join("etc/group"), "g:x:1000:\n").unwrap();
+    let dir = std::fs::File::open(d.path()).unwrap();
+    for spec in ["4294967295", "ghost", "0:4294967295", "ok", "4294967295:0"] {
+        let err = resolve_user(Some(spec), dir.as_fd()).unwrap_err();
+        assert!(matches!(err, SpecError::ReservedId { id: u32::MAX, .. }), "{spec}: {err}");
+        assert!(err.to_string().contains("4294967295"), "{err}");
+    }
+    // The control: the largest usable id is fine.
+    assert_eq!(resolve_user(Some("4294967294:4294967294"), dir.as_fd()).unwrap().uid, 4294967294);
+}
+
 #[test]
 fn users_resolve_from_the_images_files() {
     let root = rootfs();

@@ -184,6 +184,14 @@ pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>) -> Result<Resolved
     additional_gids.retain(|g| *g != gid);
     additional_gids.sort_unstable();
     additional_gids.dedup();
+    // setresuid(-1) and setgroups with -1 change nothing: uid or gid 2^32-1, from `--user` or an
+    // image's /etc/passwd, would leave the process as root.
+    if uid == u32::MAX {
+        return Err(SpecError::ReservedId { what: "uid", id: uid });
+    }
+    if let Some(&g) = std::iter::once(&gid).chain(&additional_gids).find(|g| **g == u32::MAX) {
+        return Err(SpecError::ReservedId { what: "gid", id: g });
+    }
     let home = entry.map_or_else(|| "/".to_string(), |e| e.home.clone());
     Ok(ResolvedUser {
         uid,

@@ -3,7 +3,8 @@
 //!
 //! Whoever can write the state root can make tfctl mount, run and firewall what they like, so
 //! tfctl creates it 0700 root:root and refuses one owned by someone else or writable by group or
-//! others. Folders below it are opened with `O_NOFOLLOW`, so a symlink planted in place of one
+//! others; one that others may read or enter (an admin's `mkdir`, mode 0755) is narrowed to 0700,
+//! since images, logs and records below it are private. Folders below it are opened with `O_NOFOLLOW`, so a symlink planted in place of one
 //! cannot send tfctl's writes elsewhere.
 
 use std::fs;
@@ -90,6 +91,11 @@ impl StateRoot {
         if mode & 0o022 != 0 {
             return Err(RootError::Writable { path: path.clone(), mode });
         }
+        // Checked before it is set: a chmod writes the inode, and every command opens the root.
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7700))
+                .map_err(|source| RootError::Create { path: path.clone(), source })?;
+        }
         Ok(())
     }
 
@@ -145,10 +151,7 @@ mod tests {
 
     #[test]
     fn creates_a_private_root_and_refuses_unsafe_ones() {
-        if !is_root() {
-            eprintln!("SKIP: needs root");
-            return;
-        }
+        assert!(is_root(), "this test changes owners: run it as root");
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("a/b/root");
         let root = StateRoot::open(&path).unwrap();
@@ -157,7 +160,10 @@ mod tests {
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(StateRoot::open(&path), Err(RootError::Writable { .. })));
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).unwrap();
+        // Readable by all (an admin's mkdir): narrowed, so blobs and records stay private.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        StateRoot::open(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o700);
 
         std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
         let err = StateRoot::open(&path).unwrap_err();
@@ -172,10 +178,7 @@ mod tests {
 
     #[test]
     fn subfolders_are_never_followed_through_symlinks() {
-        if !is_root() {
-            eprintln!("SKIP: needs root");
-            return;
-        }
+        assert!(is_root(), "this test changes owners: run it as root");
         let tmp = tempfile::tempdir().unwrap();
         let root = StateRoot::open(&tmp.path().join("root")).unwrap();
         let outside = tmp.path().join("outside");
@@ -190,10 +193,7 @@ mod tests {
 
     #[test]
     fn many_threads_can_ask_for_the_same_new_folder_at_once() {
-        if !is_root() {
-            eprintln!("SKIP: needs root");
-            return;
-        }
+        assert!(is_root(), "this test changes owners: run it as root");
         let tmp = tempfile::tempdir().unwrap();
         let root = StateRoot::open(&tmp.path().join("root")).unwrap();
         for round in 0..20 {
