@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{stderr, stdout, Tfctl};
+use common::{stderr, stdout, tfctl_bin, Tfctl};
 
 #[test]
 fn usage_errors_exit_2_and_name_the_problem() {
@@ -93,4 +93,54 @@ fn systemd_prints_a_unit_whose_main_process_is_the_supervisor() {
     assert!(unit.contains("ExecStopPost=-") && unit.contains("down --quiet web"), "{unit}");
     assert!(unit.contains("[Install]\nWantedBy=multi-user.target"), "{unit}");
     assert!(!root.exists(), "printing a unit touched the state root");
+}
+
+/// `info` tells what this host has, as the kernel says it elsewhere; JSON carries the schema.
+#[test]
+fn info_reports_this_host() {
+    let t = Tfctl::new();
+    let o = t.run(&["--format", "json", "info"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema"], 1);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(v["kernel"]["release"], release.trim());
+    assert_eq!(v["root"], true);
+    assert_eq!(v["missing"].as_array().map(Vec::len), Some(0), "{v}");
+    let names: Vec<&str> = v["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for want in ["overlay file system", "nftables", "seccomp filters", "user namespaces"] {
+        assert!(names.iter().any(|n| n.starts_with(want)), "{want} not in {names:?}");
+    }
+    let o = t.run(&["info"]);
+    assert!(stdout(&o).contains("kernel:") && stdout(&o).contains("this host can run them"), "{}", stdout(&o));
+}
+
+/// Not root: a command that needs root says so in one line with exit 1 (never an empty table
+/// with 0); commands that only read a file work.
+#[test]
+fn commands_that_need_root_say_so() {
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("app.kdl");
+    std::fs::write(&file, "app \"x\"\ncontainer \"c\" { image \"busybox\"; }\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups", tfctl_bin()]).args(args);
+        cmd.env("TFCTL_ROOT", t.root.path().join("state")).env("TFCTL_CONFIG", "/nonexistent/config.kdl").env("NO_COLOR", "1");
+        cmd.output().unwrap()
+    };
+    for (args, name) in [(&["ps"][..], "ps"), (&["up", "-d", file.to_str().unwrap()][..], "up"), (&["images", "ls"][..], "images"), (&["run", "--rm", "busybox", "true"][..], "run")] {
+        let o = as_nobody(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim(), format!("tfctl {name}: must be run as root (rootless mode is not supported)"));
+        assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    }
+    let o = as_nobody(&["check", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = as_nobody(&["info"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("root:         no"), "{}", stdout(&o));
 }

@@ -141,6 +141,9 @@ pub enum Command {
     Systemd(SystemdArgs),
     /// Export a container's filesystem as a tar archive.
     Export(ExportArgs),
+    /// Show what this host gives tfctl: kernel, cgroups, the features tfctl uses and the route it
+    /// takes for each, the state root. With --format json, one document with "schema": 1.
+    Info,
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print tfctl's version.

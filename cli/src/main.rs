@@ -39,6 +39,11 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
 
+    if cmd::needs_root(&cli.command) && !nix::unistd::geteuid().is_root() {
+        eprintln!("tfctl {}: must be run as root (rootless mode is not supported)", cmd::name(&cli.command));
+        return ExitCode::from(Exit::Failed.code());
+    }
+
     // Printing into a closed pipe (`tfctl ps | head`) ends tfctl quietly, as it does `ls`; not for
     // commands that supervise containers, which must always get to clean up.
     if !matches!(cli.command, args::Command::Up(_) | args::Command::Run(_)) {

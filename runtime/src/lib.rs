@@ -11,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod hooks;
 pub mod image;
+pub mod info;
 pub mod logs;
 pub mod net;
 pub mod seccomp;

@@ -6,6 +6,7 @@ mod cp;
 mod exec;
 mod generate_man;
 mod images;
+mod info;
 mod ops;
 mod reconcile;
 mod run;
@@ -19,6 +20,23 @@ use tfctl_runtime::spawn::Spawner;
 use crate::args::{Cli, Command};
 use crate::exit::CmdResult;
 
+/// Commands that only read files or print: everything else works on the host's kernel and the
+/// state root, which only root may do.
+pub fn needs_root(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Check(_) | Command::Config(_) | Command::Completions(_) | Command::Version | Command::GenerateMan { .. } | Command::Info | Command::Systemd(_)
+    )
+}
+
+/// The command's name as the user typed it, for messages.
+pub fn name(command: &Command) -> String {
+    use clap::CommandFactory;
+    let debug = format!("{command:?}");
+    let variant = debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default().to_ascii_lowercase();
+    crate::args::Cli::command().get_subcommands().map(|s| s.get_name().to_string()).find(|n| n.replace('-', "") == variant).unwrap_or(variant)
+}
+
 /// Commands that put processes into containers: `main` starts the spawner for them before
 /// anything else, while the process still has one thread.
 pub fn needs_spawner(command: &Command) -> bool {
@@ -29,6 +47,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
     let Cli { global, command } = cli;
     match command {
         Command::Completions(args) => completions::run(args),
+        Command::Info => info::info(&global),
         Command::Version => {
             println!("tfctl {}", env!("CARGO_PKG_VERSION"));
             Ok(())
