@@ -238,13 +238,14 @@ mod tests {
     #[test]
     fn the_report_matches_this_host() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o710)).unwrap();
         let info = gather(dir.path());
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
         assert_eq!(info.kernel.release, release.trim());
         let unified = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "));
         assert_eq!(info.cgroup.version == 2, unified);
         assert!(info.features.iter().any(|f| f.name.starts_with("overlay file system") && f.available));
-        assert_eq!(info.state_root.mode.as_deref(), Some("700"));
+        assert_eq!(info.state_root.mode.as_deref(), Some("710"));
         assert_eq!(info.schema, 1);
     }
 }
