@@ -361,7 +361,8 @@ fn run_detached_supervisor(parts: SupervisorSetupParts, report: OwnedFd, log_pat
     let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
     let (_stop_tx, stop_rx) = watch::channel(false);
     let result = rt.block_on(async move {
-        tokio::spawn(async move {
+        let fail_tx = prog_tx.clone();
+        let reporter = tokio::spawn(async move {
             let mut pipe = Some(std::fs::File::from(report));
             while let Some(p) = prog_rx.recv().await {
                 print_progress(&p);
@@ -381,7 +382,14 @@ fn run_detached_supervisor(parts: SupervisorSetupParts, report: OwnedFd, log_pat
             tx2.send_replace(true);
         });
         let _ = stop;
-        lifecycle::supervise(setup(parts, None, prog_tx), spawner, rx2).await
+        let result = lifecycle::supervise(setup(parts, None, prog_tx), spawner, rx2).await;
+        // A supervisor that could not bring the app up tells `up` why, not only its log.
+        if let Err(e) = &result {
+            let _ = fail_tx.send(Progress::Failed { container: String::new(), reason: e.to_string() });
+            drop(fail_tx);
+            let _ = tokio::time::timeout(Duration::from_secs(1), reporter).await;
+        }
+        result
     });
     match result {
         Ok(_) => 0,
@@ -468,6 +476,10 @@ pub(super) fn report_until(
             Some("failed") => {
                 let container = msg["container"].as_str().unwrap_or("");
                 let reason = msg["reason"].as_str().unwrap_or("failed");
+                // No container: the supervisor itself could not bring the app up.
+                if container.is_empty() {
+                    return Err(Failure::msg(Exit::Failed, format!("app {app} was not started: {reason}")));
+                }
                 let exit = if wait.is_some() { Exit::ContainerFailed } else { Exit::Failed };
                 return Err(Failure::msg(exit, format!("container {container} of app {app} failed: {reason}; the app keeps running, `tfctl down {app}` stops it")));
             }

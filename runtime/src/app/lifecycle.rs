@@ -28,6 +28,8 @@ pub enum LifecycleError {
     Net(#[from] net::NetError),
     #[error("secret: {0}")]
     Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Port(#[from] net::ports::PortError),
     #[error("app {app} is already supervised by process {pid}: run `tfctl down {app}` first")]
     Running { app: String, pid: i32 },
 }
@@ -227,12 +229,17 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     record.added.clear();
     record::save(&root, &record)?;
 
+    // Published ports first: one that anything holds fails `up` before a link, rule or
+    // container exists; the reservations are held until the supervisor ends.
+    let spec = firewall_spec(&app, &record.ports);
+    let mut held_ports = Vec::new();
+    super::ops::reserve_published(&super::ops::published(&spec), &mut held_ports)?;
+
     let net = record.net.clone().expect("up plans the network first");
     with_host_record(&root, |h| h.acquire(root.path(), &net.app_id))?;
     record.net_up = true;
     record::save(&root, &record)?;
     AppNet::create(&net)?;
-    let spec = firewall_spec(&app, &record.ports);
     record.ports = super::ops::published(&spec);
     record::save(&root, &record)?;
     firewall::apply(&net, &spec)?;
@@ -250,7 +257,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let model = Model { app: app.clone(), images, net: Some(net.clone()), secrets: values };
     let prints = reconcile::fingerprints(&key, &model).map_err(|e| LifecycleError::Io(std::io::Error::other(e)))?;
     let sup = Supervisor::new(app.clone(), HostDriver::new(ctx, model), hook_base);
-    let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), config_file, record, key, prints }));
+    let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), config_file, record, key, prints, held_ports }));
 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
     let control = ControlServer::bind(&run_dir)?;

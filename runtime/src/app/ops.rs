@@ -40,6 +40,35 @@ pub fn published(spec: &firewall::FirewallSpec) -> Vec<PublishedPort> {
         .collect()
 }
 
+/// Holds a reserved socket for every published port in `ports` (crate::net::ports): reservations
+/// still published are kept, new ports are reserved, the rest are given back. All or nothing:
+/// on failure `held` is as it was.
+pub fn reserve_published(ports: &[PublishedPort], held: &mut Vec<crate::net::ports::Reservation>) -> Result<(), crate::net::ports::PortError> {
+    use crate::net::ports::{reserve, PortProto};
+    let want: Vec<(PortProto, Option<std::net::Ipv4Addr>, u16)> = ports
+        .iter()
+        .map(|p| (if p.proto == "udp" { PortProto::Udp } else { PortProto::Tcp }, Some(p.host_ip).filter(|ip| !ip.is_unspecified()), p.host_port))
+        .collect();
+    let mut next = Vec::with_capacity(want.len());
+    let mut old = std::mem::take(held);
+    for (proto, ip, port) in want {
+        if let Some(i) = old.iter().position(|r| (r.proto, r.ip, r.port) == (proto, ip, port)) {
+            next.push(old.swap_remove(i));
+            continue;
+        }
+        match reserve(proto, ip, port) {
+            Ok(r) => next.push(r),
+            Err(e) => {
+                old.extend(next);
+                *held = old;
+                return Err(e);
+            }
+        }
+    }
+    *held = next;
+    Ok(())
+}
+
 /// `(container, container port, host port)` for the hooks' `TFCTL_PORT_<NAME>_<PORT>`.
 pub fn hook_ports(ports: &[PublishedPort]) -> Vec<(String, u16, u16)> {
     ports.iter().map(|p| (p.container.clone(), p.container_port, p.host_port)).collect()

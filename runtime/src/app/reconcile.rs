@@ -39,6 +39,8 @@ pub struct Live {
     pub record: AppRecord,
     pub key: HostKey,
     pub prints: HashMap<String, Fingerprint>,
+    /// A bound socket per published host port, held while the app runs.
+    pub held_ports: Vec<crate::net::ports::Reservation>,
 }
 
 /// A reconcile's input.
@@ -254,7 +256,9 @@ pub async fn apply(sup: &Supervisor<HostDriver>, live: &mut Live, planned: Plann
         }
     }
     let spec = super::lifecycle::firewall_spec(&new.app, &live.record.ports);
-    live.record.ports = super::ops::published(&spec);
+    let ports = super::ops::published(&spec);
+    super::ops::reserve_published(&ports, &mut live.held_ports).map_err(|e| e.to_string())?;
+    live.record.ports = ports;
     live.record.net = Some(net.clone());
     record::save(&live.root, &live.record).map_err(|e| e.to_string())?;
     firewall::apply(&net, &spec).map_err(|e| format!("firewall: {e}"))?;

@@ -38,6 +38,7 @@ pub mod links;
 pub mod names;
 mod netns;
 pub mod nft;
+pub mod ports;
 pub mod record;
 mod rtnl;
 pub mod subnet;
