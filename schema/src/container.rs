@@ -13,6 +13,9 @@ use crate::reader::{sub_span, value_span, Cx, Node};
 use crate::values;
 use crate::vocab::Ctx;
 
+/// The smallest memory limit a container may have (Docker refuses less).
+const MIN_MEMORY: u64 = 6 << 20;
+
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
 pub const DEFAULT_SECRET_MODE: u32 = 0o400;
 
@@ -207,6 +210,17 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
             }
             "limits" => {
                 c.limits.memory = cx.size(s.prop("memory"), "memory");
+                // A limit no process can start under is a typo for a unit (`memory=64`).
+                if let (Some(m), Some(e)) = (c.limits.memory, s.prop("memory")) {
+                    if m < MIN_MEMORY {
+                        let p = cx
+                            .problem("tfctl::memory-too-small", value_span(e), format!("a memory limit of {m} bytes is too small for any process to start"))
+                            .label("below 6 MiB")
+                            .help(format!("sizes take a unit: memory=\"{m}M\" or \"{m}G\" (Docker also refuses limits below 6 MiB)"));
+                        cx.push(p);
+                        c.limits.memory = None;
+                    }
+                }
                 c.limits.pids = cx.positive(s.prop("pids"), "pids");
                 if let Some(e) = s.prop("cpus") {
                     let v = match e.value() {

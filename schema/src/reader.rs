@@ -316,7 +316,7 @@ impl<'a> Cx<'a> {
     fn check_kind(&mut self, e: &KdlEntry, kind: Kind, what: &str) {
         let v = e.value();
         let ok = match kind {
-            Kind::Str => v.is_string(),
+            Kind::Str | Kind::Duration => v.is_string(),
             Kind::Int => v.is_integer(),
             Kind::Number => v.is_integer() || v.is_float(),
             Kind::Bool => v.is_bool(),
@@ -354,6 +354,10 @@ impl<'a> Cx<'a> {
                     "{example}: modes are octal, and KDL reads 644 as decimal"
                 ))
             }
+            (Kind::Duration, KdlValue::Integer(n)) => self
+                .problem("tfctl::invalid-duration", span, format!("{what}: `{n}` has no unit"))
+                .label("which unit?")
+                .help(format!("write it as a string with a unit: \"{n}s\" for seconds, \"{n}ms\" for milliseconds")),
             (Kind::Bool, KdlValue::String(s)) if s == "true" || s == "false" => self
                 .problem(
                     "tfctl::wrong-type",

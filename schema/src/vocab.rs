@@ -65,6 +65,8 @@ pub enum Kind {
     PortOrRange,
     /// A size: a string like `"64M"` or a whole number of bytes.
     Size,
+    /// A duration: a string with a unit, like `"10s"`.
+    Duration,
 }
 
 impl Kind {
@@ -78,6 +80,7 @@ impl Kind {
             Kind::Scalar => "a string or a number",
             Kind::PortOrRange => "a port number or a range \"N-M\"",
             Kind::Size => "a size such as \"64M\"",
+            Kind::Duration => "a duration such as \"10s\"",
         }
     }
 }
@@ -166,7 +169,7 @@ const ON_FAIL: PropSpec = p(
 );
 const TIMEOUT: PropSpec = p(
     "timeout",
-    Kind::Str,
+    Kind::Duration,
     "how long the hook may run (default \"30s\")",
 );
 const PORT: PropSpec = p(
@@ -176,6 +179,7 @@ const PORT: PropSpec = p(
 );
 const PROTO: PropSpec = p("proto", Kind::Str, "\"tcp\" or \"udp\"; none means both");
 const STR: &[Kind] = &[Kind::Str];
+const DURATION: &[Kind] = &[Kind::Duration];
 
 /// Every node of the language.
 pub static NODES: &[NodeSpec] = &[
@@ -587,7 +591,7 @@ pub static NODES: &[NodeSpec] = &[
         name: "stop-timeout",
         ctx: Ctx::Container,
         synopsis: "\"DURATION\"",
-        args: Args::Exactly(STR),
+        args: Args::Exactly(DURATION),
         props: &[],
         any_props: false,
         children: None,
@@ -746,7 +750,7 @@ const fn timing(name: &'static str, doc: &'static str) -> NodeSpec {
         name,
         ctx: Ctx::Health,
         synopsis: "\"DURATION\"",
-        args: Args::Exactly(STR),
+        args: Args::Exactly(DURATION),
         props: &[],
         any_props: false,
         children: None,

@@ -633,3 +633,19 @@ fn problems_serialize_with_their_place() {
     assert_eq!(json[1]["help"], "did you mean `image`?");
     assert_eq!(json[1]["file"], "app.kdl");
 }
+
+/// `memory=64` is 64 bytes, and `stop-timeout 10` has no unit: both are typos for a unit, each
+/// told at its value with the fix.
+#[test]
+fn a_limit_or_duration_without_its_unit_says_which_unit() {
+    let text = "app \"x\"\ncontainer \"c\" {\n  image \"busybox\"\n  limits memory=64\n  stop-timeout 10\n  on \"started\" timeout=5 {\n    run \"true\"\n  }\n}\n";
+    let err = tfctl_schema::load_str("app.kdl", text, std::path::Path::new("/tmp"), &|_| None).unwrap_err();
+    let out = err.render_plain(200);
+    assert!(out.contains("a memory limit of 64 bytes is too small") && out.contains("memory=\"64M\""), "{out}");
+    assert!(out.contains("`stop-timeout`'s argument: `10` has no unit") && out.contains("\"10s\""), "{out}");
+    assert!(out.contains("`5` has no unit") && out.contains("\"5s\""), "{out}");
+    assert_eq!(out.matches("has no unit").count(), 2, "one diagnostic per value: {out}");
+    // The control: with units, the same file loads.
+    let ok = text.replace("memory=64", "memory=\"64M\"").replace("stop-timeout 10", "stop-timeout \"10s\"").replace("timeout=5", "timeout=\"5s\"");
+    tfctl_schema::load_str("app.kdl", &ok, std::path::Path::new("/tmp"), &|_| None).unwrap();
+}
