@@ -26,7 +26,15 @@ pub fn default_tmpfs_size() -> u64 {
 
 /// Opens `path` (a container path) under `root` without ever leaving it.
 pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: libc::c_int) -> SysResult<RawFd> {
-    sys::openat2(root, path, flags, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+    // EAGAIN: a mount or rename anywhere on the host raced a lookup through `..` (the kernel
+    // cannot then prove it stayed inside); openat2(2) asks the caller to try again.
+    let mut tries = 0;
+    loop {
+        match sys::openat2(root, path, flags, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) {
+            Err(libc::EAGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Copies `bytes` into `buf` as a C string.
@@ -132,7 +140,9 @@ const LINK_FARM_SIZE: &CStr = c"4194304";
 
 /// Mounts the overlay at its target, its layers named by the links of a private tmpfs that is
 /// the cwd meanwhile (see [`OverlayConfig`]); returns a descriptor of its root.
-fn overlay(o: &OverlayConfig) -> Result<RawFd, Failure> {
+/// The cwd is the process's: a caller with other threads runs this on a thread of its own with
+/// an unshared filesystem context (see [`crate::image::mount_overlay`]).
+pub(crate) fn overlay(o: &OverlayConfig) -> Result<RawFd, Failure> {
     let farm = new_fs(c"tmpfs", &[(c"size", Some(LINK_FARM_SIZE)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
         .step(Step::OverlayLinks)?;
     let result = (|| {

@@ -86,7 +86,8 @@ pub(crate) const MAX_LAYERS: usize = 500;
 /// and shows (mountinfo) the names it was given, so the container sees `lowerdir+=0,...,upperdir=u`
 /// and no host path, and even [`MAX_LAYERS`] layers fit mount(2)'s one page of options.
 pub(crate) struct OverlayConfig {
-    /// (name, host directory): the layers top first as "0", "1", ..., then "u" and "w".
+    /// (name, host directory): the layers top first as "0", "1", ..., then "u" and "w" (none
+    /// for a read-only overlay).
     pub links: Vec<(CString, CString)>,
     /// How many of `links` are lower layers.
     pub layers: usize,
@@ -295,10 +296,10 @@ fn prepare_root(source: &RootfsSource, mountpoint: &Path) -> Result<RootConfig, 
     let kind = match source {
         RootfsSource::Overlay { layers, upper: OverlayUpper::Tmpfs { size_bytes } } => RootKind::OverlayOnTmpfs {
             tmpfs_size: tmpfs_size("the writable layer", *size_bytes)?,
-            overlay: prepare_overlay(layers, &mountpoint.join("upper"), &mountpoint.join("work"), &mountpoint.join("root"), false)?,
+            overlay: prepare_overlay(layers, Some((&mountpoint.join("upper"), &mountpoint.join("work"))), &mountpoint.join("root"), false)?,
         },
         RootfsSource::Overlay { layers, upper: OverlayUpper::Dirs { upper, work } } => {
-            RootKind::OverlayOnDirs { overlay: prepare_overlay(layers, upper, work, mountpoint, true)? }
+            RootKind::OverlayOnDirs { overlay: prepare_overlay(layers, Some((upper, work)), mountpoint, true)? }
         }
         RootfsSource::Directory(dir) => RootKind::Directory { source: cpath("root directory", dir)? },
     };
@@ -313,7 +314,14 @@ fn tmpfs_size(what: &str, bytes: u64) -> Result<CString, PrepareError> {
     cstr("size", bytes.to_string())
 }
 
-fn prepare_overlay(layers: &[std::path::PathBuf], upper: &Path, work: &Path, target: &Path, volatile: bool) -> Result<OverlayConfig, PrepareError> {
+/// An overlay of `layers` (base first) with an `upper` and `work` folder (read-only without),
+/// to be mounted at `target`.
+pub(crate) fn prepare_overlay(
+    layers: &[std::path::PathBuf],
+    rw: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayConfig, PrepareError> {
     if layers.is_empty() {
         return Err(PrepareError::NoLayers);
     }
@@ -325,14 +333,19 @@ fn prepare_overlay(layers: &[std::path::PathBuf], upper: &Path, work: &Path, tar
     for (i, layer) in layers.iter().rev().enumerate() {
         links.push((cstr("layer name", i.to_string())?, cpath("layer directory", layer)?));
     }
-    links.push((cstr("upper name", "u")?, cpath("upper directory", upper)?));
-    links.push((cstr("work name", "w")?, cpath("work directory", work)?));
+    if let Some((upper, work)) = rw {
+        links.push((cstr("upper name", "u")?, cpath("upper directory", upper)?));
+        links.push((cstr("work name", "w")?, cpath("work directory", work)?));
+    }
     let legacy_data = if crate::sys::overlay_lowerdir_plus() {
         None
     } else {
         let names: Vec<&str> = links[..layers.len()].iter().map(|(n, _)| n.to_str().unwrap_or("")).collect();
-        let mut data = format!("lowerdir={},upperdir=u,workdir=w", names.join(":"));
-        if volatile {
+        let mut data = format!("lowerdir={}", names.join(":"));
+        if rw.is_some() {
+            data.push_str(",upperdir=u,workdir=w");
+        }
+        if volatile && rw.is_some() {
             data.push_str(",volatile");
         }
         // mount(2) copies one page of options; with these short names 500 layers take ~2 KiB.
@@ -342,7 +355,7 @@ fn prepare_overlay(layers: &[std::path::PathBuf], upper: &Path, work: &Path, tar
         }
         Some(cstr("overlay options", data)?)
     };
-    Ok(OverlayConfig { links, layers: layers.len(), volatile, legacy_data, target: cpath("mountpoint", target)? })
+    Ok(OverlayConfig { links, layers: layers.len(), volatile: volatile && rw.is_some(), legacy_data, target: cpath("mountpoint", target)? })
 }
 
 fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
