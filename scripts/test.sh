@@ -12,3 +12,8 @@ scripts/setup.sh
 cargo build --workspace --locked
 bench/run.sh --smoke
 cargo test --workspace --locked --no-fail-fast 2>&1
+# Again with the mount routes tfctl keeps for older kernels (overlay by mount(2) before Linux
+# 6.8, secrets cloned from a private mount namespace before 6.15, tmpfs without noswap before
+# 6.4), forced on this one: both routes are proven on every run.
+TFCTL_FORCE_LEGACY_MOUNT=1 cargo test --locked --no-fail-fast -p tfctl --test image_overlay --test secrets --test run 2>&1
+TFCTL_FORCE_LEGACY_MOUNT=1 cargo test --locked --no-fail-fast -p tfctl-runtime --test secrets_mount --test start_container 2>&1

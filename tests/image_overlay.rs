@@ -73,6 +73,14 @@ async fn image_with_128_layers_mounts_under_a_long_root() {
     assert!(target.join("opaque/new").exists());
     let info = mount_options(&target);
     assert!(info.contains("nodev"), "mounted nodev: {info}");
+    // The layers are named by short links: mountinfo shows no host path (and on kernels before
+    // 6.8, forced here with TFCTL_FORCE_LEGACY_MOUNT=1, 128 names fit mount(2)'s one page).
+    let options = info.rsplit(" - ").next().unwrap_or("");
+    assert!(!options.contains(&*root.display().to_string()), "host paths in mountinfo: {info}");
+    assert!(options.contains("upperdir=u,workdir=w"), "{info}");
+    let legacy = std::env::var_os("TFCTL_FORCE_LEGACY_MOUNT").is_some_and(|v| v == "1");
+    let route = if legacy { "lowerdir=0:1:2:" } else { "lowerdir+=0,lowerdir+=1," };
+    assert!(options.contains(route), "expected {route}: {info}");
     // Writes go to the container's upper dir, never into a layer.
     fs::write(target.join("f001"), "changed").unwrap();
     assert_eq!(fs::read_to_string(upper.join("f001")).unwrap(), "changed");

@@ -329,3 +329,60 @@ fn a_foreground_run_is_listed_signalled_stopped_and_removed_by_name() {
     assert!(!state.join("apps/kept").exists());
     assert_eq!(ps_json(&t)["apps"], serde_json::json!([]));
 }
+
+/// What the kernel gives a tmpfs without `size=`, in KiB as `df -k` shows it: half of RAM,
+/// rounded up to whole pages.
+fn half_of_ram_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    (total / 2).div_ceil(4) * 4
+}
+
+/// Prints the size of /dev/shm and of / in KiB, then fills /dev/shm and prints how many MiB fit.
+const FILL_SHM: &str = "df -k /dev/shm / | awk 'NR>1 {print $2}'; \
+    dd if=/dev/zero of=/dev/shm/fill bs=1M count=200 2>&1 | grep -o 'No space left on device'; \
+    echo $(($(stat -c %s /dev/shm/fill) >> 20))";
+
+#[test]
+fn dev_shm_and_the_writable_layer_have_limits() {
+    let t = Tfctl::new();
+    let half = half_of_ram_kib().to_string();
+    // Docker's 64 MiB for /dev/shm; a one-off's writable layer gets what a tmpfs gets by default.
+    let o = run(&t, &[], FILL_SHM);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), ["65536", half.as_str(), "No space left on device", "64"]);
+    let o = run(&t, &["--shm-size", "8M"], FILL_SHM);
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), ["8192", half.as_str(), "No space left on device", "8"], "{}", stderr(&o));
+    // A size tfctl cannot read is refused, never taken as 0 (which tmpfs reads as unlimited).
+    for bad in ["0", "64 pages"] {
+        let o = t.run(&["run", "--rm", "--shm-size", bad, &busybox_image(), "true"]);
+        assert_eq!(o.status.code(), Some(2), "--shm-size {bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("--shm-size {bad}")), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn the_container_sees_neither_tfctl_s_command_line_nor_host_paths() {
+    let t = Tfctl::new();
+    // With CAP_SYS_PTRACE the container's root may read PID 1's environment: under --init that
+    // is a copy of tfctl's (TFCTL_ROOT, TFCTL_CONFIG) unless the init wipes it.
+    let o = run(
+        &t,
+        &["--init", "--cap-add", "SYS_PTRACE"],
+        "tr '\\0' '|' < /proc/1/cmdline; echo; cat /proc/1/comm; tr '\\0' '\\n' < /proc/1/environ | grep -c . ; echo; cat /proc/self/mountinfo",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("tfctl-init|"), "PID 1's command line: {out}");
+    assert_eq!(lines.next(), Some("tfctl-init"));
+    assert_eq!(lines.next(), Some("0"), "PID 1's environment is not empty: {out}");
+    let root = t.root.path().display().to_string();
+    let image = busybox_image();
+    let image_dir = image.trim_start_matches("oci:");
+    for hidden in [root.as_str(), image_dir, common::tfctl_bin()] {
+        assert!(!out.contains(hidden), "the container sees {hidden}: {out}");
+    }
+    let overlay = out.lines().find(|l| l.contains(" - overlay ")).unwrap_or_else(|| panic!("no overlay root: {out}"));
+    assert!(overlay.contains("upperdir=u,workdir=w"), "{overlay}");
+}

@@ -347,3 +347,32 @@ fn ci_verbs_exit_code_from_and_abort_on_failure() {
     assert!(stderr(&o).contains("container tests failed"), "{}", stderr(&o));
     assert_eq!(snapshot(&ns), before, "the app is still up");
 }
+
+#[test]
+fn an_app_s_tmpfs_mounts_and_dev_shm_have_limits_and_its_init_shows_no_host_detail() {
+    let w = common::World::new("tmpfs");
+    let app = w.up(
+        "lim",
+        &format!(
+            "container \"box\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n init\n stop-timeout \"1s\"\n \
+             tmpfs \"/scratch\"\n tmpfs \"/small\" size=\"4M\"\n shm-size \"16M\"\n}}\n",
+            w.image
+        ),
+    );
+    // Sizes in KiB, then how many MiB fit in each bounded one.
+    let script = "df -k /scratch /small /dev/shm | awk 'NR>1 {print $2}'; \
+        for d in /small /dev/shm; do dd if=/dev/zero of=$d/fill bs=1M count=100 2>/dev/null; echo $(($(stat -c %s $d/fill) >> 20)); done; \
+        tr '\\0' '|' < /proc/1/cmdline; echo; grep ' - overlay ' /proc/self/mountinfo";
+    let o = app.run(&["exec", "lim/box", "--", "sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    let half = ((total / 2).div_ceil(4) * 4).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..6], [half.as_str(), "4096", "16384", "4", "16", "tfctl-init|"], "{out}");
+    // An up container's overlay: its layers, upper and work folders under short names only.
+    let overlay = lines.get(6).copied().unwrap_or_default();
+    assert!(overlay.contains("lowerdir") && overlay.contains("upperdir=u,workdir=w"), "{overlay}");
+    assert!(!out.contains(&*w.t.root.path().display().to_string()), "host paths in the container: {out}");
+}

@@ -124,7 +124,10 @@ pub enum Command {
     /// --force` reach it by name, and the signals tfctl receives (HUP, INT, QUIT, TERM, USR1,
     /// USR2) are passed to it. A PID 1 without handlers ignores SIGINT: the third ^C kills it.
     /// tfctl exits with the container's status once it has cleaned up; without --rm the
-    /// container's folder stays, listed as exited, until `tfctl rm`.
+    /// container's folder stays, listed as exited, until `tfctl rm`. With --rm, what the
+    /// container writes to its root filesystem stays in memory, at most half of the host's RAM
+    /// (a write past it fails with "No space left on device"); /dev/shm holds 64M unless
+    /// --shm-size says otherwise.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),
@@ -402,6 +405,9 @@ pub struct RunArgs {
     /// Memory limit (e.g. 256M).
     #[arg(short, long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// Size limit of /dev/shm (e.g. 128M; default 64M).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Run as this user (name or UID[:GID]).
     #[arg(short, long)]
     pub user: Option<String>,

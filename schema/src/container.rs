@@ -152,6 +152,11 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     c.tmpfs.push(Tmpfs { path, size });
                 }
             }
+            "shm-size" => {
+                if let Some(size) = cx.size(arg0, "shm-size") {
+                    c.shm_size = size;
+                }
+            }
             "publish" => {
                 if let Some(p) = publish(cx, s, refs) {
                     c.publish.push(p);

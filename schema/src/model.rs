@@ -198,6 +198,8 @@ pub struct Container {
     pub secrets: Vec<SecretUse>,
     pub mounts: Vec<Mount>,
     pub tmpfs: Vec<Tmpfs>,
+    /// The size limit of the container's /dev/shm, in bytes.
+    pub shm_size: u64,
     pub publish: Vec<Publish>,
     pub allow: Vec<Allow>,
     /// `None`: the app's default.
@@ -226,6 +228,9 @@ pub struct Container {
     pub one_shot: bool,
 }
 
+/// `shm-size` when the app file does not say (Docker's: 64 MiB).
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// `stop-timeout` when the app file does not say (Docker's).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -246,6 +251,7 @@ impl Container {
             secrets: Vec::new(),
             mounts: Vec::new(),
             tmpfs: Vec::new(),
+            shm_size: DEFAULT_SHM_SIZE,
             publish: Vec::new(),
             allow: Vec::new(),
             egress: None,

@@ -108,6 +108,7 @@ fn container(w: &mut String, c: &Container) {
         }
         .ok();
     }
+    let _ = writeln!(w, "{i}shm-size \"{}\"", c.shm_size);
     for p in &c.publish {
         let _ = writeln!(
             w,

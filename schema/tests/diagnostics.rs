@@ -245,6 +245,11 @@ case!(
     &with("    tmpfs \"/tmp\" size=\"64 MB of RAM\"")
 );
 case!(
+    invalid_shm_size,
+    "tfctl::invalid-size",
+    &with("    shm-size \"65536 pages\"")
+);
+case!(
     decimal_mode,
     "tfctl::invalid-mode",
     &with("    file \"/etc/motd\" \"hi\" mode=644")

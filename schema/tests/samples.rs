@@ -137,6 +137,7 @@ container "web" {
     mount "./html" at="/var/www"
     tmpfs "/tmp" size="64M"
     tmpfs "/run/cache"
+    shm-size "128M"
     publish 8080 to=80
     publish 0 to=8443 host-ip="127.0.0.1" proto="tcp"
     publish 5353 to=53 proto="udp"
@@ -238,6 +239,7 @@ fn every_node_resolves_and_round_trips() {
     assert_eq!(web.secrets[2].target, SecretTarget::Env("TOKEN".into()));
     assert_eq!(web.mounts[1].source, MountSource::Bind(dir.join("html")));
     assert_eq!(web.tmpfs[0].size, Some(64 << 20));
+    assert_eq!(web.shm_size, 128 << 20);
     assert_eq!(web.publish[1].host_ip.to_string(), "127.0.0.1");
     assert_eq!(web.publish[0].host_ip.to_string(), "0.0.0.0");
     assert_eq!(web.publish[2].proto, Proto::Udp);

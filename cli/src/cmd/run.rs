@@ -188,6 +188,10 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
     if let Some(m) = &args.memory {
         limits.memory = Some(values::parse_size(m).map_err(|e| usage(format!("--memory {m}: {}", e.message)))?);
     }
+    let shm_size = match &args.shm_size {
+        Some(s) => values::parse_size(s).map_err(|e| usage(format!("--shm-size {s}: {}", e.message)))?,
+        None => tfctl_schema::model::DEFAULT_SHM_SIZE,
+    };
     if let Some(w) = &args.workdir {
         values::check_container_path(w).map_err(|e| usage(format!("--workdir {w}: {}", e.message)))?;
     }
@@ -203,6 +207,7 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
         files: args.copy.iter().map(|c| parse_copy(c)).collect::<Result<_, _>>()?,
         mounts: args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?,
         limits,
+        shm_size,
         cap_add: caps(&args.cap_add, "--cap-add")?,
         cap_drop: caps(&args.cap_drop, "--cap-drop")?,
         seccomp: parse_seccomp(&args.security_opt)?,

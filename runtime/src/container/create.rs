@@ -150,7 +150,8 @@ pub fn prepare(
     let dirs = ContainerDirs::new(root, app, &c.name);
     root.dir(MOUNTPOINT_DIR).map_err(io("create", &dirs.mountpoint))?;
     let upper = match writes {
-        Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: 0 },
+        // The writable layer of a one-off run lives in memory: as big as a tmpfs gets by default.
+        Writes::Ephemeral => OverlayUpper::Tmpfs { size_bytes: crate::rootfs::default_tmpfs_size() },
         Writes::Kept => {
             fs::create_dir_all(&dirs.dir).map_err(io("create", &dirs.dir))?;
             // A marker read by `images rm` and `prune`, rewritten at every start: no fsync on
@@ -251,8 +252,5 @@ fn secret_mounts(container: &str, files: &[FileInit]) -> Result<Vec<std::os::fd:
         owner: tfctl_schema::model::Owner { uid: f.uid, gid: f.gid },
     }))
     .map_err(|source| CreateError::Secrets { container: container.to_string(), source })?;
-    if !m.noswap {
-        tracing::debug!(container, "the kernel has no tmpfs noswap: secrets may be swapped");
-    }
     Ok(m.mounts.into_iter().map(|p| p.fd).collect())
 }

@@ -49,8 +49,14 @@ fn option_flags(options: &[String]) -> MountFlags {
     MountFlags { readonly: has("ro"), nosuid: has("nosuid"), nodev: has("nodev"), noexec: has("noexec") }
 }
 
-fn size_option(options: &[String]) -> Option<u64> {
-    options.iter().find_map(|o| o.strip_prefix("size=")).and_then(|s| s.parse().ok())
+/// A tmpfs's `size=` option as the kernel reads it (`65536k`, `64m`, bytes); without one, the
+/// kernel's own default written out (half of RAM). Never 0: to tmpfs that means unlimited.
+fn size_option(target: &str, options: &[String]) -> Result<u64, PlanError> {
+    match options.iter().find_map(|o| o.strip_prefix("size=")) {
+        None => Ok(crate::rootfs::default_tmpfs_size()),
+        Some(s) => tfctl_schema::values::parse_size(s)
+            .map_err(|e| PlanError::Mount { target: target.to_string(), reason: format!("tmpfs size: {}", e.message) }),
+    }
 }
 
 /// The Spec's mounts as spawner steps. The standard kernel filesystems map onto the spawner's
@@ -79,7 +85,8 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
                     .find_map(|o| o.strip_prefix("mode="))
                     .and_then(|m| u32::from_str_radix(m, 8).ok())
                     .unwrap_or(0o1777);
-                MountStep::Tmpfs { target, size_bytes: size_option(&options).unwrap_or(0), mode, flags, files: vec![] }
+                let size_bytes = size_option(&target, &options)?;
+                MountStep::Tmpfs { target, size_bytes, mode, flags, files: vec![] }
             }
             ("bind", _) | ("none", _) => {
                 let source = m

@@ -1,27 +1,28 @@
 //! A container's root file system: an overlay of its image's layers (read-only lowers) and a
 //! per-container upper and work directory, mounted `nodev`.
 //!
-//! Mounted with the new mount API: each lower layer is added on its own with fsconfig
-//! `lowerdir+` (Linux 6.8+), so the option string never has to hold every path at once; 128
-//! layers under a 100-character state root would not fit the one-page limit of mount(2)'s data.
+//! Mounted as a container's root is ([`crate::rootfs`]): layers named by short links, with
+//! fsconfig `lowerdir+` on Linux 6.8+ and mount(2) before, so 128 layers under a 100-character
+//! state root mount on either.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-
-use rustix::mount::{self as m, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
     #[error("cannot mount the overlay at {target}: {step} failed: {source}{hint}")]
     Mount {
         target: PathBuf,
-        step: String,
+        step: &'static str,
         hint: &'static str,
         #[source]
         source: std::io::Error,
     },
-    #[error("an overlay needs at least one layer")]
-    NoLayers,
+    #[error("cannot mount the overlay at {target}: {source}")]
+    Options {
+        target: PathBuf,
+        #[source]
+        source: crate::start::config::PrepareError,
+    },
 }
 
 /// Extra settings for [`mount_overlay`].
@@ -53,30 +54,22 @@ pub fn mount_overlay(
     target: &Path,
     opts: &OverlayOptions,
 ) -> Result<OverlayMount, OverlayError> {
-    if layers.is_empty() {
-        return Err(OverlayError::NoLayers);
-    }
-    let fail = |step: String, hint: &'static str| {
-        let target = target.to_path_buf();
-        move |e: rustix::io::Errno| OverlayError::Mount { target, step, hint, source: e.into() }
-    };
-    let fs = m::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(fail("fsopen(overlay)".into(), ""))?;
-    // overlayfs lists the topmost lower first.
-    for layer in layers.iter().rev() {
-        m::fsconfig_set_string(fs.as_fd(), "lowerdir+", layer)
-            .map_err(fail(format!("adding lower layer {}", layer.display()), " (lowerdir+ needs Linux 6.8 or later)"))?;
-    }
-    if let Some((upper, work)) = rw {
-        m::fsconfig_set_string(fs.as_fd(), "upperdir", upper).map_err(fail(format!("upperdir {}", upper.display()), ""))?;
-        m::fsconfig_set_string(fs.as_fd(), "workdir", work).map_err(fail(format!("workdir {}", work.display()), ""))?;
-        if opts.volatile {
-            m::fsconfig_set_flag(fs.as_fd(), "volatile").map_err(fail("volatile".into(), ""))?;
-        }
-    }
-    m::fsconfig_create(fs.as_fd()).map_err(fail("creating the overlay".into(), " (see dmesg for overlayfs's reason)"))?;
-    let mnt = m::fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NODEV)
-        .map_err(fail("fsmount".into(), ""))?;
-    m::move_mount(mnt.as_fd(), "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(fail("move_mount".into(), ""))?;
+    let cfg = crate::start::config::prepare_overlay(layers, rw, target, opts.volatile)
+        .map_err(|source| OverlayError::Options { target: target.to_path_buf(), source })?;
+    // The mount works in a link farm as its cwd: on a thread whose cwd is its own.
+    let mounted = std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::sys::unshare(libc::CLONE_FS).map_err(|e| crate::start::step::Failure::new(crate::start::step::Step::OverlayLinks, e))?;
+            crate::rootfs::overlay(&cfg).map(crate::sys::close)
+        })
+        .join()
+        .unwrap_or(Err(crate::start::step::Failure::new(crate::start::step::Step::RootfsOverlay, libc::EIO)))
+    });
+    mounted.map_err(|f| OverlayError::Mount {
+        target: target.to_path_buf(),
+        step: f.step.describe(),
+        hint: if f.step == crate::start::step::Step::RootfsOverlay { " (see dmesg for overlayfs's reason)" } else { "" },
+        source: std::io::Error::from_raw_os_error(f.errno),
+    })?;
     Ok(OverlayMount { target: target.to_path_buf() })
 }

@@ -7,7 +7,7 @@
 //! (`/proc -> /`, `/dev -> /host/dev`) resolves inside the rootfs, never on the host.
 //! Runs in the child: no allocation, only syscalls on precomputed data.
 
-use crate::start::config::{FileConfig, MountConfig, MountKind, RootConfig, RootKind};
+use crate::start::config::{FileConfig, MountConfig, MountKind, OverlayConfig, RootConfig, RootKind};
 use crate::start::step::{Failure, Step, StepExt};
 use crate::sys::{self, SysResult, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CStr;
@@ -15,9 +15,26 @@ use std::os::fd::RawFd;
 
 const PATH_BUF: usize = 4096;
 
+/// The size limit of a tmpfs the app file gives no size: half of the host's RAM, what the kernel
+/// itself gives a tmpfs mounted without `size=`, written out so that no mount is ever made with
+/// `size=0` (unlimited to tmpfs). Pages of a tmpfs also count against the container's memory limit.
+pub fn default_tmpfs_size() -> u64 {
+    // sysinfo(2) cannot fail given a valid buffer; a floor of 64 MiB keeps a limit either way.
+    let total = nix::sys::sysinfo::sysinfo().map(|i| i.ram_total()).unwrap_or(0);
+    (total / 2).max(64 << 20)
+}
+
 /// Opens `path` (a container path) under `root` without ever leaving it.
 pub(crate) fn open_in_root(root: RawFd, path: &CStr, flags: libc::c_int) -> SysResult<RawFd> {
-    sys::openat2(root, path, flags, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+    // EAGAIN: a mount or rename anywhere on the host raced a lookup through `..` (the kernel
+    // cannot then prove it stayed inside); openat2(2) asks the caller to try again.
+    let mut tries = 0;
+    loop {
+        match sys::openat2(root, path, flags, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) {
+            Err(libc::EAGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Copies `bytes` into `buf` as a C string.
@@ -98,7 +115,7 @@ fn new_fs(fstype: &CStr, params: &[(&CStr, Option<&CStr>)], attrs: u64) -> SysRe
 /// Mounts the container's root at its mountpoint; returns a descriptor of the root directory.
 pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
     match &cfg.kind {
-        RootKind::OverlayOnTmpfs { tmpfs_size, upper, work, root, layers } => {
+        RootKind::OverlayOnTmpfs { tmpfs_size, overlay: o } => {
             let tmp = new_fs(c"tmpfs", &[(c"size", Some(tmpfs_size)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
                 .step(Step::RootfsUpper)?;
             for dir in [c"upper", c"work", c"root"] {
@@ -106,15 +123,9 @@ pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
             }
             sys::move_mount_to_path(tmp, &cfg.mountpoint).step(Step::RootfsUpper)?;
             sys::close(tmp);
-            let fd = overlay(layers, upper, work, false).step(Step::RootfsOverlay)?;
-            sys::move_mount_to_path(fd, root).step(Step::RootfsAttach)?;
-            Ok(fd)
+            overlay(o)
         }
-        RootKind::OverlayOnDirs { upper, work, layers } => {
-            let fd = overlay(layers, upper, work, true).step(Step::RootfsOverlay)?;
-            sys::move_mount_to_path(fd, &cfg.mountpoint).step(Step::RootfsAttach)?;
-            Ok(fd)
-        }
+        RootKind::OverlayOnDirs { overlay: o } => overlay(o),
         RootKind::Directory { source } => {
             let fd = sys::open_tree_path(source, true).step(Step::RootfsBind)?;
             sys::mount_setattr(fd, MOUNT_ATTR_NODEV, 0, true).step(Step::RootfsBind)?;
@@ -124,15 +135,50 @@ pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
     }
 }
 
-fn overlay(layers: &[std::ffi::CString], upper: &CStr, work: &CStr, volatile: bool) -> SysResult<RawFd> {
+/// The link farm's size: a symlink whose target passes 127 bytes takes a page of its own.
+const LINK_FARM_SIZE: &CStr = c"4194304";
+
+/// Mounts the overlay at its target, its layers named by the links of a private tmpfs that is
+/// the cwd meanwhile (see [`OverlayConfig`]); returns a descriptor of its root.
+/// The cwd is the process's: a caller with other threads runs this on a thread of its own with
+/// an unshared filesystem context (see [`crate::image::mount_overlay`]).
+pub(crate) fn overlay(o: &OverlayConfig) -> Result<RawFd, Failure> {
+    let farm = new_fs(c"tmpfs", &[(c"size", Some(LINK_FARM_SIZE)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+        .step(Step::OverlayLinks)?;
+    let result = (|| {
+        for (name, target) in &o.links {
+            sys::symlinkat(target, farm, name).step(Step::OverlayLinks)?;
+        }
+        sys::fchdir(farm).step(Step::OverlayLinks)?;
+        match &o.legacy_data {
+            Some(data) => {
+                sys::mount(Some(c"overlay"), &o.target, Some(c"overlay"), libc::MS_NODEV, Some(data)).step(Step::RootfsOverlay)?;
+                sys::openat2(libc::AT_FDCWD, &o.target, libc::O_PATH | libc::O_DIRECTORY, 0, 0).step(Step::RootfsAttach)
+            }
+            None => {
+                let fd = new_overlay(o).step(Step::RootfsOverlay)?;
+                sys::move_mount_to_path(fd, &o.target).step(Step::RootfsAttach)?;
+                Ok(fd)
+            }
+        }
+    })();
+    // The farm goes with its last reference: the cwd leaves it, the descriptor closes.
+    let _ = sys::chdir(c"/");
+    sys::close(farm);
+    result
+}
+
+fn new_overlay(o: &OverlayConfig) -> SysResult<RawFd> {
     let ctx = sys::fsopen(c"overlay")?;
     let result = (|| {
-        for layer in layers {
-            sys::fsconfig(ctx, c"lowerdir+", Some(layer))?;
+        let (lower, upper_work) = o.links.split_at(o.layers);
+        for (name, _) in lower {
+            sys::fsconfig(ctx, c"lowerdir+", Some(name))?;
         }
-        sys::fsconfig(ctx, c"upperdir", Some(upper))?;
-        sys::fsconfig(ctx, c"workdir", Some(work))?;
-        if volatile {
+        for ((name, _), key) in upper_work.iter().zip([c"upperdir", c"workdir"]) {
+            sys::fsconfig(ctx, key, Some(name))?;
+        }
+        if o.volatile {
             sys::fsconfig(ctx, c"volatile", None)?;
         }
         sys::fsconfig_create(ctx)?;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{openat, OFlag};
@@ -150,7 +150,7 @@ pub struct SecretMounts {
     pub mounts: Vec<PreparedMount>,
     /// Whether the kernel took `noswap` (Linux 6.4+).
     pub noswap: bool,
-    tmpfs: OwnedFd,
+    tmpfs: tmpfs::Tmpfs,
     next: usize,
 }
 
@@ -186,7 +186,7 @@ impl SecretMounts {
             errno,
         };
         let fd = openat(
-            &self.tmpfs,
+            self.tmpfs.fd(),
             name.as_str(),
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
@@ -210,11 +210,10 @@ impl SecretMounts {
             }
         })?;
         let c_name = CString::new(name).expect("digits");
-        let fd =
-            tmpfs::clone_tree(self.tmpfs.as_fd(), &c_name).map_err(|errno| SecretError::Tmpfs {
-                step: "open_tree",
-                errno,
-            })?;
+        let fd = self.tmpfs.clone_file(&c_name).map_err(|errno| SecretError::Tmpfs {
+            step: "open_tree",
+            errno,
+        })?;
         let target_c = CString::new(f.target).map_err(|_| werr(nix::errno::Errno::EINVAL))?;
         self.mounts.push(PreparedMount {
             fd,
@@ -235,7 +234,7 @@ impl SecretMounts {
 
     /// The tmpfs itself (for inspection in tests and `exec`).
     pub fn tmpfs(&self) -> BorrowedFd<'_> {
-        self.tmpfs.as_fd()
+        self.tmpfs.fd()
     }
 }
 

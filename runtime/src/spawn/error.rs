@@ -94,7 +94,11 @@ fn hint(step: Step, errno: i32, subject: Option<&str>) -> &'static str {
         (Step::Rlimit, libc::EPERM) => {
             ": raising a hard limit needs CAP_SYS_RESOURCE, which this host denies; keep hard limits at most the current ones"
         }
-        (Step::RootfsOverlay, _) => ": check that every layer, the upper and the work directory exist (upper and work on one filesystem)",
+        (Step::RootfsOverlay, libc::ENOENT | libc::ENOTDIR) => ": a layer, the upper or the work directory is missing: pull the image again",
+        (Step::RootfsOverlay, _) => {
+            ": the kernel refused the overlay; its reason is in the kernel log (`dmesg | grep overlayfs`): \
+             overlayfs must be available, and the upper and work directories on one filesystem that supports it"
+        }
         (Step::CgroupAttach, _) => ": the container's cgroup must exist and accept this process",
         (Step::Seccomp, libc::EINVAL) => ": the kernel rejected the BPF program",
         (Step::DevNull, libc::ENODEV) => ": /dev/null in the container is not the real null device",

@@ -222,6 +222,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 /// The kernel filesystems every container gets, then volumes and binds (`nodev`) and tmpfs
 /// mounts (`nosuid,nodev`). Secrets are not here: they are detached mounts (`secrets`).
 pub fn mounts(c: &Container, volumes_dir: &Path) -> Result<Vec<Mount>, SpecError> {
+    let shm_size = format!("size={}", c.shm_size);
     let mut m = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -247,7 +248,7 @@ pub fn mounts(c: &Container, volumes_dir: &Path) -> Result<Vec<Mount>, SpecError
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
         )?,
         mount(
             "/dev/mqueue",

@@ -31,6 +31,17 @@ pub enum PrepareError {
     MissingFd(&'static str),
     #[error("an overlay rootfs needs at least one layer")]
     NoLayers,
+    #[error("the image has {layers} layers, more than the {max} overlayfs stacks: flatten the image (e.g. rebuild it with fewer layers)", max = MAX_LAYERS)]
+    TooManyLayers { layers: usize },
+    #[error(
+        "the overlay options for {layers} layers take {bytes} bytes, more than the one page ({page} bytes) mount(2) accepts \
+         on this kernel (before Linux 6.8): flatten the image, or run on Linux 6.8 or later"
+    )]
+    OverlayOptionsTooLong { layers: usize, bytes: usize, page: usize },
+    #[error("cannot read where tfctl's command line lies in memory (/proc/self/stat): the init would show it to the container")]
+    ProcStrings,
+    #[error("{0}: a tmpfs with size 0 would be unlimited; give it a size")]
+    UnlimitedTmpfs(String),
     #[error("cannot inspect bind source {path}: {source}")]
     BindSource { path: String, source: std::io::Error },
 }
@@ -62,9 +73,30 @@ pub(crate) struct ChildFds {
 
 pub(crate) enum RootKind {
     /// tmpfs at `mountpoint` holding `upper`, `work` and the overlay's own mountpoint `root`.
-    OverlayOnTmpfs { tmpfs_size: CString, upper: CString, work: CString, root: CString, layers: Vec<CString> },
-    OverlayOnDirs { upper: CString, work: CString, layers: Vec<CString> },
+    OverlayOnTmpfs { tmpfs_size: CString, overlay: OverlayConfig },
+    OverlayOnDirs { overlay: OverlayConfig },
     Directory { source: CString },
+}
+
+/// overlayfs's own limit on lower layers (OVL_MAX_STACK).
+pub(crate) const MAX_LAYERS: usize = 500;
+
+/// An overlay, given to the kernel by short relative names: each is a symlink to a host
+/// directory, made in a small private tmpfs the child works in while it mounts. The kernel keeps
+/// and shows (mountinfo) the names it was given, so the container sees `lowerdir+=0,...,upperdir=u`
+/// and no host path, and even [`MAX_LAYERS`] layers fit mount(2)'s one page of options.
+pub(crate) struct OverlayConfig {
+    /// (name, host directory): the layers top first as "0", "1", ..., then "u" and "w" (none
+    /// for a read-only overlay).
+    pub links: Vec<(CString, CString)>,
+    /// How many of `links` are lower layers.
+    pub layers: usize,
+    pub volatile: bool,
+    /// mount(2)'s options, `lowerdir=0:1:...,upperdir=u,workdir=w[,volatile]`, for kernels
+    /// without fsconfig `lowerdir+` (before 6.8); `None`: the new mount API.
+    pub legacy_data: Option<CString>,
+    /// Where the overlay is attached (a host path in the child's private mount namespace).
+    pub target: CString,
 }
 
 pub(crate) struct RootConfig {
@@ -126,6 +158,8 @@ pub(crate) struct ChildConfig {
     /// Every path execve tries, in order (argv[0] joined to each PATH entry, or argv[0] itself).
     pub exec_candidates: Vec<CString>,
     pub init: bool,
+    /// Under `init`: the spawner's strings the init rewrites (see [`super::init::rename`]).
+    pub init_strings: Option<super::init::ProcStrings>,
     pub controlling_tty: bool,
     pub pty: bool,
     // argv/envp own the strings the pointer arrays point into; they must stay alive.
@@ -243,6 +277,10 @@ impl ChildConfig {
                 .collect(),
             exec_candidates,
             init: plan.init && matches!(plan.mode, Mode::Container(_)),
+            init_strings: match plan.init && matches!(plan.mode, Mode::Container(_)) {
+                true => Some(super::init::ProcStrings::of_self().ok_or(PrepareError::ProcStrings)?),
+                false => None,
+            },
             controlling_tty: plan.controlling_tty || plan.pty,
             pty: plan.pty,
             argv_ptrs: ptrs(&argv),
@@ -255,27 +293,69 @@ impl ChildConfig {
 }
 
 fn prepare_root(source: &RootfsSource, mountpoint: &Path) -> Result<RootConfig, PrepareError> {
-    let layers = |layers: &[std::path::PathBuf]| -> Result<Vec<CString>, PrepareError> {
-        if layers.is_empty() {
-            return Err(PrepareError::NoLayers);
-        }
-        // lowerdir+ is given top first.
-        layers.iter().rev().map(|l| cpath("layer directory", l)).collect()
-    };
     let kind = match source {
-        RootfsSource::Overlay { layers: l, upper: OverlayUpper::Tmpfs { size_bytes } } => RootKind::OverlayOnTmpfs {
-            tmpfs_size: cstr("size", size_bytes.to_string())?,
-            upper: cpath("mountpoint", &mountpoint.join("upper"))?,
-            work: cpath("mountpoint", &mountpoint.join("work"))?,
-            root: cpath("mountpoint", &mountpoint.join("root"))?,
-            layers: layers(l)?,
+        RootfsSource::Overlay { layers, upper: OverlayUpper::Tmpfs { size_bytes } } => RootKind::OverlayOnTmpfs {
+            tmpfs_size: tmpfs_size("the writable layer", *size_bytes)?,
+            overlay: prepare_overlay(layers, Some((&mountpoint.join("upper"), &mountpoint.join("work"))), &mountpoint.join("root"), false)?,
         },
-        RootfsSource::Overlay { layers: l, upper: OverlayUpper::Dirs { upper, work } } => {
-            RootKind::OverlayOnDirs { upper: cpath("upper directory", upper)?, work: cpath("work directory", work)?, layers: layers(l)? }
+        RootfsSource::Overlay { layers, upper: OverlayUpper::Dirs { upper, work } } => {
+            RootKind::OverlayOnDirs { overlay: prepare_overlay(layers, Some((upper, work)), mountpoint, true)? }
         }
         RootfsSource::Directory(dir) => RootKind::Directory { source: cpath("root directory", dir)? },
     };
     Ok(RootConfig { mountpoint: cpath("mountpoint", mountpoint)?, kind })
+}
+
+/// A tmpfs `size=` value: never 0, which tmpfs reads as unlimited.
+fn tmpfs_size(what: &str, bytes: u64) -> Result<CString, PrepareError> {
+    if bytes == 0 {
+        return Err(PrepareError::UnlimitedTmpfs(what.to_string()));
+    }
+    cstr("size", bytes.to_string())
+}
+
+/// An overlay of `layers` (base first) with an `upper` and `work` folder (read-only without),
+/// to be mounted at `target`.
+pub(crate) fn prepare_overlay(
+    layers: &[std::path::PathBuf],
+    rw: Option<(&Path, &Path)>,
+    target: &Path,
+    volatile: bool,
+) -> Result<OverlayConfig, PrepareError> {
+    if layers.is_empty() {
+        return Err(PrepareError::NoLayers);
+    }
+    if layers.len() > MAX_LAYERS {
+        return Err(PrepareError::TooManyLayers { layers: layers.len() });
+    }
+    let mut links = Vec::with_capacity(layers.len() + 2);
+    // overlayfs takes its lower layers top first.
+    for (i, layer) in layers.iter().rev().enumerate() {
+        links.push((cstr("layer name", i.to_string())?, cpath("layer directory", layer)?));
+    }
+    if let Some((upper, work)) = rw {
+        links.push((cstr("upper name", "u")?, cpath("upper directory", upper)?));
+        links.push((cstr("work name", "w")?, cpath("work directory", work)?));
+    }
+    let legacy_data = if crate::sys::overlay_lowerdir_plus() {
+        None
+    } else {
+        let names: Vec<&str> = links[..layers.len()].iter().map(|(n, _)| n.to_str().unwrap_or("")).collect();
+        let mut data = format!("lowerdir={}", names.join(":"));
+        if rw.is_some() {
+            data.push_str(",upperdir=u,workdir=w");
+        }
+        if volatile && rw.is_some() {
+            data.push_str(",volatile");
+        }
+        // mount(2) copies one page of options; with these short names 500 layers take ~2 KiB.
+        let page = crate::sys::page_size();
+        if data.len() >= page {
+            return Err(PrepareError::OverlayOptionsTooLong { layers: layers.len(), bytes: data.len() + 1, page });
+        }
+        Some(cstr("overlay options", data)?)
+    };
+    Ok(OverlayConfig { links, layers: layers.len(), volatile: volatile && rw.is_some(), legacy_data, target: cpath("mountpoint", target)? })
 }
 
 fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
@@ -286,7 +366,7 @@ fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
         MountStep::Mqueue { .. } => MountKind::Mqueue,
         MountStep::Sysfs { .. } => MountKind::Sysfs,
         MountStep::Tmpfs { size_bytes, mode, flags, files, .. } => MountKind::Tmpfs {
-            size: cstr("size", size_bytes.to_string())?,
+            size: tmpfs_size(step.target(), *size_bytes)?,
             mode: cstr("mode", format!("{mode:o}"))?,
             attrs: attrs(*flags),
             files: files.iter().map(file).collect::<Result<_, _>>()?,
@@ -375,10 +455,27 @@ mod tests {
             s.rootfs.source = RootfsSource::Overlay { layers: vec!["/l/base".into(), "/l/top".into()], upper: OverlayUpper::Tmpfs { size_bytes: 1 } };
         }
         let cfg = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).unwrap();
-        let Some(ContainerConfig { root: RootConfig { kind: RootKind::OverlayOnTmpfs { layers, upper, .. }, .. }, .. }) = &cfg.container else {
+        let Some(ContainerConfig { root: RootConfig { kind: RootKind::OverlayOnTmpfs { overlay, .. }, .. }, .. }) = &cfg.container else {
             panic!("overlay on tmpfs")
         };
-        assert_eq!(layers.iter().map(|l| l.to_str().unwrap()).collect::<Vec<_>>(), ["/l/top", "/l/base"]);
-        assert_eq!(upper.to_str().unwrap(), "/mnt/upper");
+        let links: Vec<(&str, &str)> = overlay.links.iter().map(|(n, t)| (n.to_str().unwrap(), t.to_str().unwrap())).collect();
+        assert_eq!(links, [("0", "/l/top"), ("1", "/l/base"), ("u", "/mnt/upper"), ("w", "/mnt/work")]);
+        assert_eq!(overlay.layers, 2);
+        assert_eq!(overlay.target.to_str().unwrap(), "/mnt/root");
+        if let Some(data) = &overlay.legacy_data {
+            assert_eq!(data.to_str().unwrap(), "lowerdir=0:1,upperdir=u,workdir=w");
+        }
+    }
+
+    #[test]
+    fn layers_beyond_overlayfs_limit_are_refused_before_any_clone() {
+        let mut p = plan(&["true"], &[]);
+        if let Mode::Container(s) = &mut p.mode {
+            let layers = (0..=MAX_LAYERS).map(|i| format!("/l/{i}").into()).collect();
+            s.rootfs.source = RootfsSource::Overlay { layers, upper: OverlayUpper::Tmpfs { size_bytes: 1 } };
+        }
+        let err = ChildConfig::prepare(&p, ChildFds::default(), -1, -1).err().unwrap();
+        assert!(matches!(err, PrepareError::TooManyLayers { layers: 501 }), "{err}");
+        assert!(err.to_string().contains("500"), "{err}");
     }
 }

@@ -26,7 +26,7 @@
 //! Non-dumpable is inherited from the spawner (set before any namespace exists) and set again.
 
 pub(crate) mod config;
-mod init;
+pub(crate) mod init;
 pub mod step;
 
 use crate::capabilities;
@@ -58,6 +58,11 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).step(Step::Dumpable)?;
     // Device nodes and files get exactly the modes asked for.
     sys::umask(0);
+    if let Some(strings) = &cfg.init_strings {
+        // The init never executes anything: its command line would stay tfctl's own (binary,
+        // state root, app file), its environment tfctl's.
+        init::rename(strings).step(Step::InitName)?;
+    }
 
     // Cgroups before the cgroup namespace, so the container sees its own cgroup as its root.
     for (i, &fd) in cfg.fds.cgroup_procs.iter().enumerate() {

@@ -63,6 +63,8 @@ steps! {
     Exec = 39: "executing the process",
     Pty = 40: "allocating a pty in the container's devpts (/dev/pts/ptmx)",
     SecretMount = 41: "placing a secret file (a mount of one file of the secrets tmpfs)",
+    OverlayLinks = 42: "naming the image layers for the overlay (links in a private tmpfs)",
+    InitName = 43: "naming the init process (its command line in /proc)",
 }
 
 /// A failed step: the step, the kernel's errno, and an index into the plan's list the step walks

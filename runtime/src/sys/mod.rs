@@ -71,6 +71,12 @@ pub unsafe fn clone3_fork(flags: u64) -> SysResult<Cloned> {
     }
 }
 
+/// The size of a memory page.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
 /// A stack for a child that shares its parent's memory ([`clone_vm`]): mapped once and reused,
 /// with an inaccessible guard page below it so an overflow faults instead of writing into
 /// whatever lies there.
@@ -81,8 +87,7 @@ pub struct ChildStack {
 
 impl ChildStack {
     pub fn new(len: usize) -> SysResult<ChildStack> {
-        // SAFETY: sysconf only reads a system constant.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = page_size();
         // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
         let base = unsafe { libc::mmap(std::ptr::null_mut(), len + page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK, -1, 0) };
         if base == libc::MAP_FAILED {

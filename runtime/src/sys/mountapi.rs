@@ -77,6 +77,13 @@ pub fn open_tree_clone(fd: RawFd, recursive: bool) -> SysResult<RawFd> {
     fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) })
 }
 
+/// A detached copy of the mount at `path` under `dir` (one file or directory, not what is
+/// mounted below it).
+pub fn open_tree_at(dir: RawFd, path: &CStr) -> SysResult<RawFd> {
+    // SAFETY: NUL-terminated path.
+    fd_or_errno(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) })
+}
+
 /// A detached copy of the mount at a host path (a trusted path outside any container).
 pub fn open_tree_path(path: &CStr, recursive: bool) -> SysResult<RawFd> {
     let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
@@ -115,4 +122,55 @@ pub fn mount_setattr(fd: RawFd, set: u64, clear: u64, recursive: bool) -> SysRes
         libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
     })
     .map(drop)
+}
+
+/// `TFCTL_FORCE_LEGACY_MOUNT=1` in tfctl's environment: a test aid that takes, on a new kernel,
+/// every route tfctl keeps for older ones (overlay by mount(2), secrets cloned from a private
+/// mount namespace, tmpfs without `noswap`), so both routes are proven on one machine. Read once.
+pub fn force_legacy() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var_os("TFCTL_FORCE_LEGACY_MOUNT").is_some_and(|v| v == "1"))
+}
+
+/// The running kernel's (major, minor) version, from uname(2); (0, 0) if unreadable.
+pub fn kernel_version() -> (u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        // SAFETY: utsname is plain old data, filled by the kernel.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid buffer of the right type.
+        if unsafe { libc::uname(&mut u) } < 0 {
+            return (0, 0);
+        }
+        // SAFETY: the kernel NUL-terminates the release string.
+        let release = unsafe { CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy();
+        parse_release(&release)
+    })
+}
+
+/// "6.1.0-28-amd64" -> (6, 1).
+fn parse_release(release: &str) -> (u32, u32) {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor)
+}
+
+/// Whether overlayfs takes its layers one by one through fsconfig `lowerdir+` (Linux 6.8+).
+/// Before that an overlay is mounted with mount(2) and one page of options: a kernel before 6.5
+/// accepts any fsconfig key and refuses it only at create (`unrecognized mount option`), and one
+/// fsconfig string is at most 255 bytes there, too short for a `lowerdir=` list of many layers.
+pub fn overlay_lowerdir_plus() -> bool {
+    !force_legacy() && kernel_version() >= (6, 8)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_releases_parse() {
+        assert_eq!(super::parse_release("6.1.0-28-amd64"), (6, 1));
+        assert_eq!(super::parse_release("6.18.2"), (6, 18));
+        assert_eq!(super::parse_release("5.10.0"), (5, 10));
+        assert_eq!(super::parse_release("garbage"), (0, 0));
+    }
 }
