@@ -652,3 +652,53 @@ impl Ruleset {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(cidr: &str) -> Vec<(String, String)> {
+        egress_ranges(&cidr.parse().unwrap())
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn a_cidr_around_link_local_is_cut_one_inside_it_is_kept() {
+        assert_eq!(
+            ranges("0.0.0.0/0"),
+            [
+                pair("0.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "255.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("169.0.0.0/8"),
+            [
+                pair("169.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "169.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("168.0.0.0/7"),
+            [
+                pair("168.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "169.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("169.254.0.0/16"),
+            [pair("169.254.0.0", "169.254.255.255")]
+        );
+        assert_eq!(
+            ranges("169.254.169.254/32"),
+            [pair("169.254.169.254", "169.254.169.254")]
+        );
+        assert_eq!(ranges("10.0.0.0/8"), [pair("10.0.0.0", "10.255.255.255")]);
+    }
+}
