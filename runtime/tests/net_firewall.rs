@@ -777,9 +777,10 @@ fn egress(to: &str, port: Option<u16>) -> AllowEgress {
     }
 }
 
-/// The page `from` gets from `dst`, by its tag ("host", "outside", ...), if any.
+/// The page `from` gets from `dst`, by its tag ("host", "outside", ...), if any; tried three
+/// times as [`reach`] does, since a "can reach" must not fail because the machine was slow once.
 fn page(from: &Ns, dst: SocketAddrV4) -> Option<String> {
-    let body = http_get(from, None, dst)?;
+    let body = (0..3).find_map(|_| http_get(from, None, dst))?;
     Some(body.rsplit("hello from ").next()?.trim().to_string())
 }
 
