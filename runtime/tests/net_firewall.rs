@@ -766,6 +766,213 @@ fn restart_keeps_address_and_rules(bnf: bool) {
     f.finish();
 }
 
+fn egress(to: &str, port: Option<u16>) -> AllowEgress {
+    AllowEgress {
+        to: match to {
+            "host" => Destination::Host,
+            cidr => Destination::Cidr(cidr.parse().unwrap()),
+        },
+        ports: port.map(PortRange::one),
+        proto: None,
+    }
+}
+
+/// The page `from` gets from `dst`, by its tag ("host", "outside", ...), if any; tried three
+/// times as [`reach`] does, since a "can reach" must not fail because the machine was slow once.
+fn page(from: &Ns, dst: SocketAddrV4) -> Option<String> {
+    let body = (0..3).find_map(|_| http_get(from, None, dst))?;
+    Some(body.rsplit("hello from ").next()?.trim().to_string())
+}
+
+/// An `allow-egress` CIDR opens the networks behind the host, never the host itself: not its
+/// gateway, not another app's gateway, not its uplink address, also when the CIDR covers them
+/// (0.0.0.0/0, 10.0.0.0/8, the uplink's own network). Only to="host" opens the host.
+fn cidr_egress_never_opens_the_host(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    f.w.host.httpd(Ipv4Addr::UNSPECIFIED, 80, "host");
+    let i = f.app(
+        "cidr",
+        "10.89.0.0/24",
+        &["wide", "wideall", "ten", "uplink", "tohost", "ctl"],
+    );
+    let two = f.app("other", "10.89.1.0/24", &["x"]);
+    f.apps[two]
+        .c
+        .get_mut("x")
+        .unwrap()
+        .httpd(Ipv4Addr::UNSPECIFIED, 80, "x");
+    f.update(i, |app| {
+        let deny = |r: &mut ContainerRules, e: AllowEgress| {
+            r.egress = Egress::Deny;
+            r.allow_egress.push(e);
+        };
+        deny(app.rules("wide"), egress("0.0.0.0/0", Some(80)));
+        deny(app.rules("wideall"), egress("0.0.0.0/0", None));
+        app.rules("ten")
+            .allow_egress
+            .push(egress("10.0.0.0/8", None));
+        deny(app.rules("uplink"), egress("198.51.100.0/24", None));
+        deny(app.rules("tohost"), egress("host", Some(80)));
+        app.rules("ctl").egress = Egress::Deny;
+    });
+    let host = [
+        SocketAddrV4::new(f.apps[i].rec.gateway, 80),
+        SocketAddrV4::new(f.apps[two].rec.gateway, 80),
+        SocketAddrV4::new(UPLINK_IP, 80),
+    ];
+    let app = &f.apps[i];
+    // Control: the host answers a container that may reach it, at each of these addresses.
+    for dst in host {
+        assert_eq!(
+            page(&app.c["tohost"], dst).as_deref(),
+            Some("host"),
+            "to=host did not reach {dst}"
+        );
+    }
+    for c in ["wide", "wideall", "ten", "uplink", "ctl"] {
+        for dst in host {
+            assert!(
+                blocked(&app.c[c], dst),
+                "{c} reached the host at {dst} through an allow-egress CIDR"
+            );
+        }
+    }
+    // The CIDRs do open the outside world (the uplink's network included) ...
+    let outside = SocketAddrV4::new(OUTSIDE_IP, 80);
+    for c in ["wide", "wideall", "uplink"] {
+        assert_eq!(
+            page(&app.c[c], outside).as_deref(),
+            Some("outside"),
+            "{c} cannot reach the outside"
+        );
+    }
+    assert!(blocked(&app.c["ctl"], outside), "egress deny let ctl out");
+    // ... and other apps' containers only as far as their own allows let them in.
+    let x = f.apps[two].at("x", 80);
+    assert!(
+        blocked(&app.c["wideall"], x),
+        "a CIDR opened another app's container"
+    );
+    assert!(
+        blocked(&app.c["ten"], x),
+        "a CIDR opened another app's container"
+    );
+    f.update(two, |app| {
+        app.rules("x")
+            .allow
+            .push(allow(Source::Any, Some(80), None))
+    });
+    let app = &f.apps[i];
+    assert_eq!(
+        page(&app.c["wideall"], x).as_deref(),
+        Some("x"),
+        "x's allow from=any did not let wideall in"
+    );
+    f.finish();
+}
+
+/// 169.254.0.0/16 opens only to a CIDR inside it, and never on the host: not by a wider CIDR,
+/// not by to="host" (the host's own link-local address), not when the host translates the
+/// metadata address to one of its own addresses.
+fn link_local_only_by_name_and_never_on_the_host(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    f.w.host.httpd(Ipv4Addr::UNSPECIFIED, 80, "host");
+    f.w.outside.sh("ip addr add 169.254.169.254/32 dev out0");
+    f.w.outside
+        .httpd("169.254.169.254".parse().unwrap(), 80, "metadata");
+    f.w.host.sh(&format!(
+        "ip route add 169.254.169.254/32 via {OUTSIDE_IP} && ip addr add 169.254.7.1/32 dev up0"
+    ));
+    let i = f.app("ll", "10.89.0.0/24", &["wide", "named", "tohost"]);
+    f.update(i, |app| {
+        app.rules("wide")
+            .allow_egress
+            .push(egress("0.0.0.0/0", None));
+        app.rules("wide").egress = Egress::Deny;
+        app.rules("named")
+            .allow_egress
+            .push(egress("169.254.0.0/16", None));
+        app.rules("tohost").allow_egress.push(egress("host", None));
+    });
+    let md = SocketAddrV4::new("169.254.169.254".parse().unwrap(), 80);
+    let host_ll = SocketAddrV4::new("169.254.7.1".parse().unwrap(), 80);
+    let app = &f.apps[i];
+    assert_eq!(
+        page(&app.c["named"], md).as_deref(),
+        Some("metadata"),
+        "a CIDR inside 169.254.0.0/16 did not open it"
+    );
+    assert_eq!(
+        page(&app.c["wide"], SocketAddrV4::new(OUTSIDE_IP, 80)).as_deref(),
+        Some("outside"),
+        "0.0.0.0/0 did not open the outside"
+    );
+    assert!(
+        blocked(&app.c["wide"], md),
+        "0.0.0.0/0 opened the metadata address"
+    );
+    // The host's own link-local address: the host answers there (from its own namespace) ...
+    assert!(
+        f.host_reach(host_ll),
+        "control: the host's link-local address does not answer"
+    );
+    assert_eq!(
+        page(&app.c["tohost"], SocketAddrV4::new(UPLINK_IP, 80)).as_deref(),
+        Some("host"),
+        "to=host did not open the host"
+    );
+    // ... but not for containers, whatever they are allowed.
+    for c in ["wide", "named", "tohost"] {
+        assert!(
+            blocked(&app.c[c], host_ll),
+            "{c} reached the host's link-local address"
+        );
+    }
+    // The host translates the metadata address to its own (as a local metadata proxy does).
+    f.w.host.sh("nft add table ip mdproxy && nft add chain ip mdproxy pre '{ type nat hook prerouting priority -100; }' && nft add rule ip mdproxy pre ip daddr 169.254.169.254 tcp dport 80 dnat to 198.51.100.2:80");
+    assert!(
+        blocked(&app.c["tohost"], md),
+        "to=host reached the host through a DNAT of 169.254.169.254"
+    );
+    f.w.host.sh("nft delete table ip mdproxy && ip route del 169.254.169.254/32 && ip addr del 169.254.7.1/32 dev up0");
+    f.finish();
+}
+
+/// The host gets into a container only with from="host" or from="any": a CIDR that covers the
+/// host's source address (the gateway) admits other networks, not the host.
+fn a_cidr_source_does_not_admit_the_host(bnf: bool) {
+    let mut f = Fixture::new(bnf);
+    let i = f.app("hin", "10.89.0.0/24", &["b", "a"]);
+    f.apps[i]
+        .c
+        .get_mut("b")
+        .unwrap()
+        .httpd(Ipv4Addr::UNSPECIFIED, 80, "b");
+    f.update(i, |app| {
+        app.rules("b").allow.push(allow(
+            Source::Cidr("10.0.0.0/8".parse().unwrap()),
+            Some(80),
+            None,
+        ))
+    });
+    let b80 = f.apps[i].at("b", 80);
+    assert!(
+        reach(&f.apps[i].c["a"], b80),
+        "the CIDR does not admit a peer in it"
+    );
+    assert!(
+        f.host_blocked(b80),
+        "a CIDR covering the host's gateway address admitted the host"
+    );
+    f.update(i, |app| {
+        app.rules("b")
+            .allow
+            .push(allow(Source::Host, Some(80), None))
+    });
+    assert!(f.host_reach(b80), "from=host did not admit the host");
+    f.finish();
+}
+
 macro_rules! both_modes {
     ($($name:ident),*) => {
         mod bridge_nf_default { $( #[test] fn $name() { super::$name(false) } )* }
@@ -786,5 +993,8 @@ both_modes!(
     overlapping_allows,
     link_local_destinations_blocked,
     container_cannot_reach_host_loopback,
-    restart_keeps_address_and_rules
+    restart_keeps_address_and_rules,
+    cidr_egress_never_opens_the_host,
+    link_local_only_by_name_and_never_on_the_host,
+    a_cidr_source_does_not_admit_the_host
 );

@@ -2,8 +2,10 @@
 //!
 //! Semantics (issue 5): inbound to a container is dropped unless an `allow` admits it (a
 //! container of the app, the host, anyone, a CIDR; ports; tcp/udp); replies pass; a container
-//! always reaches itself (its own address is local to its namespace). Containers cannot reach the
-//! host (any host address, the gateway included) or 169.254.0.0/16 unless `allow-egress` says so;
+//! always reaches itself (its own address is local to its namespace); a CIDR source admits a
+//! network, not the host (only `host` and `any` do). Containers cannot reach the host (any host
+//! address, the gateway included) unless `allow-egress to="host"` says so, nor 169.254.0.0/16
+//! unless an `allow-egress` CIDR inside it does; a CIDR never opens the host (issue 19);
 //! `egress deny` drops everything leaving the app but admitted peers and `allow-egress`
 //! destinations; `egress allow` is masqueraded. `publish` DNATs host-ip:port (from outside via
 //! prerouting, from the host itself via output) and the forward/output chains admit exactly

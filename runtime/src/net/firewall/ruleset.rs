@@ -9,6 +9,16 @@
 //! from a veth only if its source is that veth's container address, after which the source
 //! address names the container. Per-container data lives in sets, so adding a container adds
 //! set elements only and the rule count does not grow with the app.
+//!
+//! Each set serves one path, and a chain looks up only the sets of its own path: `in_*` and
+//! `out_*` (addresses: containers, CIDRs, `any`) only in `forward`, `host_*` only in `output`
+//! and `tohost_*` only in `input`. So an address rule never opens the host: a CIDR that covers
+//! one of the host's addresses (the app's gateway, another app's, an uplink) opens the networks
+//! behind the host, never the host itself, whose sole keys are `from="host"`/`from="any"` and
+//! `to="host"`. Link-local destinations (169.254.0.0/16, where cloud metadata services answer)
+//! are dropped in `guard`, before any NAT, unless a CIDR inside 169.254.0.0/16 names them: a
+//! wider CIDR (`0.0.0.0/0`) is cut around them, and the host's own link-local addresses stay
+//! closed even to `to="host"`.
 
 use super::compose::{RuleDef, TCP, UDP};
 use super::disjoint::{disjoint, Rect};
@@ -95,8 +105,34 @@ fn set_id(name: &str) -> u32 {
 
 const ALL_V4: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
 
+/// Link-local IPv4, where cloud metadata services answer (169.254.169.254).
+fn link_local() -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::new(169, 254, 0, 0), 16).expect("a valid prefix")
+}
+
 fn range(net: &Ipv4Net) -> (Ipv4Addr, Ipv4Addr) {
     (net.network(), net.broadcast())
+}
+
+/// The address ranges an `allow-egress to=CIDR` opens: the CIDR itself when it lies inside
+/// 169.254.0.0/16 (the user named link-local), else the CIDR without 169.254.0.0/16, so that
+/// `to="0.0.0.0/0"` lets a container out without opening the metadata service.
+fn egress_ranges(net: &Ipv4Net) -> Vec<(Ipv4Addr, Ipv4Addr)> {
+    let ll = link_local();
+    if ll.contains(net) || !net.contains(&ll) {
+        // Inside link-local, or disjoint from it (two prefixes either nest or are disjoint).
+        return vec![range(net)];
+    }
+    let (a, b) = (u32::from(net.network()), u32::from(net.broadcast()));
+    let (la, lb) = (u32::from(ll.network()), u32::from(ll.broadcast()));
+    let mut out = Vec::new();
+    if a < la {
+        out.push((Ipv4Addr::from(a), Ipv4Addr::from(la - 1)));
+    }
+    if lb < b {
+        out.push((Ipv4Addr::from(lb + 1), Ipv4Addr::from(b)));
+    }
+    out
 }
 
 /// Which per-protocol sets a (proto, ports) pair goes to, with the port range.
@@ -233,22 +269,32 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
                 Source::Cidr(net) => Some(range(net)),
                 Source::Host => None,
             };
+            // `any` is everyone, the host included; a container or CIDR source is matched on
+            // the forward path only (see the module docs).
+            let host = matches!(a.from, Source::Host | Source::Any);
             for (p, ports) in proto_sets(a.proto, a.ports) {
-                let set = if src.is_some() {
-                    format!("in_{p}")
-                } else {
-                    format!("host_{p}")
-                };
-                rect(set, &me.veth, &c.name, src, ports);
+                if let Some(src) = src {
+                    rect(format!("in_{p}"), &me.veth, &c.name, Some(src), ports);
+                }
+                if host {
+                    rect(format!("host_{p}"), &me.veth, &c.name, None, ports);
+                }
             }
         }
         for e in &c.allow_egress {
+            let dsts: Vec<_> = match &e.to {
+                Destination::Cidr(net) => egress_ranges(net).into_iter().map(Some).collect(),
+                Destination::Host => vec![None],
+            };
             for (p, ports) in proto_sets(e.proto, e.ports) {
-                let (set, dst) = match &e.to {
-                    Destination::Cidr(net) => (format!("out_{p}"), Some(range(net))),
-                    Destination::Host => (format!("tohost_{p}"), None),
-                };
-                rect(set, &me.veth, &c.name, dst, ports);
+                for dst in &dsts {
+                    let set = if dst.is_some() {
+                        format!("out_{p}")
+                    } else {
+                        format!("tohost_{p}")
+                    };
+                    rect(set, &me.veth, &c.name, *dst, ports);
+                }
             }
         }
         for p in &c.publish {
@@ -291,7 +337,7 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     let drop = Verdict::Drop;
     let subnet = record.subnet;
 
-    let guard = vec![
+    let mut guard = vec![
         iif("drop IPv6 from the app's containers")
             .nfproto_ipv6()
             .verdict(drop),
@@ -308,24 +354,32 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             .addr(Field::Daddr, "127.0.0.0/8".parse().unwrap(), CmpOp::Eq)
             .verdict(drop),
     ];
-    let egress_lookups = |chain: &str| {
+    // The `out_*` lookups; `only` narrows them to destinations in one network.
+    let egress_lookups = |chain: &str, only: Option<Ipv4Net>| {
+        let start = |what: &str| {
+            let r = RuleDef::new(format!("{chain}: allow-egress {what}"));
+            match only {
+                Some(net) => r.addr(Field::Daddr, net, CmpOp::Eq),
+                None => r,
+            }
+        };
         vec![
             lk(
-                RuleDef::new(format!("{chain}: allow-egress tcp")),
+                start("tcp"),
                 &[Field::Daddr, Field::Iifname, Field::Dport],
                 Some(TCP),
                 "out_tcp",
             )
             .verdict(accept),
             lk(
-                RuleDef::new(format!("{chain}: allow-egress udp")),
+                start("udp"),
                 &[Field::Daddr, Field::Iifname, Field::Dport],
                 Some(UDP),
                 "out_udp",
             )
             .verdict(accept),
             lk(
-                RuleDef::new(format!("{chain}: allow-egress all protocols")),
+                start("all protocols"),
                 &[Field::Daddr, Field::Iifname],
                 None,
                 "out_all",
@@ -333,6 +387,15 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             .verdict(accept),
         ]
     };
+    // Link-local is dropped here, before NAT, so that it stays closed also when the host
+    // translates it to one of its own addresses (a local metadata proxy); only an `allow-egress`
+    // CIDR inside 169.254.0.0/16 (see `egress_ranges`) passes, and then on the forward path only.
+    guard.extend(egress_lookups("guard: link-local", Some(link_local())));
+    guard.push(
+        iif("guard: drop link-local destinations (169.254.0.0/16)")
+            .addr(Field::Daddr, link_local(), CmpOp::Eq)
+            .verdict(drop),
+    );
     let ingress_lookups = |chain: &str| {
         vec![
             lk(
@@ -359,10 +422,15 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
         ]
     };
 
-    let mut input = vec![iif("input: replies to containers' connections")
-        .ct_established()
-        .verdict(accept)];
-    input.extend(egress_lookups("input"));
+    // Only `to="host"` opens the host: the `out_*` (CIDR) sets are for the forward path.
+    let mut input = vec![
+        iif("input: replies to containers' connections")
+            .ct_established()
+            .verdict(accept),
+        iif("input: drop the host's link-local addresses (169.254.0.0/16)")
+            .addr(Field::Daddr, link_local(), CmpOp::Eq)
+            .verdict(drop),
+    ];
     input.extend([
         lk(
             RuleDef::new("input: allow-egress to host, tcp"),
@@ -401,11 +469,8 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
     ];
     forward.extend(ingress_lookups("forward"));
     forward.push(oif("forward: drop what no allow admits").verdict(drop));
-    forward.extend(egress_lookups("forward"));
-    forward.extend([
-        iif("forward: drop link-local destinations (169.254.0.0/16)")
-            .addr(Field::Daddr, "169.254.0.0/16".parse().unwrap(), CmpOp::Eq)
-            .verdict(drop),
+    forward.extend(egress_lookups("forward", None));
+    forward.push(
         lk(
             RuleDef::new("forward: egress deny"),
             &[Field::Iifname],
@@ -413,9 +478,9 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             "egress_deny",
         )
         .verdict(drop),
-    ]);
+    );
 
-    let mut output = vec![
+    let output = vec![
         oif("output: replies to the host's connections")
             .ct_established()
             .verdict(accept),
@@ -443,9 +508,10 @@ pub fn build(record: &NetRecord, spec: &FirewallSpec) -> Result<Ruleset, NetErro
             "host_all",
         )
         .verdict(accept),
+        // Only `from="host"` and `from="any"` (both in `host_*`) admit the host: the `in_*`
+        // (container and CIDR) sets are for the forward path.
+        oif("output: drop the host's traffic no allow admits").verdict(drop),
     ];
-    output.extend(ingress_lookups("output"));
-    output.push(oif("output: drop the host's traffic no allow admits").verdict(drop));
 
     let snat = vec![
         RuleDef::new("masquerade containers' traffic leaving tfctl's interfaces")
@@ -584,5 +650,55 @@ impl Ruleset {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(cidr: &str) -> Vec<(String, String)> {
+        egress_ranges(&cidr.parse().unwrap())
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn a_cidr_around_link_local_is_cut_one_inside_it_is_kept() {
+        assert_eq!(
+            ranges("0.0.0.0/0"),
+            [
+                pair("0.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "255.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("169.0.0.0/8"),
+            [
+                pair("169.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "169.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("168.0.0.0/7"),
+            [
+                pair("168.0.0.0", "169.253.255.255"),
+                pair("169.255.0.0", "169.255.255.255")
+            ]
+        );
+        assert_eq!(
+            ranges("169.254.0.0/16"),
+            [pair("169.254.0.0", "169.254.255.255")]
+        );
+        assert_eq!(
+            ranges("169.254.169.254/32"),
+            [pair("169.254.169.254", "169.254.169.254")]
+        );
+        assert_eq!(ranges("10.0.0.0/8"), [pair("10.0.0.0", "10.255.255.255")]);
     }
 }

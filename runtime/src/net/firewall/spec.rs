@@ -35,6 +35,7 @@ pub enum Source {
     Host,
     /// Everyone: other containers, the host and the outside.
     Any,
+    /// Senders in a network, on the forward path: never the host, even from an address inside.
     Cidr(Ipv4Net),
 }
 
@@ -42,8 +43,10 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Destination {
-    /// Any of the host's addresses, the gateway included.
+    /// Any of the host's addresses, the gateway included, but its link-local ones.
     Host,
+    /// A network behind the host: never the host itself, even where the CIDR covers its
+    /// addresses, and 169.254.0.0/16 only when the CIDR lies inside it.
     Cidr(Ipv4Net),
 }
 
