@@ -199,8 +199,8 @@ pub struct SupervisorSetup {
     pub config_file: Option<std::path::PathBuf>,
     pub images: HashMap<String, Image>,
     pub record: AppRecord,
-    /// Output records of the containers, for a foreground view (of at most
-    /// [`super::driver::OUTPUT_BACKLOG`] records: make it with that capacity).
+    /// Output records of the containers, for a foreground view. Made with a capacity of
+    /// [`super::driver::OUTPUT_BACKLOG`]: a view that lags that far makes the containers wait.
     pub output: Option<mpsc::Sender<OutputLine>>,
     pub progress: mpsc::UnboundedSender<Progress>,
     /// The values of from-env secrets, taken (and wiped from the environment) before the
