@@ -92,6 +92,9 @@ pub enum Command {
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
     Config(FileArg),
     /// Start an app, or bring a running one in line with its file.
+    ///
+    /// In the foreground, each container's output is shown after its name; on a terminal,
+    /// control characters in it are escaped, as `tfctl logs` shows them.
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
     Down(DownArgs),
@@ -100,6 +103,12 @@ pub enum Command {
     /// List apps and their containers.
     Ps(PsArgs),
     /// Show a container's output.
+    ///
+    /// Written to a terminal, control characters other than tab, and bytes that are not UTF-8,
+    /// show as \xNN, as journalctl shows them: a container cannot retitle the terminal, clear
+    /// it, colour it or write over earlier lines. Written to a file or a pipe, the output is the
+    /// container's bytes as they came, as `docker logs` gives them. A line longer than 16 KiB
+    /// is logged in pieces, shown joined again (--tail counts pieces).
     Logs(LogsArgs),
     /// Run a command inside a running container, with its full confinement.
     Exec(ExecArgs),
@@ -127,7 +136,8 @@ pub enum Command {
     /// container's folder stays, listed as exited, until `tfctl rm`. With --rm, what the
     /// container writes to its root filesystem stays in memory, at most half of the host's RAM
     /// (a write past it fails with "No space left on device"); /dev/shm holds 64M unless
-    /// --shm-size says otherwise.
+    /// --shm-size says otherwise. Its output is passed
+    /// through as it comes, control characters included, as `docker run` passes it.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),

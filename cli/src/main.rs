@@ -6,6 +6,7 @@ mod args;
 mod cmd;
 mod context;
 mod exit;
+mod logview;
 mod output;
 mod progress;
 mod terminal;

@@ -5,12 +5,13 @@ use std::time::{Duration, SystemTime};
 use tfctl_runtime::app::driver::ExecAs;
 use tfctl_runtime::app::lifecycle;
 use tfctl_runtime::app::{one_off, record};
-use tfctl_runtime::logs::{self, LogQuery, Stream};
+use tfctl_runtime::logs::{self, LogQuery};
 use tfctl_runtime::spawn::{Spawner, StartFds};
 
 use super::target;
 use crate::args::{ExecArgs, GlobalOpts, LogsArgs};
 use crate::context;
+use crate::logview::Output;
 use crate::exit::{CmdResult, Exit, Failure};
 
 pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
@@ -124,9 +125,10 @@ pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
     let query = LogQuery { since: args.since.as_deref().map(parse_since).transpose()?, tail: args.tail };
     let prefix = t.container.is_none();
     let mut last_seen: Vec<Option<SystemTime>> = vec![None; containers.len()];
+    let mut output = Output::for_terminals();
     loop {
         for (i, c) in containers.iter().enumerate() {
-            print_new_lines(&dir.join(format!("{c}.log")), &mut last_seen[i], &query, prefix.then_some(c.as_str()), args.timestamps).map_err(context::failed)?;
+            print_new_lines(&dir.join(format!("{c}.log")), &mut last_seen[i], &query, prefix.then_some(c.as_str()), args.timestamps, &mut output).map_err(context::failed)?;
             if last_seen[i].is_none() {
                 last_seen[i] = Some(SystemTime::UNIX_EPOCH);
             }
@@ -194,28 +196,31 @@ fn one_off_op(op: &str, name: &str, (record, state): (Option<one_off::RunRecord>
     }
 }
 
-/// Prints the lines of the log at `path` newer than `seen` (at first, those `first` selects),
-/// stdout's to stdout and stderr's to stderr, each after `prefix | ` and, with `timestamps`,
-/// its time; `seen` moves to the last one printed.
-pub(super) fn print_new_lines(path: &std::path::Path, seen: &mut Option<SystemTime>, first: &LogQuery, prefix: Option<&str>, timestamps: bool) -> std::io::Result<()> {
+/// Prints the records of the log at `path` newer than `seen` (at first, those `first` selects)
+/// through `output`, stdout's to stdout and stderr's to stderr, each line after `prefix | `
+/// and, with `timestamps`, its time; `seen` moves to the last one printed.
+pub(super) fn print_new_lines(
+    path: &std::path::Path,
+    seen: &mut Option<SystemTime>,
+    first: &LogQuery,
+    prefix: Option<&str>,
+    timestamps: bool,
+    output: &mut Output,
+) -> std::io::Result<()> {
     let before = *seen;
     let query = match before {
         Some(t) => LogQuery { since: Some(t), tail: None },
         None => first.clone(),
     };
     for l in logs::read(path, &query)?.into_iter().filter(|l| before.is_none_or(|t| l.time > t)) {
-        let mut text = String::new();
+        let mut head = String::new();
         if let Some(p) = prefix {
-            text.push_str(&format!("{p} | "));
+            head.push_str(&format!("{p} | "));
         }
         if timestamps {
-            text.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
+            head.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
         }
-        text.push_str(&l.text);
-        match l.stream {
-            Stream::Stdout => println!("{text}"),
-            Stream::Stderr => eprintln!("{text}"),
-        }
+        output.write(l.stream, prefix.unwrap_or_default(), &head, &l.text, l.partial)?;
         *seen = Some(l.time);
     }
     Ok(())

@@ -113,8 +113,10 @@ fn follow(root: &StateRoot, app: &str, name: &str, rx: std::sync::mpsc::Receiver
     let mut seen: Option<SystemTime> = None;
     let everything = LogQuery { since: None, tail: None };
     // The log may not exist yet: then there is nothing to print.
+    // Passed through as `run` passes its output: the bytes as they came.
+    let mut output = crate::logview::Output::raw();
     let mut print_new = || {
-        let _ = super::exec::print_new_lines(&log, &mut seen, &everything, None, false);
+        let _ = super::exec::print_new_lines(&log, &mut seen, &everything, None, false, &mut output);
     };
     let mut open = true;
     loop {

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use tfctl_runtime::app::one_off;
 use tfctl_runtime::app::lifecycle::{self, Progress, StopReason, SupervisorSetup};
 use tfctl_runtime::app::record::{self, AppRecord};
+use tfctl_runtime::app::driver::OUTPUT_BACKLOG;
 use tfctl_runtime::app::OutputLine;
+use tfctl_runtime::logs::Stream;
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
 use tfctl_runtime::spawn::Spawner;
 use tfctl_runtime::state::StateRoot;
@@ -24,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use crate::args::{DownArgs, Format, GlobalOpts, PsArgs, PullPolicy, UpArgs};
 use crate::context::{self, failed};
 use crate::exit::{CmdResult, Exit, Failure};
+use crate::logview::Output;
 use crate::output;
 use crate::progress::PullProgress;
 
@@ -190,7 +193,7 @@ pub fn up(args: UpArgs, global: &GlobalOpts) -> CmdResult {
     }
 }
 
-fn setup(parts: SupervisorSetupParts, output: Option<mpsc::UnboundedSender<OutputLine>>, progress: mpsc::UnboundedSender<Progress>) -> SupervisorSetup {
+fn setup(parts: SupervisorSetupParts, output: Option<mpsc::Sender<OutputLine>>, progress: mpsc::UnboundedSender<Progress>) -> SupervisorSetup {
     SupervisorSetup {
         root: parts.root,
         app: parts.app,
@@ -221,19 +224,18 @@ fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts, ci: CiVerbs) -> 
     let width = names.iter().map(String::len).max().unwrap_or(0);
     let quiet = global.quiet;
     let rt = context::runtime();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutputLine>();
+    let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(OUTPUT_BACKLOG);
     let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
     let (stop_tx, stop_rx) = watch::channel(false);
     let outcome = rt.block_on(async move {
         tokio::spawn(async move {
+            // Every container's output goes to stdout, each line after its container's name.
+            let mut output = Output::for_terminals();
             while let Some(line) = out_rx.recv().await {
                 let i = names.iter().position(|n| *n == line.container).unwrap_or(0);
                 let prefix = format!("{:width$} |", line.container);
-                if colour {
-                    println!("\x1b[{}m{prefix}\x1b[0m {}", COLOURS[i % COLOURS.len()], line.text);
-                } else {
-                    println!("{prefix} {}", line.text);
-                }
+                let head = if colour { format!("\x1b[{}m{prefix}\x1b[0m ", COLOURS[i % COLOURS.len()]) } else { format!("{prefix} ") };
+                let _ = output.write(Stream::Stdout, &line.container, &head, &line.text, line.partial);
             }
         });
         // What ended the app when a CI verb did: the container's status, or 3 for a failure.
@@ -525,6 +527,10 @@ fn refuse_from_own_hook(command: &str, app: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How long `down` waits for a supervisor that did not answer to be gone (one killed a moment
+/// before is still exiting) before it says the supervisor is stuck.
+const DYING_PATIENCE: Duration = Duration::from_secs(5);
+
 pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
     let name = app_name_of(&args.target, &args.name)?;
     refuse_from_own_hook("down", &name)?;
@@ -549,13 +555,25 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
         return Ok(());
     };
     if let Some(s) = rec.supervisor.clone().filter(|s| s.is_alive()) {
-        let asked = context::runtime().block_on(lifecycle::request_down(&root, &name));
-        if !asked {
-            return Err(Failure::msg(Exit::Failed, format!("the supervisor of {name} (pid {}) did not answer on its control socket", s.pid)));
-        }
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while s.is_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
+        let gone_within = |patience: Duration| {
+            let deadline = Instant::now() + patience;
+            while s.is_alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            !s.is_alive()
+        };
+        match context::runtime().block_on(lifecycle::request_down(&root, &name)) {
+            Ok(()) => {
+                gone_within(Duration::from_secs(300));
+            }
+            // A supervisor that was killed may still be exiting: its socket is closed (or not
+            // read) while its process is not gone yet. Once it is, it is cleaned up after below,
+            // as any crashed supervisor.
+            Err(e) => {
+                if !gone_within(DYING_PATIENCE) {
+                    return Err(Failure::msg(Exit::Failed, format!("{e}; its process (pid {}) still runs: stop it, then run `tfctl down {name}` again to clean up", s.pid)));
+                }
+            }
         }
         rec = record::load(&root, &name).map_err(failed)?.unwrap_or(rec);
     }
@@ -680,16 +698,14 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
 pub(super) fn run_attached(parts: SupervisorSetupParts) -> CmdResult {
     let spawner = Arc::new(Spawner::start().map_err(failed)?);
     let rt = context::runtime();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<OutputLine>();
+    let (out_tx, mut out_rx) = mpsc::channel::<OutputLine>(OUTPUT_BACKLOG);
     let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<Progress>();
     let (stop_tx, stop_rx) = watch::channel(false);
     let result = rt.block_on(async move {
         let printer = tokio::spawn(async move {
+            let mut output = Output::raw();
             while let Some(line) = out_rx.recv().await {
-                match line.stream {
-                    tfctl_runtime::logs::Stream::Stdout => println!("{}", line.text),
-                    tfctl_runtime::logs::Stream::Stderr => eprintln!("{}", line.text),
-                }
+                let _ = output.write(line.stream, "", "", &line.text, line.partial);
             }
         });
         let watcher = tokio::spawn(async move {

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use tfctl_schema::model::{App, Container, SecretTarget};
@@ -18,28 +18,37 @@ use crate::container::{self, Inputs, Writes};
 use crate::files::TemplateContext;
 use crate::hooks::host::HostOutcome;
 use crate::image::Image;
-use crate::logs::{LogWriter, Stream};
+use crate::logs::{LogWriter, Splitter, Stream};
 use crate::net::{AppNet, NetRecord};
 use crate::secrets::SecretValue;
 use crate::spawn::{FileInit, Spawner, StartFds, StartPlan};
 use crate::state::StateRoot;
 use crate::supervise::{Driver, ExitStatus};
 
-/// A line of container output, for the foreground view.
+/// A record of container output (a line, or a piece of a long one), for the foreground view.
 #[derive(Debug, Clone)]
 pub struct OutputLine {
     pub container: String,
     pub stream: Stream,
-    pub text: String,
+    /// The container's bytes, without the newline.
+    pub text: Vec<u8>,
+    /// The line goes on in the next record of this container's stream.
+    pub partial: bool,
 }
+
+/// How many records the foreground view may lag behind: past that, the container waits for
+/// it (as a container writing to a terminal waits), so the view holds at most this many
+/// records of at most [`crate::logs::MAX_RECORD`] bytes.
+pub const OUTPUT_BACKLOG: usize = 64;
 
 /// What every container of the app shares, for the supervisor's life.
 pub struct AppContext {
     pub root: StateRoot,
     pub spawner: Arc<Spawner>,
     pub log_size: u64,
-    /// Where output lines also go (the foreground `up`); `None` when detached.
-    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
+    /// Where output records also go (the foreground `up`); `None` when detached. Bounded by
+    /// [`OUTPUT_BACKLOG`].
+    pub output: Option<mpsc::Sender<OutputLine>>,
 }
 
 /// Who and where an exec runs, beyond the container's own settings.
@@ -211,19 +220,42 @@ impl HostDriver {
         Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
     }
 
-    /// Copies a container's output into its log, line by line, and to the foreground view.
+    /// Copies a container's output into its log, record by record, and to the foreground view.
+    /// Bytes are copied as they are (a log is bytes, not always text), and the pipe is read to
+    /// its end whatever happens to the log or the view: a reader that gave up would kill the
+    /// container's next write with SIGPIPE.
     fn pump(&self, name: &str, stream: Stream, fd: OwnedFd, log: Arc<Mutex<LogWriter>>) {
         let output = self.ctx.output.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            let Ok(file) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
-            let mut lines = BufReader::new(file).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(mut w) = log.lock() {
-                    let _ = w.line(stream, &line);
+            let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else { return };
+            let mut split = Splitter::new();
+            let mut at_end = false;
+            while !at_end {
+                match pipe.read(split.space()).await {
+                    Ok(0) => at_end = true,
+                    Ok(n) => split.commit(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!("cannot read the output of container {name}: {e}");
+                        at_end = true;
+                    }
                 }
-                if let Some(out) = &output {
-                    let _ = out.send(OutputLine { container: name.clone(), stream, text: line });
+                let mut records = Vec::new();
+                while let Some((text, partial)) = split.next_record() {
+                    records.push((text.to_vec(), partial));
+                }
+                if at_end {
+                    records.extend(split.finish().map(|text| (text.to_vec(), true)));
+                }
+                for (text, partial) in records {
+                    if let Ok(mut w) = log.lock() {
+                        let _ = w.record(stream, &text, partial);
+                    }
+                    if let Some(out) = &output {
+                        // A view that has gone (its receiver dropped) only stops the view.
+                        let _ = out.send(OutputLine { container: name.clone(), stream, text, partial }).await;
+                    }
                 }
             }
         });
@@ -319,7 +351,10 @@ impl HostDriver {
             let mut out = Vec::new();
             if let Some(r) = capture {
                 if let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(r) {
+                    // The first 64 KiB are kept; the rest is read and dropped, so a chatty
+                    // process never waits on a full pipe until its timeout.
                     let _ = (&mut rx).take(64 * 1024).read_to_end(&mut out).await;
+                    let _ = tokio::io::copy(&mut rx, &mut tokio::io::sink()).await;
                 }
             }
             String::from_utf8_lossy(&out).into_owned()

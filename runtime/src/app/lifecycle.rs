@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tfctl_schema::model::{self, App, HostConfig};
 use tokio::sync::{mpsc, watch};
 
+use super::client::{self, ClientError};
 use super::driver::{AppContext, HostDriver, Model, OutputLine};
 use super::reconcile;
 use super::record::{self, AppRecord};
@@ -200,8 +201,9 @@ pub struct SupervisorSetup {
     pub config_file: Option<std::path::PathBuf>,
     pub images: HashMap<String, Image>,
     pub record: AppRecord,
-    /// Output lines of the containers, for a foreground view.
-    pub output: Option<mpsc::UnboundedSender<OutputLine>>,
+    /// Output records of the containers, for a foreground view. Made with a capacity of
+    /// [`super::driver::OUTPUT_BACKLOG`]: a view that lags that far makes the containers wait.
+    pub output: Option<mpsc::Sender<OutputLine>>,
     pub progress: mpsc::UnboundedSender<Progress>,
     /// The values of from-env secrets, taken (and wiped from the environment) before the
     /// supervisor started.
@@ -216,6 +218,9 @@ pub enum StopReason {
     /// A signal (the foreground `up`'s Ctrl-C or SIGTERM).
     Signal,
 }
+
+/// How long the loop gives `down`'s one-line reply before it goes on stopping the app.
+const REPLY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the app until `stop` says otherwise (or `down` arrives on the control socket), then
 /// stops it and removes everything but its record and volumes. Holds the app's lock throughout.
@@ -260,7 +265,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), config_file, record, key, prints, held_ports }));
 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
-    let control = ControlServer::bind(&run_dir)?;
+    let mut control = ControlServer::bind(&run_dir)?;
 
     let mut events = sup.events();
     let fwd = progress.clone();
@@ -304,25 +309,25 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                 }
             }
             _ = stop.wait_for(|s| *s) => break StopReason::Signal,
-            conn = control.accept() => {
-                let Ok(mut conn) = conn else { continue };
-                let req: Option<serde_json::Value> = conn.recv().await.ok().flatten();
-                match req.as_ref().and_then(|r| r["op"].as_str()) {
+            // Only whole requests arrive here (see control.rs), and every reply that may wait
+            // on its client is sent beside the loop: no client can hold the loop up.
+            Some(request) = control.next_request() => {
+                let crate::control::Request { mut conn, body: req } = request;
+                match req["op"].as_str() {
                     Some("down") => {
-                        let _ = conn.send(&serde_json::json!({"ok": true})).await;
+                        let _ = tokio::time::timeout(REPLY_DEADLINE, conn.send(&serde_json::json!({"ok": true}))).await;
                         break StopReason::Down;
                     }
                     Some("exec") => {
                         // Served beside the control loop: an exec may run as long as it likes.
                         let sup = sup.clone();
                         let fds = conn.take_fds();
-                        let req = req.clone().unwrap_or_default();
                         tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
                     }
                     Some(op @ ("stop" | "start" | "restart" | "reset")) => {
                         let (sup, op, root) = (sup.clone(), op.to_string(), root.clone());
                         // The whole app: in dependency order, so each finds what it comes after.
-                        let names: Vec<String> = match req.as_ref().and_then(|r| r["container"].as_str()) {
+                        let names: Vec<String> = match req["container"].as_str() {
                             Some(c) => vec![c.to_string()],
                             None if op == "stop" => sup.levels().into_iter().rev().flatten().collect(),
                             None => sup.levels().into_iter().flatten().collect(),
@@ -349,19 +354,19 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         });
                     }
                     Some(op) if super::serve_reconcile::serves(op) => {
-                        let (sup, live, req) = (sup.clone(), live.clone(), req.clone().unwrap_or_default());
+                        let (sup, live) = (sup.clone(), live.clone());
                         tokio::spawn(async move { super::serve_reconcile::serve(&sup, &live, conn, &req).await });
                     }
                     Some(op) if super::ops::serves(op) => {
-                        let (sup, req) = (sup.clone(), req.clone().unwrap_or_default());
+                        let sup = sup.clone();
                         tokio::spawn(async move { super::ops::serve(&sup, conn, &req).await });
                     }
                     Some("ps") => {
                         let map: StatusMap = sup.status().borrow().clone();
-                        let _ = conn.send(&serde_json::json!({"ok": true, "pid": std::process::id(), "containers": map})).await;
+                        tokio::spawn(async move { conn.send(&serde_json::json!({"ok": true, "pid": std::process::id(), "containers": map})).await });
                     }
                     _ => {
-                        let _ = conn.send(&serde_json::json!({"ok": false, "error": "unknown request"})).await;
+                        tokio::spawn(async move { conn.send(&serde_json::json!({"ok": false, "error": "unknown request"})).await });
                     }
                 }
             }
@@ -474,17 +479,19 @@ async fn reset(sup: &Supervisor<HostDriver>, root: &StateRoot, name: &str) -> Re
     sup.start(name).await
 }
 
-/// Asks a live supervisor to `stop`, `start`, `restart` or `reset` one container (or all).
-pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), String> {
-    super::client::call(root, app, &serde_json::json!({"op": op, "container": container})).await.map(drop)
+/// Asks a live supervisor to `stop`, `start`, `restart` or `reset` one container (or all),
+/// and waits until it is done.
+pub async fn request_op(root: &StateRoot, app: &str, op: &str, container: Option<&str>) -> Result<(), ClientError> {
+    client::call_waiting(root, app, &serde_json::json!({"op": op, "container": container}), client::Wait::Work).await.map(drop)
 }
 
-/// Asks a live supervisor to stop its app. Returns false when none answers.
-pub async fn request_down(root: &StateRoot, app: &str) -> bool {
-    super::client::call(root, app, &serde_json::json!({"op": "down"})).await.is_ok()
+/// Asks a live supervisor to stop its app. It answers before it stops: the caller waits for it
+/// to exit.
+pub async fn request_down(root: &StateRoot, app: &str) -> Result<(), ClientError> {
+    client::call(root, app, &serde_json::json!({"op": "down"})).await.map(drop)
 }
 
 /// Asks a live supervisor for its containers' status.
 pub async fn request_status(root: &StateRoot, app: &str) -> Option<serde_json::Value> {
-    super::client::call(root, app, &serde_json::json!({"op": "ps"})).await.ok()
+    client::call(root, app, &serde_json::json!({"op": "ps"})).await.ok()
 }

@@ -180,7 +180,7 @@ fn volume_users(sup: &Supervisor<HostDriver>, volume: &str) -> Vec<String> {
 
 /// Sends `signal` to the init of a running container of a live app.
 pub async fn request_kill(root: &StateRoot, app: &str, container: &str, signal: i32) -> Result<(), String> {
-    super::client::call(root, app, &serde_json::json!({"op": "kill", "container": container, "signal": signal})).await.map(|_| ())
+    super::client::call(root, app, &serde_json::json!({"op": "kill", "container": container, "signal": signal})).await.map(|_| ()).map_err(String::from)
 }
 
 /// The running containers of a live app that mount its volume `volume`.

@@ -58,8 +58,14 @@ pub async fn run(argv: &[String], dir: &Path, env: &[(String, String)], timeout:
     let mut stderr = child.stderr.take().expect("piped");
 
     let collect = async {
+        // Each stream keeps its first OUTPUT_LIMIT bytes and drains the rest: a hook printing
+        // without end costs no memory, and never waits on a full pipe.
+        async fn keep(r: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>) {
+            let _ = r.take(OUTPUT_LIMIT as u64).read_to_end(buf).await;
+            let _ = tokio::io::copy(r, &mut tokio::io::sink()).await;
+        }
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        tokio::join!(keep(&mut stdout, &mut out), keep(&mut stderr, &mut err));
         out.extend_from_slice(&err);
         out.truncate(OUTPUT_LIMIT);
         String::from_utf8_lossy(&out).into_owned()
