@@ -62,7 +62,7 @@ impl Driver for ProcessDriver {
     }
 
     async fn exec(&self, _: &str, argv: &[String], timeout: Duration) -> Result<HostOutcome, String> {
-        host::run(argv, std::path::Path::new("/"), &[], timeout).await.map_err(|e| e.to_string())
+        host::run(argv, std::path::Path::new("/"), &[], timeout, true).await.map_err(|e| e.to_string())
     }
 
     fn netns(&self, _: &str) -> Option<std::os::fd::OwnedFd> {
