@@ -183,12 +183,14 @@ fn a_killed_supervisor_takes_its_containers_and_down_cleans_up() {
     let o = t.run_in(&ns, &["ps", "k9", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let pid = v["apps"][0]["supervisor"]["pid"].as_i64().unwrap() as i32;
-    // The container's processes: httpd on this test's own port whose root is an overlay under
-    // this test's state root (other runs on this machine may run the same command).
-    let root = t.root.path().to_string_lossy().into_owned();
+    // The container's processes: httpd on this test's own port in a cgroup of this test's app
+    // (other runs on this machine may run the same command; the container's mountinfo shows no
+    // host path to tell them by).
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(t.root.path().join("state/apps/k9/record.json")).unwrap()).unwrap();
+    let cgroups: Vec<String> = record["cgroups"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     let httpd: String = stdout(&std::process::Command::new("pgrep").args(["-f", "httpd -f -p 8092 -h /var/www"]).output().unwrap())
         .split_whitespace()
-        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/mountinfo")).is_ok_and(|m| m.contains(&root)))
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|c| cgroups.iter().any(|g| c.contains(g.as_str()))))
         .map(|p| format!("{p} "))
         .collect();
     assert!(!httpd.trim().is_empty(), "the container's process is not running");
