@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod image;
 pub mod logs;
 pub mod net;
+pub mod relay;
 pub mod seccomp;
 pub mod secrets;
 pub mod spawn;
