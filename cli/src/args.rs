@@ -102,6 +102,14 @@ pub enum Command {
     /// Show a container's output.
     Logs(LogsArgs),
     /// Run a command inside a running container, with its full confinement.
+    ///
+    /// Without -t the process's stdout and stderr, and with -i its stdin, are pipes tfctl relays
+    /// to and from its own (without -i it reads /dev/null); with -t they are a pty of the
+    /// container's, proxied to tfctl's terminal. The process never gets tfctl's own descriptors:
+    /// once it exits, tfctl passes on what it wrote and closes the pipes, so whatever it left
+    /// running reads end-of-file and gets EPIPE, not the terminal nor a file tfctl's output was
+    /// redirected to. tfctl exits with the process's status (126: it cannot be executed, 127:
+    /// not found, 125: tfctl failed).
     Exec(ExecArgs),
     /// Copy files or directories between the host and a container.
     Cp(CpArgs),
@@ -124,7 +132,9 @@ pub enum Command {
     /// --force` reach it by name, and the signals tfctl receives (HUP, INT, QUIT, TERM, USR1,
     /// USR2) are passed to it. A PID 1 without handlers ignores SIGINT: the third ^C kills it.
     /// tfctl exits with the container's status once it has cleaned up; without --rm the
-    /// container's folder stays, listed as exited, until `tfctl rm`.
+    /// container's folder stays, listed as exited, until `tfctl rm`. Without -t its stdout and
+    /// stderr, and with -i its stdin, are pipes tfctl relays (without -i it reads /dev/null),
+    /// never tfctl's own descriptors.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),
@@ -277,7 +287,7 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
-    /// Keep stdin open.
+    /// Pass tfctl's stdin to the process (without, it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
     /// Allocate a pseudo-terminal.
@@ -371,7 +381,7 @@ pub struct RunArgs {
     /// Run in the background under a supervisor.
     #[arg(short, long)]
     pub detach: bool,
-    /// Keep stdin open.
+    /// Pass tfctl's stdin to the process (without, it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
     /// Allocate a pseudo-terminal.
