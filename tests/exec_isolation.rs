@@ -107,6 +107,22 @@ fn exec_in_an_app_gives_pipes_and_nothing_outlives_it() {
     let w = World::new("xpipe");
     let _up = w.up("xp", &sleeper(&w.image));
     exec_leaves_nothing_of_the_caller(&|| w.t.cmd_in(&w.ns), "xp/box", w.dir.path());
+
+    // A client handing the supervisor its own file as stdin, stdout and stderr (as tfctl did
+    // before it relayed pipes) is refused, and the file stays untouched.
+    use std::os::fd::AsFd;
+    let handed = w.dir.path().join("handed");
+    let file = std::fs::File::create(&handed).unwrap();
+    let control = w.t.root.path().join("state/apps/xp/run");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reply: serde_json::Value = rt.block_on(async {
+        let mut c = tfctl_runtime::control::Connection::connect_with_fds(&control, &[file.as_fd(), file.as_fd(), file.as_fd()]).await.unwrap();
+        c.send(&serde_json::json!({"op": "exec", "container": "box", "argv": ["sh", "-c", "echo written"], "tty": false})).await.unwrap();
+        c.recv().await.unwrap().unwrap()
+    });
+    assert_eq!((reply["ok"].as_bool(), reply["status"].as_i64()), (Some(false), Some(125)), "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("pipes"), "{reply}");
+    assert_eq!(std::fs::read_to_string(&handed).unwrap(), "");
 }
 
 /// A `tfctl run` child process, killed if the test ends early.
