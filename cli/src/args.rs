@@ -111,6 +111,14 @@ pub enum Command {
     /// is logged in pieces, shown joined again (--tail counts pieces).
     Logs(LogsArgs),
     /// Run a command inside a running container, with its full confinement.
+    ///
+    /// Without -t the process's stdout and stderr, and with -i its stdin, are pipes tfctl relays
+    /// to and from its own (without -i it reads /dev/null); with -t they are a pty of the
+    /// container's, proxied to tfctl's terminal. The process never gets tfctl's own descriptors:
+    /// once it exits, tfctl passes on what it wrote and closes the pipes, so whatever it left
+    /// running reads end-of-file and gets EPIPE, not the terminal nor a file tfctl's output was
+    /// redirected to. tfctl exits with the process's status (126: it cannot be executed, 127:
+    /// not found, 125: tfctl failed).
     Exec(ExecArgs),
     /// Copy files or directories between the host and a container.
     Cp(CpArgs),
@@ -136,8 +144,10 @@ pub enum Command {
     /// container's folder stays, listed as exited, until `tfctl rm`. With --rm, what the
     /// container writes to its root filesystem stays in memory, at most half of the host's RAM
     /// (a write past it fails with "No space left on device"); /dev/shm holds 64M unless
-    /// --shm-size says otherwise. Its output is passed
-    /// through as it comes, control characters included, as `docker run` passes it.
+    /// --shm-size says otherwise. Without -t its stdout and
+    /// stderr, and with -i its stdin, are pipes tfctl relays (without -i it reads /dev/null),
+    /// never tfctl's own descriptors; output is passed through as it comes, control characters
+    /// included, as `docker run` passes it.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),
@@ -297,7 +307,7 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
-    /// Keep stdin open.
+    /// Pass tfctl's stdin to the process (without, it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
     /// Allocate a pseudo-terminal.
@@ -391,7 +401,7 @@ pub struct RunArgs {
     /// Run in the background under a supervisor.
     #[arg(short, long)]
     pub detach: bool,
-    /// Keep stdin open.
+    /// Pass tfctl's stdin to the process (without, it reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
     /// Allocate a pseudo-terminal.

@@ -3,6 +3,8 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -42,9 +44,9 @@ pub fn copy_window_size(master: &OwnedFd) {
     let _ = tfctl_runtime::sys::copy_window_size(std::io::stdout().as_raw_fd(), master.as_raw_fd());
 }
 
-/// Proxies the pty: its output to stdout, and (with `input`) stdin to it. Returns when the
-/// container side is closed.
-pub fn proxy(master: OwnedFd, input: bool) {
+/// Proxies the pty: its output to stdout, and (with `input`) stdin to it until `exited` is
+/// set. Returns when the container side is closed.
+fn proxy(master: OwnedFd, input: bool, exited: Arc<AtomicBool>) {
     copy_window_size(&master);
     if input {
         if let Ok(to_pty) = master.try_clone() {
@@ -52,8 +54,9 @@ pub fn proxy(master: OwnedFd, input: bool) {
                 let mut to_pty = std::fs::File::from(to_pty);
                 let mut buf = [0u8; 4096];
                 let mut stdin = std::io::stdin();
+                // Once the process has exited, what is typed is not for what it left running.
                 while let Ok(n) = stdin.read(&mut buf) {
-                    if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
+                    if n == 0 || exited.load(Ordering::Relaxed) || to_pty.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
@@ -76,6 +79,7 @@ pub fn proxy(master: OwnedFd, input: bool) {
 pub struct Attached {
     copy: tokio::task::JoinHandle<()>,
     winch: tokio::task::JoinHandle<()>,
+    exited: Arc<AtomicBool>,
     _raw: RawMode,
 }
 
@@ -90,12 +94,15 @@ impl Attached {
                 copy_window_size(&resize);
             }
         });
-        Attached { copy: tokio::task::spawn_blocking(move || proxy(master, interactive)), winch, _raw: raw }
+        let exited = Arc::new(AtomicBool::new(false));
+        let flag = exited.clone();
+        Attached { copy: tokio::task::spawn_blocking(move || proxy(master, interactive, flag)), winch, exited, _raw: raw }
     }
 
-    /// Once the process has exited: lets the proxy drain what the pty still holds (at most
-    /// 2 s), then restores the terminal.
+    /// Once the process has exited: stops passing input, lets the proxy drain what the pty
+    /// still holds (at most 2 s), then restores the terminal.
     pub async fn finish(self) {
+        self.exited.store(true, Ordering::Relaxed);
         self.winch.abort();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.copy).await;
     }

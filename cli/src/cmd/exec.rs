@@ -6,6 +6,7 @@ use tfctl_runtime::app::driver::ExecAs;
 use tfctl_runtime::app::lifecycle;
 use tfctl_runtime::app::{one_off, record};
 use tfctl_runtime::logs::{self, LogQuery};
+use tfctl_runtime::relay::{ProcessStdio, Relay};
 use tfctl_runtime::spawn::{Spawner, StartFds};
 
 use super::target;
@@ -32,11 +33,13 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
     }
     let how = exec_as(&args);
     let interactive = args.interactive;
+    // Without -t: pipes relayed until the process exits (with -t, its pty's master is).
+    let (relay, stdio) = relayed(&args)?;
     let rt = context::runtime();
     let result = rt.block_on(async {
         // With -t: the pty's master arrives once the process runs; proxied until it closes.
         let mut attached = None;
-        let status = lifecycle::request_exec(&root, &t.app, &container, &args.command, &how, |master| {
+        let status = lifecycle::request_exec(&root, &t.app, &container, &args.command, &how, stdio, |master| {
             attached = Some(crate::terminal::Attached::start(master, interactive));
         })
         .await;
@@ -45,6 +48,7 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
         }
         status
     });
+    drop(relay);
     match result {
         Ok(0) => Ok(()),
         Ok(status) => Err(Failure::silent(Exit::Status(status.clamp(0, 255) as u8))),
@@ -57,6 +61,16 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
             Err(Failure::msg(exit, message))
         }
     }
+}
+
+/// Without -t, the process's stdin (with -i), stdout and stderr: pipes this process relays
+/// from and to its own until the process exits, never its own descriptors.
+fn relayed(args: &ExecArgs) -> Result<(Option<Relay>, Option<ProcessStdio>), Failure> {
+    if args.tty {
+        return Ok((None, None));
+    }
+    let (relay, stdio) = Relay::start(args.interactive).map_err(super::run::relay_failure)?;
+    Ok((Some(relay), Some(stdio)))
 }
 
 fn exec_as(args: &ExecArgs) -> ExecAs {
@@ -77,15 +91,18 @@ fn exec_one_off(name: &str, (record, state): (Option<one_off::RunRecord>, one_of
     let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
     let attach = driver.open(&r.cgroup).attach_files().map_err(|e| failed(format!("{name}: its cgroup: {e}")))?;
     let mut fds = StartFds { target: Some(target), cgroup_procs: attach.fds, ..StartFds::default() };
-    if !args.interactive && !args.tty {
-        fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
-    }
-    // Still single-threaded here: no runtime has started.
+    // Still single-threaded here: no runtime has started, nor the relay's thread.
     let spawner = Spawner::start().map_err(|e| failed(format!("cannot start tfctl's process spawner: {e}")))?;
     let status = if args.tty {
         context::runtime().block_on(super::run::with_terminal(&spawner, &plan, fds, args.interactive, |_| {}))?
     } else {
-        spawner.launch(&plan, fds).and_then(|child| child.wait()).map_err(super::run::start_failure)?
+        let (relay, stdio) = relayed(args)?;
+        if let Some(s) = stdio {
+            (fds.stdin, fds.stdout, fds.stderr) = (s.stdin, Some(s.stdout), Some(s.stderr));
+        }
+        let status = spawner.launch(&plan, fds).and_then(|child| child.wait());
+        drop(relay);
+        status.map_err(super::run::start_failure)?
     };
     match status.code() {
         0 => Ok(()),

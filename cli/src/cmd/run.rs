@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
+use tfctl_runtime::relay::Relay;
 use tfctl_runtime::spawn::{ExitStatus, Launch, Spawner, StartError, StartFds, StartPlan};
 use tfctl_runtime::app::one_off;
 use tfctl_runtime::state::identity::ProcessIdentity;
@@ -288,10 +289,17 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
     let mut prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
     prepared.plan.pty = args.tty;
-    if !args.interactive && !args.tty {
-        // As `docker run` without -i: the container's stdin is closed, not tfctl's.
-        prepared.fds.stdin = std::fs::File::open("/dev/null").ok().map(std::os::fd::OwnedFd::from);
-    }
+    // Without -t the container's stdout and stderr (and with -i its stdin) are pipes relayed
+    // until it exits, never tfctl's own descriptors; without -i its stdin is /dev/null, as
+    // `docker run` does.
+    let relay = match args.tty {
+        true => None,
+        false => {
+            let (relay, stdio) = Relay::start(args.interactive).map_err(relay_failure)?;
+            (prepared.fds.stdin, prepared.fds.stdout, prepared.fds.stderr) = (stdio.stdin, Some(stdio.stdout), Some(stdio.stderr));
+            Some(relay)
+        }
+    };
     let mut record = one_off::RunRecord {
         schema: 1,
         name: name.clone(),
@@ -324,6 +332,8 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
             })
             .map_err(start_failure)
     };
+    // The container's output so far goes out; the pipes close.
+    drop(relay);
     // The spawner has nothing left to do: it exits while we clean up, and this process does
     // not wait for it (it may still be dropping the container's mount namespace).
     spawner.release();
@@ -396,6 +406,11 @@ fn save_record(claim: &one_off::Claim, record: &one_off::RunRecord) {
     if let Err(e) = claim.record(record) {
         tracing::warn!("cannot record container {}: {e}", record.name);
     }
+}
+
+/// The pipes of a process's stdio could not be made.
+pub(super) fn relay_failure(e: std::io::Error) -> Failure {
+    Failure::msg(Exit::RunFailed, format!("cannot make the pipes for the process's stdin, stdout and stderr: {e}"))
 }
 
 /// Starts the container on a pty and proxies it to this terminal (raw mode, window size) until

@@ -575,6 +575,13 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
                 }
             }
         }
+        if s.is_alive() {
+            // Its containers may still run: saying the app is down would be a lie.
+            return Err(Failure::msg(
+                Exit::Failed,
+                format!("the supervisor of {name} (pid {}) was asked to stop the app and is still running 5 minutes later; `kill -9 {}` ends it and its containers, then run `tfctl down {name}` again", s.pid, s.pid),
+            ));
+        }
         rec = record::load(&root, &name).map_err(failed)?.unwrap_or(rec);
     }
     // Whatever a dead supervisor left (or nothing, if it cleaned up) goes now.

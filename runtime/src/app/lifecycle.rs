@@ -397,10 +397,30 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
         workdir: req["workdir"].as_str().map(str::to_string),
         tty: req["tty"] == true,
     };
-    let mut fds = fds.into_iter();
-    let stdio = match (fds.next(), fds.next(), fds.next()) {
-        (Some(i), Some(o), Some(e)) => Some((i, o, e)),
-        _ => None,
+    // The client's pipes, which it relays: stdout and stderr, after stdin if it passes input
+    // (else the process gets /dev/null). Anything else might be its terminal or a file the
+    // process could keep: refused (a client older than this supervisor sent those).
+    let stdio = if how.tty {
+        None
+    } else {
+        let mut fds = fds.into_iter();
+        let given = match (fds.next(), fds.next(), fds.next()) {
+            (Some(i), Some(o), Some(e)) => Some((Ok(i), o, e)),
+            (Some(o), Some(e), None) => Some((std::fs::File::open("/dev/null").map(Into::into), o, e)),
+            _ => None,
+        };
+        match given {
+            Some((Ok(i), o, e)) if [&i, &o, &e].into_iter().all(is_pipe_or_null) => Some((i, o, e)),
+            Some((Err(e), _, _)) => {
+                let _ = conn.send(&serde_json::json!({"ok": false, "status": 125, "error": format!("opening /dev/null: {e}")})).await;
+                return;
+            }
+            _ => {
+                let error = "exec needs the pipes tfctl relays as stdout and stderr: use a tfctl as new as this app's supervisor";
+                let _ = conn.send(&serde_json::json!({"ok": false, "status": 125, "error": error})).await;
+                return;
+            }
+        }
     };
     let forever = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
     let (master_tx, mut master_rx) = tokio::sync::oneshot::channel();
@@ -431,23 +451,26 @@ async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Conn
     let _ = conn.send(&reply).await;
 }
 
-/// Runs `argv` in a container of a live app, with the caller's stdin, stdout and stderr.
-/// Returns the exit status, or the status and message of a failure to start.
+/// Runs `argv` in a container of a live app, with `stdio` (the ends of pipes the caller relays,
+/// [`crate::relay`]; none with a pty). Returns the exit status, or the status and message of a
+/// failure to start.
 pub async fn request_exec(
     root: &StateRoot,
     app: &str,
     container: &str,
     argv: &[String],
     how: &super::driver::ExecAs,
+    stdio: Option<crate::relay::ProcessStdio>,
     on_pty: impl FnOnce(std::os::fd::OwnedFd),
 ) -> Result<i32, (i32, String)> {
     use std::os::fd::AsFd;
     let dir = record::app_dir(root, app).join("run");
-    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
-    let mut conn = crate::control::Connection::connect_with_fds(&dir, &fds)
-        .await
-        .map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
+    let fds: Vec<_> = stdio.iter().flat_map(|s| s.stdin.iter().chain([&s.stdout, &s.stderr])).map(|f| f.as_fd()).collect();
+    let conn = crate::control::Connection::connect_with_fds(&dir, &fds).await;
+    // Ours close now: the process alone holds its ends.
+    drop(fds);
+    drop(stdio);
+    let mut conn = conn.map_err(|e| (125, format!("cannot reach the supervisor of {app}: {e}")))?;
     conn.send(&serde_json::json!({"op": "exec", "container": container, "argv": argv, "env": how.env, "user": how.user, "workdir": how.workdir, "tty": how.tty}))
         .await
         .map_err(|e| (125, e.to_string()))?;
@@ -468,6 +491,15 @@ pub async fn request_exec(
     } else {
         Err((status, reply["error"].as_str().unwrap_or("exec failed").to_string()))
     }
+}
+
+/// A pipe, or /dev/null (the character device 1:3).
+fn is_pipe_or_null(fd: &std::os::fd::OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::Fifo => true,
+        rustix::fs::FileType::CharacterDevice => (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3),
+        _ => false,
+    })
 }
 
 /// `restart --reset`: every change to the container's filesystem since it was created goes

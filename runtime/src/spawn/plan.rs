@@ -315,7 +315,9 @@ impl<'de> Deserialize<'de> for BpfProgram {
 /// Open files handed to the process, sent to the spawner with SCM_RIGHTS.
 #[derive(Debug, Default)]
 pub struct StartFds {
-    /// `None` inherits the spawner's (that is, the CLI's) descriptor.
+    /// `None` gives the process /dev/null. Never the caller's own descriptors (a terminal, a
+    /// redirect target): the process could keep them after its start, read or reopen them.
+    /// Hand it pipes and relay them ([`crate::relay`]), as `exec` and `run` do.
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,

@@ -2,6 +2,12 @@
 //! serves start requests one at a time (clone, then wait for the child's exec or its failure),
 //! reaps its children through their pidfds, and reports every exit. It dies with its parent
 //! (PR_SET_PDEATHSIG) and exits when the request socket closes; its children die with it.
+//!
+//! A child is kept until its exit has really been collected. A process in the container may
+//! ptrace one (`exec`'s, a probe's, a hook's): its zombie is then shown to the tracer first, and
+//! to us only once the tracer has waited for it or gone, which SIGCHLD (read from a signalfd)
+//! tells. No wait here blocks on what a container process controls: a child given up is killed
+//! (SIGKILL ends any ptrace stop) and reaped later with the others.
 
 use super::plan::{Mode, StartPlan};
 use super::protocol::{self, FdLayout, Reply, Request};
@@ -9,10 +15,14 @@ use crate::start::config::{ChildConfig, ChildFds};
 use crate::start::step::{SyncMsg, SYNC_MSG_LEN};
 use crate::start;
 use crate::sys::{self, Cloned};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 struct Running {
-    id: u64,
+    /// The request it answers; `None` for a child whose start failed or was given up (its
+    /// client has had its answer): it is reaped without a report.
+    id: Option<u64>,
     pid: libc::pid_t,
     pidfd: OwnedFd,
     /// The pty master of a `pty` start, handed to the client with the Started reply.
@@ -23,6 +33,16 @@ struct Running {
     /// its root, /proc, /dev and /sys then happens here after the report instead of in its
     /// exit before it (where it delayed every exit report by some 0.2 ms).
     mount_ns: Option<OwnedFd>,
+    /// Its pidfd said it exited: it is no longer polled (the pidfd stays readable) and is
+    /// collected at the next SIGCHLD if a tracer still holds it.
+    exited: bool,
+}
+
+impl Running {
+    /// A child to reap without a report.
+    fn unreported(pid: libc::pid_t, pidfd: OwnedFd) -> Running {
+        Running { id: None, pid, pidfd, pty: None, sync: None, mount_ns: None, exited: true }
+    }
 }
 
 struct Server {
@@ -38,6 +58,11 @@ struct Server {
     spare_netns: Option<OwnedFd>,
     child_stack: Option<sys::ChildStack>,
     running: Vec<Running>,
+    /// SIGCHLD, blocked and read here: it says when a zombie a tracer held can be collected.
+    sigchld: SignalFd,
+    /// Opened at the first start that leaves a standard descriptor unset: such a process gets
+    /// /dev/null, never the spawner's own descriptors (the CLI's terminal or redirect target).
+    dev_null: Option<OwnedFd>,
 }
 
 /// The spawner's main loop. Never returns.
@@ -58,6 +83,13 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
     // SAFETY: setpgid with integer arguments.
     unsafe { libc::setpgid(0, 0) };
     ensure_stdio_open();
+    let sigchld = match sigchld_fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("tfctl spawner: cannot watch for its children's exits: {e}");
+            sys::exit(1)
+        }
+    };
     let own_pidns = match std::fs::File::open("/proc/self/ns/pid") {
         Ok(f) => OwnedFd::from(f),
         Err(e) => {
@@ -66,22 +98,43 @@ pub(crate) fn serve(sock: OwnedFd, parent: libc::pid_t, start_timeout: std::time
         }
     };
     let start_timeout_ms = start_timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut server = Server { sock: sock.as_raw_fd(), start_timeout_ms, own_pidns, own_netns: None, spare_netns: None, child_stack: None, running: Vec::new() };
+    let mut server = Server {
+        sock: sock.as_raw_fd(),
+        start_timeout_ms,
+        own_pidns,
+        own_netns: None,
+        spare_netns: None,
+        child_stack: None,
+        running: Vec::new(),
+        sigchld,
+        dev_null: None,
+    };
     let mut affinity = affinity;
     loop {
-        let mut pollfds: Vec<libc::pollfd> = std::iter::once(server.sock)
-            .chain(server.running.iter().map(|r| r.pidfd.as_raw_fd()))
+        // The socket, SIGCHLD, then the pidfd of each child not yet seen to exit.
+        let watched: Vec<usize> = (0..server.running.len()).filter(|&i| !server.running[i].exited).collect();
+        let mut pollfds: Vec<libc::pollfd> = [server.sock, server.sigchld.as_raw_fd()]
+            .into_iter()
+            .chain(watched.iter().map(|&i| server.running[i].pidfd.as_raw_fd()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
-        // SAFETY: pollfds is a valid array of its length.
-        let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            continue; // EINTR
+        if sys::poll(&mut pollfds, -1).is_err() {
+            continue;
         }
-        let exited: Vec<usize> = pollfds[1..].iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect();
-        for i in exited.into_iter().rev() {
-            let r = server.running.swap_remove(i);
-            server.reap(r);
+        let mut collect = false;
+        for (&i, p) in watched.iter().zip(&pollfds[2..]) {
+            if p.revents != 0 {
+                server.running[i].exited = true;
+                collect = true;
+            }
+        }
+        if pollfds[1].revents != 0 {
+            // Drained before collecting: a SIGCHLD arriving after this wakes the next poll.
+            while let Ok(Some(_)) = server.sigchld.read_signal() {}
+            collect = true;
+        }
+        if collect {
+            server.collect_exits();
         }
         if pollfds[0].revents != 0 {
             if let Some(mask) = affinity.take() {
@@ -111,6 +164,15 @@ fn ensure_stdio_open() {
     }
 }
 
+/// SIGCHLD blocked and readable from a descriptor. Children inherit the mask: the start
+/// sequence empties it first thing.
+fn sigchld_fd() -> nix::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block()?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
 /// Default dispositions and an empty mask, whatever the CLI had: children start clean, and
 /// an ignored signal would otherwise stay ignored across execve.
 fn reset_signals() {
@@ -131,13 +193,32 @@ impl Server {
         }
     }
 
-    fn reap(&self, r: Running) {
-        let mut status = 0;
-        // SAFETY: r.pid is our unreaped child (its pidfd just became readable).
-        let pid = unsafe { libc::waitpid(r.pid, &mut status, libc::WNOHANG) };
-        if pid != r.pid {
-            return;
+    /// Reaps every child seen to exit whose exit can be collected now, and reports it.
+    fn collect_exits(&mut self) {
+        let mut i = 0;
+        while i < self.running.len() {
+            let r = &self.running[i];
+            if r.exited {
+                let status = match sys::collect_exit(r.pidfd.as_raw_fd()) {
+                    Ok(Some(status)) => Some(status),
+                    // A tracer holds it: SIGCHLD comes once it lets go.
+                    Ok(None) => None,
+                    // Not our child any more (cannot happen while SIGCHLD is not ignored):
+                    // reported as killed rather than never.
+                    Err(_) => Some(libc::SIGKILL),
+                };
+                if let Some(status) = status {
+                    let r = self.running.swap_remove(i);
+                    self.report_exit(r, status);
+                    continue;
+                }
+            }
+            i += 1;
         }
+    }
+
+    fn report_exit(&self, r: Running, status: i32) {
+        let mut status = status;
         if let Some(sync) = &r.sync {
             // The init's report of the real process, if it got that far.
             let mut buf = [0u8; SYNC_MSG_LEN];
@@ -154,10 +235,32 @@ impl Server {
         let mount_ns = r.mount_ns.take();
         // Its descriptors close before the exit is told, but for the mount namespace (below).
         drop(r);
-        self.reply(&Reply::Exited { id, status }, &[]);
+        if let Some(id) = id {
+            self.reply(&Reply::Exited { id, status }, &[]);
+        }
         // The last reference: the namespace's mounts go now, before the next request is read
         // (a restart may mount the same upper folder again).
         drop(mount_ns);
+    }
+
+    /// Kills a child whose start is given up and waits until it has left our memory (it may
+    /// run on our stack, reading the plan we hold): a killed process exits even under a
+    /// tracer, since SIGKILL ends any ptrace stop. Its zombie is reaped later with the others,
+    /// so one a tracer holds does not stall the spawner.
+    fn give_up(&mut self, pid: libc::pid_t, pidfd: OwnedFd) {
+        let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+        while !matches!(sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, -1), Ok(r) if r != 0) {}
+        self.running.push(Running::unreported(pid, pidfd));
+        self.collect_exits();
+    }
+
+    /// /dev/null, for a standard descriptor the request left unset.
+    fn dev_null(&mut self) -> Result<RawFd, Outcome> {
+        if self.dev_null.is_none() {
+            let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| Outcome::Refused(format!("opening /dev/null: {e}")))?;
+            self.dev_null = Some(f.into());
+        }
+        Ok(self.dev_null.as_ref().map(AsRawFd::as_raw_fd).expect("just opened"))
     }
 
     /// Makes the spare network namespace: unshare into a new one, keep a descriptor of it, go
@@ -205,6 +308,13 @@ impl Server {
 
     fn clone_child(&mut self, id: u64, plan: &StartPlan, layout: FdLayout, fds: &[OwnedFd], spare_netns: Option<&OwnedFd>) -> Result<Running, Outcome> {
         let mut child_fds = assign_fds(layout, fds).ok_or_else(|| Outcome::Refused("the descriptors sent do not match the request".into()))?;
+        if !plan.pty {
+            for i in 0..3 {
+                if child_fds.stdio[i].is_none() {
+                    child_fds.stdio[i] = Some(self.dev_null()?);
+                }
+            }
+        }
         if child_fds.netns.is_none() {
             child_fds.netns = spare_netns.map(AsRawFd::as_raw_fd);
         }
@@ -247,8 +357,8 @@ impl Server {
             // SAFETY: the spawner is single-threaded. The child runs start::child_main, which
             // reads `cfg` and makes raw syscalls (no allocation, no lock). `cfg` and the stack
             // outlive it in our memory: below, we return only once its end of the sync socket
-            // is closed (at execve or exit) or after killing and reaping it, and meanwhile we
-            // only wait on that socket.
+            // is closed (at execve or exit) or after killing it and seeing it exit
+            // ([`Server::give_up`]), and meanwhile we only wait on that socket.
             unsafe { sys::clone_vm(flags as libc::c_int, stack, child_entry, &cfg as *const ChildConfig as *mut libc::c_void) }.map(|(pid, pidfd)| Cloned::Parent { pid, pidfd })
         };
         if join {
@@ -274,9 +384,7 @@ impl Server {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
             if let Ok(0) = sys::poll_one(sync_parent.as_raw_fd(), libc::POLLIN, left) {
-                let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-                // SAFETY: pid is our child, just killed.
-                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                self.give_up(pid, pidfd);
                 return Err(Outcome::Refused(format!(
                     "the start sequence did not reach execve within {:.1} s (a hung mount or filesystem?); the process was killed",
                     self.start_timeout_ms as f64 / 1000.0
@@ -284,9 +392,7 @@ impl Server {
             }
             let Ok((msg, fd)) = recv_sync(sync_parent.as_raw_fd()) else {
                 // Without its report the child's state is unknown: it must not run on.
-                let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-                // SAFETY: pid is our child, just killed.
-                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                self.give_up(pid, pidfd);
                 return Err(Outcome::Refused("reading the child's start report failed; the process was killed".into()));
             };
             match msg {
@@ -301,15 +407,18 @@ impl Server {
                         // SAFETY: the ioctl returned a new descriptor that we own.
                         sys::pidfd_namespace(pidfd.as_raw_fd(), sys::Namespace::Mount).ok().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
                     };
-                    return Ok(Running { id, pid, pidfd, pty, sync: init.then_some(sync_parent), mount_ns });
+                    return Ok(Running { id: Some(id), pid, pidfd, pty, sync: init.then_some(sync_parent), mount_ns, exited: false });
                 }
                 Some(SyncMsg::Failed(f)) => {
-                    // SAFETY: pid is our child; it exits right after reporting (an init after
-                    // its process does).
-                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    // It exits right after reporting (an init after its process does), unless
+                    // something stops it first: its status says nothing more.
+                    self.give_up(pid, pidfd);
                     return Err(Outcome::Failed(f));
                 }
-                Some(SyncMsg::Exited(_)) => return Err(Outcome::Refused("the init reported an exit before the exec".into())),
+                Some(SyncMsg::Exited(_)) => {
+                    self.give_up(pid, pidfd);
+                    return Err(Outcome::Refused("the init reported an exit before the exec".into()));
+                }
             }
         }
     }

@@ -50,6 +50,9 @@ pub(crate) fn child_main(cfg: &ChildConfig) -> ! {
 fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     // Die with the spawner; if it already died, the sync socket has no peer left.
     sys::close(cfg.parent_sync_fd);
+    // The spawner blocks SIGCHLD (it reads it from a signalfd); the process starts with none
+    // blocked. Only a bad `how` fails this call.
+    let _ = sys::sigprocmask(libc::SIG_SETMASK, &sys::empty_sigset());
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
     if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
         sys::exit(FAILED_EXIT);

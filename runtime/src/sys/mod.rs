@@ -390,6 +390,34 @@ pub fn wait_any(flags: libc::c_int) -> SysResult<(libc::pid_t, libc::c_int)> {
     Ok((pid, status))
 }
 
+/// Collects the exit of the child behind `pidfd` if it can be collected now: its raw wait
+/// status, or `None` while it cannot. `None` does not mean running: a zombie that another
+/// process ptraces is shown to its tracer first, and to us only once the tracer has waited for
+/// it or gone (we then get SIGCHLD). Only exits are asked for (WEXITED), never stops.
+pub fn collect_exit(pidfd: RawFd) -> SysResult<Option<libc::c_int>> {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed, si_pid stays 0 when nothing is collected.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: info is writable for the call; integer arguments otherwise.
+        match check_int(unsafe { libc::waitid(libc::P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG) }) {
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        // SAFETY: waitid filled the SIGCHLD fields of info (or left it zeroed).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            return Ok(None);
+        }
+        // Back to the raw form waitpid gives (what ExitStatus::from_wait_status reads).
+        return Ok(Some(match info.si_code {
+            libc::CLD_EXITED => (status & 0xff) << 8,
+            libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+            _ => status & 0x7f,
+        }));
+    }
+}
+
 pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> SysResult<()> {
     // SAFETY: integer arguments; no siginfo passed.
     check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0u32) }).map(drop)
