@@ -99,3 +99,100 @@ fn a_layer_past_the_hosts_unpack_limit_is_refused() {
     let o = t.run(&["pull", &image]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// The container process running `sleep SECONDS` (its own command line, not tfctl's).
+fn sleeper(seconds: &str) -> Option<u32> {
+    let want = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        (std::fs::read(e.path().join("cmdline")).ok()? == want.as_bytes()).then_some(pid)
+    })
+}
+
+fn status_ids(pid: u32, field: &str) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap().split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Finding 8: a host user whose uid equals the container's could read its environment (and so
+/// its secrets) through /proc. Under `--userns auto` the container's uid 1000 is a host uid no
+/// one has: the same host user is refused. The control: with the host's ids, it reads them.
+#[test]
+fn userns_auto_keeps_a_host_user_of_the_same_uid_out() {
+    let t = Tfctl::new();
+    let image = busybox_image();
+    for (mode, seconds) in [("auto", "31337"), ("host", "31338")] {
+        let mut run = t.cmd().args(["run", "--rm", "--userns", mode, "-e", "SECRET=hunter2", "-u", "1000", &image, "sleep", seconds]).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pid = loop {
+            if let Some(p) = sleeper(seconds) {
+                break p;
+            }
+            assert!(std::time::Instant::now() < deadline, "{mode}: the container did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let (uid, gid) = (status_ids(pid, "Uid"), status_ids(pid, "Gid"));
+        let read = std::process::Command::new("setpriv")
+            .args(["--reuid", "1000", "--regid", "1000", "--clear-groups", "cat", &format!("/proc/{pid}/environ")])
+            .output()
+            .unwrap();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = run.wait();
+        let leaked = String::from_utf8_lossy(&read.stdout).contains("hunter2");
+        match mode {
+            "auto" => {
+                assert!(uid >= 1 << 30 && gid >= 1 << 30, "uid {uid} gid {gid}");
+                assert_eq!(uid % 65536, 1000, "container uid 1000 is the range's 1000th: {uid}");
+                assert!(!leaked && !read.status.success(), "a host user of the same uid read the container's environment");
+            }
+            _ => {
+                assert_eq!(uid, 1000);
+                assert!(leaked, "control: with the host's ids the same user reads it ({})", String::from_utf8_lossy(&read.stderr));
+            }
+        }
+    }
+}
+
+/// Under `userns "auto"` the container's root owns its root filesystem and volumes as root
+/// does in any container (it writes /etc, its volume's files keep uid 0 on disk, its secret is
+/// its user's), while on the host its processes run as an unprivileged range; `exec` joins the
+/// same namespace, and `down` gives the range back.
+#[test]
+fn an_app_under_userns_auto_works_as_root_inside_and_is_no_one_outside() {
+    let ns = common::NetNs::new("userns");
+    let t = Tfctl::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"un\"\nsecret \"token\" generate=16\nvolume \"data\"\ncontainer \"box\" {{\n image \"{}\"\n userns \"auto\"\n command \"sh\" \"-c\" \"echo written > /etc/by-root; echo data > /data/file; exec sleep 6017\"\n mount \"data\" at=\"/data\"\n secret \"token\" at=\"/run/secrets/token\" mode=0o400\n user \"0\"\n stop-timeout \"1s\"\n}}\n",
+            common::sample_image()
+        ),
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = t.run_in(&ns, &["exec", "un/box", "--", "sh", "-c", "cat /proc/self/uid_map; id -u; cat /etc/by-root; wc -c < /run/secrets/token; ls -ln /data/file /etc/by-root"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let map: Vec<u64> = out.lines().next().unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!((map[0], map[2]), (0, 65536), "{out}");
+    assert!(map[1] >= 1 << 30, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "0", "{out}");
+    assert_eq!(lines[2], "written", "{out}");
+    assert!(lines[4].contains(" 0 ") && lines[5].contains(" 0 "), "the container's files are root's inside: {out}");
+    // On the host: the volume's file keeps the container's own ids, the process runs as the range.
+    let vol = t.root.path().join("state/volumes/un/data/file");
+    let meta = std::fs::metadata(&vol).unwrap();
+    assert_eq!((std::os::unix::fs::MetadataExt::uid(&meta), std::fs::read_to_string(&vol).unwrap().as_str()), (0, "data\n"));
+    let pid = sleeper("6017").expect("the container's process");
+    assert_eq!(u64::from(status_ids(pid, "Uid")), map[1]);
+    let registry = || std::fs::read_dir("/run/tfctl/userns").map(|d| d.flatten().filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|o| o.starts_with(&t.root.path().join("state").display().to_string()))).count()).unwrap_or(0);
+    assert_eq!(registry(), 1);
+    let o = t.run_in(&ns, &["down", "un"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(registry(), 0, "down left the app's id range taken");
+}

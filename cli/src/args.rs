@@ -428,6 +428,11 @@ pub struct RunArgs {
     /// Size limit of /dev/shm (e.g. 128M; default 64M).
     #[arg(long, value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// User namespace: "auto" maps the container's ids onto a range of host ids no one else
+    /// uses (root inside is not root on the host); "host" uses the host's ids. Default: the
+    /// host config's `userns`.
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "host"])]
+    pub userns: Option<String>,
     /// Run as this user (name or UID[:GID]).
     #[arg(short, long)]
     pub user: Option<String>,

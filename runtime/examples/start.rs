@@ -52,6 +52,7 @@ fn main() {
             readonly_rootfs: false,
             hostname: Some("bench".into()),
             secret_targets: vec![],
+            idmapped_binds_under: None,
         })),
         process: Process { argv: vec!["/bin/true".into()], env: vec!["PATH=/bin".into()], cwd: "/".into() },
         user: User::default(),
@@ -62,6 +63,7 @@ fn main() {
         init: flag("--init"),
         controlling_tty: false,
         pty: false,
+        userns: None,
     };
     // Warm up (page cache, first overlay mount).
     for _ in 0..3 {

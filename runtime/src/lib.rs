@@ -24,4 +24,5 @@ pub mod state;
 pub mod supervise;
 pub mod sys;
 pub mod trust;
+pub mod userns;
 pub(crate) mod rootfs;

@@ -74,6 +74,13 @@ pub fn load_config_str(
                     cfg.log_size = s;
                 }
             }
+            "userns" => {
+                if let (Some(e), Some(v)) = (arg, cx.str(arg)) {
+                    if let Some(u) = userns(&mut cx, e, &v) {
+                        cfg.userns = u;
+                    }
+                }
+            }
             "max-layer-size" => {
                 if let Some(s) = cx.size(arg, "max-layer-size") {
                     cfg.max_layer_size = s;
@@ -91,6 +98,22 @@ pub fn load_config_str(
         Ok(cfg)
     } else {
         Err(crate::finish(cx.diags))
+    }
+}
+
+/// `"auto"` or `"host"`, for a container's or the host's `userns`.
+pub(crate) fn userns(cx: &mut crate::reader::Cx, e: &kdl::KdlEntry, v: &str) -> Option<crate::model::Userns> {
+    match v {
+        "auto" => Some(crate::model::Userns::Auto),
+        "host" => Some(crate::model::Userns::Host),
+        _ => {
+            let p = cx
+                .problem("tfctl::invalid-userns", crate::reader::value_span(e), format!("unknown user namespace mode `{v}`"))
+                .label("not a mode")
+                .help("write \"auto\" (a namespace of its own) or \"host\" (the host's ids)");
+            cx.push(p);
+            None
+        }
     }
 }
 

@@ -152,6 +152,11 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     c.tmpfs.push(Tmpfs { path, size });
                 }
             }
+            "userns" => {
+                if let (Some(e), Some(v)) = (arg0, cx.str(arg0)) {
+                    c.userns = crate::config::userns(cx, e, &v);
+                }
+            }
             "shm-size" => {
                 if let Some(size) = cx.size(arg0, "shm-size") {
                     c.shm_size = size;

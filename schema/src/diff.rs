@@ -92,7 +92,7 @@ fn differing_fields(a: &Container, b: &Container, app_egress: (crate::model::Egr
 /// with the struct).
 const FIELDS: &[&str] = &[
     "image", "command", "entrypoint", "workdir", "user", "hostname", "env", "files", "secrets", "mounts", "tmpfs",
-    "shm_size", "publish", "allow", "egress", "allow_egress", "after", "health", "restart", "hooks", "limits", "ulimits", "cap_add",
+    "shm_size", "userns", "publish", "allow", "egress", "allow_egress", "after", "health", "restart", "hooks", "limits", "ulimits", "cap_add",
     "cap_drop", "seccomp", "sysctls", "stop_signal", "stop_timeout", "read_only", "init", "sleep", "one_shot",
 ];
 

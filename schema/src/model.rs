@@ -32,6 +32,14 @@ pub struct App {
 }
 
 impl App {
+    /// Fills in what the host config decides for containers whose app file does not say
+    /// (`userns`).
+    pub fn apply_host_defaults(&mut self, config: &HostConfig) {
+        for c in &mut self.containers {
+            c.userns.get_or_insert(config.userns);
+        }
+    }
+
     /// An app with every setting at its default and nothing in it: what an app file with only
     /// `app "NAME"` means. `dir` is `file`'s folder.
     pub fn new(name: &str, file: PathBuf) -> App {
@@ -200,6 +208,9 @@ pub struct Container {
     pub tmpfs: Vec<Tmpfs>,
     /// The size limit of the container's /dev/shm, in bytes.
     pub shm_size: u64,
+    /// `userns`: the container's own user namespace, or the host's; `None` takes the host
+    /// config's default.
+    pub userns: Option<Userns>,
     pub publish: Vec<Publish>,
     pub allow: Vec<Allow>,
     /// `None`: the app's default.
@@ -252,6 +263,7 @@ impl Container {
             mounts: Vec::new(),
             tmpfs: Vec::new(),
             shm_size: DEFAULT_SHM_SIZE,
+            userns: None,
             publish: Vec::new(),
             allow: Vec::new(),
             egress: None,
@@ -586,6 +598,27 @@ pub enum Seccomp {
     Profile(PathBuf),
 }
 
+/// Whose user ids a container's processes and files have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Userns {
+    /// The host's: uid 0 in the container is root on the host (Docker's default).
+    #[default]
+    Host,
+    /// A user namespace of its own, mapped to a range of host ids no one else uses: root in the
+    /// container is an unprivileged id on the host.
+    Auto,
+}
+
+impl Userns {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Userns::Host => "host",
+            Userns::Auto => "auto",
+        }
+    }
+}
+
 /// Host settings from tfctl's config file (tfctl-config(5)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostConfig {
@@ -598,6 +631,8 @@ pub struct HostConfig {
     pub max_layer_size: u64,
     /// The most bytes the layers one pull unpacks may take together (`max-image-size`).
     pub max_image_size: u64,
+    /// The user namespace of containers whose app file does not say (`userns`).
+    pub userns: Userns,
 }
 
 impl Default for HostConfig {
@@ -611,6 +646,7 @@ impl Default for HostConfig {
             log_size: 10 * 1024 * 1024,
             max_layer_size: 8 << 30,
             max_image_size: 32 << 30,
+            userns: Userns::Host,
         }
     }
 }

@@ -109,6 +109,9 @@ fn container(w: &mut String, c: &Container) {
         .ok();
     }
     let _ = writeln!(w, "{i}shm-size \"{}\"", c.shm_size);
+    if let Some(u) = c.userns {
+        let _ = writeln!(w, "{i}userns \"{}\"", u.as_str());
+    }
     for p in &c.publish {
         let _ = writeln!(
             w,

@@ -171,6 +171,7 @@ pub(super) fn rm_one_off(root: &StateRoot, name: &str, (record, state): (Option<
         let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
         driver.open(&r.cgroup).remove().map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
     }
+    tfctl_runtime::userns::release(&tfctl_runtime::userns::app_prefix(root.path(), name));
     match std::fs::remove_dir_all(record::app_dir(root, name)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Failure::msg(Exit::Failed, format!("{name}: cannot remove its folder: {e}"))),
         _ => Ok(()),

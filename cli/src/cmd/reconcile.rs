@@ -84,6 +84,8 @@ pub(super) fn up_running(app: App, args: &UpArgs, wait: Option<Duration>, global
     }
     let _lock = reconcile_lock(&root, &app.name, "up")?;
     let config = context::host_config(global)?;
+    let mut app = app;
+    app.apply_host_defaults(&config);
     let store = Store::open(root.path()).map_err(failed)?;
     super::up::images(&app, &store, global, &config, &args.registry, args.pull)?;
     let secrets = tfctl_runtime::secrets::from_env::take(&app.secrets).map_err(|e| Failure::msg(Exit::Failed, e.to_string()))?;
@@ -129,6 +131,8 @@ pub fn plan(args: PlanArgs, global: &GlobalOpts) -> CmdResult {
         Some((root, rec)) => {
             let note = (rec.app_file != app.file).then(|| format!("app {} runs from {}: `up` of this file needs --replace", app.name, rec.app_file.display()));
             let config = context::host_config(global)?;
+            let mut app = app.clone();
+            app.apply_host_defaults(&config);
             let store = Store::open(root.path()).map_err(failed)?;
             if args.pull != crate::args::PullPolicy::Never {
                 super::up::images(&app, &store, global, &config, &args.registry, args.pull)?;

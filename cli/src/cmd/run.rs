@@ -209,6 +209,7 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
         mounts: args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?,
         limits,
         shm_size,
+        userns: args.userns.as_deref().map(|u| if u == "auto" { tfctl_schema::model::Userns::Auto } else { tfctl_schema::model::Userns::Host }),
         cap_add: caps(&args.cap_add, "--cap-add")?,
         cap_drop: caps(&args.cap_drop, "--cap-drop")?,
         seccomp: parse_seccomp(&args.security_opt)?,
@@ -266,6 +267,8 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     spawner.spare_netns();
 
     let config = context::host_config(global)?;
+    let mut c = c;
+    c.userns.get_or_insert(config.userns);
     let root = context::state_root(global)?;
     let store = Store::open(root.path()).map_err(run_failed)?;
     root.dir("apps").map_err(run_failed)?;

@@ -80,6 +80,8 @@ pub fn run(args: RunArgs, global: &GlobalOpts) -> CmdResult {
         return Err(usage(format!("container {name} does not fit app {app_name}:\n{}", d.render_plain(100))));
     }
     let config = context::host_config(global)?;
+    let mut app = app;
+    app.apply_host_defaults(&config);
     let store = tfctl_runtime::image::Store::open(root.path()).map_err(run_failed)?;
     let mut one = app.clone();
     one.containers.retain(|x| x.name == name);

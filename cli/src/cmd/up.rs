@@ -138,8 +138,9 @@ pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
 }
 
 /// The record, images and network plan of `app`, whose supervisor is about to start.
-pub(super) fn prepare_app(app: App, global: &GlobalOpts, registry: &crate::args::RegistryArgs, pull: PullPolicy) -> Result<SupervisorSetupParts, Failure> {
+pub(super) fn prepare_app(mut app: App, global: &GlobalOpts, registry: &crate::args::RegistryArgs, pull: PullPolicy) -> Result<SupervisorSetupParts, Failure> {
     let config = context::host_config(global)?;
+    app.apply_host_defaults(&config);
     let root = context::state_root(global)?;
     let mut rec = record::load(&root, &app.name).map_err(failed)?.unwrap_or_else(|| AppRecord::new(&app.name, &app.file));
     if let Some(s) = &rec.supervisor {

@@ -164,6 +164,8 @@ fn with_host_record<T>(root: &StateRoot, f: impl FnOnce(&mut net::host::HostReco
 /// repeat. Processes are never signalled by pid here: killing a cgroup reaches exactly the
 /// container's processes.
 pub fn remove_objects(root: &StateRoot, rec: &mut AppRecord) -> Result<(), LifecycleError> {
+    // The host ids of its `userns "auto"` containers are free again.
+    crate::userns::release(&crate::userns::app_prefix(root.path(), &rec.name));
     if let Ok(driver) = crate::cgroup::detect() {
         for name in rec.cgroups.drain(..) {
             let _ = driver.open(&name).remove();

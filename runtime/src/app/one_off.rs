@@ -260,8 +260,14 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if !self.kept && !self.give_back() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.kept {
+            // A `userns "auto"` container's host ids are free again.
+            if let (Some(name), Some(root)) = (self.dir.file_name(), self.dir.parent().and_then(Path::parent)) {
+                crate::userns::release(&crate::userns::app_prefix(root, &name.to_string_lossy()));
+            }
+            if !self.give_back() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum CreateError {
     Files { container: String, source: FileError },
     #[error("container {container}: secrets: {source}")]
     Secrets { container: String, source: crate::secrets::SecretError },
+    #[error("container {container}: userns \"auto\": {source}")]
+    Userns { container: String, source: crate::userns::UsernsError },
+    #[error("container {container}: userns \"auto\" needs Linux 5.19 or later (overlayfs on idmapped layers); this host runs {major}.{minor}: use userns \"host\" here")]
+    UsernsKernel { container: String, major: u32, minor: u32 },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CreateError + 'a {
@@ -207,10 +211,32 @@ pub fn prepare(
             rootfs_files.push(init);
         }
     }
+    // `userns "auto"`: a range of host ids of its own. Secret files live on their own tmpfs and
+    // are owned by the ids the host sees; pre-boot files are shifted by the child itself.
+    let userns = match c.userns.unwrap_or_default() {
+        tfctl_schema::model::Userns::Auto => {
+            let (major, minor) = crate::sys::kernel_version();
+            if (major, minor) < (5, 19) {
+                return Err(CreateError::UsernsKernel { container: c.name.clone(), major, minor });
+            }
+            let owner = crate::userns::owner(root.path(), app, &c.name);
+            Some(crate::userns::allocate(&owner).map_err(|source| CreateError::Userns { container: c.name.clone(), source })?)
+        }
+        tfctl_schema::model::Userns::Host => None,
+    };
+    if let Some(map) = userns {
+        for f in &mut secrets {
+            (f.uid, f.gid) = (map.host(f.uid), map.host(f.gid));
+        }
+    }
     let secret_mounts = secret_mounts(&c.name, &secrets)?;
     let extra = ExtraFiles { rootfs: rootfs_files, secret_targets: secrets.iter().map(|f| f.path.clone()).collect() };
     let rootfs = RootfsPlan { layers: image.layers.clone(), upper, mountpoint: dirs.mountpoint() };
-    let plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
+    let mut plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
+    plan.userns = userns;
+    if let crate::spawn::plan::Mode::Container(setup) = &mut plan.mode {
+        setup.idmapped_binds_under = userns.map(|_| volumes.clone());
+    }
 
     let driver = cgroup::detect().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
     let cg_name = cgroup_name(root, app, &c.name);

@@ -124,6 +124,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         hostname: spec.hostname().clone(),
         secret_targets: files.secret_targets,
+        idmapped_binds_under: None,
     };
     let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
     let seccomp: Vec<BpfProgram> = match programs {
@@ -160,6 +161,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         init: compiled.init,
         controlling_tty: false,
         pty: false,
+        userns: None,
     })
 }
 

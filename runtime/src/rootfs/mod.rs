@@ -113,7 +113,18 @@ fn new_fs(fstype: &CStr, params: &[(&CStr, Option<&CStr>)], attrs: u64) -> SysRe
 }
 
 /// Mounts the container's root at its mountpoint; returns a descriptor of the root directory.
-pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
+/// Under `userns`, `fs_ids` is the container's root as the host sees it: the overlay writes its
+/// upper layer, and the rest of the start sequence the container's files, through mounts
+/// idmapped to the container's namespace, where host root has no id; from the overlay on they
+/// are made as that root (fsuid and fsgid, until the start sequence gives them back). A tmpfs
+/// upper is made before, as host root: on disk, ids are the container's own.
+pub(crate) fn mount_root(cfg: &RootConfig, userns: Option<RawFd>, fs_ids: Option<(libc::uid_t, libc::gid_t)>) -> Result<RawFd, Failure> {
+    let as_container_root = || {
+        if let Some((uid, gid)) = fs_ids {
+            sys::setfsgid(gid);
+            sys::setfsuid(uid);
+        }
+    };
     match &cfg.kind {
         RootKind::OverlayOnTmpfs { tmpfs_size, overlay: o } => {
             let tmp = new_fs(c"tmpfs", &[(c"size", Some(tmpfs_size)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
@@ -123,9 +134,13 @@ pub(crate) fn mount_root(cfg: &RootConfig) -> Result<RawFd, Failure> {
             }
             sys::move_mount_to_path(tmp, &cfg.mountpoint).step(Step::RootfsUpper)?;
             sys::close(tmp);
-            overlay(o)
+            as_container_root();
+            overlay_as(o, userns)
         }
-        RootKind::OverlayOnDirs { overlay: o } => overlay(o),
+        RootKind::OverlayOnDirs { overlay: o } => {
+            as_container_root();
+            overlay_as(o, userns)
+        }
         RootKind::Directory { source } => {
             let fd = sys::open_tree_path(source, true).step(Step::RootfsBind)?;
             sys::mount_setattr(fd, MOUNT_ATTR_NODEV, 0, true).step(Step::RootfsBind)?;
@@ -143,11 +158,39 @@ const LINK_FARM_SIZE: &CStr = c"4194304";
 /// The cwd is the process's: a caller with other threads runs this on a thread of its own with
 /// an unshared filesystem context (see [`crate::image::mount_overlay`]).
 pub(crate) fn overlay(o: &OverlayConfig) -> Result<RawFd, Failure> {
+    overlay_as(o, None)
+}
+
+/// [`overlay`], its layers idmapped with the user namespace `userns` when the config says so.
+pub(crate) fn overlay_as(o: &OverlayConfig, userns: Option<RawFd>) -> Result<RawFd, Failure> {
     let farm = new_fs(c"tmpfs", &[(c"size", Some(LINK_FARM_SIZE)), (c"mode", Some(c"700"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
         .step(Step::OverlayLinks)?;
     let result = (|| {
-        for (name, target) in &o.links {
-            sys::symlinkat(target, farm, name).step(Step::OverlayLinks)?;
+        if o.idmap {
+            // Mounts go onto folders of an attached mount (onto a detached one only since 6.15):
+            // the farm is attached at the overlay's own target, in this private namespace, and
+            // the overlay is mounted over it below.
+            let ns = userns.ok_or(libc::EINVAL).step(Step::IdmapLayers)?;
+            sys::move_mount_to_path(farm, &o.target).step(Step::IdmapLayers)?;
+            for (name, dir) in &o.links {
+                sys::mkdirat(farm, name, 0o700).step(Step::IdmapLayers)?;
+                let clone = sys::open_tree_path(dir, false).step(Step::IdmapLayers)?;
+                let placed = sys::mount_setattr_idmap(clone, ns).and_then(|()| {
+                    let at = sys::openat2(farm, name, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0, libc::RESOLVE_BENEATH)?;
+                    let moved = sys::move_mount_fd(clone, at);
+                    sys::close(at);
+                    moved
+                });
+                sys::close(clone);
+                placed.step(Step::IdmapLayers)?;
+            }
+            for (name, target) in &o.aliases {
+                sys::symlinkat(target, farm, name).step(Step::OverlayLinks)?;
+            }
+        } else {
+            for (name, target) in &o.links {
+                sys::symlinkat(target, farm, name).step(Step::OverlayLinks)?;
+            }
         }
         sys::fchdir(farm).step(Step::OverlayLinks)?;
         match &o.legacy_data {
@@ -171,12 +214,13 @@ pub(crate) fn overlay(o: &OverlayConfig) -> Result<RawFd, Failure> {
 fn new_overlay(o: &OverlayConfig) -> SysResult<RawFd> {
     let ctx = sys::fsopen(c"overlay")?;
     let result = (|| {
-        let (lower, upper_work) = o.links.split_at(o.layers);
-        for (name, _) in lower {
+        for (name, _) in &o.links[..o.layers] {
             sys::fsconfig(ctx, c"lowerdir+", Some(name))?;
         }
-        for ((name, _), key) in upper_work.iter().zip([c"upperdir", c"workdir"]) {
-            sys::fsconfig(ctx, key, Some(name))?;
+        // Named "u" and "w" in the farm, as links or as aliases into an idmapped clone.
+        if o.links.len() > o.layers {
+            sys::fsconfig(ctx, c"upperdir", Some(c"u"))?;
+            sys::fsconfig(ctx, c"workdir", Some(c"w"))?;
         }
         if o.volatile {
             sys::fsconfig(ctx, c"volatile", None)?;
@@ -189,26 +233,35 @@ fn new_overlay(o: &OverlayConfig) -> SysResult<RawFd> {
 }
 
 /// One mount step: resolve (or create) its target under the root, make the mount, attach it.
-pub(crate) fn mount_step(root: RawFd, m: &MountConfig, index: usize) -> Result<(), Failure> {
+/// Under `userns` (its namespace `userns`), tmpfs mounts are owned by the container's root
+/// (`owner`: uid and gid as the host sees them), devpts gives terminals the mapped tty group
+/// (`devpts_gid`), and named volumes are idmapped.
+pub(crate) fn mount_step(
+    root: RawFd,
+    m: &MountConfig,
+    index: usize,
+    userns: Option<RawFd>,
+    owner: Option<&(std::ffi::CString, std::ffi::CString)>,
+    devpts_gid: &CStr,
+) -> Result<(), Failure> {
     let dir = !matches!(m.kind, MountKind::Bind { source_is_dir: false, .. });
     let target = open_or_create(root, &m.target, dir).step_at(Step::MountTarget, index)?;
     let mount = match &m.kind {
         MountKind::Proc => new_fs(c"proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Dev => {
-            let fd = new_fs(c"tmpfs", &[(c"mode", Some(c"755")), (c"size", Some(c"65536"))], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)
-                .step_at(Step::Mount, index)?;
+            let fd = tmpfs(c"65536", c"755", owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC).step_at(Step::Mount, index)?;
             make_dev(fd).step_at(Step::DevNodes, index)?;
             Ok(fd)
         }
         MountKind::DevPts => new_fs(
             c"devpts",
-            &[(c"newinstance", None), (c"ptmxmode", Some(c"0666")), (c"mode", Some(c"0620")), (c"gid", Some(c"5"))],
+            &[(c"newinstance", None), (c"ptmxmode", Some(c"0666")), (c"mode", Some(c"0620")), (c"gid", Some(devpts_gid))],
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
         ),
         MountKind::Mqueue => new_fs(c"mqueue", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Sysfs => new_fs(c"sysfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Tmpfs { size, mode, attrs, files } => {
-            let fd = new_fs(c"tmpfs", &[(c"size", Some(size)), (c"mode", Some(mode))], attrs & !MOUNT_ATTR_RDONLY).step_at(Step::Mount, index)?;
+            let fd = tmpfs(size, mode, owner, attrs & !MOUNT_ATTR_RDONLY).step_at(Step::Mount, index)?;
             for f in files {
                 write_file(fd, f).step_at(Step::WriteFile, index)?;
             }
@@ -217,8 +270,13 @@ pub(crate) fn mount_step(root: RawFd, m: &MountConfig, index: usize) -> Result<(
             }
             Ok(fd)
         }
-        MountKind::Bind { source, recursive, attrs, .. } => {
+        MountKind::Bind { source, recursive, attrs, idmap, .. } => {
             let fd = sys::open_tree_path(source, *recursive).step_at(Step::Mount, index)?;
+            if *idmap {
+                // A named volume: its files keep the container's own ids on disk.
+                let ns = userns.ok_or(libc::EINVAL).step_at(Step::Mount, index)?;
+                sys::mount_setattr_idmap(fd, ns).step_at(Step::Mount, index)?;
+            }
             if *attrs != 0 {
                 sys::mount_setattr(fd, *attrs, 0, *recursive).step_at(Step::Mount, index)?;
             }
@@ -230,6 +288,14 @@ pub(crate) fn mount_step(root: RawFd, m: &MountConfig, index: usize) -> Result<(
     sys::close(mount);
     sys::close(target);
     Ok(())
+}
+
+/// A tmpfs of `size` bytes and `mode`, owned by `owner` (uid, gid) when given.
+fn tmpfs(size: &CStr, mode: &CStr, owner: Option<&(std::ffi::CString, std::ffi::CString)>, attrs: u64) -> SysResult<RawFd> {
+    match owner {
+        Some((uid, gid)) => new_fs(c"tmpfs", &[(c"size", Some(size)), (c"mode", Some(mode)), (c"uid", Some(uid)), (c"gid", Some(gid))], attrs),
+        None => new_fs(c"tmpfs", &[(c"size", Some(size)), (c"mode", Some(mode))], attrs),
+    }
 }
 
 /// The device nodes of a fresh /dev tmpfs (the umask is 0 here, so modes are exact).

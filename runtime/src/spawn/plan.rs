@@ -54,6 +54,11 @@ pub struct StartPlan {
     /// started process ([`crate::spawn::Child::take_pty`]). Overrides the stdio in [`StartFds`].
     #[serde(default)]
     pub pty: bool,
+    /// `userns "auto"`: the container's own user namespace, mapping its ids onto this range of
+    /// host ids. Its mounts are idmapped with it, its pre-boot files owned by the mapped ids, and
+    /// the process joins it last, so `user` is read inside it.
+    #[serde(default)]
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,6 +94,11 @@ pub struct ContainerSetup {
     /// tmpfs, placed after the files and before the rootfs turns read-only.
     #[serde(default)]
     pub secret_targets: Vec<String>,
+    /// Under `userns`: bind mounts whose source is below this folder (the app's named volumes)
+    /// are idmapped, so their files keep the container's own ids on disk. Other binds (host
+    /// folders) show their host owners.
+    #[serde(default)]
+    pub idmapped_binds_under: Option<PathBuf>,
 }
 
 /// Moby's masked paths.

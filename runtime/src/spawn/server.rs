@@ -318,6 +318,15 @@ impl Server {
         if child_fds.netns.is_none() {
             child_fds.netns = spare_netns.map(AsRawFd::as_raw_fd);
         }
+        // `userns`: the container's own user namespace, made now so the child can idmap its
+        // mounts with it; held until the clone has its copy.
+        let userns = match (&plan.mode, plan.userns) {
+            (Mode::Container(_), Some(map)) => Some(
+                sys::userns::make_userns(map.base, map.size).map_err(|e| Outcome::Refused(format!("making the container's user namespace: {e}")))?,
+            ),
+            _ => None,
+        };
+        child_fds.userns = userns.as_ref().map(AsRawFd::as_raw_fd);
         let (sync_child, sync_parent) = nix::sys::socket::socketpair(
             nix::sys::socket::AddressFamily::Unix,
             nix::sys::socket::SockType::SeqPacket,

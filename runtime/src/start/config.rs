@@ -2,6 +2,7 @@
 //! numbers, so the cloned child only reads memory and makes syscalls (it never allocates).
 
 use crate::capabilities::{self, CapSet, ProcessCaps};
+use crate::userns::IdMap;
 use crate::spawn::plan::{CapSets, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CString;
@@ -69,6 +70,8 @@ pub(crate) struct ChildFds {
     pub netns: Option<RawFd>,
     pub target: Option<RawFd>,
     pub secret_mounts: Vec<RawFd>,
+    /// `userns`, for a new container: the user namespace the spawner made for it.
+    pub userns: Option<RawFd>,
 }
 
 pub(crate) enum RootKind {
@@ -97,6 +100,11 @@ pub(crate) struct OverlayConfig {
     pub legacy_data: Option<CString>,
     /// Where the overlay is attached (a host path in the child's private mount namespace).
     pub target: CString,
+    /// Under `userns`: each of `links` is not a symlink but an idmapped clone of its folder (the
+    /// upper and work folders as one clone of their parent, "uw", reached through `aliases`).
+    pub idmap: bool,
+    /// (name, target) symlinks made after the clones: "u" -> "uw/upper", "w" -> "uw/work".
+    pub aliases: Vec<(CString, CString)>,
 }
 
 pub(crate) struct RootConfig {
@@ -119,7 +127,7 @@ pub(crate) enum MountKind {
     Mqueue,
     Sysfs,
     Tmpfs { size: CString, mode: CString, attrs: u64, files: Vec<FileConfig> },
-    Bind { source: CString, recursive: bool, attrs: u64, source_is_dir: bool },
+    Bind { source: CString, recursive: bool, attrs: u64, source_is_dir: bool, idmap: bool },
 }
 
 pub(crate) struct MountConfig {
@@ -137,6 +145,10 @@ pub(crate) struct ContainerConfig {
     pub hostname: Option<Vec<u8>>,
     /// Where each of `ChildFds::secret_mounts` goes.
     pub secret_targets: Vec<CString>,
+    /// Under `userns`: `uid=`/`gid=` of the tmpfs mounts (/dev, /dev/shm, tmpfs), the container's
+    /// root as the host sees it, so its root owns them; and devpts's `gid=` (tty, 5, mapped).
+    pub tmpfs_owner: Option<(CString, CString)>,
+    pub devpts_gid: CString,
 }
 
 pub(crate) struct ChildConfig {
@@ -162,6 +174,14 @@ pub(crate) struct ChildConfig {
     pub init_strings: Option<super::init::ProcStrings>,
     pub controlling_tty: bool,
     pub pty: bool,
+    /// The pty's owner as the host sees it (the user's ids, mapped under `userns`): it is made
+    /// before the process joins its user namespace.
+    pub pty_owner: (libc::uid_t, libc::gid_t),
+    /// `userns`: join the user namespace (the container's own, or the target's) last.
+    pub userns: bool,
+    /// `userns`: the container's root as the host sees it, the file system ids the container's
+    /// files are made with (see crate::start).
+    pub userns_root: Option<(libc::uid_t, libc::gid_t)>,
     // argv/envp own the strings the pointer arrays point into; they must stay alive.
     _argv: Vec<CString>,
     _env: Vec<CString>,
@@ -186,8 +206,11 @@ fn attrs(flags: MountFlags) -> u64 {
     a
 }
 
-fn file(f: &FileInit) -> Result<FileConfig, PrepareError> {
-    Ok(FileConfig { path: cstr("file path", &f.path)?, data: f.data.clone(), mode: f.mode as libc::mode_t, uid: f.uid, gid: f.gid })
+/// A file to write, owned by its ids as the host sees them (`map`: the container's user
+/// namespace).
+fn file(f: &FileInit, map: Option<IdMap>) -> Result<FileConfig, PrepareError> {
+    let host = |id: u32| map.map_or(id, |m| m.host(id));
+    Ok(FileConfig { path: cstr("file path", &f.path)?, data: f.data.clone(), mode: f.mode as libc::mode_t, uid: host(f.uid), gid: host(f.gid) })
 }
 
 /// The name of an RLIMIT_* number for messages.
@@ -213,9 +236,18 @@ impl ChildConfig {
     pub(crate) fn prepare(plan: &StartPlan, fds: ChildFds, sync_fd: RawFd, parent_sync_fd: RawFd) -> Result<ChildConfig, PrepareError> {
         let container = match &plan.mode {
             Mode::Container(setup) => Some(ContainerConfig {
-                root: prepare_root(&setup.rootfs.source, &setup.rootfs.mountpoint)?,
-                mounts: setup.mounts.iter().map(prepare_mount).collect::<Result<_, _>>()?,
-                files: setup.files.iter().map(file).collect::<Result<_, _>>()?,
+                root: prepare_root(&setup.rootfs.source, &setup.rootfs.mountpoint, plan.userns.is_some())?,
+                mounts: setup
+                    .mounts
+                    .iter()
+                    .map(|m| prepare_mount(m, plan.userns, setup.idmapped_binds_under.as_deref()))
+                    .collect::<Result<_, _>>()?,
+                files: setup.files.iter().map(|f| file(f, plan.userns)).collect::<Result<_, _>>()?,
+                tmpfs_owner: match plan.userns {
+                    Some(m) => Some((cstr("tmpfs uid", m.host(0).to_string())?, cstr("tmpfs gid", m.host(0).to_string())?)),
+                    None => None,
+                },
+                devpts_gid: cstr("devpts gid", plan.userns.map_or(TTY_GID, |m| m.host(TTY_GID)).to_string())?,
                 masked: setup.masked_paths.iter().map(|p| container_path("masked path", p)).collect::<Result<_, _>>()?,
                 readonly: setup.readonly_paths.iter().map(|p| container_path("read-only path", p)).collect::<Result<_, _>>()?,
                 readonly_rootfs: setup.readonly_rootfs,
@@ -283,6 +315,9 @@ impl ChildConfig {
             },
             controlling_tty: plan.controlling_tty || plan.pty,
             pty: plan.pty,
+            pty_owner: plan.userns.map_or((plan.user.uid, plan.user.gid), |m| (m.host(plan.user.uid), m.host(plan.user.gid))),
+            userns: plan.userns.is_some(),
+            userns_root: plan.userns.map(|m| (m.host(0), m.host(0))),
             argv_ptrs: ptrs(&argv),
             env_ptrs: ptrs(&env),
             _argv: argv,
@@ -292,14 +327,14 @@ impl ChildConfig {
     }
 }
 
-fn prepare_root(source: &RootfsSource, mountpoint: &Path) -> Result<RootConfig, PrepareError> {
+fn prepare_root(source: &RootfsSource, mountpoint: &Path, idmap: bool) -> Result<RootConfig, PrepareError> {
     let kind = match source {
         RootfsSource::Overlay { layers, upper: OverlayUpper::Tmpfs { size_bytes } } => RootKind::OverlayOnTmpfs {
             tmpfs_size: tmpfs_size("the writable layer", *size_bytes)?,
-            overlay: prepare_overlay(layers, Some((&mountpoint.join("upper"), &mountpoint.join("work"))), &mountpoint.join("root"), false)?,
+            overlay: prepare_overlay_ids(layers, Some((&mountpoint.join("upper"), &mountpoint.join("work"))), &mountpoint.join("root"), false, idmap)?,
         },
         RootfsSource::Overlay { layers, upper: OverlayUpper::Dirs { upper, work } } => {
-            RootKind::OverlayOnDirs { overlay: prepare_overlay(layers, Some((upper, work)), mountpoint, true)? }
+            RootKind::OverlayOnDirs { overlay: prepare_overlay_ids(layers, Some((upper, work)), mountpoint, true, idmap)? }
         }
         RootfsSource::Directory(dir) => RootKind::Directory { source: cpath("root directory", dir)? },
     };
@@ -355,10 +390,39 @@ pub(crate) fn prepare_overlay(
         }
         Some(cstr("overlay options", data)?)
     };
-    Ok(OverlayConfig { links, layers: layers.len(), volatile: volatile && rw.is_some(), legacy_data, target: cpath("mountpoint", target)? })
+    Ok(OverlayConfig {
+        links,
+        layers: layers.len(),
+        volatile: volatile && rw.is_some(),
+        legacy_data,
+        target: cpath("mountpoint", target)?,
+        idmap: false,
+        aliases: Vec::new(),
+    })
 }
 
-fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
+/// [`prepare_overlay`], idmapped under `userns`: the upper and work folders, which must be on
+/// one mount, are reached through one clone of their common parent.
+fn prepare_overlay_ids(layers: &[std::path::PathBuf], rw: Option<(&Path, &Path)>, target: &Path, volatile: bool, idmap: bool) -> Result<OverlayConfig, PrepareError> {
+    let mut o = prepare_overlay(layers, rw, target, volatile)?;
+    if !idmap {
+        return Ok(o);
+    }
+    o.idmap = true;
+    if let Some((upper, work)) = rw {
+        let parent = upper.parent().filter(|p| Some(*p) == work.parent()).ok_or(PrepareError::NoLayers)?;
+        o.links.truncate(o.layers);
+        o.links.push((cstr("upper and work name", "uw")?, cpath("upper directory", parent)?));
+        let name = |p: &Path| p.file_name().map(|n| format!("uw/{}", n.to_string_lossy())).unwrap_or_default();
+        o.aliases = vec![(cstr("upper name", "u")?, cstr("upper alias", name(upper))?), (cstr("work name", "w")?, cstr("work alias", name(work))?)];
+    }
+    Ok(o)
+}
+
+/// The tty group, as devpts gives new terminals.
+const TTY_GID: u32 = 5;
+
+fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_under: Option<&Path>) -> Result<MountConfig, PrepareError> {
     let kind = match step {
         MountStep::Proc { .. } => MountKind::Proc,
         MountStep::Dev { .. } => MountKind::Dev,
@@ -369,11 +433,12 @@ fn prepare_mount(step: &MountStep) -> Result<MountConfig, PrepareError> {
             size: tmpfs_size(step.target(), *size_bytes)?,
             mode: cstr("mode", format!("{mode:o}"))?,
             attrs: attrs(*flags),
-            files: files.iter().map(file).collect::<Result<_, _>>()?,
+            files: files.iter().map(|f| file(f, map)).collect::<Result<_, _>>()?,
         },
         MountStep::Bind { source, recursive, flags, .. } => {
             let meta = std::fs::metadata(source).map_err(|e| PrepareError::BindSource { path: source.display().to_string(), source: e })?;
-            MountKind::Bind { source: cpath("bind source", source)?, recursive: *recursive, attrs: attrs(*flags), source_is_dir: meta.is_dir() }
+            let idmap = map.is_some() && idmapped_under.is_some_and(|under| source.starts_with(under));
+            MountKind::Bind { source: cpath("bind source", source)?, recursive: *recursive, attrs: attrs(*flags), source_is_dir: meta.is_dir(), idmap }
         }
     };
     Ok(MountConfig { target: container_path("mount target", step.target())?, kind })
@@ -395,6 +460,7 @@ mod tests {
                 readonly_rootfs: false,
                 hostname: None,
                 secret_targets: vec![],
+                idmapped_binds_under: None,
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
             user: User::default(),
@@ -405,6 +471,7 @@ mod tests {
             init: false,
             controlling_tty: false,
             pty: false,
+            userns: None,
         }
     }
 

@@ -37,6 +37,9 @@ use config::ChildConfig;
 use std::convert::Infallible;
 use step::{Failure, Step, StepExt, SyncMsg};
 
+/// prctl(PR_SET_SECUREBITS): a change of fsuid keeps the capabilities.
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+
 /// Exit code of a child whose start sequence failed (the parent reports the step instead).
 pub(crate) const FAILED_EXIT: i32 = 127;
 
@@ -80,9 +83,23 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
             if let Some(netns) = cfg.fds.netns {
                 sys::setns(netns, libc::CLONE_NEWNET).step(Step::JoinNetwork)?;
             }
-            let root = rootfs::mount_root(&c.root)?;
+            if cfg.userns {
+                // The network namespace belongs to the host's user namespace, so the container's
+                // root holds no CAP_NET_BIND_SERVICE there: low ports are opened to everyone in
+                // it instead, as Docker does for every container. /proc is still the host's
+                // mount here, and a net sysctl is the opener's network namespace's.
+                let fd = sys::openat2(libc::AT_FDCWD, c"/proc/sys/net/ipv4/ip_unprivileged_port_start", libc::O_WRONLY, 0, 0).step(Step::UnprivilegedPorts)?;
+                let written = sys::write_all(fd, b"0");
+                sys::close(fd);
+                written.step(Step::UnprivilegedPorts)?;
+            }
+            if cfg.userns_root.is_some() {
+                // The capabilities stay when mount_root changes the fsuid (see there).
+                sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0).step(Step::FsIds)?;
+            }
+            let root = rootfs::mount_root(&c.root, cfg.fds.userns, cfg.userns_root)?;
             for (i, m) in c.mounts.iter().enumerate() {
-                rootfs::mount_step(root, m, i)?;
+                rootfs::mount_step(root, m, i, cfg.fds.userns, c.tmpfs_owner.as_ref(), &c.devpts_gid)?;
             }
             for (i, f) in c.files.iter().enumerate() {
                 rootfs::write_file(root, f).step_at(Step::WriteFile, i)?;
@@ -114,6 +131,11 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
             if let Some(name) = &c.hostname {
                 sys::sethostname(name).step(Step::Hostname)?;
             }
+            if cfg.userns_root.is_some() {
+                sys::setfsuid(0);
+                sys::setfsgid(0);
+                sys::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0).step(Step::FsIds)?;
+            }
         }
         None => {
             // exec: the spawner already put us in the target's pid namespace; setns into a mount
@@ -121,13 +143,14 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
             let target = cfg.fds.target.unwrap_or(-1);
             let all = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP;
             sys::setns(target, all).step(Step::JoinNamespaces)?;
+            // The target's user namespace is joined last, as a new container's is (below).
         }
     }
 
     if cfg.pty {
         // In the container's own devpts, so the terminal has a name inside; the master goes
         // back to the client through the spawner.
-        let (master, slave) = sys::open_pty(c"/dev/pts/ptmx", cfg.uid, cfg.gid).step(Step::Pty)?;
+        let (master, slave) = sys::open_pty(c"/dev/pts/ptmx", cfg.pty_owner.0, cfg.pty_owner.1).step(Step::Pty)?;
         sys::send_with_fd(cfg.sync_fd, &SyncMsg::PtyMaster.encode(), master).step(Step::Pty)?;
         sys::close(master);
         for target in 0..3 {
@@ -147,6 +170,18 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     }
     for (i, &(resource, soft, hard)) in cfg.rlimits.iter().enumerate() {
         sys::setrlimit(resource, soft, hard).step_at(Step::Rlimit, i)?;
+    }
+
+    // `userns`: everything that needed the host's root is done (mounts, devices, the pty, the
+    // rlimits); from here on the process is the namespace's, and `user` is read in it. Joining
+    // gives the full capability sets of the namespace, which the steps below narrow as usual.
+    if cfg.userns {
+        let (ns, kind) = match (&cfg.container, cfg.fds.userns, cfg.fds.target) {
+            (Some(_), Some(ns), _) => (ns, libc::CLONE_NEWUSER),
+            (None, _, Some(target)) => (target, libc::CLONE_NEWUSER),
+            _ => return Err(Failure::new(Step::JoinUserNamespace, libc::EBADF)),
+        };
+        sys::setns(ns, kind).step(Step::JoinUserNamespace)?;
     }
 
     // Keep the permitted set across setuid to a non-root user; capset below decides what stays.

@@ -65,6 +65,10 @@ steps! {
     SecretMount = 41: "placing a secret file (a mount of one file of the secrets tmpfs)",
     OverlayLinks = 42: "naming the image layers for the overlay (links in a private tmpfs)",
     InitName = 43: "naming the init process (its command line in /proc)",
+    IdmapLayers = 44: "mounting the image layers idmapped for the container's user namespace (needs Linux 5.19 and a file system that supports idmapped mounts)",
+    JoinUserNamespace = 45: "joining the container's user namespace",
+    FsIds = 47: "making files as the container's root for its user namespace (setfsuid, securebits)",
+    UnprivilegedPorts = 46: "letting the container's root bind ports below 1024 in its network namespace (net.ipv4.ip_unprivileged_port_start)",
 }
 
 /// A failed step: the step, the kernel's errno, and an index into the plan's list the step walks

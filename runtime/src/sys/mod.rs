@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 
 pub mod mountapi;
 pub mod signal_pipe;
+pub mod userns;
 
 pub use mountapi::*;
 
@@ -354,6 +355,18 @@ pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
 pub fn setresgid(gid: libc::gid_t) -> SysResult<()> {
     // SAFETY: integer arguments.
     check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+/// setfsuid: the uid files are made and checked with; returns the previous one (it never fails).
+pub fn setfsuid(uid: libc::uid_t) -> libc::uid_t {
+    // SAFETY: an integer argument; a raw syscall, as the rest of the start sequence.
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid) as libc::uid_t }
+}
+
+/// setfsgid: as [`setfsuid`], for the gid.
+pub fn setfsgid(gid: libc::gid_t) -> libc::gid_t {
+    // SAFETY: an integer argument.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid) as libc::gid_t }
 }
 
 pub fn setresuid(uid: libc::uid_t) -> SysResult<()> {

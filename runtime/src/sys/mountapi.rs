@@ -22,6 +22,7 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x100000;
 
 #[repr(C)]
 struct MountAttr {
@@ -120,6 +121,19 @@ pub fn mount_setattr(fd: RawFd, set: u64, clear: u64, recursive: bool) -> SysRes
     // SAFETY: attr lives across the call and its size is passed.
     fd_or_errno(unsafe {
         libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    })
+    .map(drop)
+}
+
+/// Makes the detached mount `fd` show its files through the id mapping of the user namespace
+/// `userns` (an idmapped mount, Linux 5.12; overlayfs takes such layers since 5.19): a file owned
+/// by uid N on disk is owned by the namespace's N, and what the namespace writes keeps its own
+/// ids on disk.
+pub fn mount_setattr_idmap(fd: RawFd, userns: RawFd) -> SysResult<()> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns as u64 };
+    // SAFETY: attr lives across the call and its size is passed.
+    fd_or_errno(unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), libc::AT_EMPTY_PATH as u32, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
     })
     .map(drop)
 }

@@ -89,6 +89,7 @@ impl Fixture {
                 readonly_rootfs: false,
                 hostname: Some("tfctl-test".into()),
                 secret_targets: vec![],
+                idmapped_binds_under: None,
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec!["PATH=/bin".into()], cwd: "/".into() },
             user: User::default(),
@@ -99,6 +100,7 @@ impl Fixture {
             init: false,
             controlling_tty: false,
             pty: false,
+            userns: None,
         }
     }
 }
