@@ -190,11 +190,11 @@ fn check_tfctl_traffic(w: &World, explicit_drop_5433: bool) {
     assert!(!answers(&w.outside, &b, 80), "the outside reaches b:80 directly");
 }
 
-/// Docker's container with a page, published on `port`.
+/// Docker's container with a page, published on `port`; Docker starts it again when it restarts.
 fn docker_web(d: &Docker, name: &str, port: u16) {
     d.must(&[
-        "run", "-d", "--name", name, "-p", &format!("{port}:80"), "tfctl-busybox:latest",
-        "sh", "-c", "mkdir /w && echo docker-page > /w/index.html && exec httpd -f -p 80 -h /w",
+        "run", "-d", "--restart", "always", "--name", name, "-p", &format!("{port}:80"), "tfctl-busybox:latest",
+        "sh", "-c", "mkdir -p /w && echo docker-page > /w/index.html && exec httpd -f -p 80 -h /w",
     ]);
 }
 
@@ -207,7 +207,7 @@ fn with_docker_running_both_keep_their_traffic_and_down_leaves_dockers_chains_as
     let w = World::new("dk");
     let _out = Listener::new(&w.outside, OUTSIDE_PORT);
     let _host = Listener::new(&w.ns, HOST_PORT);
-    let docker = Docker::start(&w.ns.path());
+    let mut docker = Docker::start(&w.ns.path());
     docker.load(&sample_image(), "tfctl-busybox:latest");
     docker_web(&docker, "web", DOCKER_PUBLISHED);
     assert!(docker_reached(&w, DOCKER_PUBLISHED), "Docker's published port does not answer before tfctl");
@@ -250,6 +250,24 @@ fn with_docker_running_both_keep_their_traffic_and_down_leaves_dockers_chains_as
     assert_eq!(without_later(&docker_rules_after), without_later(&docker_rules_before), "down changed Docker's filter table beyond the container it started meanwhile");
     assert!(docker_reached(&w, DOCKER_PUBLISHED), "Docker's published port does not answer after tfctl's down");
     assert!(docker_reached(&w, DOCKER_PUBLISHED_LATER), "Docker's later container is not reached after tfctl's down");
+
+    // Docker restarting while an app runs rebuilds its chains without flushing FORWARD: tfctl's
+    // accepts stay, and both keep their traffic.
+    w.up();
+    docker.restart();
+    let save = must(w.ns.sh("iptables-nft-save -t filter"), "iptables-nft-save");
+    assert_eq!(save.lines().filter(|l| l.contains("tfctl_")).count(), 2, "tfctl's accepts after Docker restarted:\n{save}");
+    assert!(must(w.ns.sh("nft list chain ip filter FORWARD"), "FORWARD").contains("policy drop"));
+    check_tfctl_traffic(&w, false);
+    assert!(
+        docker_reached(&w, DOCKER_PUBLISHED),
+        "Docker's published port does not answer after Docker restarted: {}\n{}\n{}",
+        docker.must(&["ps", "-a"]),
+        must(w.ns.sh("iptables-nft-save; ip -br addr"), "iptables-nft-save"),
+        fetch(&w.ns, "127.0.0.1", DOCKER_PUBLISHED)
+    );
+    w.down();
+    assert!(!w.ruleset().contains("tfv"), "tfctl's rules remain after down:\n{}", w.ruleset());
 }
 
 /// A host firewall of the host's own: forward drops by policy, with one explicit drop (tcp port

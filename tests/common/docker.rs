@@ -58,33 +58,67 @@ impl Docker {
         let sock = d.join("docker.sock");
         let log = d.join("dockerd.log");
         let shared_dirs_made = SHARED_DIRS.iter().copied().filter(|p| !Path::new(p).exists()).collect();
-        let logf = std::fs::File::create(&log).unwrap();
+        let mut docker = Docker { dir, sock, log, netns: netns.to_string(), cgroup_parent, child: None, shared_dirs_made };
+        docker.spawn();
+        docker
+    }
+
+    /// Starts dockerd with this fixture's folders and waits until it answers.
+    fn spawn(&mut self) {
+        let d = self.dir.path();
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new("nsenter")
-            .arg(format!("--net={netns}"))
+            .arg(format!("--net={}", self.netns))
             .arg(DOCKERD)
-            .arg("--config-file").arg(&config)
+            .arg("--config-file").arg(d.join("daemon.json"))
             .arg("--data-root").arg(d.join("data"))
             .arg("--exec-root").arg(d.join("exec"))
             .arg("--pidfile").arg(d.join("docker.pid"))
-            .arg("-H").arg(format!("unix://{}", sock.display()))
-            .args(["--iptables=true", "--cgroup-parent", &cgroup_parent, "--shutdown-timeout", "2"])
+            .arg("-H").arg(format!("unix://{}", self.sock.display()))
+            .args(["--iptables=true", "--cgroup-parent", &self.cgroup_parent, "--shutdown-timeout", "2"])
             .stdin(Stdio::null())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)
             .spawn()
             .expect("dockerd runs (scripts/setup.sh installs docker.io)");
-        let mut docker =
-            Docker { dir, sock, log, netns: netns.to_string(), cgroup_parent, child: Some(child), shared_dirs_made };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if docker.run(&["version", "--format", "{{.Server.Version}}"]).status.success() {
+            if self.run(&["version", "--format", "{{.Server.Version}}"]).status.success() {
                 break;
             }
-            let exited = docker.child.as_mut().unwrap().try_wait().unwrap();
-            assert!(exited.is_none() && Instant::now() < deadline, "dockerd did not start ({exited:?}): {}", docker.log_text());
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "dockerd did not start ({exited:?}): {}", self.log_text());
             std::thread::sleep(Duration::from_millis(100));
         }
-        docker
+    }
+
+    /// Stops dockerd (SIGTERM, its containers stop within --shutdown-timeout) and waits for it;
+    /// SIGKILL after 30 s. Its folders, images and containers stay.
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "TERM");
+        }
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if child.try_wait().ok().flatten().is_none() {
+                if let Some(pid) = self.pid() {
+                    signal(pid, "KILL");
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Stops dockerd and starts it again, as a `systemctl restart docker` does: it rebuilds its
+    /// iptables chains on start.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     pub fn log_text(&self) -> String {
@@ -189,22 +223,7 @@ fn alive(pid: u32) -> bool {
 impl Drop for Docker {
     fn drop(&mut self) {
         // The daemon stops its containers (within --shutdown-timeout) and its containerd.
-        if let Some(pid) = self.pid() {
-            signal(pid, "TERM");
-        }
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if child.try_wait().ok().flatten().is_none() {
-                if let Some(pid) = self.pid() {
-                    signal(pid, "KILL");
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.stop();
         // Whatever outlived it, by pid: containerd, shims, container processes.
         for _ in 0..50 {
             let left = self.leftover_pids();
