@@ -19,12 +19,12 @@
 //! `down`, and what an administrator sees (`/* tfctl_<id>: ... */`).
 //!
 //! [`open`] runs at every `up` and reconcile and is idempotent: it reads the chains, and changes
-//! one (deleting its stale rules and adding them at the end, in one atomic batch) only when the
-//! app's rules are missing or no longer at its end. So rules that Docker or a firewall reload
-//! flushed come back at the next `up`; while an app runs, a Docker restart keeps them (dockerd
-//! inserts its rules at the top of `FORWARD` and does not flush it), but a firewall reload that
-//! replaces its table (`nft -f` with `flush ruleset`, `firewall-cmd --reload`) drops them until
-//! the next `up`, and `up` warns about chains it could not open.
+//! one (deleting the app's stale rules and adding them at the end, in one atomic batch) only when
+//! they are missing or no longer at its end. While an app runs, a Docker restart keeps them
+//! (dockerd re-inserts its jumps at the top of `FORWARD` and flushes nothing: measured in
+//! tests/docker_coexist.rs); a firewall reload that replaces its table, or Docker started for the
+//! first time after the app, drops the app's traffic until the next `up` puts them back. Nothing
+//! watches the ruleset meanwhile.
 
 use super::foreign::{base_chains, BaseChain};
 use crate::net::error::NetError;
