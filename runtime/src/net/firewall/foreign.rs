@@ -77,7 +77,14 @@ pub(super) fn base_chains() -> Result<Vec<BaseChain>, NetError> {
                 if family_name(family).is_some() && !table.starts_with("tfctl_") {
                     chains.insert(
                         (family, table.clone(), name.clone()),
-                        BaseChain { family, table, name, hook, policy_drop: policy == libc::NF_DROP, rules: Vec::new() },
+                        BaseChain {
+                            family,
+                            table,
+                            name,
+                            hook,
+                            policy_drop: policy == libc::NF_DROP,
+                            rules: Vec::new(),
+                        },
                     );
                 }
             }
@@ -99,12 +106,20 @@ pub(super) fn base_chains() -> Result<Vec<BaseChain>, NetError> {
                     let mut comment = None;
                     if sys::nftnl_rule_is_set(r, sys::NFTNL_RULE_USERDATA as u16) {
                         let mut len = 0u32;
-                        let p = sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
+                        let p =
+                            sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
                         if !p.is_null() {
-                            comment = udata_comment(std::slice::from_raw_parts(p.cast::<u8>(), len as usize));
+                            comment = udata_comment(std::slice::from_raw_parts(
+                                p.cast::<u8>(),
+                                len as usize,
+                            ));
                         }
                     }
-                    c.rules.push(RuleInfo { handle, comment, drops_all: unconditional_drop(r) });
+                    c.rules.push(RuleInfo {
+                        handle,
+                        comment,
+                        drops_all: unconditional_drop(r),
+                    });
                 }
             }
             sys::nftnl_rule_free(r);
@@ -143,7 +158,10 @@ pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
         } else {
             continue;
         };
-        if c.rules.iter().any(|r| r.comment.as_deref().is_some_and(super::openings::is_tfctls)) {
+        if c.rules
+            .iter()
+            .any(|r| r.comment.as_deref().is_some_and(super::openings::is_tfctls))
+        {
             continue;
         }
         out.push(format!(

@@ -112,7 +112,9 @@ pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetE
     };
     fin.send()?;
     if let Err(e) = openings::open(record) {
-        tracing::warn!("cannot add tfctl's accepts to another table's chain that drops by default: {e}");
+        tracing::warn!(
+            "cannot add tfctl's accepts to another table's chain that drops by default: {e}"
+        );
     }
     Ok(stats)
 }

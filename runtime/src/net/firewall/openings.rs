@@ -76,13 +76,17 @@ fn directions(hook: u32) -> &'static [Dir] {
 /// are still handled and the first error is returned.
 pub fn open(record: &NetRecord) -> Result<(), NetError> {
     let prefix = record.app_id.veth_prefix();
-    reconcile(&record.table, |c| {
-        if c.drops_the_rest() {
-            directions(c.hook)
-        } else {
-            &[]
-        }
-    }, &prefix)
+    reconcile(
+        &record.table,
+        |c| {
+            if c.drops_the_rest() {
+                directions(c.hook)
+            } else {
+                &[]
+            }
+        },
+        &prefix,
+    )
 }
 
 /// Removes the accepts of the app whose table is `table` from every foreign chain.
@@ -93,14 +97,20 @@ pub fn close(table: &str) -> Result<(), NetError> {
 /// Brings every foreign base chain to holding exactly the app's rules `wanted` says, at its end.
 /// A chain that changed under us (Docker editing it at the same moment) makes the batch fail
 /// with ENOENT; then everything is read again, a few times.
-fn reconcile(table: &str, wanted: impl Fn(&BaseChain) -> &'static [Dir], prefix: &str) -> Result<(), NetError> {
+fn reconcile(
+    table: &str,
+    wanted: impl Fn(&BaseChain) -> &'static [Dir],
+    prefix: &str,
+) -> Result<(), NetError> {
     let mut last_err = None;
     for _ in 0..3 {
         last_err = None;
         let mut retry = false;
         for c in base_chains()? {
             let want = wanted(&c);
-            let Some(batch) = plan(&c, table, want, prefix)? else { continue };
+            let Some(batch) = plan(&c, table, want, prefix)? else {
+                continue;
+            };
             if let Err(e) = batch.finalize().send() {
                 retry |= e.errno() == Some(libc::ENOENT);
                 last_err.get_or_insert(e);
@@ -121,7 +131,10 @@ fn plan(c: &BaseChain, table: &str, want: &[Dir], prefix: &str) -> Result<Option
         .iter()
         .filter_map(|r| {
             let text = r.comment.as_deref()?;
-            [Dir::From, Dir::To].into_iter().find(|d| text == comment(table, *d)).map(|d| (d, r.handle))
+            [Dir::From, Dir::To]
+                .into_iter()
+                .find(|d| text == comment(table, *d))
+                .map(|d| (d, r.handle))
         })
         .collect();
     // The end: before a final drop rule, else after the last rule. tfctl's rules (of any app)
@@ -139,7 +152,11 @@ fn plan(c: &BaseChain, table: &str, want: &[Dir], prefix: &str) -> Result<Option
         return Ok(None);
     }
 
-    let family = if c.family == libc::NFPROTO_INET { ProtoFamily::Inet } else { ProtoFamily::Ipv4 };
+    let family = if c.family == libc::NFPROTO_INET {
+        ProtoFamily::Inet
+    } else {
+        ProtoFamily::Ipv4
+    };
     let t = Table::new(cstring(&c.table), family);
     let chain = Chain::new(cstring(&c.name), &t);
     let what = format!("table {} {}, chain {}", c.family_name(), c.table, c.name);
@@ -147,12 +164,19 @@ fn plan(c: &BaseChain, table: &str, want: &[Dir], prefix: &str) -> Result<Option
     for (_, handle) in &ours {
         let mut r = Rule::new(&chain);
         r.set_handle(*handle);
-        batch.add(&r, MsgType::Del, format!("removing tfctl's accept (handle {handle}) from {what}"));
+        batch.add(
+            &r,
+            MsgType::Del,
+            format!("removing tfctl's accept (handle {handle}) from {what}"),
+        );
     }
     let before = c.ends_in_drop().then(|| c.rules[end].handle);
     for d in want {
         let mut rule = accept_rule(&chain, table, *d, prefix)?;
-        let label = format!("adding tfctl's accept `{}` to {what}", rule_text(*d, prefix));
+        let label = format!(
+            "adding tfctl's accept `{}` to {what}",
+            rule_text(*d, prefix)
+        );
         match before {
             Some(handle) => {
                 rule.set_position(handle);
@@ -176,17 +200,31 @@ fn rule_text(d: Dir, prefix: &str) -> String {
 
 /// `iifname "tfv<id>*" counter accept comment "..."` (or oifname), as iptables-nft writes
 /// `-i tfv<id>+ -m comment --comment "..." -j ACCEPT`.
-fn accept_rule<'a>(chain: &'a Chain<'a>, table: &str, d: Dir, prefix: &str) -> Result<Rule<'a>, NetError> {
-    let field = if d == Dir::From { Field::Iifname } else { Field::Oifname };
+fn accept_rule<'a>(
+    chain: &'a Chain<'a>,
+    table: &str,
+    d: Dir,
+    prefix: &str,
+) -> Result<Rule<'a>, NetError> {
+    let field = if d == Dir::From {
+        Field::Iifname
+    } else {
+        Field::Oifname
+    };
     let mut r = Rule::new(chain);
     r.add_expr(&field.load(REG_1));
     // No NUL after the prefix: a prefix match, like iptables' `+`.
-    r.add_expr(&Expr::Cmp { sreg: REG_1, op: CmpOp::Eq, data: prefix.as_bytes().to_vec() });
+    r.add_expr(&Expr::Cmp {
+        sreg: REG_1,
+        op: CmpOp::Eq,
+        data: prefix.as_bytes().to_vec(),
+    });
     r.add_expr(&nftnl::expr::Counter);
     r.add_expr(&Expr::Verdict(Verdict::Accept));
     let text = comment(table, d);
-    r.set_comment(cstring(&text))
-        .map_err(|e| NetError::Invalid(format!("the comment `{text}` on tfctl's accept rule: {e}")))?;
+    r.set_comment(cstring(&text)).map_err(|e| {
+        NetError::Invalid(format!("the comment `{text}` on tfctl's accept rule: {e}"))
+    })?;
     Ok(r)
 }
 
@@ -216,7 +254,11 @@ mod tests {
     const T: &str = "tfctl_0000000a";
 
     fn rule(handle: u64, comment: Option<String>, drops_all: bool) -> RuleInfo {
-        RuleInfo { handle, comment, drops_all }
+        RuleInfo {
+            handle,
+            comment,
+            drops_all,
+        }
     }
 
     fn docker(handle: u64) -> RuleInfo {
@@ -228,12 +270,23 @@ mod tests {
     }
 
     fn chain(hook: i32, policy_drop: bool, rules: Vec<RuleInfo>) -> BaseChain {
-        BaseChain { family: libc::NFPROTO_IPV4, table: "filter".into(), name: "FORWARD".into(), hook: hook as u32, policy_drop, rules }
+        BaseChain {
+            family: libc::NFPROTO_IPV4,
+            table: "filter".into(),
+            name: "FORWARD".into(),
+            hook: hook as u32,
+            policy_drop,
+            rules,
+        }
     }
 
     /// Messages the plan sends for app `T` (None: the chain is left alone).
     fn messages(c: &BaseChain) -> Option<usize> {
-        let want = if c.drops_the_rest() { directions(c.hook) } else { &[] };
+        let want = if c.drops_the_rest() {
+            directions(c.hook)
+        } else {
+            &[]
+        };
         plan(c, T, want, "tfv0000000a").unwrap().map(|b| b.len())
     }
 
@@ -241,34 +294,102 @@ mod tests {
 
     #[test]
     fn a_chain_that_drops_by_default_gets_one_accept_per_direction_once() {
-        assert_eq!(messages(&chain(FWD, true, vec![docker(1), docker(2)])), Some(2));
-        assert_eq!(messages(&chain(libc::NF_INET_LOCAL_IN, true, vec![])), Some(1));
-        assert_eq!(messages(&chain(libc::NF_INET_LOCAL_OUT, true, vec![])), Some(1));
+        assert_eq!(
+            messages(&chain(FWD, true, vec![docker(1), docker(2)])),
+            Some(2)
+        );
+        assert_eq!(
+            messages(&chain(libc::NF_INET_LOCAL_IN, true, vec![])),
+            Some(1)
+        );
+        assert_eq!(
+            messages(&chain(libc::NF_INET_LOCAL_OUT, true, vec![])),
+            Some(1)
+        );
         // Hooks where tfctl's table does not filter are left to the warning.
-        assert_eq!(messages(&chain(libc::NF_INET_PRE_ROUTING, true, vec![])), None);
+        assert_eq!(
+            messages(&chain(libc::NF_INET_PRE_ROUTING, true, vec![])),
+            None
+        );
         // In place: nothing to do, so a second `up` sends nothing.
-        assert_eq!(messages(&chain(FWD, true, vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To)])), None);
+        assert_eq!(
+            messages(&chain(
+                FWD,
+                true,
+                vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To)]
+            )),
+            None
+        );
         // Another app's accepts after ours are part of tfctl's block at the end.
         let other = "tfctl_0000000b";
         assert_eq!(
-            messages(&chain(FWD, true, vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To), ours(7, other, Dir::From), ours(8, other, Dir::To)])),
+            messages(&chain(
+                FWD,
+                true,
+                vec![
+                    docker(1),
+                    ours(5, T, Dir::From),
+                    ours(6, T, Dir::To),
+                    ours(7, other, Dir::From),
+                    ours(8, other, Dir::To)
+                ]
+            )),
             None
         );
         // Before a final unconditional drop rule, also with policy accept.
-        assert_eq!(messages(&chain(FWD, false, vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To), rule(2, None, true)])), None);
-        assert_eq!(messages(&chain(FWD, false, vec![docker(1), rule(2, None, true)])), Some(2));
+        assert_eq!(
+            messages(&chain(
+                FWD,
+                false,
+                vec![
+                    docker(1),
+                    ours(5, T, Dir::From),
+                    ours(6, T, Dir::To),
+                    rule(2, None, true)
+                ]
+            )),
+            None
+        );
+        assert_eq!(
+            messages(&chain(FWD, false, vec![docker(1), rule(2, None, true)])),
+            Some(2)
+        );
     }
 
     #[test]
     fn misplaced_or_half_accepts_are_replaced_and_unneeded_ones_removed() {
         // A rule was inserted after ours: delete both, add both at the end.
-        assert_eq!(messages(&chain(FWD, true, vec![ours(5, T, Dir::From), ours(6, T, Dir::To), docker(7)])), Some(4));
+        assert_eq!(
+            messages(&chain(
+                FWD,
+                true,
+                vec![ours(5, T, Dir::From), ours(6, T, Dir::To), docker(7)]
+            )),
+            Some(4)
+        );
         // One of the two is gone.
-        assert_eq!(messages(&chain(FWD, true, vec![docker(1), ours(5, T, Dir::From)])), Some(3));
+        assert_eq!(
+            messages(&chain(FWD, true, vec![docker(1), ours(5, T, Dir::From)])),
+            Some(3)
+        );
         // The chain no longer drops: ours go.
-        assert_eq!(messages(&chain(FWD, false, vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To)])), Some(2));
+        assert_eq!(
+            messages(&chain(
+                FWD,
+                false,
+                vec![docker(1), ours(5, T, Dir::From), ours(6, T, Dir::To)]
+            )),
+            Some(2)
+        );
         // Another app's rules are never touched.
-        assert_eq!(messages(&chain(FWD, false, vec![ours(5, "tfctl_0000000b", Dir::From)])), None);
+        assert_eq!(
+            messages(&chain(
+                FWD,
+                false,
+                vec![ours(5, "tfctl_0000000b", Dir::From)]
+            )),
+            None
+        );
     }
 
     #[test]
