@@ -11,6 +11,9 @@ packages=(
   busybox-static
   # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth
   docker-registry nftables iproute2 strace openssl apache2-utils python3 curl wget procps util-linux zstd
+  # tests: Docker Engine beside tfctl (tests/common/docker.rs starts its own dockerd per test;
+  # docker.io brings containerd, runc and iptables-nft) and skopeo to load images into it
+  docker.io
   # benchmark scripts: JSON and arithmetic
   jq bc
   # benchmarks: the peers tfctl is compared with
@@ -25,10 +28,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts the registry as a service on :5000; tests run their own on free ports.
+  # Debian starts the registry as a service on :5000, and Docker (its socket-activated daemon,
+  # with its own containerd) on the host's network; tests run their own, in their own namespaces.
   if command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    for unit in docker-registry docker.socket docker.service containerd.service; do
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
   fi
+  # Without systemd, the sysvinit scripts (policy-rc.d may have kept them from starting).
+  for service in docker containerd; do
+    if [ -x "/etc/init.d/$service" ]; then
+      "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+      update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+  done
   pkill -x docker-registry 2>/dev/null || true
 fi
 

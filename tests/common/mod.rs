@@ -1,6 +1,8 @@
 //! Shared fixtures of the integration tests: the built binary and per-test state roots.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

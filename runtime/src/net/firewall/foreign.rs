@@ -1,6 +1,9 @@
-//! Finding other tables' base chains that would drop tfctl's traffic: a packet must pass every
-//! base chain on its hook, so a host firewall's `policy drop` (ufw, plain nftables) or a final
-//! unconditional `reject`/`drop` rule (firewalld) also drops tfctl's containers' packets.
+//! Reading other tables' base chains: a packet must pass every base chain on its hook, so a
+//! host firewall's `policy drop` (ufw, plain nftables, Docker's iptables `FORWARD`) or a final
+//! unconditional `reject`/`drop` rule (firewalld) also drops tfctl's containers' packets. This
+//! module lists those chains with their rules (handle, comment, whether it drops everything);
+//! [`super::openings`] adds tfctl's accepts to them, and [`foreign_drop_policies`] names those
+//! that still drop tfctl's traffic.
 
 use crate::net::error::NetError;
 use nftnl::nftnl_sys::{self as sys, libc};
@@ -9,19 +12,54 @@ use std::ffi::CStr;
 
 const HOOK_NAMES: [&str; 5] = ["prerouting", "input", "forward", "output", "postrouting"];
 
-/// One base chain of a foreign table.
-struct BaseChain {
-    family: &'static str,
-    table: String,
-    name: String,
-    hook: &'static str,
-    policy_drop: bool,
+/// One base chain of a table that is not tfctl's (family ip or inet).
+#[derive(Debug)]
+pub(super) struct BaseChain {
+    /// NFPROTO_IPV4 or NFPROTO_INET.
+    pub family: i32,
+    pub table: String,
+    pub name: String,
+    /// NF_INET_* hook number.
+    pub hook: u32,
+    pub policy_drop: bool,
+    /// Its rules in order.
+    pub rules: Vec<RuleInfo>,
 }
 
-/// Warnings, one per base chain of another table (family ip or inet) that drops what it does
-/// not accept: a `policy drop`, or a last rule that drops or rejects unconditionally. Tables
-/// whose names start with `tfctl_` are tfctl's own and skipped.
-pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
+/// One rule of a [`BaseChain`].
+#[derive(Debug)]
+pub(super) struct RuleInfo {
+    pub handle: u64,
+    /// The comment in the rule's user data (nft's `comment "..."`, iptables-nft's
+    /// `-m comment --comment "..."`).
+    pub comment: Option<String>,
+    /// Matches every packet and drops or rejects it.
+    pub drops_all: bool,
+}
+
+impl BaseChain {
+    /// Whether the last rule drops every packet that reaches it.
+    pub fn ends_in_drop(&self) -> bool {
+        self.rules.last().is_some_and(|r| r.drops_all)
+    }
+
+    /// Whether a packet no rule accepted is dropped.
+    pub fn drops_the_rest(&self) -> bool {
+        self.policy_drop || self.ends_in_drop()
+    }
+
+    pub fn family_name(&self) -> &'static str {
+        family_name(self.family).unwrap_or("?")
+    }
+
+    pub fn hook_name(&self) -> &'static str {
+        HOOK_NAMES.get(self.hook as usize).copied().unwrap_or("?")
+    }
+}
+
+/// Every base chain of the tables of family ip and inet whose names do not start with
+/// `tfctl_` (tfctl's own), with their rules.
+pub(super) fn base_chains() -> Result<Vec<BaseChain>, NetError> {
     let mut chains: BTreeMap<(i32, String, String), BaseChain> = BTreeMap::new();
     for msg in dump(libc::NFT_MSG_GETCHAIN as u16, "chains")? {
         // SAFETY: a complete netlink message from the kernel; the chain is freed below and the
@@ -33,18 +71,19 @@ pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
             {
                 let family = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_FAMILY as u16) as i32;
                 let policy = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_POLICY as u16) as i32;
-                let hook = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16) as usize;
+                let hook = sys::nftnl_chain_get_u32(c, sys::NFTNL_CHAIN_HOOKNUM as u16);
                 let table = cstr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_TABLE as u16));
                 let name = cstr(sys::nftnl_chain_get_str(c, sys::NFTNL_CHAIN_NAME as u16));
-                if let (Some(fam), false) = (family_name(family), table.starts_with("tfctl_")) {
+                if family_name(family).is_some() && !table.starts_with("tfctl_") {
                     chains.insert(
                         (family, table.clone(), name.clone()),
                         BaseChain {
-                            family: fam,
+                            family,
                             table,
                             name,
-                            hook: HOOK_NAMES.get(hook).copied().unwrap_or("?"),
+                            hook,
                             policy_drop: policy == libc::NF_DROP,
+                            rules: Vec::new(),
                         },
                     );
                 }
@@ -52,36 +91,85 @@ pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
             sys::nftnl_chain_free(c);
         }
     }
-    // The last rule of each chain (the dump lists rules in chain order).
-    let mut last_drops: BTreeMap<(i32, String, String), bool> = BTreeMap::new();
+    // The dump lists each chain's rules in order.
     for msg in dump(libc::NFT_MSG_GETRULE as u16, "rules")? {
-        // SAFETY: as above, for a rule; the expression iterator is destroyed before the rule.
+        // SAFETY: as above, for a rule; the expression iterator is destroyed before the rule,
+        // and the user data is copied before the rule is freed.
         unsafe {
             let r = sys::nftnl_rule_alloc();
             if sys::nftnl_rule_nlmsg_parse(msg.as_ptr().cast(), r) >= 0 {
                 let family = sys::nftnl_rule_get_u32(r, sys::NFTNL_RULE_FAMILY as u16) as i32;
                 let table = cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_TABLE as u16));
                 let chain = cstr(sys::nftnl_rule_get_str(r, sys::NFTNL_RULE_CHAIN as u16));
-                let key = (family, table, chain);
-                if chains.contains_key(&key) {
-                    last_drops.insert(key, unconditional_drop(r));
+                if let Some(c) = chains.get_mut(&(family, table, chain)) {
+                    let handle = sys::nftnl_rule_get_u64(r, sys::NFTNL_RULE_HANDLE as u16);
+                    let mut comment = None;
+                    if sys::nftnl_rule_is_set(r, sys::NFTNL_RULE_USERDATA as u16) {
+                        let mut len = 0u32;
+                        let p =
+                            sys::nftnl_rule_get_data(r, sys::NFTNL_RULE_USERDATA as u16, &mut len);
+                        if !p.is_null() {
+                            comment = udata_comment(std::slice::from_raw_parts(
+                                p.cast::<u8>(),
+                                len as usize,
+                            ));
+                        }
+                    }
+                    c.rules.push(RuleInfo {
+                        handle,
+                        comment,
+                        drops_all: unconditional_drop(r),
+                    });
                 }
             }
             sys::nftnl_rule_free(r);
         }
     }
+    Ok(chains.into_values().collect())
+}
+
+/// The comment in a rule's user data: type-length-value attributes, the comment being type 0
+/// (NFTNL_UDATA_RULE_COMMENT, the same number iptables-nft uses) holding a NUL-terminated string.
+fn udata_comment(mut data: &[u8]) -> Option<String> {
+    while let [ty, len, rest @ ..] = data {
+        let len = *len as usize;
+        let value = rest.get(..len)?;
+        if *ty == sys::NFTNL_UDATA_RULE_COMMENT as u8 {
+            let text = value.split(|b| *b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        data = &rest[len..];
+    }
+    None
+}
+
+/// Warnings, one per base chain of another table (family ip or inet) that drops what it does
+/// not accept (a `policy drop`, or a last rule that drops or rejects unconditionally) and that
+/// holds no accept of tfctl's: [`super::openings`] could not add them (a table that refuses
+/// other programs' rules), or the chain is on a hook tfctl does not open (prerouting,
+/// postrouting).
+pub fn foreign_drop_policies() -> Result<Vec<String>, NetError> {
     let mut out = Vec::new();
-    for (key, c) in &chains {
+    for c in base_chains()? {
         let why = if c.policy_drop {
             "has policy drop"
-        } else if last_drops.get(key).copied().unwrap_or(false) {
+        } else if c.ends_in_drop() {
             "ends with an unconditional drop or reject"
         } else {
             continue;
         };
+        if c.rules
+            .iter()
+            .any(|r| r.comment.as_deref().is_some_and(super::openings::is_tfctls))
+        {
+            continue;
+        }
         out.push(format!(
             "table {} {}, chain {} (hook {}) {why}: it also drops tfctl's container traffic unless it accepts iifname \"tfv*\" and oifname \"tfv*\" first",
-            c.family, c.table, c.name, c.hook
+            c.family_name(),
+            c.table,
+            c.name,
+            c.hook_name()
         ));
     }
     Ok(out)
@@ -190,5 +278,21 @@ fn dump(msg_type: u16, what: &str) -> Result<Vec<Vec<u8>>, NetError> {
             out.push(buf[off..off + mlen].to_vec());
             off += (mlen + 3) & !3;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::udata_comment;
+
+    #[test]
+    fn the_comment_is_found_among_user_data_attributes() {
+        // type 1 (another attribute), then type 0 (the comment, NUL-terminated), as nft writes.
+        let data = [1u8, 2, 9, 9, 0, 4, b'a', b'b', b'c', 0];
+        assert_eq!(udata_comment(&data).as_deref(), Some("abc"));
+        assert_eq!(udata_comment(&[1, 1, 7]), None);
+        // Truncated: no panic, no comment.
+        assert_eq!(udata_comment(&[0, 9, b'a']), None);
+        assert_eq!(udata_comment(&[]), None);
     }
 }

@@ -11,23 +11,25 @@
 //! prerouting, from the host itself via output) and the forward/output chains admit exactly
 //! the connections that were translated (`ct status dnat`). See [`ruleset`] for the layout.
 //!
-//! # Coexistence with a host firewall
+//! # Coexistence with Docker and host firewalls
 //! tfctl's chains accept by policy and drop only on its own interfaces, so they never loosen
-//! or tighten anything else. A packet must pass every base chain of its hook, so a host firewall
-//! still has the last word over tfctl's traffic: a forward chain with `policy drop` (ufw's
-//! default DEFAULT_FORWARD_POLICY="DROP", a plain nftables config) or ending in an unconditional
-//! reject (firewalld) drops containers' traffic and published ports alike. [`foreign_drop_policies`]
-//! lists such chains so that `up` can warn; the fix is on the host side: accept tfctl's
-//! interfaces (nftables: `iifname "tfv*" accept` and `oifname "tfv*" accept` in that chain; ufw:
-//! `ufw route allow in on tfv+` and `ufw route allow out on tfv+`; firewalld: put the `tfv+`
-//! interfaces in a zone that forwards, or a policy). Unlike Docker's iptables rules, which insert
-//! ACCEPTs ahead of the host's chains, a published port is therefore never silently opened past
-//! a host forward policy; it does bypass rules that filter only the host's `input` hook (the
-//! translated packets are forwarded, not delivered locally), which is the usual Docker surprise:
-//! publish on `host-ip="127.0.0.1"` or a specific address to limit exposure.
+//! or tighten anything else. But a packet must pass every base chain of its hook, and a drop is
+//! final: a forward chain with `policy drop` (Docker's iptables-nft `ip filter FORWARD`, ufw's
+//! DEFAULT_FORWARD_POLICY="DROP", a plain nftables config) or ending in an unconditional reject
+//! (firewalld) would drop containers' traffic and published ports alike, whatever tfctl's table
+//! accepts. So `apply` also adds, to each such chain of family ip or inet on the input, forward
+//! and output hooks, accepts for exactly the app's veths, at the chain's end, and `remove` takes
+//! them out again ([`openings`]): the foreign chain's *default* no longer applies to the app's
+//! interfaces, its explicit rules still do, and the app's own table decides the rest. Chains on
+//! other hooks, and chains tfctl could not change, are named by [`foreign_drop_policies`] so
+//! that `up` warns. Like Docker's published ports, a published port is reachable past a host
+//! forward policy and bypasses rules that filter only the host's `input` hook (the translated
+//! packets are forwarded, not delivered locally): publish on `host-ip="127.0.0.1"` or a
+//! specific address to limit exposure, or drop in the host's chain explicitly.
 
 pub mod compose;
 pub mod disjoint;
+pub mod openings;
 pub mod ruleset;
 pub mod spec;
 
@@ -99,7 +101,9 @@ pub fn plan(record: &NetRecord, spec: &FirewallSpec) -> Result<Batch, NetError> 
     Ok(batch)
 }
 
-/// Replaces the app's table with the one `spec` describes, atomically.
+/// Replaces the app's table with the one `spec` describes, atomically; then makes sure other
+/// tables' chains that drop by default accept the app's interfaces ([`openings::open`]; a
+/// failure there is a warning, and [`foreign_drop_policies`] names the chains left closed).
 pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetError> {
     let fin = plan(record, spec)?.finalize();
     let stats = ApplyStats {
@@ -107,6 +111,11 @@ pub fn apply(record: &NetRecord, spec: &FirewallSpec) -> Result<ApplyStats, NetE
         bytes: fin.bytes(),
     };
     fin.send()?;
+    if let Err(e) = openings::open(record) {
+        tracing::warn!(
+            "cannot add tfctl's accepts to another table's chain that drops by default: {e}"
+        );
+    }
     Ok(stats)
 }
 
@@ -173,9 +182,13 @@ pub fn update(
     Ok(stats)
 }
 
-/// Removes a table if it exists (idempotent).
+/// Removes an app's accepts from other tables' chains ([`openings::close`]), then its table if
+/// it exists, in that order so that the app's interfaces are never accepted there without its
+/// table's drops. Idempotent.
 pub fn remove(table: &str) -> Result<(), NetError> {
-    remove_family(table, ProtoFamily::Inet)
+    let closed = openings::close(table);
+    remove_family(table, ProtoFamily::Inet)?;
+    closed
 }
 
 pub(crate) fn remove_family(table: &str, family: ProtoFamily) -> Result<(), NetError> {
