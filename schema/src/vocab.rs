@@ -718,17 +718,7 @@ pub static NODES: &[NodeSpec] = &[
         repeatable: false,
         doc: "The pool apps' /24 subnets are taken from (default 10.89.0.0/16).",
     },
-    NodeSpec {
-        name: "log-size",
-        ctx: Ctx::Config,
-        synopsis: "\"SIZE\"",
-        args: Args::Exactly(&[Kind::Size]),
-        props: &[],
-        any_props: false,
-        children: None,
-        repeatable: false,
-        doc: "A container's log size before rotation (default 10M).",
-    },
+    config_size("log-size", "A container's log size before rotation (default 10M)."),
     NodeSpec {
         name: "userns",
         ctx: Ctx::Config,
@@ -740,29 +730,24 @@ pub static NODES: &[NodeSpec] = &[
         repeatable: false,
         doc: "The user namespace of containers whose app file does not say (default \"host\").",
     },
-    NodeSpec {
-        name: "max-layer-size",
-        ctx: Ctx::Config,
-        synopsis: "\"SIZE\"",
-        args: Args::Exactly(&[Kind::Size]),
-        props: &[],
-        any_props: false,
-        children: None,
-        repeatable: false,
-        doc: "The most one image layer may unpack to (default 8G).",
-    },
-    NodeSpec {
-        name: "max-image-size",
-        ctx: Ctx::Config,
-        synopsis: "\"SIZE\"",
-        args: Args::Exactly(&[Kind::Size]),
-        props: &[],
-        any_props: false,
-        children: None,
-        repeatable: false,
-        doc: "The most the layers of one pull may unpack to together (default 32G).",
-    },
+    config_size("max-layer-size", "The most one image layer may unpack to (default 8G)."),
+    config_size("max-image-size", "The most the layers of one pull may unpack to together (default 32G)."),
 ];
+
+/// A host setting that takes one size.
+const fn config_size(name: &'static str, doc: &'static str) -> NodeSpec {
+    NodeSpec {
+        name,
+        ctx: Ctx::Config,
+        synopsis: "\"SIZE\"",
+        args: Args::Exactly(&[Kind::Size]),
+        props: &[],
+        any_props: false,
+        children: None,
+        repeatable: false,
+        doc,
+    }
+}
 
 const fn flag(name: &'static str, doc: &'static str) -> NodeSpec {
     NodeSpec {
