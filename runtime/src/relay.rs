@@ -42,20 +42,21 @@ struct Copy {
     to: OwnedFd,
     /// The process's output (drained at the end), or tfctl's input.
     output: bool,
-    buf: Vec<u8>,
-    /// Written so far of `buf`.
-    done: usize,
+    buf: Box<[u8]>,
+    /// What is read and not written yet: `buf[start..end]`.
+    start: usize,
+    end: usize,
     /// Ended: end of input, or a side closed. Its descriptors close when it is dropped.
     ended: bool,
 }
 
 impl Copy {
     fn new(from: OwnedFd, to: OwnedFd, output: bool) -> Copy {
-        Copy { from, to, output, buf: Vec::with_capacity(BUFFER), done: 0, ended: false }
+        Copy { from, to, output, buf: vec![0; BUFFER].into_boxed_slice(), start: 0, end: 0, ended: false }
     }
 
     fn pending(&self) -> bool {
-        self.done < self.buf.len()
+        self.start < self.end
     }
 
     /// What to wait for next: room to write what is pending, else something to read.
@@ -64,29 +65,24 @@ impl Copy {
         libc::pollfd { fd, events, revents: 0 }
     }
 
-    /// Reads at most `limit` bytes into the empty buffer; false at the end of the input.
-    fn read(&mut self, limit: usize) -> bool {
-        self.buf.resize(BUFFER.min(limit), 0);
-        self.done = 0;
-        match nix::unistd::read(self.from.as_fd(), &mut self.buf) {
-            Ok(0) => {
-                self.buf.clear();
-                self.ended = true;
-            }
-            Ok(n) => self.buf.truncate(n),
-            Err(e) => {
-                self.buf.clear();
-                self.ended = !matches!(e, nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR);
-            }
+    /// Reads at most `limit` bytes into the buffer, which nothing is pending in; returns how
+    /// many (0 at the end of the input, which ends the copy, or when nothing was there).
+    fn read(&mut self, limit: usize) -> usize {
+        let want = self.buf.len().min(limit);
+        (self.start, self.end) = (0, 0);
+        match nix::unistd::read(self.from.as_fd(), &mut self.buf[..want]) {
+            Ok(0) => self.ended = true,
+            Ok(n) => self.end = n,
+            Err(e) => self.ended = !matches!(e, nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR),
         }
-        !self.ended
+        self.end
     }
 
     /// Writes what it can of the pending bytes without waiting for room (when `to` does not
     /// block: ours do not; the caller's may).
     fn write(&mut self) {
-        match nix::unistd::write(self.to.as_fd(), &self.buf[self.done..]) {
-            Ok(n) => self.done += n,
+        match nix::unistd::write(self.to.as_fd(), &self.buf[self.start..self.end]) {
+            Ok(n) => self.start += n,
             Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
             // The reader is gone (EPIPE: SIGPIPE is blocked in this thread), or worse.
             Err(_) => self.ended = true,
@@ -181,8 +177,11 @@ fn relay(mut copies: Vec<Copy>, stop: OwnedFd) {
     for c in copies.iter_mut().filter(|c| c.output) {
         let mut left = rustix::io::ioctl_fionread(&c.from).unwrap_or(0) as usize;
         c.flush();
-        while left > 0 && c.read(left) && c.pending() {
-            left = left.saturating_sub(c.buf.len());
+        while left > 0 && !c.ended {
+            match c.read(left) {
+                0 => break,
+                n => left -= n,
+            }
             c.flush();
         }
     }
