@@ -144,3 +144,50 @@ fn commands_that_need_root_say_so() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("root:         no"), "{}", stdout(&o));
 }
+
+/// `scripts/install.sh` puts what a packaged tool has where `man` and the shells find it: a
+/// binary without debug info, every man page (and only references to pages it installs), and
+/// completions for bash, zsh and fish.
+#[test]
+fn install_sh_installs_a_tool_as_a_package_would() {
+    let dest = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(common::repo().join("scripts/install.sh"))
+        .env("DESTDIR", dest.path())
+        .env("PREFIX", "/usr")
+        .env("TFCTL_BIN", tfctl_bin())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root = dest.path().join("usr");
+    let bin = root.join("bin/tfctl");
+    let v = std::process::Command::new(&bin).arg("version").output().unwrap();
+    assert!(stdout(&v).starts_with("tfctl "), "{}", stdout(&v));
+    let sections = std::process::Command::new("readelf").arg("-S").arg("-W").arg(&bin).output().unwrap();
+    assert!(sections.status.success(), "{}", stderr(&sections));
+    assert!(!stdout(&sections).contains(".debug_info"), "the installed binary carries debug info");
+    for page in ["man1/tfctl.1", "man1/tfctl-up.1", "man1/tfctl-info.1", "man5/tfctl.kdl.5", "man5/tfctl-config.5"] {
+        assert!(root.join("share/man").join(page).is_file(), "{page} not installed");
+    }
+    // Every page a page names is installed.
+    let mut named = std::collections::BTreeSet::new();
+    for dir in ["man1", "man5"] {
+        for e in std::fs::read_dir(root.join("share/man").join(dir)).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap().replace("\\-", "-");
+            for (i, _) in text.match_indices('(') {
+                let section = text[i + 1..].chars().next().unwrap_or(' ');
+                let name: String = text[..i].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || "-._".contains(*c)).collect::<Vec<_>>().into_iter().rev().collect();
+                if name.starts_with("tfctl") && section.is_ascii_digit() && text[i + 2..].starts_with(')') {
+                    named.insert(format!("man{section}/{name}.{section}"));
+                }
+            }
+        }
+    }
+    assert!(named.len() >= 3, "{named:?}");
+    for page in &named {
+        assert!(root.join("share/man").join(page).is_file(), "a page refers to {page}, which is not installed");
+    }
+    for f in ["share/bash-completion/completions/tfctl", "share/zsh/site-functions/_tfctl", "share/fish/vendor_completions.d/tfctl.fish"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        assert!(text.contains("userns") || text.contains("up"), "{f} is empty");
+    }
+}

@@ -22,7 +22,8 @@ fn write_pages(cmd: &clap::Command, name: &str, dir: &Path) -> CmdResult {
         return Ok(());
     }
     let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
+    // `help` has no page of its own: a page must not name one (tfctl-help(1)).
+    clap_mangen::Man::new(cmd.clone().disable_help_subcommand(true))
         .date("")
         .render(&mut page)
         .map_err(|e| Failure::msg(Exit::Failed, format!("cannot render the {name} page: {e}")))?;
