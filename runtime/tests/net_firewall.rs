@@ -292,8 +292,7 @@ fn egress_deny_and_allow(bnf: bool) {
     let i = f.app("out", "10.89.0.0/24", &["a"]);
     let outside = SocketAddrV4::new(OUTSIDE_IP, 80);
     // The outside has no route to the app's subnet: success proves masquerading.
-    let page =
-        http_get(&f.apps[i].c["a"], None, outside).expect("egress allow did not reach the outside");
+    let page = get_retried(&f.apps[i].c["a"], outside).expect("egress allow did not reach the outside");
     assert!(page.contains("hello from outside"));
     f.update(i, |app| app.rules("a").egress = Egress::Deny);
     assert!(blocked(&f.apps[i].c["a"], outside), "egress deny let a out");

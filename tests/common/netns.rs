@@ -179,6 +179,11 @@ pub fn reach(from: &Ns, dst: SocketAddrV4) -> bool {
     (0..3).any(|_| http_get(from, None, dst).is_some())
 }
 
+/// The page, retried twice as [`reach`] is.
+pub fn get_retried(from: &Ns, dst: SocketAddrV4) -> Option<String> {
+    (0..3).find_map(|_| http_get(from, None, dst))
+}
+
 /// True when the page does not arrive within one short attempt (for "cannot reach").
 pub fn blocked(from: &Ns, dst: SocketAddrV4) -> bool {
     http_get(from, None, dst).is_none()
