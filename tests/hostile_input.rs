@@ -188,6 +188,13 @@ fn an_app_under_userns_auto_works_as_root_inside_and_is_no_one_outside() {
     let vol = t.root.path().join("state/volumes/un/data/file");
     let meta = std::fs::metadata(&vol).unwrap();
     assert_eq!((std::os::unix::fs::MetadataExt::uid(&meta), std::fs::read_to_string(&vol).unwrap().as_str()), (0, "data\n"));
+    // `cp` into it makes files its root owns (through the idmapped layer, host root has no id).
+    let host_file = dir.path().join("copied.txt");
+    std::fs::write(&host_file, "copied\n").unwrap();
+    let o = t.run_in(&ns, &["cp", host_file.to_str().unwrap(), "un/box:/tmp/copied.txt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = t.run_in(&ns, &["exec", "un/box", "--", "sh", "-c", "cat /tmp/copied.txt; stat -c %u:%g /tmp/copied.txt"]);
+    assert_eq!(stdout(&o), "copied\n0:0\n", "{}", stderr(&o));
     let pid = sleeper("6017").expect("the container's process");
     assert_eq!(u64::from(status_ids(pid, "Uid")), map[1]);
     let registry = || std::fs::read_dir("/run/tfctl/userns").map(|d| d.flatten().filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|o| o.starts_with(&t.root.path().join("state").display().to_string()))).count()).unwrap_or(0);
