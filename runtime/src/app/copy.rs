@@ -70,39 +70,6 @@ struct Copier<'a> {
     root_ids: (u32, u32),
 }
 
-/// While it lives, files this thread makes are made as the container's root (`ids`, as the
-/// host sees it): under `userns "auto"` the container's filesystem is reached through idmapped
-/// mounts where host root has no id (EOVERFLOW). Capabilities are kept across the change (no
-/// setuid fixup). Nothing to do for a container of the host's ids.
-struct AsContainerRoot {
-    active: bool,
-}
-
-/// prctl(PR_SET_SECUREBITS): a change of fsuid keeps the capabilities.
-const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-
-impl AsContainerRoot {
-    fn new((uid, gid): (u32, u32)) -> Result<AsContainerRoot, CopyError> {
-        if (uid, gid) == (0, 0) {
-            return Ok(AsContainerRoot { active: false });
-        }
-        crate::sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)
-            .map_err(|e| errno("make files as the container's root", "/")(Errno::from_raw(e)))?;
-        crate::sys::setfsgid(gid);
-        crate::sys::setfsuid(uid);
-        Ok(AsContainerRoot { active: true })
-    }
-}
-
-impl Drop for AsContainerRoot {
-    fn drop(&mut self) {
-        if self.active {
-            crate::sys::setfsuid(0);
-            crate::sys::setfsgid(0);
-            let _ = crate::sys::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0);
-        }
-    }
-}
 
 const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY.union(OFlag::O_RDONLY).union(OFlag::O_CLOEXEC);
 
@@ -256,7 +223,7 @@ pub fn copy_in(root: BorrowedFd<'_>, src: &Path, dest: &Path, opts: &CopyOptions
     };
     let st = fstat(root).map_err(errno("read the owner of the container's", "/"))?;
     let root_ids = (st.st_uid, st.st_gid);
-    let _as_root = AsContainerRoot::new(root_ids)?;
+    let _as_root = crate::sys::userns::FilesAs::owner(root_ids).map_err(|e| errno("make files as the container's root", "/")(Errno::from_raw(e)))?;
     let mut c = Copier { direction: Direction::In, opts, report: CopyReport::default(), root_ids };
     c.copy(src_dir.as_fd(), src_name, dst_dir.as_fd(), &dst_name, src.as_os_str())?;
     Ok(c.report)

@@ -312,12 +312,16 @@ fn rewrite_hosts(sup: &Supervisor<HostDriver>) {
     for (name, pidfd) in sup.driver().running() {
         let Some(text) = sup.driver().hosts_file(&name) else { continue };
         let written = super::ops::container_root(&pidfd).and_then(|root| {
+            // Owned by the container's root (the owner of its `/`: not host root under
+            // `userns "auto"`, where the file is written as that root).
+            let st = nix::sys::stat::fstat(&root).map_err(|e| e.to_string())?;
+            let _as_root = crate::sys::userns::FilesAs::owner((st.st_uid, st.st_gid)).map_err(|e| std::io::Error::from_raw_os_error(e).to_string())?;
             let file = crate::start::config::FileConfig {
                 path: c"/etc/hosts".to_owned(),
                 data: text.into_bytes(),
                 mode: 0o644,
-                uid: 0,
-                gid: 0,
+                uid: st.st_uid,
+                gid: st.st_gid,
             };
             crate::rootfs::write_file(root.as_raw_fd(), &file).map_err(|e| std::io::Error::from_raw_os_error(e).to_string())
         });

@@ -37,9 +37,6 @@ use config::ChildConfig;
 use std::convert::Infallible;
 use step::{Failure, Step, StepExt, SyncMsg};
 
-/// prctl(PR_SET_SECUREBITS): a change of fsuid keeps the capabilities.
-const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-
 /// Exit code of a child whose start sequence failed (the parent reports the step instead).
 pub(crate) const FAILED_EXIT: i32 = 127;
 
@@ -95,7 +92,7 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
             }
             if cfg.userns_root.is_some() {
                 // The capabilities stay when mount_root changes the fsuid (see there).
-                sys::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0).step(Step::FsIds)?;
+                sys::prctl(libc::PR_SET_SECUREBITS, sys::userns::SECBIT_NO_SETUID_FIXUP, 0, 0, 0).step(Step::FsIds)?;
             }
             let root = rootfs::mount_root(&c.root, cfg.fds.userns, cfg.userns_root)?;
             for (i, m) in c.mounts.iter().enumerate() {

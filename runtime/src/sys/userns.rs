@@ -47,3 +47,37 @@ pub fn make_userns(base: u32, size: u32) -> std::io::Result<OwnedFd> {
         }
     }
 }
+
+/// While it lives, files this thread makes are made as `ids` (uid, gid as the host sees them):
+/// a `userns "auto"` container's filesystem is reached through idmapped mounts where host root
+/// has no id (EOVERFLOW), so tfctl writes there as the container's root (the owner of its `/`).
+/// Capabilities are kept across the change (no setuid fixup). fsuid is the calling thread's
+/// own: no other thread is affected. Nothing to do for (0, 0).
+pub struct FilesAs {
+    active: bool,
+}
+
+/// prctl(PR_SET_SECUREBITS): a change of fsuid keeps the capabilities.
+pub const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+
+impl FilesAs {
+    pub fn owner((uid, gid): (u32, u32)) -> super::SysResult<FilesAs> {
+        if (uid, gid) == (0, 0) {
+            return Ok(FilesAs { active: false });
+        }
+        super::prctl(libc::PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0)?;
+        super::setfsgid(gid);
+        super::setfsuid(uid);
+        Ok(FilesAs { active: true })
+    }
+}
+
+impl Drop for FilesAs {
+    fn drop(&mut self) {
+        if self.active {
+            super::setfsuid(0);
+            super::setfsgid(0);
+            let _ = super::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0);
+        }
+    }
+}
