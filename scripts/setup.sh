@@ -18,6 +18,9 @@ packages=(
   jq bc
   # benchmarks: the peers tfctl is compared with
   skopeo umoci crun hyperfine
+  # scripts/real-images.sh (tests/real_stack.rs, samples/real-stack.kdl): Debian-built images of
+  # real services; mmdebstrap's root mode needs only apt, and the archive's keyring to check it
+  mmdebstrap debian-archive-keyring
 )
 
 missing=()
