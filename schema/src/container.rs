@@ -308,7 +308,7 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     if let Some(sig) =
                         cx.parsed(arg0?, values::parse_signal(&sig), "unknown signal")
                     {
-                        c.stop_signal = sig;
+                        c.stop_signal = Some(sig);
                     }
                 }
             }

@@ -228,7 +228,8 @@ pub struct Container {
     pub seccomp: Seccomp,
     pub sysctls: Vec<(String, String)>,
     /// Canonical signal name (`SIGTERM`).
-    pub stop_signal: String,
+    /// `None`: the image's StopSignal, else SIGTERM.
+    pub stop_signal: Option<String>,
     #[serde(serialize_with = "ser_duration")]
     pub stop_timeout: Duration,
     pub read_only: bool,
@@ -278,7 +279,7 @@ impl Container {
             cap_drop: Vec::new(),
             seccomp: Seccomp::Default,
             sysctls: Vec::new(),
-            stop_signal: "SIGTERM".to_string(),
+            stop_signal: None,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             read_only: false,
             init: false,

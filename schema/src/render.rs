@@ -224,7 +224,9 @@ fn container(w: &mut String, c: &Container) {
     for (k, v) in &c.sysctls {
         let _ = writeln!(w, "{i}sysctl {} {}", q(k), q(v));
     }
-    let _ = writeln!(w, "{i}stop-signal {}", q(&c.stop_signal));
+    if let Some(sig) = &c.stop_signal {
+        let _ = writeln!(w, "{i}stop-signal {}", q(sig));
+    }
     let _ = writeln!(w, "{i}stop-timeout \"{}\"", format_duration(c.stop_timeout));
     for (on, name) in [
         (c.read_only, "read-only"),

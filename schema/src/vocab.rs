@@ -607,7 +607,7 @@ pub static NODES: &[NodeSpec] = &[
         any_props: false,
         children: None,
         repeatable: false,
-        doc: "The signal that asks the process to stop (default SIGTERM).",
+        doc: "The signal that asks the process to stop (default: the image's StopSignal, else SIGTERM).",
     },
     NodeSpec {
         name: "stop-timeout",

@@ -446,4 +446,10 @@ impl Driver for HostDriver {
         let slots = self.slots.lock().ok()?;
         slots.get(container)?.netns.as_ref()?.try_clone().ok()
     }
+
+    fn image_stop_signal(&self, container: &str) -> Option<String> {
+        let model = self.model();
+        let config = model.images.get(container)?.config.config().clone()?;
+        config.stop_signal().clone()
+    }
 }

@@ -54,4 +54,10 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The container's network namespace, for health probes.
     fn netns(&self, container: &str) -> Option<OwnedFd>;
+
+    /// The stop signal the container's image asks for (its config's StopSignal), used when the
+    /// app file gives none, as Docker does.
+    fn image_stop_signal(&self, _container: &str) -> Option<String> {
+        None
+    }
 }

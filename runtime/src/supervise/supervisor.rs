@@ -458,7 +458,17 @@ async fn stop_process<D: Driver>(inner: &Inner<D>, c: &Container) -> ExitStatus 
     let deadline = Instant::now() + c.stop_timeout;
     let stopping = fire(inner, Some(c), Event::Stopping, "stopped", None, "");
     let _ = tokio::time::timeout(c.stop_timeout, stopping).await;
-    let signal = c.stop_signal.parse::<nix::sys::signal::Signal>().map(|s| s as i32).unwrap_or(libc::SIGTERM);
+    // The app file's, else the image's StopSignal (SIGQUIT for nginx, SIGINT for PostgreSQL),
+    // else SIGTERM, as `docker stop` chooses.
+    let name = c.stop_signal.clone().or_else(|| inner.driver.image_stop_signal(&c.name));
+    let signal = name
+        .and_then(|n| {
+            n.parse::<i32>().ok().or_else(|| {
+                let canonical = tfctl_schema::values::parse_signal(&n).ok()?;
+                canonical.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+            })
+        })
+        .unwrap_or(libc::SIGTERM);
     let _ = inner.driver.signal(&c.name, signal).await;
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, inner.driver.wait(&c.name)).await {
