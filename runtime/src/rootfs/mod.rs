@@ -141,10 +141,18 @@ pub(crate) fn mount_root(cfg: &RootConfig, userns: Option<RawFd>, fs_ids: Option
             as_container_root();
             overlay_as(o, userns)
         }
-        RootKind::Directory { source } => {
+        RootKind::Directory { source } if sys::mount_setattr_supported() => {
             let fd = sys::open_tree_path(source, true).step(Step::RootfsBind)?;
             sys::mount_setattr(fd, MOUNT_ATTR_NODEV, 0, true).step(Step::RootfsBind)?;
             sys::move_mount_to_path(fd, &cfg.mountpoint).step(Step::RootfsAttach)?;
+            Ok(fd)
+        }
+        RootKind::Directory { source } => {
+            // Before 5.12: the folder alone (no mount below it comes along without its nodev),
+            // nodev by a remount once attached.
+            let fd = sys::open_tree_path(source, false).step(Step::RootfsBind)?;
+            sys::move_mount_to_path(fd, &cfg.mountpoint).step(Step::RootfsAttach)?;
+            sys::remount_attached(fd, MOUNT_ATTR_NODEV).step(Step::RootfsBind)?;
             Ok(fd)
         }
     }
@@ -246,6 +254,9 @@ pub(crate) fn mount_step(
 ) -> Result<(), Failure> {
     let dir = !matches!(m.kind, MountKind::Bind { source_is_dir: false, .. });
     let target = open_or_create(root, &m.target, dir).step_at(Step::MountTarget, index)?;
+    // Before 5.12 (no mount_setattr): flags a detached mount could not get, set once attached.
+    let setattr = sys::mount_setattr_supported();
+    let mut remount = None;
     let mount = match &m.kind {
         MountKind::Proc => new_fs(c"proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Dev => {
@@ -266,25 +277,40 @@ pub(crate) fn mount_step(
                 write_file(fd, f).step_at(Step::WriteFile, index)?;
             }
             if attrs & MOUNT_ATTR_RDONLY != 0 {
-                sys::mount_setattr(fd, MOUNT_ATTR_RDONLY, 0, false).step_at(Step::Mount, index)?;
+                if setattr {
+                    sys::mount_setattr(fd, MOUNT_ATTR_RDONLY, 0, false).step_at(Step::Mount, index)?;
+                } else {
+                    remount = Some(*attrs);
+                }
             }
             Ok(fd)
         }
         MountKind::Bind { source, recursive, attrs, idmap, .. } => {
-            let fd = sys::open_tree_path(source, *recursive).step_at(Step::Mount, index)?;
+            // Before 5.12 a remount sets flags on one mount only: a recursive bind then takes
+            // the folder's own mount alone (mounts below it are not shown), never below it
+            // without the flags.
+            let recursive = *recursive && (setattr || *attrs == 0);
+            let fd = sys::open_tree_path(source, recursive).step_at(Step::Mount, index)?;
             if *idmap {
                 // A named volume: its files keep the container's own ids on disk.
                 let ns = userns.ok_or(libc::EINVAL).step_at(Step::Mount, index)?;
                 sys::mount_setattr_idmap(fd, ns).step_at(Step::Mount, index)?;
             }
             if *attrs != 0 {
-                sys::mount_setattr(fd, *attrs, 0, *recursive).step_at(Step::Mount, index)?;
+                if setattr {
+                    sys::mount_setattr(fd, *attrs, 0, recursive).step_at(Step::Mount, index)?;
+                } else {
+                    remount = Some(*attrs);
+                }
             }
             Ok(fd)
         }
     }
     .step_at(Step::Mount, index)?;
     sys::move_mount_fd(mount, target).step_at(Step::Mount, index)?;
+    if let Some(attrs) = remount {
+        sys::remount_attached(mount, attrs).step_at(Step::Mount, index)?;
+    }
     sys::close(mount);
     sys::close(target);
     Ok(())
@@ -396,10 +422,20 @@ pub(crate) fn make_readonly(root: RawFd, path: &CStr, index: usize) -> Result<()
         Err(libc::ENOENT) => return Ok(()),
         other => other.step_at(Step::ReadonlyPath, index)?,
     };
-    let copy = sys::open_tree_clone(target, true).step_at(Step::ReadonlyPath, index)?;
-    sys::mount_setattr(copy, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0, true)
-        .step_at(Step::ReadonlyPath, index)?;
+    let flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if sys::mount_setattr_supported() {
+        let copy = sys::open_tree_clone(target, true).step_at(Step::ReadonlyPath, index)?;
+        sys::mount_setattr(copy, flags, 0, true).step_at(Step::ReadonlyPath, index)?;
+        sys::move_mount_fd(copy, target).step_at(Step::ReadonlyPath, index)?;
+        sys::close(copy);
+        sys::close(target);
+        return Ok(());
+    }
+    // Before 5.12: a copy of this mount alone (nothing below it comes along writable), made
+    // read-only by a remount once attached.
+    let copy = sys::open_tree_clone(target, false).step_at(Step::ReadonlyPath, index)?;
     sys::move_mount_fd(copy, target).step_at(Step::ReadonlyPath, index)?;
+    sys::remount_attached(copy, flags).step_at(Step::ReadonlyPath, index)?;
     sys::close(copy);
     sys::close(target);
     Ok(())

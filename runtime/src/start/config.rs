@@ -234,6 +234,8 @@ fn process_caps(c: CapSets) -> ProcessCaps {
 
 impl ChildConfig {
     pub(crate) fn prepare(plan: &StartPlan, fds: ChildFds, sync_fd: RawFd, parent_sync_fd: RawFd) -> Result<ChildConfig, PrepareError> {
+        // Probed here, in the spawner: the cloned child only reads the answer.
+        crate::sys::mount_setattr_supported();
         let container = match &plan.mode {
             Mode::Container(setup) => Some(ContainerConfig {
                 root: prepare_root(&setup.rootfs.source, &setup.rootfs.mountpoint, plan.userns.is_some())?,

@@ -111,7 +111,12 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
                 placed.step_at(Step::SecretMount, i)?;
             }
             if c.readonly_rootfs {
-                sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, 0, false).step(Step::ReadonlyRootfs)?;
+                if sys::mount_setattr_supported() {
+                    sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, 0, false).step(Step::ReadonlyRootfs)?;
+                } else {
+                    // The root is an overlay or a bind made nodev: a bind remount sets both.
+                    sys::remount_attached(root, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV).step(Step::ReadonlyRootfs)?;
+                }
             }
             rootfs::pivot(root)?;
             sys::close(root);

@@ -138,6 +138,50 @@ pub fn mount_setattr_idmap(fd: RawFd, userns: RawFd) -> SysResult<()> {
     .map(drop)
 }
 
+/// Whether the kernel has mount_setattr (Linux 5.12): probed once, with no change, as the
+/// spawner prepares a start (the cloned child only reads the answer). Without it (5.10, 5.11)
+/// flags go on with a remount of each mount once attached ([`remount_attached`]).
+pub fn mount_setattr_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        if force_legacy() {
+            return false;
+        }
+        let attr = MountAttr { attr_set: 0, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        // SAFETY: attr lives across the call and its size is passed; fd -1 changes nothing.
+        let ret = unsafe { libc::syscall(libc::SYS_mount_setattr, -1, c"".as_ptr(), libc::AT_EMPTY_PATH as u32, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+        !(ret < 0 && errno() == libc::ENOSYS)
+    })
+}
+
+/// Sets MOUNT_ATTR_* `attrs` on the attached mount open as `fd` by a bind remount of
+/// `/proc/self/fd/N` (the route before mount_setattr). A bind remount replaces every per-mount
+/// flag: `attrs` is the whole set the mount must have. Only that mount changes, none below it.
+pub fn remount_attached(fd: RawFd, attrs: u64) -> SysResult<()> {
+    let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd as u32, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        path[14 + i] = digits[len - 1 - i];
+    }
+    let path = CStr::from_bytes_until_nul(&path).map_err(|_| libc::EINVAL)?;
+    let mut flags = libc::MS_REMOUNT | libc::MS_BIND;
+    for (attr, ms) in [(MOUNT_ATTR_RDONLY, libc::MS_RDONLY), (MOUNT_ATTR_NOSUID, libc::MS_NOSUID), (MOUNT_ATTR_NODEV, libc::MS_NODEV), (MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC)] {
+        if attrs & attr != 0 {
+            flags |= ms;
+        }
+    }
+    super::mount(None, path, None, flags, None)
+}
+
 /// `TFCTL_FORCE_LEGACY_MOUNT=1` in tfctl's environment: a test aid that takes, on a new kernel,
 /// every route tfctl keeps for older ones (overlay by mount(2), secrets cloned from a private
 /// mount namespace, tmpfs without `noswap`), so both routes are proven on one machine. Read once.
