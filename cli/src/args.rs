@@ -92,6 +92,16 @@ pub enum Command {
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
     Config(FileArg),
     /// Start an app, or bring a running one in line with its file.
+    ///
+    /// On a cgroup v2 host the containers' cgroups go, in this order: below the unit's own
+    /// cgroup when `up` runs as the unit `tfctl systemd` writes (`Delegate=yes`); in a transient
+    /// scope, `tfctl.slice/tfctl-<id>.scope`, that tfctl asks systemd for over D-Bus when systemd
+    /// is PID 1; else in `/tfctl` under the cgroup root, or `tfctl` below tfctl's own cgroup when
+    /// the root cannot be written. The place is kept in the app's state folder, so `exec`,
+    /// `down` and `rm` from any shell find it. tfctl moves only itself (into a `supervisor` leaf
+    /// of a unit or scope), never the processes beside it. A limit whose controller the place
+    /// cannot have is refused before any container starts, naming the controller and the
+    /// setting. cgroup v1 and hybrid hosts: below tfctl's cgroup in each hierarchy.
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
     Down(DownArgs),
@@ -138,6 +148,10 @@ pub enum Command {
     /// Remove stored credentials for a registry.
     Logout(LogoutArgs),
     /// Print a systemd unit that runs an app.
+    ///
+    /// The unit runs `tfctl up` in the foreground and delegates its cgroup (`Delegate=yes`):
+    /// the app's containers get their cgroups below the unit's, so `systemctl stop` stops every
+    /// process of the app and leaves no cgroup behind.
     Systemd(SystemdArgs),
     /// Export a container's filesystem as a tar archive.
     Export(ExportArgs),

@@ -296,7 +296,9 @@ fn main() {
         println!("SKIP cgroup_real: needs root");
         return;
     }
-    let d = cgroup::detect().unwrap();
+    // The place a supervisor would make for an app (on v2: a scope under systemd, else tfctl's
+    // subtree).
+    let d = cgroup::detect(&format!("test{}", std::process::id())).unwrap();
     match d.version() {
         CgroupVersion::V1 => {
             v1_files_hold_the_limits(d.as_ref());

@@ -30,6 +30,8 @@ pub enum LifecycleError {
     Secret(#[from] secrets::SecretError),
     #[error("app {app} is already supervised by process {pid}: run `tfctl down {app}` first")]
     Running { app: String, pid: i32 },
+    #[error("container {container}: {source}")]
+    Cgroup { container: String, source: crate::cgroup::CgroupError },
 }
 
 fn ipnet(n: model::Ipv4Net) -> ipnet::Ipv4Net {
@@ -161,7 +163,7 @@ fn with_host_record<T>(root: &StateRoot, f: impl FnOnce(&mut net::host::HostReco
 /// repeat. Processes are never signalled by pid here: killing a cgroup reaches exactly the
 /// container's processes.
 pub fn remove_objects(root: &StateRoot, rec: &mut AppRecord) -> Result<(), LifecycleError> {
-    if let Ok(driver) = crate::cgroup::detect() {
+    if let Ok(driver) = crate::container::cgroup_driver(root, &rec.name, false) {
         for name in rec.cgroups.drain(..) {
             let _ = driver.open(&name).remove();
         }
@@ -226,6 +228,16 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     // Containers a previous supervisor added at run time went with it.
     record.added.clear();
     record::save(&root, &record)?;
+
+    // Where the containers' cgroups go is settled before anything starts, and a limit that
+    // cannot be held there is said once, naming the controller and the setting.
+    let cgroups = crate::container::cgroup_driver(&root, &app.name, true)
+        .map_err(|source| LifecycleError::Cgroup { container: app.name.clone(), source })?;
+    for c in &app.containers {
+        cgroups
+            .check(&crate::cgroup::CgroupLimits::from_model(&c.limits))
+            .map_err(|source| LifecycleError::Cgroup { container: c.name.clone(), source })?;
+    }
 
     let net = record.net.clone().expect("up plans the network first");
     with_host_record(&root, |h| h.acquire(root.path(), &net.app_id))?;
