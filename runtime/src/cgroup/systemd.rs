@@ -2,8 +2,8 @@
 //! do: systemd makes the cgroup, moves the given processes into it and delegates it (tfctl may
 //! then make cgroups below it and enable controllers there).
 //!
-//! As root, systemd's own socket (`/run/systemd/private`, peer to peer) is tried first: it
-//! answers even where no D-Bus daemon runs; then the system bus.
+//! Over the system bus only: systemd's own peer-to-peer socket (`/run/systemd/private`) labels
+//! its messages in a way zbus 5.19 refuses (it panicked on the reply in a Debian 12 guest).
 
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use zbus::zvariant::Value;
 
 use super::CgroupError;
 
-const PRIVATE: &str = "unix:path=/run/systemd/private";
 const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// How long a call may take: systemd answers in milliseconds, unless it is stuck.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,43 +42,29 @@ pub fn start_scope(unit: &str, slice: &str, pids: &[u32]) -> Result<(), CgroupEr
 }
 
 async fn call(unit: &str, slice: &str, pids: &[u32]) -> Result<(), CgroupError> {
-    let mut errors = Vec::new();
-    for (address, p2p) in [(PRIVATE, true), (SYSTEM_BUS, false)] {
-        let conn = match connect(address, p2p).await {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(format!("{address}: {e}"));
-                continue;
-            }
-        };
-        let props: Vec<(&str, Value)> = vec![
-            ("Description", Value::from(format!("tfctl containers ({unit})"))),
-            ("Slice", Value::from(slice)),
-            ("Delegate", Value::from(true)),
-            ("PIDs", Value::from(pids.to_vec())),
-            // Gone once empty, failed or not: the next `up` makes it anew.
-            ("CollectMode", Value::from("inactive-or-failed")),
-        ];
-        let aux: Vec<(&str, Vec<(&str, Value)>)> = Vec::new();
-        let reply = conn
-            .call_method(
-                (!p2p).then_some("org.freedesktop.systemd1"),
-                "/org/freedesktop/systemd1",
-                Some("org.freedesktop.systemd1.Manager"),
-                "StartTransientUnit",
-                &(unit, "fail", props, aux),
-            )
-            .await;
-        return match reply {
-            Ok(_) => Ok(()),
-            Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.systemd1.UnitExists" => Ok(()),
-            Err(e) => Err(CgroupError::Systemd(format!("systemd refused the scope {unit}: {e}"))),
-        };
+    let unreachable = |e: zbus::Error| CgroupError::Systemd(format!("cannot reach systemd over D-Bus ({SYSTEM_BUS}): {e}"));
+    let conn = zbus::connection::Builder::address(SYSTEM_BUS).map_err(unreachable)?.build().await.map_err(unreachable)?;
+    let props: Vec<(&str, Value)> = vec![
+        ("Description", Value::from(format!("tfctl containers ({unit})"))),
+        ("Slice", Value::from(slice)),
+        ("Delegate", Value::from(true)),
+        ("PIDs", Value::from(pids.to_vec())),
+        // Gone once empty, failed or not: the next `up` makes it anew.
+        ("CollectMode", Value::from("inactive-or-failed")),
+    ];
+    let aux: Vec<(&str, Vec<(&str, Value)>)> = Vec::new();
+    let reply = conn
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "StartTransientUnit",
+            &(unit, "fail", props, aux),
+        )
+        .await;
+    match reply {
+        Ok(_) => Ok(()),
+        Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.systemd1.UnitExists" => Ok(()),
+        Err(e) => Err(CgroupError::Systemd(format!("systemd refused the scope {unit}: {e}"))),
     }
-    Err(CgroupError::Systemd(format!("cannot reach systemd over D-Bus ({})", errors.join("; "))))
-}
-
-async fn connect(address: &str, p2p: bool) -> zbus::Result<zbus::Connection> {
-    let b = zbus::connection::Builder::address(address)?;
-    if p2p { b.p2p().build().await } else { b.build().await }
 }
