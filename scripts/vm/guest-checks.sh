@@ -67,15 +67,18 @@ cg=$(find /sys/fs/cgroup -type d -name '*-box' | head -1)
 echo "guest: limits/box cgroup at $cg"
 got="$(cat "$cg/memory.max" 2>&1) $(cat "$cg/pids.max" 2>&1) $(cat "$cg/cpu.max" 2>&1)"
 expect limits-in-host-cgroup "50331648 20 50000 100000" "$got"
-got=$(tf exec limits/box -- sh -c 'for i in $(seq 40); do sleep 1000000 </dev/null >/dev/null 2>&1 & done 2>/dev/null; echo started' 2>&1 | tr '\n' ' ')
-got="$got pids.current=$(cat "$cg/pids.current") $(tr '\n' ' ' < "$cg/pids.events")"
-case $got in *"pids.current=20 max "[1-9]*) check pids-fork-loop-stops PASS "$got" ;; *) check pids-fork-loop-stops FAIL "$got" ;; esac
 got=$(tf exec limits/box -- sh -c 'dd if=/dev/zero of=/dev/null bs=80M count=1; echo rc=$?' 2>&1 | tr '\n' ' ')
 got="$got $(grep oom_kill "$cg/memory.events" | tr '\n' ' ')"
 case $got in *"oom_kill "[1-9]*) check exec-memory-hog-oom PASS "$got" ;; *) check exec-memory-hog-oom FAIL "$got" ;; esac
 # The device program: /dev/null works, a block node made inside does not open.
 got=$(tf exec limits/box -- sh -c 'echo x > /dev/null && echo null-ok; mknod /tmp/sda b 8 0 2>&1; head -c1 /tmp/sda >/dev/null 2>&1 && echo disk-opened || echo disk-refused' 2>&1 | tr '\n' ' ')
 case $got in *null-ok*disk-refused*) check devices-filtered PASS "$got" ;; *) check devices-filtered FAIL "$got" ;; esac
+# Last, as it leaves the container at its pids.max: a fork loop of 40 (the container's init,
+# its command and this shell are 3 more) stops at 20, the kernel counts the refusals.
+got=$(tf exec limits/box -- sh -c 'for i in $(seq 40); do sleep 999999 </dev/null >/dev/null 2>&1 & done 2>/dev/null; echo started' 2>&1 | tr '\n' ' ')
+got="$got pids.current=$(cat "$cg/pids.current") $(tr '\n' ' ' < "$cg/pids.events")"
+case $got in *"pids.current="1[89]" max "[1-9]*|*"pids.current=20 max "[1-9]*) check pids-fork-loop-stops PASS "$got" ;; *) check pids-fork-loop-stops FAIL "$got" ;; esac
+tf exec limits/box -- pkill -f "sleep 999999" >/dev/null 2>&1
 check cgroup-place-limits "$( [ -n "$cg" ] && echo PASS || echo FAIL)" "$cg"
 # No process of the caller was moved: this shell is still where it started.
 expect caller-not-moved "$own0" "$(cat /proc/$$/cgroup)"

@@ -107,6 +107,8 @@ for k in "$cache"/kernels/*/; do
   cp "$k/tree/boot/vmlinuz-$v" "$k/vmlinuz"
   # Out of the shared rootfs again: run.sh puts only the booted kernel's modules in the image.
   rm -rf "$k/modules" && mv "$rootfs/lib/modules/$v" "$k/modules"
+  # The package and its unpacked tree are not needed any more (about 500 MB a kernel).
+  rm -rf "$k/tree" "$k/deb"
 done
 
 log "ready in $cache"
