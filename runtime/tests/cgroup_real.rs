@@ -248,7 +248,7 @@ fn planted_devices_are_refused(d: &dyn CgroupDriver) {
         WaitStatus::Exited(child, 0),
         "device allow-list"
     );
-    println!("ok: v1 devices: c 1:3 opens, c 1:11 (kmsg) and a planted block node get EPERM");
+    println!("ok: {:?} devices: c 1:3 opens, c 1:11 (kmsg) and a planted block node get EPERM", d.version());
 }
 
 /// The v2 device program on this host's cgroup2 mount (controllers are not needed for it).

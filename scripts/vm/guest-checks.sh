@@ -44,6 +44,8 @@ leftovers() {
   fi
 }
 base=$(snapshot)
+# why APP: the end of the app's supervisor log, when `up` failed.
+why() { tail -n 5 "$R/apps/$1/supervisor.log" 2>/dev/null | sed "s/^/guest: $1 supervisor.log: /"; }
 own0=$(cat /proc/$$/cgroup)
 
 # 1. One-off containers with limits: memory.max and the cgroup namespace seen inside, an OOM.
@@ -57,7 +59,7 @@ leftovers run-rm-leaves-nothing
 
 # 2. An app with every limit: read back inside, then pushed against.
 out=$(tf up --quiet --wait=60s apps/limits.kdl 2>&1); rc=$?
-expect up-limits 0 "$rc"; [ "$rc" = 0 ] || echo "$out"
+expect up-limits 0 "$rc"; [ "$rc" = 0 ] || { echo "$out"; why limits; }
 # The container's own view: its cgroup namespace, and its limits where it can read them (a
 # cgroup2 mount at /sys/fs/cgroup inside).
 got=$(tf exec limits/box -- sh -c 'echo $(cat /sys/fs/cgroup/memory.max) $(cat /sys/fs/cgroup/pids.max) $(cat /sys/fs/cgroup/cpu.max) $(cat /proc/self/cgroup)' 2>&1)
@@ -91,7 +93,7 @@ if [ $rc = 0 ]; then
   got=$(wget -qO- http://127.0.0.1:8080/cgi-bin/status 2>&1 || busybox wget -qO- http://127.0.0.1:8080/cgi-bin/status 2>&1)
   check three-tier-up PASS "$got"
 else
-  check three-tier-up FAIL "rc $rc: $(echo "$out" | tail -3 | tr '\n' ' ')"
+  check three-tier-up FAIL "rc $rc: $(echo "$out" | tail -3 | tr '\n' ' ')"; why three-tier
 fi
 tf down --quiet three-tier >/dev/null 2>&1
 leftovers three-tier-down-leaves-nothing
@@ -101,7 +103,7 @@ if [ $rc = 0 ]; then
   case $got in *"db ready"*) check two-tier-up PASS "$got" ;; *) check two-tier-up FAIL "$got" ;; esac
   got=$(tf exec two-tier/db -- cat /proc/self/cgroup 2>&1); expect two-tier-exec "0::/" "$got"
 else
-  check two-tier-up FAIL "rc $rc: $(echo "$out" | tail -3 | tr '\n' ' ')"
+  check two-tier-up FAIL "rc $rc: $(echo "$out" | tail -3 | tr '\n' ' ')"; why two-tier
 fi
 # A killed supervisor, then down: nothing left.
 sup=$(pgrep -f "tfctl --root $R up" | head -1)
@@ -114,7 +116,7 @@ leftovers two-tier-down-leaves-nothing
 # shell and, under systemd, from a login-like session scope with only memory and pids.
 tf run --name fg "$img" sleep 1000000 > /tmp/fg.out 2>&1 &
 fg=$!
-for i in $(seq 100); do tf exec fg -- true 2>/dev/null && break; sleep 0.3; done
+for i in $(seq 100); do tf exec fg -- true 2>/dev/null && break; kill -0 $fg 2>/dev/null || break; sleep 0.3; done
 got=$(tf exec fg -- cat /proc/self/cgroup 2>&1); expect exec-into-foreground-run "0::/" "$got"
 tf down --quiet fg >/dev/null 2>&1; wait $fg
 leftovers foreground-run-leaves-nothing
@@ -122,11 +124,12 @@ if [ "$mode" = systemd ]; then
   # A transient scope in user.slice stands for an SSH login session.
   systemd-run --quiet --scope --unit=fake-session --slice=user-1000.slice -- bash -c "
     tfctl --root $R run --name sess $img sleep 1000000 > /tmp/sess.out 2>&1 &
-    for i in \$(seq 100); do tfctl --root $R exec sess -- true 2>/dev/null && break; sleep 0.3; done
+    for i in \$(seq 100); do tfctl --root $R exec sess -- true 2>/dev/null && break; kill -0 \$! 2>/dev/null || break; sleep 0.3; done
     echo exec=\$(tfctl --root $R exec sess -- cat /proc/self/cgroup 2>&1)
     echo shell=\$(cat /proc/\$\$/cgroup)
     echo nested=\$(find /sys/fs/cgroup -type d -name supervisor | wc -l)
     echo place=\$(find /sys/fs/cgroup -type d -name '*-sess')
+    echo sessout=\$(tail -n 2 /tmp/sess.out)
     tfctl --root $R down --quiet sess
     wait
   " > /tmp/session.txt 2>&1
@@ -140,7 +143,7 @@ if [ "$mode" = systemd ]; then
   tf systemd apps/limits.kdl > /etc/systemd/system/tfctl-limits.service 2>/tmp/unit.err
   systemctl daemon-reload
   systemctl start tfctl-limits.service
-  for i in $(seq 200); do tf exec limits/box -- true 2>/dev/null && break; sleep 0.5; done
+  for i in $(seq 200); do tf exec limits/box -- true 2>/dev/null && break; systemctl -q is-active tfctl-limits.service || break; sleep 0.5; done
   unitcg=/sys/fs/cgroup/system.slice/tfctl-limits.service
   where=$(find /sys/fs/cgroup -type d -name '*-box' | head -1)
   case $where in "$unitcg"/*) check unit-containers-in-its-cgroup PASS "$where" ;; *) check unit-containers-in-its-cgroup FAIL "box at [$where], unit: $(systemctl is-active tfctl-limits.service) $(journalctl -u tfctl-limits.service -n 5 --no-pager 2>&1 | tr '\n' ' ')" ;; esac
