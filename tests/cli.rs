@@ -92,6 +92,9 @@ fn systemd_prints_a_unit_whose_main_process_is_the_supervisor() {
     assert!(exec.contains(&format!("--root {}", root.display())), "the unit loses --root: {exec}");
     assert!(unit.contains("ExecStopPost=-") && unit.contains("down --quiet web"), "{unit}");
     assert!(unit.contains("[Install]\nWantedBy=multi-user.target"), "{unit}");
+    // The unit's cgroup is delegated: the containers' cgroups go below it (the VM checks in
+    // scripts/vm/ show `systemctl stop` leaving nothing).
+    assert!(unit.contains("\nDelegate=yes\n") && unit.contains("\nEnvironment=TFCTL_DELEGATED=1\n"), "{unit}");
     assert!(!root.exists(), "printing a unit touched the state root");
 }
 

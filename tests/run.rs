@@ -109,6 +109,19 @@ fn exit_statuses_are_docker_run_s() {
 }
 
 #[test]
+fn a_kill_at_the_memory_limit_is_reported_as_out_of_memory() {
+    let t = Tfctl::new();
+    // dd's 100 MiB buffer cannot fit in 32 MiB: the kernel kills it, and tfctl says why.
+    let o = run(&t, &["-m", "32M"], "dd if=/dev/zero of=/dev/null bs=100M count=1");
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert!(stderr(&o).contains("out of memory: the kernel killed 1 of its processes at its memory limit"), "{}", stderr(&o));
+    // Control: the same under a limit it fits in is no kill and no such word.
+    let o = run(&t, &["-m", "256M"], "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("out of memory"), "{}", stderr(&o));
+}
+
+#[test]
 fn environment_user_workdir_and_copies() {
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();

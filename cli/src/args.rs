@@ -95,6 +95,15 @@ pub enum Command {
     ///
     /// In the foreground, each container's output is shown after its name; on a terminal,
     /// control characters in it are escaped, as `tfctl logs` shows them.
+    /// On a cgroup v2 host the containers' cgroups go, in this order: below the unit's own
+    /// cgroup when `up` runs as the unit `tfctl systemd` writes (`Delegate=yes`); in a transient
+    /// scope, `tfctl.slice/tfctl-<id>.scope`, that tfctl asks systemd for over D-Bus when systemd
+    /// is PID 1; else in `/tfctl` under the cgroup root, or `tfctl` below tfctl's own cgroup when
+    /// the root cannot be written. The place is kept in the app's state folder, so `exec`,
+    /// `down` and `rm` from any shell find it. tfctl moves only itself (into a `supervisor` leaf
+    /// of a unit or scope), never the processes beside it. A limit whose controller the place
+    /// cannot have is refused before any container starts, naming the controller and the
+    /// setting. cgroup v1 and hybrid hosts: below tfctl's cgroup in each hierarchy.
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
     Down(DownArgs),
@@ -161,6 +170,10 @@ pub enum Command {
     /// Remove stored credentials for a registry.
     Logout(LogoutArgs),
     /// Print a systemd unit that runs an app.
+    ///
+    /// The unit runs `tfctl up` in the foreground and delegates its cgroup (`Delegate=yes`):
+    /// the app's containers get their cgroups below the unit's, so `systemctl stop` stops every
+    /// process of the app and leaves no cgroup behind.
     Systemd(SystemdArgs),
     /// Export a container's filesystem as a tar archive.
     Export(ExportArgs),

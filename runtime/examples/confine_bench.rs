@@ -104,7 +104,7 @@ fn main() {
         println!("SKIP cgroup and secrets figures: need root");
         return;
     }
-    let driver = cgroup::detect().unwrap();
+    let driver = cgroup::detect("confine-bench").unwrap();
     let limits = CgroupLimits {
         memory: Some(256 << 20),
         cpus: Some(1.0),

@@ -248,7 +248,7 @@ fn planted_devices_are_refused(d: &dyn CgroupDriver) {
         WaitStatus::Exited(child, 0),
         "device allow-list"
     );
-    println!("ok: v1 devices: c 1:3 opens, c 1:11 (kmsg) and a planted block node get EPERM");
+    println!("ok: {:?} devices: c 1:3 opens, c 1:11 (kmsg) and a planted block node get EPERM", d.version());
 }
 
 /// The v2 device program on this host's cgroup2 mount (controllers are not needed for it).
@@ -296,7 +296,9 @@ fn main() {
         println!("SKIP cgroup_real: needs root");
         return;
     }
-    let d = cgroup::detect().unwrap();
+    // The place a supervisor would make for an app (on v2: a scope under systemd, else tfctl's
+    // subtree).
+    let d = cgroup::detect(&format!("test{}", std::process::id())).unwrap();
     match d.version() {
         CgroupVersion::V1 => {
             v1_files_hold_the_limits(d.as_ref());

@@ -8,6 +8,7 @@ use tfctl_runtime::app::{one_off, record};
 use tfctl_runtime::logs::{self, LogQuery};
 use tfctl_runtime::relay::{ProcessStdio, Relay};
 use tfctl_runtime::spawn::{Spawner, StartFds};
+use tfctl_runtime::state::StateRoot;
 
 use super::target;
 use crate::args::{ExecArgs, GlobalOpts, LogsArgs};
@@ -25,7 +26,7 @@ pub fn exec(args: ExecArgs, global: &GlobalOpts) -> CmdResult {
         }
     }
     if let Some(one_off) = one_off::load(&root, &t.app) {
-        return exec_one_off(&t.app, one_off, &args);
+        return exec_one_off(&root, &t.app, one_off, &args);
     }
     let rec = record::load(&root, &t.app).map_err(context::failed)?;
     if !rec.and_then(|r| r.supervisor).is_some_and(|s| s.is_alive()) {
@@ -80,7 +81,7 @@ fn exec_as(args: &ExecArgs) -> ExecAs {
 /// `exec` in a container of `tfctl run` in the foreground, which no supervisor serves: this
 /// process starts its own spawner and joins the container through its init's pidfd, with the
 /// plan its `run` recorded (the same user, capabilities, seccomp, rlimits and environment).
-fn exec_one_off(name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), args: &ExecArgs) -> CmdResult {
+fn exec_one_off(root: &StateRoot, name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), args: &ExecArgs) -> CmdResult {
     let not_running = || Failure::msg(Exit::RunFailed, format!("container {name} is not running"));
     let Some(r) = record.filter(|_| state == one_off::RunState::Running) else { return Err(not_running()) };
     let (Some(template), Some(init)) = (&r.exec, &r.init) else { return Err(not_running()) };
@@ -88,7 +89,7 @@ fn exec_one_off(name: &str, (record, state): (Option<one_off::RunRecord>, one_of
     let failed = |e: String| Failure::msg(Exit::RunFailed, e);
     let mut plan = template.plan.exec_in(args.command.clone(), None);
     exec_as(args).apply(&mut plan, &target, &template.cap_add, &template.cap_drop).map_err(failed)?;
-    let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
+    let driver = tfctl_runtime::container::cgroup_driver(root, name, false).map_err(context::failed)?;
     let attach = driver.open(&r.cgroup).attach_files().map_err(|e| failed(format!("{name}: its cgroup: {e}")))?;
     let mut fds = StartFds { target: Some(target), cgroup_procs: attach.fds, ..StartFds::default() };
     // Still single-threaded here: no runtime has started, nor the relay's thread.

@@ -140,7 +140,7 @@ pub fn rm(args: RmArgs, global: &GlobalOpts) -> CmdResult {
                     .map_err(|e| Failure::msg(Exit::Failed, format!("{what}: cannot stop it: {e}")))?;
             }
         }
-        let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
+        let driver = tfctl_runtime::container::cgroup_driver(&root, &t.app, false).map_err(context::failed)?;
         let cgroup = driver.open(&format!("{}-{container}", root.short_id(&t.app)));
         tfctl_runtime::container::remove(cgroup.as_ref(), &dirs).map_err(|e| Failure::msg(Exit::Failed, format!("{what}: {e}")))?;
         if !global.quiet {
@@ -168,7 +168,7 @@ pub(super) fn rm_one_off(root: &StateRoot, name: &str, (record, state): (Option<
     }
     // Its tfctl removed the cgroup, unless it was killed itself.
     if let Some(r) = &record {
-        let driver = tfctl_runtime::cgroup::detect().map_err(context::failed)?;
+        let driver = tfctl_runtime::container::cgroup_driver(root, name, false).map_err(context::failed)?;
         driver.open(&r.cgroup).remove().map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
     }
     tfctl_runtime::userns::release(&tfctl_runtime::userns::app_prefix(root.path(), name));

@@ -340,6 +340,10 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
     // The spawner has nothing left to do: it exits while we clean up, and this process does
     // not wait for it (it may still be dropping the container's mount namespace).
     spawner.release();
+    // A kill by the memory limit is said as such: exit 137 alone reads like `kill -9`.
+    if let Ok(Some(n @ 1..)) = prepared.cgroup.stats().map(|s| s.oom_kills) {
+        eprintln!("{name}: out of memory: the kernel killed {n} of its processes at its memory limit (raise --memory)");
+    }
     // Whatever happened, nothing of the container keeps running; its folder stays unless
     // --rm, so its filesystem can still be inspected.
     let cleanup = if args.rm {

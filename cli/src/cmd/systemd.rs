@@ -38,8 +38,10 @@ KillSignal=SIGTERM
 TimeoutStopSec={stop_secs}
 Restart=on-failure
 RestartSec=2s
-# The containers live in the cgroups tfctl makes for them, not in this unit's.
-Delegate=no
+# The containers' cgroups go below this unit's own (tfctl moves itself into a `supervisor`
+# leaf there), so stopping the unit stops every process of the app.
+Delegate=yes
+Environment=TFCTL_DELEGATED=1
 
 [Install]
 WantedBy=multi-user.target

@@ -33,6 +33,8 @@ pub enum LifecycleError {
     Port(#[from] net::ports::PortError),
     #[error("app {app} is already supervised by process {pid}: run `tfctl down {app}` first")]
     Running { app: String, pid: i32 },
+    #[error("container {container}: {source}")]
+    Cgroup { container: String, source: crate::cgroup::CgroupError },
 }
 
 fn ipnet(n: model::Ipv4Net) -> ipnet::Ipv4Net {
@@ -166,7 +168,7 @@ fn with_host_record<T>(root: &StateRoot, f: impl FnOnce(&mut net::host::HostReco
 pub fn remove_objects(root: &StateRoot, rec: &mut AppRecord) -> Result<(), LifecycleError> {
     // The host ids of its `userns "auto"` containers are free again.
     crate::userns::release(&crate::userns::app_prefix(root.path(), &rec.name));
-    if let Ok(driver) = crate::cgroup::detect() {
+    if let Ok(driver) = crate::container::cgroup_driver(root, &rec.name, false) {
         for name in rec.cgroups.drain(..) {
             let _ = driver.open(&name).remove();
         }
@@ -235,6 +237,16 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     // Containers a previous supervisor added at run time went with it.
     record.added.clear();
     record::save(&root, &record)?;
+
+    // Where the containers' cgroups go is settled before anything starts, and a limit that
+    // cannot be held there is said once, naming the controller and the setting.
+    let cgroups = crate::container::cgroup_driver(&root, &app.name, true)
+        .map_err(|source| LifecycleError::Cgroup { container: app.name.clone(), source })?;
+    for c in &app.containers {
+        cgroups
+            .check(&crate::cgroup::CgroupLimits::from_model(&c.limits))
+            .map_err(|source| LifecycleError::Cgroup { container: c.name.clone(), source })?;
+    }
 
     // Published ports first: one that anything holds fails `up` before a link, rule or
     // container exists; the reservations are held until the supervisor ends.

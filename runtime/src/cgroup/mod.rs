@@ -1,5 +1,6 @@
 //! Control groups: one interface ([`CgroupDriver`], [`ContainerCgroup`]), two backends
-//! ([`v1::V1Driver`], [`v2::V2Driver`]).
+//! ([`v1::V1Driver`], [`v2::V2Driver`]); on cgroup v2, [`place`] decides where an app's
+//! container cgroups go.
 //!
 //! Output for the spawner: [`AttachFiles`], descriptors opened by the parent before clone. The
 //! child writes `"0"` to each (v1 `tasks`, v2 `cgroup.procs`), which moves the writer itself:
@@ -7,6 +8,8 @@
 //! first thing, then unshares its cgroup namespace so it sees its own cgroup as `/`.
 
 pub mod devices_bpf;
+pub mod place;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -138,6 +141,8 @@ pub enum CgroupError {
     },
     #[error("device filter: {0}")]
     DeviceFilter(String),
+    #[error("{0} (tfctl asks systemd for a scope to put containers in; without one it uses its own subtree under the cgroup root)")]
+    Systemd(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +179,9 @@ pub trait CgroupDriver: Send + Sync + Debug {
     ) -> Result<Box<dyn ContainerCgroup>, CgroupError>;
     /// The cgroup of container `name`, as `create` made it (for `stop`/cleanup after a restart).
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup>;
+    /// Whether `limits` can be held here: the first controller that cannot be had, with the
+    /// setting that needs it. `create` refuses the same; asked up front, nothing starts.
+    fn check(&self, limits: &CgroupLimits) -> Result<(), CgroupError>;
 }
 
 /// One container's cgroup (one directory per v1 hierarchy, or one v2 directory).
@@ -191,15 +199,37 @@ pub trait ContainerCgroup: Send + Sync + Debug {
     fn stats(&self) -> Result<CgroupStats, CgroupError>;
 }
 
-/// The host's cgroup backend: v2 when `/sys/fs/cgroup` is a cgroup2 mount, else v1.
-pub fn detect() -> Result<Box<dyn CgroupDriver>, CgroupError> {
-    let root = Path::new("/sys/fs/cgroup");
-    if let Ok(st) = nix::sys::statfs::statfs(root) {
-        if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
-            return Ok(Box::new(v2::V2Driver::discover(root)?));
-        }
+/// Where the cgroup2 tree is mounted on a unified host.
+pub const MOUNT: &str = "/sys/fs/cgroup";
+
+/// The host's cgroup version: v2 when `/sys/fs/cgroup` is a cgroup2 mount, else v1 (hybrid
+/// hosts included: their cgroup2 tree at `/sys/fs/cgroup/unified` has no controllers).
+pub fn version() -> CgroupVersion {
+    match nix::sys::statfs::statfs(Path::new(MOUNT)) {
+        Ok(st) if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => CgroupVersion::V2,
+        _ => CgroupVersion::V1,
     }
-    Ok(Box::new(v1::V1Driver::discover()?))
+}
+
+/// The cgroup backend for the containers of one app. `key` names the app uniquely per state
+/// root (`StateRoot::short_id`); `record` is a file in the app's state folder where, on v2, the
+/// place chosen for its cgroups is kept, so every command finds them whatever cgroup it runs in
+/// ([`place`]). `make`: the caller is about to create container cgroups (the supervisor, a
+/// foreground `run`), so the place is made if it does not exist; others only look.
+pub fn for_app(key: &str, record: &Path, make: bool) -> Result<Box<dyn CgroupDriver>, CgroupError> {
+    match version() {
+        CgroupVersion::V2 => Ok(Box::new(v2::V2Driver::for_app(Path::new(MOUNT), key, Some(record), make)?)),
+        CgroupVersion::V1 => Ok(Box::new(v1::V1Driver::discover()?)),
+    }
+}
+
+/// The backend for cgroups that belong to no app (tests, benchmarks): on v2, the place a new
+/// app `key` would get from this caller, made and not recorded.
+pub fn detect(key: &str) -> Result<Box<dyn CgroupDriver>, CgroupError> {
+    match version() {
+        CgroupVersion::V2 => Ok(Box::new(v2::V2Driver::for_app(Path::new(MOUNT), key, None, true)?)),
+        CgroupVersion::V1 => Ok(Box::new(v1::V1Driver::discover()?)),
+    }
 }
 
 /// Writes a control file in one `write` (the kernel parses each write on its own).

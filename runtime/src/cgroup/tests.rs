@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::devices_bpf::{program, BpfInsn};
 use super::v1::parse_hierarchies;
+use super::place::{candidates, enable_controllers, establish, ours_in, recorded, service_of, Caller, Home};
 use super::v2::V2Driver;
 use super::*;
 
@@ -28,7 +29,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A synthetic cgroup2 tree on tmpfs (/dev/shm): the caller's cgroup with the kernel's files.
+/// A synthetic cgroup2 tree on tmpfs (/dev/shm): a place `own` made with the kernel's files.
 fn synthetic(own: &str) -> (tempfile::TempDir, V2Driver) {
     let root = tempfile::Builder::new()
         .prefix("tfctl-cg2-")
@@ -42,8 +43,8 @@ fn synthetic(own: &str) -> (tempfile::TempDir, V2Driver) {
     )
     .unwrap();
     std::fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
-    std::fs::write(dir.join("cgroup.procs"), "100\n200\n").unwrap();
-    let mut d = V2Driver::new(root.path(), own);
+    std::fs::write(dir.join("cgroup.procs"), "").unwrap();
+    let mut d = V2Driver::at(dir);
     d.device_filter = false;
     (root, d)
 }
@@ -58,23 +59,131 @@ fn kernel_enables(dir: &Path) {
     std::fs::write(dir.join("cgroup.subtree_control"), enabled.join(" ")).unwrap();
 }
 
+fn caller(own: &str, unit: Option<&str>, systemd: bool, root_writable: bool) -> Caller {
+    Caller {
+        own: own.into(),
+        delegated_unit: unit.map(str::to_string),
+        systemd,
+        root_writable,
+    }
+}
+
+fn scope(key: &str) -> Home {
+    Home::Scope {
+        unit: format!("tfctl-{key}.scope"),
+        path: format!("/tfctl.slice/tfctl-{key}.scope"),
+    }
+}
+
 #[test]
-fn v2_prepare_moves_the_caller_into_a_leaf_and_enables_controllers() {
-    let (_root, d) = synthetic("/system.slice/tfctl.service");
-    d.prepare().unwrap();
-    let leaf = d.leaf.clone().unwrap();
-    assert_eq!(leaf, d.base.join("supervisor"));
-    assert_eq!(files(&leaf), map(&[("cgroup.procs", "100\n200\n")]));
+fn place_under_a_delegated_unit_is_the_units_cgroup() {
+    let c = caller("/system.slice/tfctl-web.service", Some("/system.slice/tfctl-web.service"), true, true);
     assert_eq!(
-        std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(),
+        candidates(&c, "0a1b2c3d"),
+        [
+            Home::Unit("/system.slice/tfctl-web.service".into()),
+            scope("0a1b2c3d"),
+            Home::Subtree("/tfctl".into())
+        ]
+    );
+}
+
+#[test]
+fn place_with_systemd_is_one_scope_per_app_whoever_asks() {
+    // An SSH login (only memory and pids delegated there), a system service, a sudo shell:
+    // the same scope for the same app, never the caller's own cgroup.
+    for own in [
+        "/user.slice/user-1000.slice/session-3.scope",
+        "/user.slice/user-0.slice/session-17.scope",
+        "/system.slice/cron.service",
+        "/",
+    ] {
+        let homes = candidates(&caller(own, None, true, true), "0a1b2c3d");
+        assert_eq!(homes[..2], [scope("0a1b2c3d"), Home::Subtree("/tfctl".into())], "from {own}");
+    }
+    assert_ne!(
+        candidates(&caller("/", None, true, true), "0a1b2c3d")[0],
+        candidates(&caller("/", None, true, true), "ffffffff")[0],
+        "one scope per app"
+    );
+}
+
+#[test]
+fn place_without_systemd_is_tfctls_subtree_else_below_the_caller() {
+    assert_eq!(
+        candidates(&caller("/user.slice/user-1000.slice/session-3.scope", None, false, true), "k"),
+        [Home::Subtree("/tfctl".into())]
+    );
+    // Only its own cgroup may be written (a container's cgroup namespace, a read-only root).
+    assert_eq!(candidates(&caller("/job/", None, false, false), "k"), [Home::UnderCaller("/job/tfctl".into())]);
+    assert_eq!(candidates(&caller("/", None, false, false), "k"), [Home::Subtree("/tfctl".into())]);
+}
+
+#[test]
+fn service_of_sees_through_the_supervisor_leaf_and_control_cgroup() {
+    let unit = "/system.slice/tfctl-web.service";
+    assert_eq!(service_of(unit), Some(unit));
+    assert_eq!(service_of(&format!("{unit}/supervisor")), Some(unit));
+    assert_eq!(service_of(&format!("{unit}/.control")), Some(unit));
+    assert_eq!(service_of("/user.slice/user-1000.slice/session-3.scope"), None);
+    assert_eq!(service_of("/system.slice/tfctl-web.service/web-1"), None);
+    assert_eq!(service_of("/"), None);
+}
+
+#[test]
+fn the_recorded_place_is_used_while_it_exists_and_only_inside_the_mount() {
+    let (root, d) = synthetic("/tfctl.slice/tfctl-k.scope");
+    let record = root.path().join("record");
+    std::fs::write(&record, format!("{}\n", d.base.display())).unwrap();
+    assert_eq!(recorded(root.path(), &record), Some(d.base.clone()));
+    let found = V2Driver::for_app(root.path(), "k", Some(&record), false).unwrap();
+    assert_eq!(found.base, d.base);
+    // Gone (the scope ended): not used.
+    std::fs::write(&record, format!("{}\n", root.path().join("tfctl.slice/gone").display())).unwrap();
+    assert_eq!(recorded(root.path(), &record), None);
+    // A record pointing outside the cgroup tree is not followed.
+    std::fs::write(&record, "/etc\n").unwrap();
+    assert_eq!(recorded(root.path(), &record), None);
+    assert_eq!(recorded(root.path(), &root.path().join("none")), None);
+}
+
+#[test]
+fn establishing_tfctls_subtree_enables_controllers_and_moves_nobody() {
+    let (root, _d) = synthetic("/");
+    std::fs::write(root.path().join("cgroup.procs"), "100\n200\n").unwrap();
+    let tfctl = root.path().join("tfctl");
+    std::fs::create_dir(&tfctl).unwrap();
+    std::fs::write(tfctl.join("cgroup.controllers"), "memory pids").unwrap();
+    let base = establish(root.path(), &Home::Subtree("/tfctl".into())).unwrap();
+    assert_eq!(base, tfctl);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap(),
         "+memory +pids +cpu"
     );
+    assert_eq!(std::fs::read_to_string(tfctl.join("cgroup.subtree_control")).unwrap(), "+memory +pids");
+    assert_eq!(std::fs::read_to_string(root.path().join("cgroup.procs")).unwrap(), "100\n200\n");
+    // Already enabled: nothing written again.
+    kernel_enables(&tfctl);
+    enable_controllers(&tfctl).unwrap();
+    assert_eq!(std::fs::read_to_string(tfctl.join("cgroup.subtree_control")).unwrap(), "memory pids");
+}
+
+#[test]
+fn only_this_process_and_its_children_count_as_tfctls() {
+    let (_root, d) = synthetic("/x");
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let me = std::process::id();
+    std::fs::write(d.base.join("cgroup.procs"), format!("1\n{me}\n{}\n", child.id())).unwrap();
+    let ours = ours_in(&d.base).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(ours, [me, child.id()], "PID 1 (not started by tfctl) is left where it is");
 }
 
 #[test]
 fn v2_container_gets_exactly_its_limit_files() {
     let (_root, d) = synthetic("/system.slice/tfctl.service");
-    d.prepare().unwrap();
+    enable_controllers(&d.base).unwrap();
     kernel_enables(&d.base);
     let limits = CgroupLimits {
         memory: Some(256 << 20),
@@ -106,7 +215,7 @@ fn v2_container_gets_exactly_its_limit_files() {
 #[test]
 fn v2_attach_kill_and_remove_use_the_kernel_files() {
     let (_root, d) = synthetic("/user.slice/me");
-    d.prepare().unwrap();
+    enable_controllers(&d.base).unwrap();
     kernel_enables(&d.base);
     let cg = d
         .create("job", &CgroupLimits::from_model(&Limits::default()))
@@ -143,7 +252,6 @@ fn v2_attach_kill_and_remove_use_the_kernel_files() {
 #[test]
 fn v2_limits_without_their_controller_are_refused_clearly() {
     let (_root, d) = synthetic("/a");
-    d.prepare().unwrap();
     std::fs::write(d.base.join("cgroup.subtree_control"), "pids").unwrap();
     let limits = CgroupLimits {
         memory: Some(1 << 20),
@@ -163,29 +271,6 @@ fn v2_limits_without_their_controller_are_refused_clearly() {
         "{err}"
     );
     assert!(!d.base.join("x").exists());
-}
-
-#[test]
-fn v2_in_the_root_cgroup_uses_a_tfctl_subtree() {
-    let (root, d) = synthetic("/");
-    assert_eq!(d.base, root.path().join("tfctl"));
-    assert!(d.leaf.is_none());
-    std::fs::create_dir(&d.base).unwrap();
-    std::fs::write(d.base.join("cgroup.controllers"), "memory pids").unwrap();
-    d.prepare().unwrap();
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap(),
-        "+memory +pids +cpu"
-    );
-    assert_eq!(
-        std::fs::read_to_string(d.base.join("cgroup.subtree_control")).unwrap(),
-        "+memory +pids"
-    );
-    // Nobody was moved.
-    assert_eq!(
-        std::fs::read_to_string(root.path().join("cgroup.procs")).unwrap(),
-        "100\n200\n"
-    );
 }
 
 #[test]

@@ -135,15 +135,7 @@ impl CgroupDriver for V1Driver {
         limits: &CgroupLimits,
     ) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
         check_name(name)?;
-        if limits.memory.is_some() {
-            self.require("memory", "limits memory=")?;
-        }
-        if limits.cpus.is_some() {
-            self.require("cpu", "limits cpus=")?;
-        }
-        if limits.pids_explicit {
-            self.require("pids", "limits pids=")?;
-        }
+        self.check(limits)?;
         let cg = V1Cgroup {
             name: name.to_string(),
             dirs: self.needed(limits).map(|h| (h.clone(), h.base.join(name))).collect(),
@@ -164,6 +156,19 @@ impl CgroupDriver for V1Driver {
             return Err(e);
         }
         Ok(Box::new(cg))
+    }
+
+    fn check(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
+        if limits.memory.is_some() {
+            self.require("memory", "limits memory=")?;
+        }
+        if limits.cpus.is_some() {
+            self.require("cpu", "limits cpus=")?;
+        }
+        if limits.pids_explicit {
+            self.require("pids", "limits pids=")?;
+        }
+        Ok(())
     }
 
     /// Only the hierarchies the container has a folder in: it was made in those it needed.

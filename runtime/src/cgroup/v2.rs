@@ -1,121 +1,69 @@
-//! cgroup v2: a single tree. The supervisor first moves itself (and any process sharing its
-//! cgroup) into a leaf, `<own cgroup>/supervisor`, so its own cgroup holds no process and can
-//! enable controllers for children ("no internal processes"); containers are created as
-//! siblings of that leaf, `<own cgroup>/<name>`. When the caller sits in the root cgroup (exempt
-//! from that rule) containers go under `/tfctl` instead and nobody moves.
-//! Devices are filtered by an eBPF program attached to each container's cgroup
-//! ([`super::devices_bpf`]).
+//! cgroup v2: a single tree. Container cgroups are created in one folder per app, the place
+//! [`super::place`] chooses (a delegated unit's cgroup, a transient scope, or tfctl's own subtree)
+//! and records so that every command finds it again. Devices are filtered by an eBPF program
+//! attached to each container's cgroup ([`super::devices_bpf`]).
 
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::place::{self, Caller};
 use super::*;
-
-/// Controllers tfctl enables for container cgroups, when the parent offers them.
-const WANTED: [&str; 3] = ["memory", "pids", "cpu"];
-/// The supervisor's leaf, a sibling of the containers.
-pub const SUPERVISOR_LEAF: &str = "supervisor";
 
 #[derive(Debug, Clone)]
 pub struct V2Driver {
     /// Where container cgroups are created.
     pub base: PathBuf,
-    /// The leaf the supervisor moves into (`None` when `base` is under the root cgroup).
-    pub leaf: Option<PathBuf>,
     /// Attach the eBPF device filter to each container cgroup (off only for synthetic trees,
     /// which are not cgroup2 and take no BPF programs).
     pub device_filter: bool,
 }
 
 impl V2Driver {
-    /// The layout for a caller at `own_path` (from `/proc/self/cgroup`'s `0::` line) in the
-    /// cgroup2 tree mounted at `mount`. Nothing is touched until [`V2Driver::prepare`].
-    pub fn new(mount: &Path, own_path: &str) -> V2Driver {
-        let rel = own_path.trim_start_matches('/');
-        if rel.is_empty() {
-            V2Driver {
-                base: mount.join("tfctl"),
-                leaf: None,
-                device_filter: true,
-            }
-        } else {
-            let base = mount.join(rel);
-            V2Driver {
-                leaf: Some(base.join(SUPERVISOR_LEAF)),
-                base,
-                device_filter: true,
-            }
+    /// Container cgroups in `base`, which exists and hands out controllers already.
+    pub fn at(base: PathBuf) -> V2Driver {
+        V2Driver {
+            base,
+            device_filter: true,
         }
     }
 
-    /// Reads this process's cgroup and prepares the tree.
-    pub fn discover(mount: &Path) -> Result<V2Driver, CgroupError> {
-        let cgroup = read_file(Path::new("/proc/self/cgroup"))?;
-        let own = cgroup
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .ok_or(CgroupError::NoCgroups)?;
-        let d = V2Driver::new(mount, own.trim());
-        d.prepare()?;
-        Ok(d)
-    }
-
-    /// Moves every process of the caller's cgroup into the supervisor leaf, then enables the
-    /// wanted controllers for the containers. Idempotent.
-    pub fn prepare(&self) -> Result<(), CgroupError> {
-        if let Some(leaf) = &self.leaf {
-            match std::fs::create_dir(leaf) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(CgroupError::Create {
-                        path: leaf.clone(),
-                        source,
-                    })
-                }
+    /// The place of app `key`'s cgroups in the cgroup2 tree at `mount`: the one recorded in
+    /// `record` while its cgroup exists; else, with `make`, a new one chosen for this caller,
+    /// made and recorded (without `make`, where a new one would go: nothing is there).
+    pub fn for_app(mount: &Path, key: &str, record: Option<&Path>, make: bool) -> Result<V2Driver, CgroupError> {
+        if let Some(base) = record.and_then(|r| place::recorded(mount, r)) {
+            if make {
+                place::enable_controllers(&base)?;
             }
-            let procs = leaf.join("cgroup.procs");
-            // One pid per write, as the kernel requires; one open so a synthetic tree keeps all.
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&procs)
-                .map_err(|source| CgroupError::Write {
-                    path: procs.clone(),
-                    value: "pids".into(),
-                    source,
-                })?;
-            for pid in read_pids(&self.base.join("cgroup.procs"))? {
-                let line = format!("{pid}\n");
-                match f.write(line.as_bytes()) {
-                    Ok(_) => {}
-                    // Exited meanwhile.
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                    Err(source) => {
-                        return Err(CgroupError::Write {
-                            path: procs.clone(),
-                            value: line,
-                            source,
-                        })
+            return Ok(V2Driver::at(base));
+        }
+        let caller = Caller::read(mount)?;
+        let homes = place::candidates(&caller, key);
+        if !make {
+            let last = homes.last().map_or("/tfctl", |h| h.path());
+            return Ok(V2Driver::at(mount.join(last.trim_start_matches('/'))));
+        }
+        let mut failed = None;
+        for home in &homes {
+            match place::establish(mount, home) {
+                Ok(base) => {
+                    if let Some(record) = record {
+                        write_record(record, &base)?;
                     }
+                    return Ok(V2Driver::at(base));
+                }
+                Err(e) => {
+                    tracing::debug!("cgroup place {home:?} for {key}: {e}");
+                    failed = Some(e);
                 }
             }
-        } else {
-            std::fs::create_dir_all(&self.base).map_err(|source| CgroupError::Create {
-                path: self.base.clone(),
-                source,
-            })?;
-            // The root must hand the controllers down to /tfctl first.
-            if let Some(parent) = self.base.parent() {
-                enable_controllers(parent)?;
-            }
         }
-        enable_controllers(&self.base)
+        Err(failed.unwrap_or(CgroupError::NoCgroups))
     }
 
     fn available(&self) -> Vec<String> {
@@ -142,18 +90,12 @@ impl V2Driver {
     }
 }
 
-/// Enables, in `dir`'s `cgroup.subtree_control`, the wanted controllers `dir` offers.
-fn enable_controllers(dir: &Path) -> Result<(), CgroupError> {
-    let offered = read_file(&dir.join("cgroup.controllers"))?;
-    let enable: Vec<String> = WANTED
-        .iter()
-        .filter(|c| offered.split_whitespace().any(|o| o == **c))
-        .map(|c| format!("+{c}"))
-        .collect();
-    if enable.is_empty() {
-        return Ok(());
+/// Remembers an app's place (the app's folder usually exists: it holds the app's record).
+fn write_record(record: &Path, base: &Path) -> Result<(), CgroupError> {
+    if let Some(dir) = record.parent() {
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
     }
-    write_file(&dir.join("cgroup.subtree_control"), &enable.join(" "), true)
+    write_file(record, &format!("{}\n", base.display()), true)
 }
 
 impl CgroupDriver for V2Driver {
@@ -167,16 +109,8 @@ impl CgroupDriver for V2Driver {
         limits: &CgroupLimits,
     ) -> Result<Box<dyn ContainerCgroup>, CgroupError> {
         check_name(name)?;
+        self.check(limits)?;
         let have = self.available();
-        if limits.memory.is_some() {
-            self.require(&have, "memory", "limits memory=")?;
-        }
-        if limits.cpus.is_some() {
-            self.require(&have, "cpu", "limits cpus=")?;
-        }
-        if limits.pids_explicit {
-            self.require(&have, "pids", "limits pids=")?;
-        }
         let dir = self.base.join(name);
         make_dir_under(&self.base, &dir)?;
         let cg = V2Cgroup {
@@ -188,6 +122,20 @@ impl CgroupDriver for V2Driver {
             return Err(e);
         }
         Ok(Box::new(cg))
+    }
+
+    fn check(&self, limits: &CgroupLimits) -> Result<(), CgroupError> {
+        let have = self.available();
+        if limits.memory.is_some() {
+            self.require(&have, "memory", "limits memory=")?;
+        }
+        if limits.cpus.is_some() {
+            self.require(&have, "cpu", "limits cpus=")?;
+        }
+        if limits.pids_explicit {
+            self.require(&have, "pids", "limits pids=")?;
+        }
+        Ok(())
     }
 
     fn open(&self, name: &str) -> Box<dyn ContainerCgroup> {

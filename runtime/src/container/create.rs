@@ -238,7 +238,7 @@ pub fn prepare(
         setup.idmapped_binds_under = userns.map(|_| volumes.clone());
     }
 
-    let driver = cgroup::detect().map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
+    let driver = cgroup_driver(root, app, true).map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
     let cg_name = cgroup_name(root, app, &c.name);
     let cgroup = driver
         .create(&cg_name, &compiled.cgroup)
@@ -256,6 +256,12 @@ pub fn remove(cgroup: &dyn ContainerCgroup, dirs: &ContainerDirs) -> Result<(), 
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CreateError::Io { what: "remove", path: dirs.dir.clone(), source: e }),
         _ => Ok(()),
     }
+}
+
+/// The cgroup backend for app `app`'s containers, at the place every command finds for it
+/// ([`cgroup::place`]); `make` when about to create container cgroups.
+pub fn cgroup_driver(root: &StateRoot, app: &str, make: bool) -> Result<Box<dyn cgroup::CgroupDriver>, CgroupError> {
+    cgroup::for_app(&root.short_id(app), &crate::app::record::app_dir(root, app).join("cgroup"), make)
 }
 
 /// The name of a container's cgroup (under tfctl's own in each hierarchy): unique per state

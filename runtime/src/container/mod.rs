@@ -4,5 +4,5 @@ pub mod create;
 pub mod plan;
 pub mod volumes;
 
-pub use create::{cgroup_name, prepare, remove, ContainerDirs, CreateError, Inputs, Prepared, Writes};
+pub use create::{cgroup_driver, cgroup_name, prepare, remove, ContainerDirs, CreateError, Inputs, Prepared, Writes};
 pub use plan::{start_plan, ExtraFiles, PlanError, RootfsPlan};
