@@ -410,7 +410,8 @@ fn exec_runs_as_another_user_and_in_another_folder() {
     assert!(text.contains("uid=1000(app) gid=1000(app)"), "{text}");
     assert!(text.contains("/home/app\n"), "{text}");
     assert!(text.contains("CapEff:\t0000000000000000"), "a non-root user gets no capabilities: {text}");
-    let o = exec(&["-u", "0:0", "-w", "/tmp", "xu/box", "--", "sh", "-c", "id -u; pwd; grep CapEff /proc/self/status"]);
+    // The command right after the target, as `docker exec` takes it (no `--`).
+    let o = exec(&["-u", "0:0", "-w", "/tmp", "xu/box", "sh", "-c", "id -u; pwd; grep CapEff /proc/self/status"]);
     assert_eq!(stdout(&o), "0\n/tmp\nCapEff:\t00000000800405fb\n", "{}", stderr(&o));
     let o = exec(&["-u", "nosuch", "xu/box", "--", "true"]);
     assert_ne!(o.status.code(), Some(0));
