@@ -442,3 +442,63 @@ fn exec_with_a_pty_names_it_passes_input_and_keeps_the_status() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "hello\r\nhello\r\n");
 }
+
+
+/// A container that cannot start makes the command that started it fail, naming it and why
+/// (not only the supervisor's log): `start` of a `sleep` container whose bind source went away
+/// since `up`, and `up -d` of one whose program does not exist. Errors speak of the container
+/// and the path, never of tfctl's internal parts.
+#[test]
+fn a_container_that_cannot_start_fails_the_command_that_started_it() {
+    let w = World::new("startfail");
+    let image = w.image.clone();
+    let gone = w.dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let up = w.up(
+        "sf",
+        &format!(
+            "container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n\
+             container \"late\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n sleep\n mount \"./gone\" at=\"/data\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    // Control: with its folder there, `start` runs it.
+    let o = up.run(&["start", "sf/late"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(up.state("late"), "running");
+    let o = up.run(&["stop", "sf/late"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_dir(&gone).unwrap();
+    let o = up.run(&["start", "sf/late"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "a failed start must fail `start`: {err}");
+    assert!(err.contains("late") && err.contains(&gone.display().to_string()), "names the container and the path: {err}");
+    assert!(!err.contains("start done"), "{err}");
+    let o = up.run(&["restart", "sf/late"]);
+    assert_eq!(o.status.code(), Some(1), "a failed start must fail `restart`: {}", stderr(&o));
+    drop(up);
+
+    // `up -d` of an app whose container cannot start: exit 1 with why.
+    let file = w.dir.path().join("bad.kdl");
+    std::fs::write(&file, format!("app \"sf2\"\ncontainer \"nope\" {{\n image \"{image}\"\n command \"/no/such/program\"\n}}\n")).unwrap();
+    let o = w.t.run_in(&w.ns, &["up", "-d", "--trust-file", file.to_str().unwrap()]);
+    let _ = w.t.run_in(&w.ns, &["down", "sf2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("nope") && err.contains("/no/such/program"), "{err}");
+}
+
+
+/// `cap-add "ALL"` starts, as in Docker, with every capability tfctl itself holds: on a host
+/// that keeps one out of root's bounding set (CAP_SYS_RESOURCE, on some), it is not asked for.
+#[test]
+fn cap_add_all_gives_every_capability_tfctl_holds() {
+    let w = World::new("capall");
+    let image = w.image.clone();
+    let up = w.up("ca", &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n cap-add \"ALL\"\n stop-timeout \"1s\"\n}}\n"));
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = ours.lines().find(|l| l.starts_with("CapBnd:")).unwrap().to_string();
+    let o = up.run(&["exec", "ca/box", "grep", "-e", "CapBnd", "-e", "CapEff", "/proc/self/status"]);
+    let text = stdout(&o);
+    assert!(text.contains(&bounding), "the container's bounding set is tfctl's own: {text} vs {bounding}");
+    assert!(text.contains(&bounding.replace("CapBnd", "CapEff")), "and root's effective set: {text}");
+}
