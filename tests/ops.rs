@@ -472,6 +472,7 @@ fn a_container_that_cannot_start_fails_the_command_that_started_it() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "a failed start must fail `start`: {err}");
     assert!(err.contains("late") && err.contains(&gone.display().to_string()), "names the container and the path: {err}");
+    assert!(!err.contains("spawner") && !err.contains("plan"), "speaks the user's terms: {err}");
     assert!(!err.contains("start done"), "{err}");
     let o = up.run(&["restart", "sf/late"]);
     assert_eq!(o.status.code(), Some(1), "a failed start must fail `restart`: {}", stderr(&o));
@@ -501,4 +502,28 @@ fn cap_add_all_gives_every_capability_tfctl_holds() {
     let text = stdout(&o);
     assert!(text.contains(&bounding), "the container's bounding set is tfctl's own: {text} vs {bounding}");
     assert!(text.contains(&bounding.replace("CapBnd", "CapEff")), "and root's effective set: {text}");
+}
+
+
+/// A bind mount's missing host folder: `check` refuses the file at the line, unless the mount
+/// says `create=#true`, which makes the folder at `up` as `docker run -v` does.
+#[test]
+fn a_missing_bind_source_is_refused_at_check_or_made_with_create() {
+    let w = World::new("bindsrc");
+    let image = w.image.clone();
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(&file, format!("app \"bs\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n mount \"./missing\" at=\"/data\"\n}}\n")).unwrap();
+    let o = w.t.run_in(&w.ns, &["check", file.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing") && err.contains("does not exist") && err.contains("create=#true"), "{err}");
+    let made = w.dir.path().join("made");
+    let up = w.up(
+        "bs",
+        &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n mount \"./made\" at=\"/data\" create=#true\n stop-timeout \"1s\"\n}}\n"),
+    );
+    assert!(made.is_dir(), "create=#true makes the folder");
+    let o = up.run(&["exec", "bs/box", "sh", "-c", "echo hi > /data/f"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(made.join("f")).unwrap(), "hi\n", "the made folder is the one mounted");
 }

@@ -21,11 +21,13 @@ pub enum SpawnerError {
 /// Why a process was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("the spawner is gone ({0}): no container can be started from this tfctl process any more")]
+    #[error("tfctl's process starter is gone ({0}): no container can be started from this tfctl process any more; run the command again")]
     SpawnerGone(String),
-    #[error("cannot send the start request to the spawner: {0} (a plan is limited to about 200 KB)")]
+    #[error("cannot pass the container's settings to tfctl's process starter: {0} (command, environment and files given inline are limited to about 200 KB in all)")]
     Send(#[source] std::io::Error),
-    #[error("the spawner refused the start plan: {0}")]
+    /// Checked before the new process exists (the message says what, in the container's
+    /// terms); the user never sees the word "spawner" or "plan".
+    #[error("starting the container failed: {0}")]
     Refused(String),
     /// A step of the start sequence failed inside the new process.
     #[error("{}", describe(*step, *errno, subject.as_deref()))]
