@@ -527,3 +527,28 @@ fn a_missing_bind_source_is_refused_at_check_or_made_with_create() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(made.join("f")).unwrap(), "hi\n", "the made folder is the one mounted");
 }
+
+
+/// `sysctl` in the app file is applied in the container's own namespaces (network and IPC), as
+/// the container reads them, and the host's (here: the test's namespace's) values stay.
+#[test]
+fn sysctls_are_set_in_the_container_s_namespaces_only() {
+    let w = World::new("sysctl");
+    let image = w.image.clone();
+    let read = |path: &str| std::fs::read_to_string(path).unwrap();
+    let host_ipc = read("/proc/sys/kernel/shmmni");
+    let host_net = stdout(&w.ns.sh("cat /proc/sys/net/ipv4/tcp_keepalive_time"));
+    assert_ne!(host_ipc.trim(), "1234", "the control must differ from the value set");
+    assert_ne!(host_net.trim(), "1234");
+    let up = w.up(
+        "sy",
+        &format!(
+            "container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n\
+             sysctl \"net.ipv4.tcp_keepalive_time\" \"1234\"\n sysctl \"kernel.shmmni\" \"1234\"\n sysctl \"fs.mqueue.msg_max\" \"42\"\n}}\n"
+        ),
+    );
+    let o = up.run(&["exec", "sy/box", "cat", "/proc/sys/net/ipv4/tcp_keepalive_time", "/proc/sys/kernel/shmmni", "/proc/sys/fs/mqueue/msg_max"]);
+    assert_eq!(stdout(&o), "1234\n1234\n42\n", "{}", stderr(&o));
+    assert_eq!(read("/proc/sys/kernel/shmmni"), host_ipc, "the host's IPC namespace keeps its value");
+    assert_eq!(stdout(&w.ns.sh("cat /proc/sys/net/ipv4/tcp_keepalive_time")), host_net, "the host side's network namespace keeps its value");
+}

@@ -72,6 +72,7 @@ impl StartError {
             Step::MaskPath => setup.and_then(|s| s.masked_paths.get(i)).cloned(),
             Step::ReadonlyPath => setup.and_then(|s| s.readonly_paths.get(i)).cloned(),
             Step::WriteFile => setup.and_then(|s| s.files.get(i).map(|f| f.path.clone()).or_else(|| s.mounts.get(i).map(|m| m.target().to_string()))),
+            Step::Sysctl => setup.and_then(|s| s.sysctls.get(i)).map(|(k, v)| format!("{k}={v}")),
             Step::Rlimit => plan.rlimits.get(i).map(|r| format!("{} {}:{}", rlimit_name(r.resource), r.soft, r.hard)),
             Step::Exec => plan.process.argv.first().cloned(),
             Step::Cwd => Some(plan.process.cwd.clone()),
@@ -101,6 +102,8 @@ fn hint(step: Step, errno: i32, subject: Option<&str>) -> &'static str {
             ": the kernel refused the overlay; its reason is in the kernel log (`dmesg | grep overlayfs`): \
              overlayfs must be available, and the upper and work directories on one filesystem that supports it"
         }
+        (Step::Sysctl, libc::ENOENT) => ": this kernel has no such sysctl in a container's namespaces (check the name in /proc/sys)",
+        (Step::Sysctl, libc::EINVAL) => ": the kernel refused the value",
         (Step::CgroupAttach, _) => ": the container's cgroup must exist and accept this process",
         (Step::Seccomp, libc::EINVAL) => ": the kernel rejected the BPF program",
         (Step::DevNull, libc::ENODEV) => ": /dev/null in the container is not the real null device",
