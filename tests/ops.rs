@@ -552,3 +552,34 @@ fn sysctls_are_set_in_the_container_s_namespaces_only() {
     assert_eq!(read("/proc/sys/kernel/shmmni"), host_ipc, "the host's IPC namespace keeps its value");
     assert_eq!(stdout(&w.ns.sh("cat /proc/sys/net/ipv4/tcp_keepalive_time")), host_net, "the host side's network namespace keeps its value");
 }
+
+
+/// After `down` an app's containers are gone from `ps`, its subnet is free for another app,
+/// and its next run's logs hold that run's output only.
+#[test]
+fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs() {
+    let w = World::new("downfree");
+    let image = w.image.clone();
+    let app = |word: &str| {
+        format!(
+            "network subnet=\"10.231.7.0/24\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo {word}; exec sleep 600\"\n stop-timeout \"1s\"\n}}\n"
+        )
+    };
+    let first = w.up("df", &app("first-run"));
+    let o = first.run(&["logs", "df/box"]);
+    assert!(stdout(&o).contains("first-run"), "{}", stdout(&o));
+    let o = first.run(&["down", "df"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ps = first.ps();
+    let listed = ps["apps"].as_array().into_iter().flatten().flat_map(|a| a["containers"].as_array().cloned().unwrap_or_default()).count();
+    assert_eq!(listed, 0, "no container of a down app is listed: {ps}");
+    // The same subnet, taken by another app: free since the first is down.
+    let dir2 = tempfile::tempdir().unwrap();
+    let other = Up::new(&w.t, &w.ns, dir2.path(), "df2", &app("other"));
+    drop(other);
+    // A new run of the first app: its logs are this run's.
+    let again = w.up("df", &app("second-run"));
+    let o = again.run(&["logs", "df/box"]);
+    let text = stdout(&o);
+    assert!(text.contains("second-run") && !text.contains("first-run"), "{text}");
+}

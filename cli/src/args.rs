@@ -97,6 +97,9 @@ pub enum Command {
     /// control characters in it are escaped, as `tfctl logs` shows them.
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
+    ///
+    /// `ps` no longer lists its containers, and its subnet is free for another app; its named
+    /// volumes, generated secrets and last logs stay (the next `up` starts new logs).
     Down(DownArgs),
     /// Show what `up` would change, per container, with the reason.
     Plan(PlanArgs),
@@ -242,7 +245,7 @@ pub struct UpArgs {
 pub struct DownArgs {
     /// The app file, or the name of a running app.
     pub target: String,
-    /// Also remove the app's volumes and record (addresses, generated secrets).
+    /// Also remove the app's volumes and record (generated secrets, logs).
     #[arg(long)]
     pub volumes: bool,
     /// The app's name, when it was started with `up --name`.
