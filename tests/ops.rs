@@ -583,3 +583,35 @@ fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs()
     let text = stdout(&o);
     assert!(text.contains("second-run") && !text.contains("first-run"), "{text}");
 }
+
+
+/// `up` makes it so: a container that failed is started again by the next `up` of the file,
+/// and `plan` says so first.
+#[test]
+fn up_starts_a_failed_container_again_and_plan_says_so() {
+    let w = World::new("upfix");
+    let image = w.image.clone();
+    let data = w.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"uf\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"test -e /data/ok || exit 3; exec sleep 600\"\n mount \"./data\" at=\"/data\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    // Running at first (so `up` may call it up), then exiting with 3: failed.
+    let _ = w.t.run_in(&w.ns, &["up", "--trust-file", "--wait=30s", f]);
+    let up = Up { t: &w.t, ns: &w.ns, app: "uf".into() };
+    up.wait_state("box", "failed");
+    // Fixed on the host, not in the file.
+    std::fs::write(data.join("ok"), "").unwrap();
+    let o = up.run(&["plan", f]);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("box") && said.contains("started again"), "{said}");
+    let o = up.run(&["up", "--trust-file", "--wait=30s", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(up.state("box"), "running");
+}

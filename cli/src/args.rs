@@ -93,6 +93,9 @@ pub enum Command {
     Config(FileArg),
     /// Start an app, or bring a running one in line with its file.
     ///
+    /// Of a running app, a container that failed is started again even when the file did not
+    /// change it (`plan` says so).
+    ///
     /// In the foreground, each container's output is shown after its name; on a terminal,
     /// control characters in it are escaped, as `tfctl logs` shows them.
     Up(UpArgs),
