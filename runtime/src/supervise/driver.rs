@@ -54,4 +54,8 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The container's network namespace, for health probes.
     fn netns(&self, container: &str) -> Option<OwnedFd>;
+
+    /// Keeps a line a hook of `event` (for `container`, or the app) printed, where the app's
+    /// logs are. Nowhere by default.
+    fn hook_output(&self, _container: Option<&str>, _event: &str, _line: &str) {}
 }

@@ -331,6 +331,14 @@ async fn fire<D: Driver>(
                     None => Err("exec hooks need a container".to_string()),
                 },
             };
+            // What the hook printed goes to whoever follows the app (`up`'s output, by the
+            // events) and to the app's logs, each line after the event and container.
+            if let Ok(o) = &outcome {
+                for line in o.output.lines().filter(|l| !l.is_empty()) {
+                    report(inner, name, event, "hook-output", None, format!("hook: {line}"));
+                    inner.driver.hook_output(name, event.as_str(), line);
+                }
+            }
             match outcome {
                 Ok(o) if o.success() => continue,
                 Ok(o) if o.timed_out => failure = Some(format!("timed out after {:?}", hook.timeout)),
