@@ -175,3 +175,32 @@ fn a_hook_script_in_a_folder_another_user_owns_is_refused() {
     let o = t.run_in(&ns, &["down", "hkdir"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// What a hook prints is not lost: `up` shows it after the container and event, and
+/// `tfctl logs APP` keeps it (container and app hooks alike) in the app's `_hooks` stream.
+#[test]
+fn hook_output_goes_to_up_s_output_and_to_the_app_s_logs() {
+    let t = Tfctl::new();
+    let ns = NetNs::new("hookout");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"ho\"\non \"up\" {{\n run \"sh\" \"-c\" \"echo app-level-line\"\n}}\n\
+             container \"box\" {{\n image \"{}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n\
+             on \"started\" {{\n  run \"sh\" \"-c\" \"echo out-line; echo err-line >&2\"\n }}\n}}\n",
+            image()
+        ),
+    )
+    .unwrap();
+    let o = t.run_in(&ns, &["up", "--trust-file", "--wait=30s", file.to_str().unwrap()]);
+    let up_said = stderr(&o);
+    let logs = t.run_in(&ns, &["logs", "ho"]);
+    let _ = t.run_in(&ns, &["down", "--volumes", "ho"]);
+    assert_eq!(o.status.code(), Some(0), "{up_said}");
+    assert!(up_said.contains("box: started: hook: out-line") && up_said.contains("box: started: hook: err-line"), "{up_said}");
+    let logged = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(logged.contains("box started: out-line") && logged.contains("box started: err-line"), "{logged}");
+    assert!(logged.contains("app up: app-level-line"), "{logged}");
+}

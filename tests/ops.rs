@@ -410,7 +410,8 @@ fn exec_runs_as_another_user_and_in_another_folder() {
     assert!(text.contains("uid=1000(app) gid=1000(app)"), "{text}");
     assert!(text.contains("/home/app\n"), "{text}");
     assert!(text.contains("CapEff:\t0000000000000000"), "a non-root user gets no capabilities: {text}");
-    let o = exec(&["-u", "0:0", "-w", "/tmp", "xu/box", "--", "sh", "-c", "id -u; pwd; grep CapEff /proc/self/status"]);
+    // The command right after the target, as `docker exec` takes it (no `--`).
+    let o = exec(&["-u", "0:0", "-w", "/tmp", "xu/box", "sh", "-c", "id -u; pwd; grep CapEff /proc/self/status"]);
     assert_eq!(stdout(&o), "0\n/tmp\nCapEff:\t00000000800405fb\n", "{}", stderr(&o));
     let o = exec(&["-u", "nosuch", "xu/box", "--", "true"]);
     assert_ne!(o.status.code(), Some(0));
@@ -440,4 +441,177 @@ fn exec_with_a_pty_names_it_passes_input_and_keeps_the_status() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "hello\r\nhello\r\n");
+}
+
+
+/// A container that cannot start makes the command that started it fail, naming it and why
+/// (not only the supervisor's log): `start` of a `sleep` container whose bind source went away
+/// since `up`, and `up -d` of one whose program does not exist. Errors speak of the container
+/// and the path, never of tfctl's internal parts.
+#[test]
+fn a_container_that_cannot_start_fails_the_command_that_started_it() {
+    let w = World::new("startfail");
+    let image = w.image.clone();
+    let gone = w.dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let up = w.up(
+        "sf",
+        &format!(
+            "container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n}}\n\
+             container \"late\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n sleep\n mount \"./gone\" at=\"/data\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    );
+    // Control: with its folder there, `start` runs it.
+    let o = up.run(&["start", "sf/late"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(up.state("late"), "running");
+    let o = up.run(&["stop", "sf/late"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_dir(&gone).unwrap();
+    let o = up.run(&["start", "sf/late"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "a failed start must fail `start`: {err}");
+    assert!(err.contains("late") && err.contains(&gone.display().to_string()), "names the container and the path: {err}");
+    assert!(!err.contains("spawner") && !err.contains("plan"), "speaks the user's terms: {err}");
+    assert!(!err.contains("start done"), "{err}");
+    let o = up.run(&["restart", "sf/late"]);
+    assert_eq!(o.status.code(), Some(1), "a failed start must fail `restart`: {}", stderr(&o));
+    drop(up);
+
+    // `up -d` of an app whose container cannot start: exit 1 with why.
+    let file = w.dir.path().join("bad.kdl");
+    std::fs::write(&file, format!("app \"sf2\"\ncontainer \"nope\" {{\n image \"{image}\"\n command \"/no/such/program\"\n}}\n")).unwrap();
+    let o = w.t.run_in(&w.ns, &["up", "-d", "--trust-file", file.to_str().unwrap()]);
+    let _ = w.t.run_in(&w.ns, &["down", "sf2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("nope") && err.contains("/no/such/program"), "{err}");
+}
+
+
+/// `cap-add "ALL"` starts, as in Docker, with every capability tfctl itself holds: on a host
+/// that keeps one out of root's bounding set (CAP_SYS_RESOURCE, on some), it is not asked for.
+#[test]
+fn cap_add_all_gives_every_capability_tfctl_holds() {
+    let w = World::new("capall");
+    let image = w.image.clone();
+    let up = w.up("ca", &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n cap-add \"ALL\"\n stop-timeout \"1s\"\n}}\n"));
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = ours.lines().find(|l| l.starts_with("CapBnd:")).unwrap().to_string();
+    let o = up.run(&["exec", "ca/box", "grep", "-e", "CapBnd", "-e", "CapEff", "/proc/self/status"]);
+    let text = stdout(&o);
+    assert!(text.contains(&bounding), "the container's bounding set is tfctl's own: {text} vs {bounding}");
+    assert!(text.contains(&bounding.replace("CapBnd", "CapEff")), "and root's effective set: {text}");
+}
+
+
+/// A bind mount's missing host folder: `check` refuses the file at the line, unless the mount
+/// says `create=#true`, which makes the folder at `up` as `docker run -v` does.
+#[test]
+fn a_missing_bind_source_is_refused_at_check_or_made_with_create() {
+    let w = World::new("bindsrc");
+    let image = w.image.clone();
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(&file, format!("app \"bs\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n mount \"./missing\" at=\"/data\"\n}}\n")).unwrap();
+    let o = w.t.run_in(&w.ns, &["check", file.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing") && err.contains("does not exist") && err.contains("create=#true"), "{err}");
+    let made = w.dir.path().join("made");
+    let up = w.up(
+        "bs",
+        &format!("container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n mount \"./made\" at=\"/data\" create=#true\n stop-timeout \"1s\"\n}}\n"),
+    );
+    assert!(made.is_dir(), "create=#true makes the folder");
+    let o = up.run(&["exec", "bs/box", "sh", "-c", "echo hi > /data/f"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(made.join("f")).unwrap(), "hi\n", "the made folder is the one mounted");
+}
+
+
+/// `sysctl` in the app file is applied in the container's own namespaces (network and IPC), as
+/// the container reads them, and the host's (here: the test's namespace's) values stay.
+#[test]
+fn sysctls_are_set_in_the_container_s_namespaces_only() {
+    let w = World::new("sysctl");
+    let image = w.image.clone();
+    let read = |path: &str| std::fs::read_to_string(path).unwrap();
+    let host_ipc = read("/proc/sys/kernel/shmmni");
+    let host_net = stdout(&w.ns.sh("cat /proc/sys/net/ipv4/tcp_keepalive_time"));
+    assert_ne!(host_ipc.trim(), "1234", "the control must differ from the value set");
+    assert_ne!(host_net.trim(), "1234");
+    let up = w.up(
+        "sy",
+        &format!(
+            "container \"box\" {{\n image \"{image}\"\n command \"sleep\" \"600\"\n stop-timeout \"1s\"\n\
+             sysctl \"net.ipv4.tcp_keepalive_time\" \"1234\"\n sysctl \"kernel.shmmni\" \"1234\"\n sysctl \"fs.mqueue.msg_max\" \"42\"\n}}\n"
+        ),
+    );
+    let o = up.run(&["exec", "sy/box", "cat", "/proc/sys/net/ipv4/tcp_keepalive_time", "/proc/sys/kernel/shmmni", "/proc/sys/fs/mqueue/msg_max"]);
+    assert_eq!(stdout(&o), "1234\n1234\n42\n", "{}", stderr(&o));
+    assert_eq!(read("/proc/sys/kernel/shmmni"), host_ipc, "the host's IPC namespace keeps its value");
+    assert_eq!(stdout(&w.ns.sh("cat /proc/sys/net/ipv4/tcp_keepalive_time")), host_net, "the host side's network namespace keeps its value");
+}
+
+
+/// After `down` an app's containers are gone from `ps`, its subnet is free for another app,
+/// and its next run's logs hold that run's output only.
+#[test]
+fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs() {
+    let w = World::new("downfree");
+    let image = w.image.clone();
+    let app = |word: &str| {
+        format!(
+            "network subnet=\"10.231.7.0/24\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo {word}; exec sleep 600\"\n stop-timeout \"1s\"\n}}\n"
+        )
+    };
+    let first = w.up("df", &app("first-run"));
+    let o = first.run(&["logs", "df/box"]);
+    assert!(stdout(&o).contains("first-run"), "{}", stdout(&o));
+    let o = first.run(&["down", "df"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ps = first.ps();
+    let listed = ps["apps"].as_array().into_iter().flatten().flat_map(|a| a["containers"].as_array().cloned().unwrap_or_default()).count();
+    assert_eq!(listed, 0, "no container of a down app is listed: {ps}");
+    // The same subnet, taken by another app: free since the first is down.
+    let dir2 = tempfile::tempdir().unwrap();
+    let other = Up::new(&w.t, &w.ns, dir2.path(), "df2", &app("other"));
+    drop(other);
+    // A new run of the first app: its logs are this run's.
+    let again = w.up("df", &app("second-run"));
+    let o = again.run(&["logs", "df/box"]);
+    let text = stdout(&o);
+    assert!(text.contains("second-run") && !text.contains("first-run"), "{text}");
+}
+
+
+/// `up` makes it so: a container that failed is started again by the next `up` of the file,
+/// and `plan` says so first.
+#[test]
+fn up_starts_a_failed_container_again_and_plan_says_so() {
+    let w = World::new("upfix");
+    let image = w.image.clone();
+    let data = w.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(
+        &file,
+        format!(
+            "app \"uf\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"test -e /data/ok || exit 3; exec sleep 600\"\n mount \"./data\" at=\"/data\"\n stop-timeout \"1s\"\n}}\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    // Running at first (so `up` may call it up), then exiting with 3: failed.
+    let _ = w.t.run_in(&w.ns, &["up", "--trust-file", "--wait=30s", f]);
+    let up = Up { t: &w.t, ns: &w.ns, app: "uf".into() };
+    up.wait_state("box", "failed");
+    // Fixed on the host, not in the file.
+    std::fs::write(data.join("ok"), "").unwrap();
+    let o = up.run(&["plan", f]);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("box") && said.contains("started again"), "{said}");
+    let o = up.run(&["up", "--trust-file", "--wait=30s", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(up.state("box"), "running");
 }

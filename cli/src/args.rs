@@ -93,6 +93,9 @@ pub enum Command {
     Config(FileArg),
     /// Start an app, or bring a running one in line with its file.
     ///
+    /// Of a running app, a container that failed is started again even when the file did not
+    /// change it (`plan` says so).
+    ///
     /// In the foreground, each container's output is shown after its name; on a terminal,
     /// control characters in it are escaped, as `tfctl logs` shows them.
     /// On a cgroup v2 host the containers' cgroups go, in this order: below the unit's own
@@ -106,6 +109,9 @@ pub enum Command {
     /// setting. cgroup v1 and hybrid hosts: below tfctl's cgroup in each hierarchy.
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
+    ///
+    /// `ps` no longer lists its containers, and its subnet is free for another app; its named
+    /// volumes, generated secrets and last logs stay (the next `up` starts new logs).
     Down(DownArgs),
     /// Show what `up` would change, per container, with the reason.
     Plan(PlanArgs),
@@ -255,7 +261,7 @@ pub struct UpArgs {
 pub struct DownArgs {
     /// The app file, or the name of a running app.
     pub target: String,
-    /// Also remove the app's volumes and record (addresses, generated secrets).
+    /// Also remove the app's volumes and record (generated secrets, logs).
     #[arg(long)]
     pub volumes: bool,
     /// The app's name, when it was started with `up --name`.
@@ -317,8 +323,9 @@ pub struct LogsArgs {
 pub struct ExecArgs {
     /// APP/CONTAINER, or a container name.
     pub target: String,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments, after the target as `docker exec` takes them (`--` before
+    /// it is optional); tfctl's own options go before the target.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
     /// Pass tfctl's stdin to the process (without, it reads /dev/null).
     #[arg(short, long)]
@@ -600,5 +607,36 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    fn exec_args(line: &[&str]) -> super::ExecArgs {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(std::iter::once("tfctl").chain(line.iter().copied())).expect("parses");
+        match cli.command {
+            super::Command::Exec(a) => a,
+            other => panic!("not exec: {other:?}"),
+        }
+    }
+
+    /// `docker exec C cat x` takes the command right after the target; options before the
+    /// target are tfctl's, everything after it (options included) is the command's, and a `--`
+    /// right after the target still works.
+    #[test]
+    fn exec_takes_the_command_after_the_target_with_or_without_dashes() {
+        let a = exec_args(&["exec", "app/c", "cat", "x"]);
+        assert_eq!((a.target.as_str(), a.command), ("app/c", vec!["cat".to_string(), "x".into()]));
+        let a = exec_args(&["exec", "-it", "-u", "0", "app/c", "ls", "-l", "--all"]);
+        assert!(a.interactive && a.tty);
+        assert_eq!(a.user.as_deref(), Some("0"));
+        assert_eq!(a.command, ["ls", "-l", "--all"]);
+        let a = exec_args(&["exec", "-w", "/tmp", "app/c", "--", "sh", "-c", "echo -- -t"]);
+        assert_eq!(a.workdir.as_deref(), Some("/tmp"));
+        assert!(!a.tty);
+        assert_eq!(a.command, ["sh", "-c", "echo -- -t"]);
+        // A `--` inside the command is the command's.
+        let a = exec_args(&["exec", "c", "echo", "--", "x"]);
+        assert_eq!(a.command, ["echo", "--", "x"]);
+        use clap::Parser;
+        assert!(super::Cli::try_parse_from(["tfctl", "exec", "app/c"]).is_err(), "a command is required");
     }
 }

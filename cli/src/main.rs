@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         match early.take().map_or_else(tfctl_runtime::spawn::Spawner::start, Ok) {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("error: cannot start tfctl's process spawner: {e}");
+                eprintln!("error: cannot start tfctl's process starter: {e}");
                 return ExitCode::from(Exit::RunFailed.code());
             }
         }

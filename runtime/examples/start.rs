@@ -53,6 +53,7 @@ fn main() {
             hostname: Some("bench".into()),
             secret_targets: vec![],
             idmapped_binds_under: None,
+            sysctls: vec![],
         })),
         process: Process { argv: vec!["/bin/true".into()], env: vec!["PATH=/bin".into()], cwd: "/".into() },
         user: User::default(),

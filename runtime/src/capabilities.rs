@@ -40,6 +40,11 @@ pub const DEFAULT_CAPS: [Capability; 11] = [
 pub enum CapError {
     #[error("`{0}` is not a Linux capability (write e.g. NET_ADMIN or CAP_NET_ADMIN, or ALL)")]
     Unknown(String),
+    #[error(
+        "capability {0} cannot be given here: tfctl itself does not hold it (the host, or the \
+         container tfctl runs in, keeps it out of its bounding set); remove it from cap-add"
+    )]
+    Unavailable(String),
 }
 
 /// A set of capabilities as a bitmask: bit `n` is capability number `n`.
@@ -60,6 +65,14 @@ impl CapSet {
     /// Every capability this kernel knows (what `ALL` means).
     pub fn all_supported() -> CapSet {
         CapSet::from_caps(caps::runtime::thread_all_supported())
+    }
+
+    /// What tfctl can give a container: the capabilities in its own bounding set (a host, or
+    /// a container tfctl runs in, may keep some out, as CAP_SYS_RESOURCE here and there).
+    /// `ALL` means these, as Docker's does on such a host; unreadable, the kernel's whole set.
+    pub fn grantable() -> CapSet {
+        let own = caps::read(None, caps::CapSet::Bounding).map(CapSet::from_caps).unwrap_or(CapSet::all_supported());
+        CapSet(CapSet::all_supported().0 & own.0)
     }
 
     pub fn contains(self, index: u8) -> bool {
@@ -183,7 +196,12 @@ pub fn resolve(
 ) -> Result<ProcessCaps, CapError> {
     let (added, add_all) = parse_list(cap_add)?;
     let (dropped, drop_all) = parse_list(cap_drop)?;
-    let supported = CapSet::all_supported();
+    let supported = CapSet::grantable();
+    // One asked for by name that tfctl cannot give would fail the start (capset, EPERM)
+    // with no word of which: name it now.
+    if let Some(missing) = CapSet(added.0 & !supported.0 & !dropped.0).names().into_iter().next() {
+        return Err(CapError::Unavailable(missing));
+    }
     let mut set = if drop_all {
         CapSet::EMPTY
     } else {
@@ -259,7 +277,7 @@ mod tests {
         assert!(!c.bounding.contains(Capability::CAP_SYS_ADMIN.index()));
         assert_eq!(
             c.bounding.0 | Capability::CAP_SYS_ADMIN.bitmask(),
-            CapSet::all_supported().0
+            CapSet::grantable().0
         );
     }
 

@@ -581,6 +581,7 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
     let src_e = s.arg(0)?;
     let src = cx.str(Some(src_e));
     let read_only = cx.bool(s.prop("read-only")).unwrap_or(false);
+    let create = cx.bool(s.prop("create")).unwrap_or(false);
     let target = match s.prop("at") {
         Some(e) => {
             let t = container_path(cx, Some(e));
@@ -604,8 +605,27 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
     };
     let src = src?;
     let source = if src.starts_with("./") || src.starts_with("../") || src.starts_with('/') {
-        MountSource::Bind(cx.host_path(&src))
+        let path = cx.host_path(&src);
+        // Caught here, at its line, rather than when the container starts: a typo in a path
+        // is the usual reason. `create=#true` asks for the folder instead.
+        if !create && target.is_some() && std::fs::symlink_metadata(&path).is_err() {
+            let p = cx
+                .problem("tfctl::missing-bind-source", value_span(src_e), format!("bind mount source `{}` does not exist", path.display()))
+                .label("no such file or folder")
+                .help("relative paths start at the app file's folder; create it, or write create=#true on this `mount` to have tfctl make an empty folder, as `docker run -v` does");
+            cx.push(p);
+        }
+        MountSource::Bind(path)
     } else {
+        if create {
+            if let Some(e) = s.prop("create") {
+                let p = cx
+                    .problem("tfctl::create-on-volume", value_span(e), "`create` is for a host path; a named volume is always made")
+                    .label("not a host path")
+                    .help("remove create=, or give a host path starting with ./, ../ or /");
+                cx.push(p);
+            }
+        }
         refs.uses
             .push((RefKind::Volume, src.clone(), value_span(src_e), "`mount`"));
         MountSource::Volume(src)
@@ -614,6 +634,7 @@ fn mount(cx: &mut Cx<'_>, s: Node<'_>, refs: &mut Refs, paths: &mut Paths) -> Op
         source,
         target: target?,
         read_only,
+        create,
     })
 }
 

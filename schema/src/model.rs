@@ -346,6 +346,10 @@ pub struct Mount {
     /// Absolute path inside the container.
     pub target: String,
     pub read_only: bool,
+    /// A bind source that does not exist is made (an empty folder) when the container starts;
+    /// without it, a missing source is an error.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

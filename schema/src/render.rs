@@ -95,10 +95,11 @@ fn container(w: &mut String, c: &Container) {
         };
         let _ = writeln!(
             w,
-            "{i}mount {} at={} read-only=#{}",
+            "{i}mount {} at={} read-only=#{}{}",
             q(&source),
             q(&m.target),
-            m.read_only
+            m.read_only,
+            if m.create { " create=#true" } else { "" }
         );
     }
     for t in &c.tmpfs {

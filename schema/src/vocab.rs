@@ -394,6 +394,7 @@ pub static NODES: &[NodeSpec] = &[
         props: &[
             p("at", Kind::Str, "the absolute path in the container; required"),
             p("read-only", Kind::Bool, "mount read-only"),
+            p("create", Kind::Bool, "a host path that does not exist is made as an empty folder, as `docker run -v` does"),
         ],
         any_props: false,
         children: None,

@@ -474,6 +474,11 @@ case!(
     "tfctl::missing-property",
     &with("    mount \"./html\"")
 );
+case!(
+    missing_bind_source,
+    "tfctl::missing-bind-source",
+    &with("    mount \"./no-such-folder\" at=\"/data\"")
+);
 
 // Variables.
 case!(

@@ -141,6 +141,7 @@ container "web" {
     secret "token" env="TOKEN"
     mount "data" at="/data" read-only=#true
     mount "./html" at="/var/www"
+    mount "./made" at="/made" create=#true
     tmpfs "/tmp" size="64M"
     tmpfs "/run/cache"
     shm-size "128M"
@@ -189,6 +190,7 @@ fn every_node_resolves_and_round_trips() {
         ("web.env", "A=from-file\nC=3\n"),
         ("conf/app.conf", "db={{ ip.db }}\n"),
         ("seccomp.json", "{}"),
+        ("html/index.html", "hi"),
         ("app.kdl", EVERYTHING),
     ] {
         std::fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
@@ -244,6 +246,10 @@ fn every_node_resolves_and_round_trips() {
     );
     assert_eq!(web.secrets[2].target, SecretTarget::Env("TOKEN".into()));
     assert_eq!(web.mounts[1].source, MountSource::Bind(dir.join("html")));
+    assert!(!web.mounts[1].create);
+    // Missing, but asked to be made: valid.
+    assert_eq!(web.mounts[2].source, MountSource::Bind(dir.join("made")));
+    assert!(web.mounts[2].create);
     assert_eq!(web.tmpfs[0].size, Some(64 << 20));
     assert_eq!(web.shm_size, 128 << 20);
     assert_eq!(web.publish[1].host_ip.to_string(), "127.0.0.1");

@@ -93,7 +93,7 @@ fn exec_one_off(root: &StateRoot, name: &str, (record, state): (Option<one_off::
     let attach = driver.open(&r.cgroup).attach_files().map_err(|e| failed(format!("{name}: its cgroup: {e}")))?;
     let mut fds = StartFds { target: Some(target), cgroup_procs: attach.fds, ..StartFds::default() };
     // Still single-threaded here: no runtime has started, nor the relay's thread.
-    let spawner = Spawner::start().map_err(|e| failed(format!("cannot start tfctl's process spawner: {e}")))?;
+    let spawner = Spawner::start().map_err(|e| failed(format!("cannot start tfctl's process starter: {e}")))?;
     let status = if args.tty {
         context::runtime().block_on(super::run::with_terminal(&spawner, &plan, fds, args.interactive, |_| {}))?
     } else {

@@ -143,7 +143,7 @@ fn parse_volume(spec: &str) -> Result<Mount, Failure> {
         values::check_name("volume", source).map_err(|e| usage(format!("-v {spec}: {}", e.message)))?;
         MountSource::Volume(source.to_string())
     };
-    Ok(Mount { source, target: target.to_string(), read_only })
+    Ok(Mount { source, target: target.to_string(), read_only, create: false })
 }
 
 fn parse_copy(spec: &str) -> Result<PreBootFile, Failure> {

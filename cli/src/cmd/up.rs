@@ -356,7 +356,7 @@ fn run_detached_supervisor(parts: SupervisorSetupParts, report: OwnedFd, log_pat
         Ok(s) => Arc::new(s),
         Err(e) => {
             let mut f = std::fs::File::from(report);
-            let _ = f.write_all(encode(&Progress::Failed { container: String::new(), reason: format!("cannot start the spawner: {e}") }).as_bytes());
+            let _ = f.write_all(encode(&Progress::Failed { container: String::new(), reason: format!("cannot start tfctl's process starter: {e}") }).as_bytes());
             return 1;
         }
     };

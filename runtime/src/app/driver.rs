@@ -372,7 +372,23 @@ impl HostDriver {
     }
 }
 
+/// The app-level log of its hooks' output under the app's logs, beside the containers' (a
+/// name no container can have: `tfctl logs APP` shows it as `_hooks`).
+pub const HOOKS_LOG: &str = "_hooks";
+
 impl Driver for HostDriver {
+    fn hook_output(&self, container: Option<&str>, event: &str, line: &str) {
+        let text = format!("{} {event}: {line}", container.unwrap_or("app"));
+        match self.log_writer(HOOKS_LOG) {
+            Ok(w) => {
+                if let Ok(mut w) = w.lock() {
+                    let _ = w.record(Stream::Stdout, text.as_bytes(), false);
+                }
+            }
+            Err(e) => tracing::warn!("cannot write the hooks' log: {e}"),
+        }
+    }
+
     async fn start(&self, name: &str) -> Result<(), String> {
         let c = self.container(name)?;
         let model = self.model();

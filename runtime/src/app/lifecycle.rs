@@ -181,8 +181,14 @@ pub fn remove_objects(root: &StateRoot, rec: &mut AppRecord) -> Result<(), Lifec
             rec.net_up = false;
         }
     }
-    let run = record::app_dir(root, &rec.name).join("run");
-    let _ = std::fs::remove_dir_all(run);
+    // The app's containers go (their writable layers, their addresses), and its subnet is free
+    // for another app: `ps` lists none of them any more, and the next `up` plans its network
+    // afresh. The record stays, with the volumes and generated secrets that belong to it.
+    rec.net = None;
+    rec.ports.clear();
+    let dir = record::app_dir(root, &rec.name);
+    let _ = std::fs::remove_dir_all(dir.join("containers"));
+    let _ = std::fs::remove_dir_all(dir.join("run"));
     rec.supervisor = None;
     record::save(root, rec)?;
     Ok(())
@@ -234,6 +240,9 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let _lock = Lock::try_exclusive(&app_dir.join("lock"))?
         .ok_or_else(|| LifecycleError::Running { app: app.name.clone(), pid: record.supervisor.as_ref().map_or(0, |s| s.pid) })?;
     record.supervisor = Some(ProcessIdentity::current());
+    // A new run's logs start empty: `logs` shows this run, not the last one's before it (they
+    // stay readable after `down` until then).
+    let _ = std::fs::remove_dir_all(app_dir.join("logs"));
     // Containers a previous supervisor added at run time went with it.
     record.added.clear();
     record::save(&root, &record)?;

@@ -196,6 +196,16 @@ pub fn plan(sup: &Supervisor<HostDriver>, live: &Live, mut req: Request, pulled:
             ch.escalate(Action::Recreate, "pre-boot file or secret content changed");
         }
     }
+    // `up` makes it so: a container that failed (a long-running one that exited, a one-shot
+    // that exited non-zero, one that could not start, or used up its restarts) is started
+    // again from its definition, whatever the file changed. One between restarts (exited,
+    // its policy bringing it back) is left to its policy.
+    let status = sup.status().borrow().clone();
+    for ch in changes.iter_mut().filter(|c| matches!(c.action, Action::Keep | Action::Update)) {
+        let Some(s) = status.get(&ch.container).filter(|s| s.state == State::Failed) else { continue };
+        let why = s.reason.clone().unwrap_or_else(|| "it failed".into());
+        ch.escalate(Action::Recreate, format!("it failed ({why}): started again"));
+    }
     let app_level = diff::app_level(&current, &model.app);
     Ok(Planned { changes, app_level, model, prints, added })
 }

@@ -30,6 +30,11 @@ pub enum CreateError {
     Files { container: String, source: FileError },
     #[error("container {container}: secrets: {source}")]
     Secrets { container: String, source: crate::secrets::SecretError },
+    #[error(
+        "container {container}: the host path {path} it mounts at {target} is not there ({source}): create it, \
+         or write create=#true on its `mount` to have tfctl make an empty folder"
+    )]
+    BindSource { container: String, path: PathBuf, target: String, source: std::io::Error },
     #[error("container {container}: userns \"auto\": {source}")]
     Userns { container: String, source: crate::userns::UsernsError },
     #[error("container {container}: userns \"auto\" needs Linux 5.19 or later (overlayfs on idmapped layers); this host runs {major}.{minor}: use userns \"host\" here")]
@@ -172,9 +177,22 @@ pub fn prepare(
     };
 
     for m in &c.mounts {
-        if let tfctl_schema::model::MountSource::Volume(v) = &m.source {
-            let dir = ContainerDirs::volumes(root, app).join(v);
-            super::volumes::ensure(&dir, &image.layers, &m.target).map_err(io("create the volume", &dir))?;
+        match &m.source {
+            tfctl_schema::model::MountSource::Volume(v) => {
+                let dir = ContainerDirs::volumes(root, app).join(v);
+                super::volumes::ensure(&dir, &image.layers, &m.target).map_err(io("create the volume", &dir))?;
+            }
+            // `check` saw it, but it may have gone since: say so here, in the user's terms,
+            // rather than as a failed mount inside the new process.
+            tfctl_schema::model::MountSource::Bind(path) => match fs::symlink_metadata(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && m.create => {
+                    fs::create_dir_all(path).map_err(io("create the bind mount source", path))?;
+                }
+                Err(source) => {
+                    return Err(CreateError::BindSource { container: c.name.clone(), path: path.clone(), target: m.target.clone(), source })
+                }
+            },
         }
     }
     let users_at = user_db_layer(&image.layers).cloned().unwrap_or_else(|| dirs.mountpoint());

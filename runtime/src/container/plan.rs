@@ -125,6 +125,12 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         hostname: spec.hostname().clone(),
         secret_targets: files.secret_targets,
         idmapped_binds_under: None,
+        // Sorted: the order they are written in, and so which fails first, is the same each time.
+        sysctls: {
+            let mut s: Vec<(String, String)> = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default().into_iter().collect();
+            s.sort();
+            s
+        },
     };
     let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
     let seccomp: Vec<BpfProgram> = match programs {

@@ -375,8 +375,8 @@ fn read_one(shared: &Shared) -> Result<(), String> {
             dispatch(shared, reply, fds);
             Ok(())
         }
-        Ok(None) => Err("the spawner exited".to_string()),
-        Err(e) => Err(format!("reading from the spawner: {e}")),
+        Ok(None) => Err("it exited".to_string()),
+        Err(e) => Err(format!("reading its replies: {e}")),
     }
 }
 

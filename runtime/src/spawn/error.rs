@@ -21,11 +21,13 @@ pub enum SpawnerError {
 /// Why a process was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("the spawner is gone ({0}): no container can be started from this tfctl process any more")]
+    #[error("tfctl's process starter is gone ({0}): no container can be started from this tfctl process any more; run the command again")]
     SpawnerGone(String),
-    #[error("cannot send the start request to the spawner: {0} (a plan is limited to about 200 KB)")]
+    #[error("cannot pass the container's settings to tfctl's process starter: {0} (command, environment and files given inline are limited to about 200 KB in all)")]
     Send(#[source] std::io::Error),
-    #[error("the spawner refused the start plan: {0}")]
+    /// Checked before the new process exists (the message says what, in the container's
+    /// terms); the user never sees the word "spawner" or "plan".
+    #[error("starting the container failed: {0}")]
     Refused(String),
     /// A step of the start sequence failed inside the new process.
     #[error("{}", describe(*step, *errno, subject.as_deref()))]
@@ -70,6 +72,7 @@ impl StartError {
             Step::MaskPath => setup.and_then(|s| s.masked_paths.get(i)).cloned(),
             Step::ReadonlyPath => setup.and_then(|s| s.readonly_paths.get(i)).cloned(),
             Step::WriteFile => setup.and_then(|s| s.files.get(i).map(|f| f.path.clone()).or_else(|| s.mounts.get(i).map(|m| m.target().to_string()))),
+            Step::Sysctl => setup.and_then(|s| s.sysctls.get(i)).map(|(k, v)| format!("{k}={v}")),
             Step::Rlimit => plan.rlimits.get(i).map(|r| format!("{} {}:{}", rlimit_name(r.resource), r.soft, r.hard)),
             Step::Exec => plan.process.argv.first().cloned(),
             Step::Cwd => Some(plan.process.cwd.clone()),
@@ -99,6 +102,8 @@ fn hint(step: Step, errno: i32, subject: Option<&str>) -> &'static str {
             ": the kernel refused the overlay; its reason is in the kernel log (`dmesg | grep overlayfs`): \
              overlayfs must be available, and the upper and work directories on one filesystem that supports it"
         }
+        (Step::Sysctl, libc::ENOENT) => ": this kernel has no such sysctl in a container's namespaces (check the name in /proc/sys)",
+        (Step::Sysctl, libc::EINVAL) => ": the kernel refused the value",
         (Step::CgroupAttach, _) => ": the container's cgroup must exist and accept this process",
         (Step::Seccomp, libc::EINVAL) => ": the kernel rejected the BPF program",
         (Step::DevNull, libc::ENODEV) => ": /dev/null in the container is not the real null device",

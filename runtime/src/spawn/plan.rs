@@ -99,6 +99,10 @@ pub struct ContainerSetup {
     /// folders) show their host owners.
     #[serde(default)]
     pub idmapped_binds_under: Option<PathBuf>,
+    /// (key, value) sysctls written in the container's own network and IPC namespaces
+    /// (`net.ipv4.ip_forward`), before pivot_root; the app file allows only namespaced keys.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// Moby's masked paths.

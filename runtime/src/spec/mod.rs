@@ -420,6 +420,10 @@ pub fn compile(
         linux = linux.seccomp(seccomp);
     }
 
+    if !c.sysctls.is_empty() {
+        linux = linux.sysctl(c.sysctls.iter().cloned().collect::<HashMap<_, _>>());
+    }
+
     let spec = SpecBuilder::default()
         .version("1.0.2")
         .root(

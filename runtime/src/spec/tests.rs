@@ -370,11 +370,13 @@ fn volumes_binds_and_tmpfs_are_nodev() {
             source: MountSource::Volume("data".into()),
             target: "/var/lib/db".into(),
             read_only: false,
+            create: false,
         },
         ModelMount {
             source: MountSource::Bind("/srv/site".into()),
             target: "/usr/share/nginx/html".into(),
             read_only: true,
+            create: false,
         },
     ];
     c.tmpfs = vec![Tmpfs {

@@ -43,6 +43,8 @@ pub enum PrepareError {
     ProcStrings,
     #[error("{0}: a tmpfs with size 0 would be unlimited; give it a size")]
     UnlimitedTmpfs(String),
+    #[error("sysctl `{0}` is not a key of the form a.b.c")]
+    Sysctl(String),
     #[error("cannot inspect bind source {path}: {source}")]
     BindSource { path: String, source: std::io::Error },
 }
@@ -53,6 +55,16 @@ fn cstr(what: &'static str, s: impl AsRef<[u8]>) -> Result<CString, PrepareError
 
 fn cpath(what: &'static str, p: &Path) -> Result<CString, PrepareError> {
     cstr(what, p.as_os_str().as_bytes())
+}
+
+/// A sysctl's file under /proc/sys (`net.ipv4.ip_forward` is net/ipv4/ip_forward) and value.
+/// The key's parts are plain names (the app file checks it): no `/`, no `..`.
+fn sysctl(key: &str, value: &str) -> Result<(CString, Vec<u8>), PrepareError> {
+    let plain = !key.is_empty() && key.split('.').all(|p| !p.is_empty() && !p.contains('/'));
+    if !plain {
+        return Err(PrepareError::Sysctl(key.to_string()));
+    }
+    Ok((cstr("sysctl key", format!("/proc/sys/{}", key.replace('.', "/")))?, value.as_bytes().to_vec()))
 }
 
 fn container_path(what: &'static str, p: &str) -> Result<CString, PrepareError> {
@@ -149,6 +161,8 @@ pub(crate) struct ContainerConfig {
     /// root as the host sees it, so its root owns them; and devpts's `gid=` (tty, 5, mapped).
     pub tmpfs_owner: Option<(CString, CString)>,
     pub devpts_gid: CString,
+    /// (/proc/sys/... path, value) of each sysctl, written by the child in its namespaces.
+    pub sysctls: Vec<(CString, Vec<u8>)>,
 }
 
 pub(crate) struct ChildConfig {
@@ -254,6 +268,7 @@ impl ChildConfig {
                 readonly: setup.readonly_paths.iter().map(|p| container_path("read-only path", p)).collect::<Result<_, _>>()?,
                 readonly_rootfs: setup.readonly_rootfs,
                 hostname: setup.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+                sysctls: setup.sysctls.iter().map(|(k, v)| sysctl(k, v)).collect::<Result<_, _>>()?,
                 secret_targets: {
                     if setup.secret_targets.len() != fds.secret_mounts.len() {
                         return Err(PrepareError::MissingFd("a secret mount for each secret target"));
@@ -463,6 +478,7 @@ mod tests {
                 hostname: None,
                 secret_targets: vec![],
                 idmapped_binds_under: None,
+                sysctls: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
             user: User::default(),

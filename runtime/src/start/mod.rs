@@ -90,6 +90,15 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
                 sys::close(fd);
                 written.step(Step::UnprivilegedPorts)?;
             }
+            // The app file's sysctls, after the one above so theirs wins. Like it, each file is
+            // the opener's namespace's: net.* of the network namespace just joined, kernel.shm*,
+            // kernel.msg*, kernel.sem and fs.mqueue.* of the IPC namespace the clone made.
+            for (i, (path, value)) in c.sysctls.iter().enumerate() {
+                let fd = sys::openat2(libc::AT_FDCWD, path, libc::O_WRONLY, 0, 0).step_at(Step::Sysctl, i)?;
+                let written = sys::write_all(fd, value);
+                sys::close(fd);
+                written.step_at(Step::Sysctl, i)?;
+            }
             if cfg.userns_root.is_some() {
                 // The capabilities stay when mount_root changes the fsuid (see there).
                 sys::prctl(libc::PR_SET_SECUREBITS, sys::userns::SECBIT_NO_SETUID_FIXUP, 0, 0, 0).step(Step::FsIds)?;

@@ -68,6 +68,7 @@ steps! {
     IdmapLayers = 44: "mounting the image layers idmapped for the container's user namespace (needs Linux 5.19 and a file system that supports idmapped mounts)",
     JoinUserNamespace = 45: "joining the container's user namespace",
     FsIds = 47: "making files as the container's root for its user namespace (setfsuid, securebits)",
+    Sysctl = 48: "setting a sysctl in the container's namespaces",
     UnprivilegedPorts = 46: "letting the container's root bind ports below 1024 in its network namespace (net.ipv4.ip_unprivileged_port_start)",
 }
 

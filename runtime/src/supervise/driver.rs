@@ -60,4 +60,8 @@ pub trait Driver: Send + Sync + 'static {
     fn image_stop_signal(&self, _container: &str) -> Option<String> {
         None
     }
+
+    /// Keeps a line a hook of `event` (for `container`, or the app) printed, where the app's
+    /// logs are. Nowhere by default.
+    fn hook_output(&self, _container: Option<&str>, _event: &str, _line: &str) {}
 }

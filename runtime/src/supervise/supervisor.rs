@@ -205,10 +205,20 @@ impl<D: Driver> Supervisor<D> {
         self.spawn_task(name);
         // Return once it runs (or ended), so what follows a `start` finds it running.
         let mut rx = self.status();
-        let _ = rx
+        let now = rx
             .wait_for(|m| m.get(name).is_none_or(|s| (s.state == State::Running && s.started_hooks_done) || is_terminal(s.state)))
-            .await;
-        Ok(())
+            .await
+            .ok()
+            .and_then(|m| m.get(name).cloned());
+        // One that could not start (or failed at once) makes the `start` that asked for it
+        // fail, with why: the supervisor's log is not where a user looks. A reason on an
+        // exited container is a failed start or hook its restart policy will retry.
+        match now {
+            Some(s) if s.state == State::Failed || (s.state == State::Exited && s.reason.is_some()) => {
+                Err(format!("{name}: {}", s.reason.unwrap_or_else(|| "it failed".into())))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Waiting and going nowhere by itself: stopped before it started, or `sleep` and never
@@ -321,6 +331,14 @@ async fn fire<D: Driver>(
                     None => Err("exec hooks need a container".to_string()),
                 },
             };
+            // What the hook printed goes to whoever follows the app (`up`'s output, by the
+            // events) and to the app's logs, each line after the event and container.
+            if let Ok(o) = &outcome {
+                for line in o.output.lines().filter(|l| !l.is_empty()) {
+                    report(inner, name, event, "hook-output", None, format!("hook: {line}"));
+                    inner.driver.hook_output(name, event.as_str(), line);
+                }
+            }
             match outcome {
                 Ok(o) if o.success() => continue,
                 Ok(o) if o.timed_out => failure = Some(format!("timed out after {:?}", hook.timeout)),

@@ -90,6 +90,7 @@ impl Fixture {
                 hostname: Some("tfctl-test".into()),
                 secret_targets: vec![],
                 idmapped_binds_under: None,
+                sysctls: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec!["PATH=/bin".into()], cwd: "/".into() },
             user: User::default(),
