@@ -73,8 +73,9 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
             ("mqueue", _) => MountStep::Mqueue { target },
             ("sysfs", _) => MountStep::Sysfs { target },
             ("tmpfs", "/dev") => MountStep::Dev { target },
-            // The cgroup namespace shows the container its own cgroup; a cgroup mount is not
-            // part of tfctl's sequence yet.
+            // On a cgroup v2 host: cgroup2, which in the container's cgroup namespace shows its
+            // own cgroup as the root, limits included. A v1 host's controllers are not mounted.
+            ("cgroup", _) | ("cgroup2", _) if crate::cgroup::is_unified() => MountStep::Cgroup2 { target },
             ("cgroup", _) | ("cgroup2", _) => continue,
             ("tmpfs", _) => {
                 let mut flags = option_flags(&options);

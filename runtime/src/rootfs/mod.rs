@@ -271,6 +271,8 @@ pub(crate) fn mount_step(
         ),
         MountKind::Mqueue => new_fs(c"mqueue", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Sysfs => new_fs(c"sysfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+        // After the cgroup namespace was unshared: its root is the container's own cgroup.
+        MountKind::Cgroup2 => new_fs(c"cgroup2", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Tmpfs { size, mode, attrs, files } => {
             let fd = tmpfs(size, mode, owner, attrs & !MOUNT_ATTR_RDONLY).step_at(Step::Mount, index)?;
             for f in files {

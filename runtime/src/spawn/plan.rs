@@ -171,6 +171,9 @@ pub enum MountStep {
     Mqueue { target: String },
     /// A new sysfs instance, read-only, of the container's network namespace.
     Sysfs { target: String },
+    /// A read-only cgroup2 mount of the container's cgroup namespace (its own cgroup as the
+    /// root, its limits readable), on a cgroup v2 host.
+    Cgroup2 { target: String },
     /// A tmpfs with optional files written from memory (secrets, templated files).
     Tmpfs { target: String, size_bytes: u64, mode: u32, flags: MountFlags, files: Vec<FileInit> },
     /// A bind mount of a host path (volume or `-v ./PATH:/PATH`). The target is created (a
@@ -211,6 +214,7 @@ impl MountStep {
             | MountStep::DevPts { target }
             | MountStep::Mqueue { target }
             | MountStep::Sysfs { target }
+            | MountStep::Cgroup2 { target }
             | MountStep::Tmpfs { target, .. }
             | MountStep::Bind { target, .. } => target,
         }

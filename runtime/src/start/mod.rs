@@ -225,7 +225,7 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::umask(0o022);
     // Everything but 0-2 closes at execve; the sync socket stays open until then, so an exec
     // failure is still reported.
-    sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC).step(Step::CloseFds)?;
+    sys::cloexec_from(3).step(Step::CloseFds)?;
     // Last: after this only the syscalls the filters allow remain.
     for (i, filter) in cfg.seccomp.iter().enumerate() {
         seccomp::install(filter).map_err(|e| Failure { step: Step::Seccomp, errno: e as i32, index: i as u32 })?;

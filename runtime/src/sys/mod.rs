@@ -247,6 +247,51 @@ pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint)
     check(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(drop)
 }
 
+/// Marks every descriptor from `first` on close-on-exec: close_range(CLOSE_RANGE_CLOEXEC), or
+/// before Linux 5.11 (EINVAL) each descriptor /proc/self/fd lists. No allocation: the listing
+/// is read into a buffer on the stack.
+/// `TFCTL_FORCE_LEGACY_MOUNT=1` takes the listing too (read before the clone, by
+/// [`mountapi::mount_setattr_supported`]).
+pub fn cloexec_from(first: libc::c_uint) -> SysResult<()> {
+    if !mountapi::force_legacy() {
+        match close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) {
+            Err(libc::EINVAL) => {}
+            other => return other,
+        }
+    }
+    let dir = openat2(libc::AT_FDCWD, c"/proc/self/fd", libc::O_RDONLY | libc::O_DIRECTORY, 0, 0)?;
+    let mut buf = [0u8; 4096];
+    let result = loop {
+        // SAFETY: the buffer is ours and its length is passed.
+        let n = match check(unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) }) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n as usize,
+            Err(e) => break Err(e),
+        };
+        let mut at = 0;
+        while at + 19 < n {
+            // linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            if reclen == 0 {
+                break;
+            }
+            let mut fd: u32 = 0;
+            let mut digits = 0;
+            for &b in buf[at + 19..(at + reclen).min(n)].iter().take_while(|b| b.is_ascii_digit()) {
+                fd = fd.saturating_mul(10).saturating_add(u32::from(b - b'0'));
+                digits += 1;
+            }
+            if digits > 0 && fd >= first {
+                // SAFETY: integer arguments; a descriptor closed meanwhile just answers EBADF.
+                unsafe { libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            at += reclen;
+        }
+    };
+    close(dir);
+    result
+}
+
 pub fn dup3(old: RawFd, new: RawFd, flags: libc::c_int) -> SysResult<()> {
     // SAFETY: integer arguments.
     check_int(unsafe { libc::dup3(old, new, flags) }).map(drop)
