@@ -17,3 +17,9 @@ cargo test --workspace --locked --no-fail-fast 2>&1
 # 6.4), forced on this one: both routes are proven on every run.
 TFCTL_FORCE_LEGACY_MOUNT=1 cargo test --locked --no-fail-fast -p tfctl --test image_overlay --test secrets --test run 2>&1
 TFCTL_FORCE_LEGACY_MOUNT=1 cargo test --locked --no-fail-fast -p tfctl-runtime --test secrets_mount --test start_container 2>&1
+# A real distribution kernel with cgroup v2 only: Debian 12's stock 6.1, booted under qemu
+# (software emulation) with tfctl's checks inside (run, limits enforced, OOM, fork loop, devices,
+# up/exec/down, a killed supervisor, nothing left behind). The other kernels and systemd as PID 1:
+# scripts/vm/run.sh with KERNELS and MODES.
+cargo build --locked -p tfctl-runtime --test cgroup_real 2>&1
+KERNELS=bookworm MODES=init scripts/vm/run.sh

@@ -128,4 +128,6 @@ done
 printf '%-10s %-8s %-34s %s\n' KERNEL INIT CHECK RESULT
 cat "$results"
 grep -qE ' FAIL( |$)' "$results" && status=1
+# The closing count, as test runners print it.
+echo "vm: $(grep -cE ' PASS( |$)' "$results") passed, $(grep -cE ' FAIL( |$)' "$results") failed"
 exit $status
