@@ -579,8 +579,15 @@ fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs()
     drop(other);
     // A new run of the first app: its logs are this run's.
     let again = w.up("df", &app("second-run"));
-    let o = again.run(&["logs", "df/box"]);
-    let text = stdout(&o);
+    // The container's first line may reach the log a moment after `up` returns.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = stdout(&again.run(&["logs", "df/box"]));
+        if text.contains("second-run") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(text.contains("second-run") && !text.contains("first-run"), "{text}");
 }
 

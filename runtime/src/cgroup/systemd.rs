@@ -63,8 +63,45 @@ async fn call(unit: &str, slice: &str, pids: &[u32]) -> Result<(), CgroupError> 
         )
         .await;
     match reply {
-        Ok(_) => Ok(()),
-        Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.systemd1.UnitExists" => Ok(()),
-        Err(e) => Err(CgroupError::Systemd(format!("systemd refused the scope {unit}: {e}"))),
+        Ok(_) => {}
+        Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.systemd1.UnitExists" => {}
+        Err(e) => return Err(CgroupError::Systemd(format!("systemd refused the scope {unit}: {e}"))),
     }
+    // The call returns when systemd has queued the start: the scope's cgroup and the
+    // controllers it delegates come with the job. Wait until the unit is active (as runc's
+    // driver waits for its job), so the controllers are there when tfctl looks.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if active(&conn, unit).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CgroupError::Systemd(format!("systemd did not make the scope {unit} active within {TIMEOUT:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether `unit` is loaded and its ActiveState is `active`.
+async fn active(conn: &zbus::Connection, unit: &str) -> bool {
+    let Ok(reply) = conn
+        .call_method(Some("org.freedesktop.systemd1"), "/org/freedesktop/systemd1", Some("org.freedesktop.systemd1.Manager"), "GetUnit", &(unit,))
+        .await
+    else {
+        return false;
+    };
+    let Ok(path) = reply.body().deserialize::<zbus::zvariant::OwnedObjectPath>() else { return false };
+    let Ok(reply) = conn
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            path.as_str(),
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &("org.freedesktop.systemd1.Unit", "ActiveState"),
+        )
+        .await
+    else {
+        return false;
+    };
+    reply.body().deserialize::<zbus::zvariant::OwnedValue>().ok().and_then(|v| String::try_from(v).ok()).is_some_and(|s| s == "active")
 }
