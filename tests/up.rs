@@ -485,3 +485,26 @@ fn down_at_once_after_a_kill_9_of_the_supervisor_cleans_up_everything() {
         }
     }
 }
+
+/// A container the kernel kills at its memory limit is reported as out of memory, as Docker's
+/// OOMKilled says it, not as a plain exit.
+#[test]
+fn a_container_killed_at_its_memory_limit_is_reported_as_out_of_memory() {
+    let w = common::World::new("oom");
+    let app = w.up(
+        "om",
+        &format!(
+            "container \"hog\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"sleep 1; exec dd if=/dev/zero of=/dev/shm/fill bs=1M count=60\"\n limits memory=\"16M\"\n restart \"no\"\n stop-timeout \"1s\"\n}}\n",
+            w.image
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let ps = loop {
+        let ps = app.ps();
+        if ps.to_string().contains("out of memory") || std::time::Instant::now() > deadline {
+            break ps;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(ps.to_string().contains("out of memory: the kernel killed"), "{ps}");
+}

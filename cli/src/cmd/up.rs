@@ -628,6 +628,8 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "state": s.get("state").cloned().unwrap_or_else(|| "down".into()),
                             "health": s.get("health").cloned().unwrap_or(serde_json::Value::Null),
                             "restarts": s.get("restarts").cloned().unwrap_or(0.into()),
+                            // Why it failed or stopped, when the supervisor knows (e.g. out of memory).
+                            "reason": s.get("reason").cloned().unwrap_or(serde_json::Value::Null),
                             "uptime_seconds": s.get("started_at").and_then(|t| t.as_u64()).filter(|_| s["state"] == "running").map(|t| now.saturating_sub(t)),
                             "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
                             "added_at_run_time": r.added.contains(name),

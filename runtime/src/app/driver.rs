@@ -103,6 +103,8 @@ struct Slot {
     exit: Option<watch::Receiver<Option<ExitStatus>>>,
     cgroup: Option<Box<dyn ContainerCgroup>>,
     plan: Option<StartPlan>,
+    /// Processes the kernel killed at the memory limit during the last run, read as it ended.
+    oom_kills: u64,
 }
 
 pub struct HostDriver {
@@ -436,6 +438,12 @@ impl Driver for HostDriver {
             Ok(e) => e.expect("waited for Some"),
             Err(_) => ExitStatus { code: 137, signal: Some(libc::SIGKILL) },
         };
+        // Read before the cgroup goes: whether the kernel killed it at its memory limit.
+        if let Ok(mut slots) = self.slots.lock() {
+            if let Some(slot) = slots.get_mut(name) {
+                slot.oom_kills = slot.cgroup.as_ref().and_then(|cg| cg.stats().ok()).and_then(|s| s.oom_kills).unwrap_or(0);
+            }
+        }
         // The process is gone: nothing may stay in its cgroup.
         self.cleanup(name);
         exit
@@ -461,6 +469,10 @@ impl Driver for HostDriver {
     fn netns(&self, container: &str) -> Option<OwnedFd> {
         let slots = self.slots.lock().ok()?;
         slots.get(container)?.netns.as_ref()?.try_clone().ok()
+    }
+
+    fn oom_kills(&self, container: &str) -> u64 {
+        self.slots.lock().ok().and_then(|s| s.get(container).map(|slot| slot.oom_kills)).unwrap_or(0)
     }
 
     fn image_stop_signal(&self, container: &str) -> Option<String> {

@@ -61,6 +61,12 @@ pub trait Driver: Send + Sync + 'static {
         None
     }
 
+    /// How many of the container's processes the kernel killed at its memory limit in the run
+    /// that just ended (0 when none, or when it cannot be told).
+    fn oom_kills(&self, _container: &str) -> u64 {
+        0
+    }
+
     /// Keeps a line a hook of `event` (for `container`, or the app) printed, where the app's
     /// logs are. Nowhere by default.
     fn hook_output(&self, _container: Option<&str>, _event: &str, _line: &str) {}

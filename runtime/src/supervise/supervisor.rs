@@ -551,7 +551,16 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                     let mut health = health;
                     tokio::select! {
                         exit = inner.driver.wait(&name) => {
-                            let _ = fire(&inner, Some(&c), Event::Exited, "exited", Some(exit), "").await;
+                            // Killed at its memory limit: said as such, as `docker inspect`'s
+                            // OOMKilled, in the event, its hooks' TFCTL_REASON and `ps`.
+                            let oom = inner.driver.oom_kills(&name);
+                            if oom > 0 {
+                                let why = format!("out of memory: the kernel killed {oom} of its processes at its memory limit");
+                                let _ = fire(&inner, Some(&c), Event::Exited, "oom", Some(exit), &why).await;
+                                update(&inner, &name, |s| s.reason = Some(why.clone()));
+                            } else {
+                                let _ = fire(&inner, Some(&c), Event::Exited, "exited", Some(exit), "").await;
+                            }
                             (exit, false, false)
                         }
                         _ = stop_requested(&mut commands) => {
