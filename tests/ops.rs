@@ -565,9 +565,20 @@ fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs()
             "network subnet=\"10.231.7.0/24\"\ncontainer \"box\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"echo {word}; exec sleep 600\"\n stop-timeout \"1s\"\n}}\n"
         )
     };
+    // The container's first line may reach the log a moment after `up` returns.
+    let logs_once_it_says = |u: &Up<'_>, word: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = stdout(&u.run(&["logs", "df/box"]));
+            if text.contains(word) || std::time::Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
     let first = w.up("df", &app("first-run"));
-    let o = first.run(&["logs", "df/box"]);
-    assert!(stdout(&o).contains("first-run"), "{}", stdout(&o));
+    let text = logs_once_it_says(&first, "first-run");
+    assert!(text.contains("first-run"), "{text}");
     let o = first.run(&["down", "df"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let ps = first.ps();
@@ -579,15 +590,7 @@ fn down_removes_the_containers_frees_the_subnet_and_a_new_run_has_its_own_logs()
     drop(other);
     // A new run of the first app: its logs are this run's.
     let again = w.up("df", &app("second-run"));
-    // The container's first line may reach the log a moment after `up` returns.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let text = loop {
-        let text = stdout(&again.run(&["logs", "df/box"]));
-        if text.contains("second-run") || std::time::Instant::now() > deadline {
-            break text;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let text = logs_once_it_says(&again, "second-run");
     assert!(text.contains("second-run") && !text.contains("first-run"), "{text}");
 }
 
