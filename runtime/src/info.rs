@@ -81,18 +81,12 @@ fn kernel() -> Kernel {
     let u = nix::sys::utsname::uname().ok();
     let release = u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
     let arch = u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default();
-    Kernel { version: parse_version(&release), release, arch }
-}
-
-/// `6.1.0-28-amd64` -> (6, 1).
-pub fn parse_version(release: &str) -> (u32, u32) {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    // The version the mount routes are chosen by: what `info` says is what tfctl does.
+    Kernel { version: crate::sys::kernel_version(), release, arch }
 }
 
 fn cgroup() -> CgroupInfo {
-    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if unified {
+    if crate::cgroup::version() == crate::cgroup::CgroupVersion::V2 {
         let controllers = read("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default().split_whitespace().map(str::to_string).collect();
         return CgroupInfo { version: 2, mode: "unified".into(), controllers };
     }
@@ -154,13 +148,18 @@ pub fn gather(state_root: &Path) -> HostInfo {
         feature("overlay file system", overlay, "image layers are stacked with overlayfs", "missing: load the overlay module (modprobe overlay)"),
         feature(
             "overlay layers added one by one (lowerdir+, Linux 6.8)",
-            at_least(6, 8),
+            crate::sys::overlay_lowerdir_plus(),
             "each layer is given on its own",
             "layers are given in one option, as short paths relative to the layers folder (up to one page)",
         ),
         feature("openat2 RESOLVE_IN_ROOT (Linux 5.6)", openat2(), "every path inside an image or container resolves inside it", "missing: tfctl cannot confine paths safely"),
         feature("pidfd (Linux 5.3)", pidfd(), "processes are signalled and waited for by descriptor", "missing"),
-        feature("mount_setattr (Linux 5.12)", at_least(5, 12), "read-only and nosuid flags set on whole trees", "flags set mount by mount with remount"),
+        feature(
+            "mount_setattr (Linux 5.12)",
+            crate::sys::mount_setattr_supported(),
+            "read-only and nosuid flags set on whole trees",
+            "flags set by a remount of each mount; a recursive bind with flags shows its own mount alone",
+        ),
         feature("tmpfs noswap (Linux 6.4)", tmpfs_noswap(), "secrets' memory is never swapped", "secrets' memory may be swapped out (no noswap); use encrypted swap or none"),
         feature(
             "cloning a detached mount (open_tree, Linux 6.15)",
@@ -217,15 +216,6 @@ pub fn gather(state_root: &Path) -> HostInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_read_as_distributions_write_them() {
-        assert_eq!(parse_version("6.1.0-28-amd64"), (6, 1));
-        assert_eq!(parse_version("5.10.0-33-cloud-amd64"), (5, 10));
-        assert_eq!(parse_version("6.18.0"), (6, 18));
-        assert_eq!(parse_version("5.15.0-91-generic"), (5, 15));
-        assert_eq!(parse_version(""), (0, 0));
-    }
 
     #[test]
     fn v1_controllers_are_the_enabled_ones() {

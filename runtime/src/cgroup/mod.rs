@@ -232,13 +232,6 @@ pub fn detect(key: &str) -> Result<Box<dyn CgroupDriver>, CgroupError> {
     }
 }
 
-/// Whether /sys/fs/cgroup is cgroup2 alone (a unified host, as Debian 12 and most distributions
-/// boot), read once.
-pub fn is_unified() -> bool {
-    static UNIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *UNIFIED.get_or_init(|| nix::sys::statfs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC))
-}
-
 /// Writes a control file in one `write` (the kernel parses each write on its own).
 /// Opens an existing control file for writing.
 pub(crate) fn open_write(path: &Path) -> Result<std::fs::File, CgroupError> {

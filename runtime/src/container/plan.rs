@@ -75,7 +75,7 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
             ("tmpfs", "/dev") => MountStep::Dev { target },
             // On a cgroup v2 host: cgroup2, which in the container's cgroup namespace shows its
             // own cgroup as the root, limits included. A v1 host's controllers are not mounted.
-            ("cgroup", _) | ("cgroup2", _) if crate::cgroup::is_unified() => MountStep::Cgroup2 { target },
+            ("cgroup", _) | ("cgroup2", _) if crate::cgroup::version() == crate::cgroup::CgroupVersion::V2 => MountStep::Cgroup2 { target },
             ("cgroup", _) | ("cgroup2", _) => continue,
             ("tmpfs", _) => {
                 let mut flags = option_flags(&options);

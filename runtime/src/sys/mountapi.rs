@@ -229,6 +229,8 @@ mod tests {
         assert_eq!(super::parse_release("6.1.0-28-amd64"), (6, 1));
         assert_eq!(super::parse_release("6.18.2"), (6, 18));
         assert_eq!(super::parse_release("5.10.0"), (5, 10));
+        assert_eq!(super::parse_release("5.10.0-33-cloud-amd64"), (5, 10));
+        assert_eq!(super::parse_release("5.15.0-91-generic"), (5, 15));
         assert_eq!(super::parse_release("garbage"), (0, 0));
     }
 }
