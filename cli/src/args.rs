@@ -459,9 +459,55 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
-    /// Override the image's entrypoint.
+    /// Override the image's entrypoint; `--entrypoint ""` clears it and the image's Cmd, so
+    /// the command given runs as it is, as in Docker.
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,
+    /// Mount a tmpfs: /PATH[:size=SIZE] (e.g. /run:size=64m); repeatable.
+    #[arg(long, value_name = "/PATH[:size=SIZE]")]
+    pub tmpfs: Vec<String>,
+    /// Mount as Docker writes it: type=bind|volume|tmpfs,source=SRC,target=/PATH[,readonly]
+    /// [,tmpfs-size=SIZE]; repeatable.
+    #[arg(long, value_name = "type=TYPE,source=SRC,target=/PATH[,readonly]")]
+    pub mount: Vec<String>,
+    /// The most processes the container may have (-1: no limit; default 4096).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<String>,
+    /// CPUs' worth of time (e.g. 1.5: a CFS quota of 150000 per 100000 µs).
+    #[arg(long, value_name = "NUMBER")]
+    pub cpus: Option<String>,
+    /// A resource limit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048); repeatable.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// A namespaced sysctl: KEY=VALUE (e.g. net.ipv4.ip_forward=1); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// The network: "none" for loopback only (the default without -p or -d, where a container
+    /// gets its own app network).
+    #[arg(long, value_name = "none")]
+    pub network: Option<String>,
+    /// A line of the container's /etc/hosts: NAME:IP; repeatable.
+    #[arg(long, value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// A nameserver of the container's /etc/resolv.conf, instead of the host's; repeatable.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Metadata: KEY=VALUE (shown by `ps --format json`); repeatable.
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// The signal `stop` sends (default: the image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits after the stop signal before SIGKILL (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<String>,
+    /// A supplementary group: a name from the image's /etc/group, or a number; repeatable.
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Give the container every capability tfctl holds, no seccomp filter, and /proc and /sys
+    /// unmasked and writable: root in it is root on the host. tfctl warns on stderr.
+    #[arg(long)]
+    pub privileged: bool,
     /// The container's name (default run-<6 hex>).
     #[arg(long)]
     pub name: Option<String>,

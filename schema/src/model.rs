@@ -5,7 +5,7 @@
 //! only as their source, never as their value.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -238,6 +238,31 @@ pub struct Container {
     /// A task expected to run to completion (`one-shot`, or the target of an
     /// `after ... until="completed"`).
     pub one_shot: bool,
+    /// Supplementary groups beyond the user's own (`run --group-add`): names the image's
+    /// /etc/group defines, or numbers.
+    pub group_add: Vec<String>,
+    /// `run --label KEY=VALUE`: metadata for people and tools; the container never sees it.
+    pub labels: Vec<(String, String)>,
+    /// `run --add-host NAME:IP`: lines of the container's /etc/hosts, after tfctl's own.
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// `run --dns IP`: the nameservers of the container's /etc/resolv.conf instead of the
+    /// host's.
+    pub dns: Vec<IpAddr>,
+    pub network: NetworkMode,
+    /// `run --privileged`: every capability tfctl holds, no seccomp filter, no masked or
+    /// read-only paths under /proc and /sys, /sys writable.
+    pub privileged: bool,
+}
+
+/// Which network a container is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// The app's network (a one-off `run` without `-p` or `-d`: loopback only).
+    #[default]
+    App,
+    /// `run --network none`: a network namespace with loopback only, on no network.
+    None,
 }
 
 /// `shm-size` when the app file does not say (Docker's: 64 MiB).
@@ -285,6 +310,12 @@ impl Container {
             init: false,
             sleep: false,
             one_shot: false,
+            group_add: Vec::new(),
+            labels: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            network: NetworkMode::App,
+            privileged: false,
         }
     }
 

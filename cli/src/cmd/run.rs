@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
 use tfctl_runtime::relay::Relay;
-use tfctl_runtime::spawn::{ExitStatus, Launch, Spawner, StartError, StartFds, StartPlan};
+use tfctl_runtime::spawn::{ExitStatus, FileInit, Launch, Spawner, StartError, StartFds, StartPlan};
 use tfctl_runtime::app::one_off;
 use tfctl_runtime::state::identity::ProcessIdentity;
 use tfctl_runtime::sys::signal_pipe::SignalPipe;
@@ -41,6 +41,11 @@ pub(super) fn described(args: &RunArgs) -> Result<(String, ImageSource, Containe
     let source = ImageSource::parse(&args.image, &cwd).map_err(|e| usage(format!("invalid image reference: {e}")))?;
     let mut c = container_from_args(args, &name)?;
     c.image = source.to_string();
+    if c.privileged {
+        eprintln!(
+            "tfctl: WARNING: --privileged: container {name} gets every capability, no seccomp filter and a writable /sys: root in it is root on this host"
+        );
+    }
     Ok((name, source, c))
 }
 
@@ -183,12 +188,182 @@ fn caps(list: &[String], flag: &str) -> Result<Vec<String>, Failure> {
         .map_err(|e| usage(format!("{flag}: {}", e.message)))
 }
 
+/// A flag's value that does not parse: names the flag and the value, says what is wrong and
+/// shows how to write it (exit 2).
+fn bad_flag(flag: &str, value: &str, what: impl std::fmt::Display, example: &str) -> Failure {
+    usage(format!("{flag} {value}: {what}; write e.g. {flag} {example}"))
+}
+
+/// `--tmpfs /PATH[:size=SIZE]`. Docker's other options (mode=, exec, ...) are refused, not
+/// dropped.
+fn parse_tmpfs(spec: &str) -> Result<Tmpfs, Failure> {
+    let (path, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    values::check_container_path(path).map_err(|e| bad_flag("--tmpfs", spec, e.message, "/run:size=64m"))?;
+    let mut size = None;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", s)) => size = Some(values::parse_size(s).map_err(|e| bad_flag("--tmpfs", spec, e.message, "/run:size=64m"))?),
+            _ => return Err(bad_flag("--tmpfs", spec, format!("option `{o}` is not supported (only size=)"), "/run:size=64m")),
+        }
+    }
+    Ok(Tmpfs { path: path.to_string(), size })
+}
+
+/// What `--mount` adds: a mount or a tmpfs.
+enum MountFlag {
+    Mount(Mount),
+    Tmpfs(Tmpfs),
+}
+
+/// `--mount type=bind|volume|tmpfs,source=SRC,target=/PATH[,readonly][,tmpfs-size=SIZE]`, with
+/// Docker's spellings (src, destination, dst, ro, readonly=true|false).
+fn parse_mount(spec: &str) -> Result<MountFlag, Failure> {
+    const EXAMPLE: &str = "type=bind,source=./data,target=/data,readonly";
+    let bad = |what: String| bad_flag("--mount", spec, what, EXAMPLE);
+    let (mut typ, mut source, mut target, mut read_only, mut size) = ("volume", None, None, false, None);
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = field.split_once('=').map_or((field, None), |(k, v)| (k, Some(v)));
+        match (k, v) {
+            ("type", Some(t @ ("bind" | "volume" | "tmpfs"))) => typ = t,
+            ("type", Some(t)) => return Err(bad(format!("type `{t}` is not one of bind, volume, tmpfs"))),
+            ("source" | "src", Some(s)) => source = Some(s),
+            ("target" | "destination" | "dst", Some(t)) => target = Some(t),
+            ("readonly" | "ro", None | Some("true" | "1")) => read_only = true,
+            ("readonly" | "ro", Some("false" | "0")) => read_only = false,
+            ("tmpfs-size", Some(s)) => size = Some(values::parse_size(s).map_err(|e| bad(e.message))?),
+            _ => return Err(bad(format!("`{field}` is not an option tfctl knows (type, source, target, readonly, tmpfs-size)"))),
+        }
+    }
+    let target = target.ok_or_else(|| bad("it has no target=".into()))?;
+    values::check_container_path(target).map_err(|e| bad(e.message))?;
+    if size.is_some() && typ != "tmpfs" {
+        return Err(bad("tmpfs-size= is for type=tmpfs only".into()));
+    }
+    let source = match (typ, source) {
+        ("tmpfs", None) => return Ok(MountFlag::Tmpfs(Tmpfs { path: target.to_string(), size })),
+        ("tmpfs", Some(_)) => return Err(bad("a tmpfs has no source=".into())),
+        (_, None) => return Err(bad(format!("a {typ} mount needs source=; tfctl has no anonymous volumes"))),
+        ("bind", Some(s)) => {
+            let p = absolute(s);
+            if !p.exists() {
+                return Err(bad(format!("the bind source {} does not exist", p.display())));
+            }
+            MountSource::Bind(p)
+        }
+        (_, Some(s)) => {
+            values::check_name("volume", s).map_err(|e| bad(e.message))?;
+            MountSource::Volume(s.to_string())
+        }
+    };
+    Ok(MountFlag::Mount(Mount { source, target: target.to_string(), read_only, create: false }))
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`; -1 or `unlimited` is no limit, as in Docker.
+fn parse_ulimit(spec: &str) -> Result<Ulimit, Failure> {
+    const EXAMPLE: &str = "nofile=1024:2048";
+    let (name, limits) = spec.split_once('=').ok_or_else(|| bad_flag("--ulimit", spec, "it has no `=`", EXAMPLE))?;
+    values::check_ulimit(name).map_err(|e| bad_flag("--ulimit", spec, format!("{} ({})", e.message, e.help), EXAMPLE))?;
+    let number = |v: &str| match v {
+        "-1" | "unlimited" => Ok(u64::MAX),
+        _ => v.parse::<u64>().map_err(|_| bad_flag("--ulimit", spec, format!("`{v}` is not a number"), EXAMPLE)),
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (number(s)?, number(h)?),
+        None => (number(limits)?, number(limits)?),
+    };
+    if soft > hard {
+        return Err(bad_flag("--ulimit", spec, "the soft limit is above the hard limit", EXAMPLE));
+    }
+    Ok(Ulimit { name: name.to_string(), soft, hard })
+}
+
+fn parse_sysctl(spec: &str) -> Result<(String, String), Failure> {
+    const EXAMPLE: &str = "net.ipv4.ip_unprivileged_port_start=0";
+    let (k, v) = spec.split_once('=').ok_or_else(|| bad_flag("--sysctl", spec, "it has no `=`", EXAMPLE))?;
+    values::check_sysctl(k).map_err(|e| bad_flag("--sysctl", spec, format!("{} ({})", e.message, e.help), EXAMPLE))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `--add-host NAME:IP` (or NAME=IP); an IPv6 address may follow the first `:`.
+fn parse_add_host(spec: &str) -> Result<(String, std::net::IpAddr), Failure> {
+    const EXAMPLE: &str = "db.local:192.0.2.10";
+    let (name, ip) = spec.split_once(['=', ':']).ok_or_else(|| bad_flag("--add-host", spec, "write NAME:IP", EXAMPLE))?;
+    values::check_hostname(name).map_err(|e| bad_flag("--add-host", spec, e.message, EXAMPLE))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip = ip.parse().map_err(|_| bad_flag("--add-host", spec, format!("`{ip}` is not an IP address (tfctl has no host-gateway)"), EXAMPLE))?;
+    Ok((name.to_string(), ip))
+}
+
+fn parse_label(spec: &str) -> Result<(String, String), Failure> {
+    let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
+    if k.is_empty() {
+        return Err(bad_flag("--label", spec, "the label has no name", "com.example.team=web"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `--cpus`: more than 0, at most the kernel's largest CFS quota.
+fn parse_cpus(v: &str) -> Result<f64, Failure> {
+    match v.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n <= 1_000_000.0 => Ok(n),
+        _ => Err(bad_flag("--cpus", v, "not a number of CPUs above 0", "1.5")),
+    }
+}
+
+/// `--pids-limit`: a number above 0, or 0 or -1 for no limit (Docker's spelling).
+fn parse_pids(v: &str) -> Result<u64, Failure> {
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n as u64),
+        Ok(0 | -1) => Ok(u64::MAX),
+        _ => Err(bad_flag("--pids-limit", v, "not a number of processes", "100")),
+    }
+}
+
 /// The container `run` describes, as an app file would.
 fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure> {
     let mut limits = Limits::default();
     if let Some(m) = &args.memory {
         limits.memory = Some(values::parse_size(m).map_err(|e| usage(format!("--memory {m}: {}", e.message)))?);
     }
+    limits.cpus = args.cpus.as_deref().map(parse_cpus).transpose()?;
+    limits.pids = args.pids_limit.as_deref().map(parse_pids).transpose()?;
+    let mut mounts: Vec<Mount> = args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?;
+    let mut tmpfs: Vec<Tmpfs> = args.tmpfs.iter().map(|t| parse_tmpfs(t)).collect::<Result<_, _>>()?;
+    for m in &args.mount {
+        match parse_mount(m)? {
+            MountFlag::Mount(m) => mounts.push(m),
+            MountFlag::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
+    let network = match args.network.as_deref() {
+        None => NetworkMode::App,
+        Some("none") => NetworkMode::None,
+        Some(n) => return Err(bad_flag("--network", n, "tfctl knows only `none` (without it, the container gets loopback only, or with -p or -d an app network of its own)", "none")),
+    };
+    if network == NetworkMode::None && !args.publish.is_empty() {
+        return Err(usage("--network none and -p: a container on no network cannot publish ports"));
+    }
+    let stop_signal = args
+        .stop_signal
+        .as_deref()
+        .map(|s| values::parse_signal(s).map_err(|e| bad_flag("--stop-signal", s, e.message, "SIGQUIT")))
+        .transpose()?;
+    let stop_timeout = match &args.stop_timeout {
+        None => tfctl_schema::model::DEFAULT_STOP_TIMEOUT,
+        Some(t) => match t.parse::<u64>() {
+            Ok(s) => std::time::Duration::from_secs(s),
+            Err(_) => return Err(bad_flag("--stop-timeout", t, "not a number of seconds", "30")),
+        },
+    };
+    let group_add = args
+        .group_add
+        .iter()
+        .map(|g| match g.parse::<u32>() {
+            Ok(_) => Ok(g.clone()),
+            Err(_) if !g.is_empty() && !g.contains([':', '\n', ',']) => Ok(g.clone()),
+            Err(_) => Err(bad_flag("--group-add", g, "not a group name or number", "audio")),
+        })
+        .collect::<Result<_, _>>()?;
     let shm_size = match &args.shm_size {
         Some(s) => values::parse_size(s).map_err(|e| usage(format!("--shm-size {s}: {}", e.message)))?,
         None => tfctl_schema::model::DEFAULT_SHM_SIZE,
@@ -200,14 +375,31 @@ fn container_from_args(args: &RunArgs, name: &str) -> Result<Container, Failure>
     values::check_hostname(&hostname).map_err(|e| usage(format!("--hostname {hostname}: {}", e.message)))?;
     Ok(Container {
         command: (!args.command.is_empty()).then(|| args.command.clone()),
-        entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        // `--entrypoint ""` clears the image's Entrypoint (and so its Cmd), as Docker does: the
+        // command given runs as it is. Never an empty program name, which exec refuses (126).
+        entrypoint: args.entrypoint.as_ref().map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] }),
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         hostname,
         env: parse_env(args)?,
         files: args.copy.iter().map(|c| parse_copy(c)).collect::<Result<_, _>>()?,
-        mounts: args.volume.iter().map(|v| parse_volume(v)).collect::<Result<_, _>>()?,
+        mounts,
+        tmpfs,
         limits,
+        ulimits: args.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_, _>>()?,
+        sysctls: args.sysctl.iter().map(|s| parse_sysctl(s)).collect::<Result<_, _>>()?,
+        stop_signal,
+        stop_timeout,
+        group_add,
+        labels: args.label.iter().map(|l| parse_label(l)).collect::<Result<_, _>>()?,
+        extra_hosts: args.add_host.iter().map(|h| parse_add_host(h)).collect::<Result<_, _>>()?,
+        dns: args
+            .dns
+            .iter()
+            .map(|d| d.parse().map_err(|_| bad_flag("--dns", d, "not an IP address", "192.0.2.53")))
+            .collect::<Result<_, _>>()?,
+        network,
+        privileged: args.privileged,
         shm_size,
         userns: args.userns.as_deref().map(|u| if u == "auto" { tfctl_schema::model::Userns::Auto } else { tfctl_schema::model::Userns::Host }),
         cap_add: caps(&args.cap_add, "--cap-add")?,
@@ -290,7 +482,17 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         Err(e) => return Err(run_failed(e)),
     };
     let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
-    let mut prepared = container::prepare(&root, &name, &c, &image, writes, Inputs::default()).map_err(run_failed)?;
+    // /etc/hosts and /etc/resolv.conf are the image's unless --add-host or --dns ask for lines.
+    let mut inputs = Inputs::default();
+    if !c.extra_hosts.is_empty() {
+        let hosts = tfctl_runtime::app::etc::hosts(&name, &c.hostname, None, &[], &c.extra_hosts);
+        inputs.rootfs_files.push(FileInit { path: "/etc/hosts".into(), data: hosts.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
+    }
+    if !c.dns.is_empty() {
+        let resolv = tfctl_runtime::app::etc::resolv_conf_with(&c.dns);
+        inputs.rootfs_files.push(FileInit { path: "/etc/resolv.conf".into(), data: resolv.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
+    }
+    let mut prepared = container::prepare(&root, &name, &c, &image, writes, inputs).map_err(run_failed)?;
     prepared.plan.pty = args.tty;
     // Without -t the container's stdout and stderr (and with -i its stdin) are pipes relayed
     // until it exits, never tfctl's own descriptors; without -i its stdin is /dev/null, as
@@ -314,6 +516,10 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         init: None,
         exit_code: None,
         exec: Some(one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: c.cap_add.clone(), cap_drop: c.cap_drop.clone() }),
+        // As `docker stop` chooses: --stop-signal, else the image's StopSignal.
+        stop_signal: c.stop_signal.clone().or_else(|| image.config.config().as_ref().and_then(|cfg| cfg.stop_signal().clone())),
+        stop_timeout: Some(c.stop_timeout.as_secs()),
+        labels: c.labels.clone(),
     };
     let fds = std::mem::take(&mut prepared.fds);
     // Caught from before the launch until the cleanup is done, so none ends tfctl without it.

@@ -660,6 +660,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                 "restarts": 0,
                 "uptime_seconds": r.as_ref().filter(|_| running).map(|r| now.saturating_sub(r.started_at)),
                 "image": r.as_ref().map(|r| r.image.clone()),
+                "labels": r.as_ref().map(|r| r.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()).unwrap_or_default(),
                 "ports": [],
                 "added_at_run_time": false,
             }],

@@ -172,7 +172,7 @@ impl HostDriver {
         let c = m.app.container(name)?;
         let peers = peers(&m);
         let own = peers.iter().find(|(n, _)| *n == c.name).map(|(_, ip)| *ip);
-        Some(etc::hosts(&m.app.name, &c.hostname, own, &peers))
+        Some(etc::hosts(&m.app.name, &c.hostname, own, &peers, &c.extra_hosts))
     }
 
     /// The container's network namespace, made and wired on first use.
@@ -181,7 +181,10 @@ impl HostDriver {
         let slot = slots.entry(name.to_string()).or_default();
         if slot.netns.is_none() {
             let ns = super::netns::new_netns().map_err(|e| format!("cannot create a network namespace: {e}"))?;
-            if let Some(net) = &self.model().net {
+            let m = self.model();
+            // `network none`: loopback only, on no network.
+            let on_none = m.app.container(name).is_some_and(|c| c.network == tfctl_schema::model::NetworkMode::None);
+            if let (Some(net), false) = (&m.net, on_none) {
                 AppNet::attach_container(net, name, std::os::fd::AsFd::as_fd(&ns)).map_err(|e| e.to_string())?;
             }
             slot.netns = Some(ns);
@@ -217,7 +220,7 @@ impl HostDriver {
         }
         let rootfs_files = vec![
             FileInit { path: "/etc/hosts".into(), data: self.hosts_file(&c.name).unwrap_or_default().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
-            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf_with(&c.dns).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
         ];
         Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
     }

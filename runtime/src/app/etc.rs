@@ -2,9 +2,11 @@
 //! of the app by name and NAME.APP) and /etc/resolv.conf (the host's own upstream nameservers,
 //! never a loopback one the container cannot reach, never a public resolver).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String, Ipv4Addr)]) -> String {
+/// The container's /etc/hosts: localhost, its own name, its peers, then the lines `run
+/// --add-host` asked for (`extra`), as Docker writes them (`IP<tab>NAME`).
+pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String, Ipv4Addr)], extra: &[(String, IpAddr)]) -> String {
     let mut out = String::from("127.0.0.1\tlocalhost\n");
     if own.is_none() {
         out.push_str(&format!("127.0.1.1\t{hostname}\n"));
@@ -12,7 +14,18 @@ pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String,
     for (name, ip) in peers {
         out.push_str(&format!("{ip}\t{name}.{app} {name}\n"));
     }
+    for (name, ip) in extra {
+        out.push_str(&format!("{ip}\t{name}\n"));
+    }
     out
+}
+
+/// The container's /etc/resolv.conf: the nameservers `run --dns` gave, else the host's.
+pub fn resolv_conf_with(dns: &[IpAddr]) -> String {
+    if dns.is_empty() {
+        return resolv_conf();
+    }
+    dns.iter().map(|s| format!("nameserver {s}\n")).collect()
 }
 
 fn nameservers_in(text: &str) -> Vec<String> {
@@ -43,7 +56,7 @@ mod tests {
 
     #[test]
     fn hosts_names_every_peer_with_and_without_the_app() {
-        let h = hosts("shop", "web", Some(Ipv4Addr::new(10, 89, 0, 2)), &[("web".into(), Ipv4Addr::new(10, 89, 0, 2)), ("db".into(), Ipv4Addr::new(10, 89, 0, 3))]);
+        let h = hosts("shop", "web", Some(Ipv4Addr::new(10, 89, 0, 2)), &[("web".into(), Ipv4Addr::new(10, 89, 0, 2)), ("db".into(), Ipv4Addr::new(10, 89, 0, 3))], &[]);
         assert!(h.contains("10.89.0.3\tdb.shop db\n"));
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
     }

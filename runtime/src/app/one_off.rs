@@ -50,6 +50,15 @@ pub struct RunRecord {
     /// While it runs: how `exec` joins it (no supervisor holds its plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecTemplate>,
+    /// `run --stop-signal` (canonical name), else the image's StopSignal: what `stop` sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `run --stop-timeout`, in seconds: how long `stop` waits before SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// `run --label`, for `ps --format json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(String, String)>,
 }
 
 /// What `exec` needs to start a process in a one-off container with the container's own
@@ -300,10 +309,17 @@ pub fn wait_for_tfctl(r: &RunRecord, patience: Duration) -> bool {
     matches!(crate::sys::poll_one(fd.as_raw_fd(), libc::POLLIN, ms), Ok(r) if r != 0)
 }
 
-/// `stop`: SIGTERM to the init, then SIGKILL after `grace`, as `docker stop`; returns once the
-/// waiting tfctl has exited (and so has cleaned up), or says why not.
+/// `stop`: the container's stop signal (SIGTERM unless `run --stop-signal` or the image said
+/// otherwise) to the init, then SIGKILL after its stop timeout (else `grace`), as `docker
+/// stop`; returns once the waiting tfctl has exited (and so has cleaned up), or says why not.
 pub fn stop(r: &RunRecord, grace: Duration) -> Result<(), String> {
-    if signal(r, libc::SIGTERM).map_err(|e| format!("cannot signal it: {e}"))? && !wait_for_tfctl(r, grace) {
+    let sig = r
+        .stop_signal
+        .as_deref()
+        .and_then(|n| n.parse::<i32>().ok().or_else(|| n.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)))
+        .unwrap_or(libc::SIGTERM);
+    let grace = r.stop_timeout.map_or(grace, Duration::from_secs);
+    if signal(r, sig).map_err(|e| format!("cannot signal it: {e}"))? && !wait_for_tfctl(r, grace) {
         let _ = signal(r, libc::SIGKILL);
     }
     if wait_for_tfctl(r, Duration::from_secs(10)) {
@@ -330,6 +346,9 @@ mod tests {
             init: None,
             exit_code: None,
             exec: None,
+            stop_signal: None,
+            stop_timeout: None,
+            labels: Vec::new(),
         }
     }
 

@@ -50,6 +50,15 @@ impl CgroupLimits {
         }
     }
 
+    /// `pids.max` as the kernel reads it: `max` for no limit (`run --pids-limit -1`).
+    pub fn pids_max(&self) -> String {
+        if self.pids == u64::MAX {
+            "max".to_string()
+        } else {
+            self.pids.to_string()
+        }
+    }
+
     /// CFS quota in microseconds per [`CPU_PERIOD_US`], at least 1 ms (the kernel's minimum).
     pub fn cpu_quota_us(&self) -> Option<u64> {
         self.cpus

@@ -199,7 +199,7 @@ impl V1Cgroup {
             }
         }
         if h.has("pids") {
-            write_file(&dir.join("pids.max"), &limits.pids.to_string(), false)?;
+            write_file(&dir.join("pids.max"), &limits.pids_max(), false)?;
         }
         if h.has("cpu") {
             if let Some(q) = limits.cpu_quota_us() {

@@ -170,7 +170,7 @@ impl V2Cgroup {
             }
         }
         if has("pids") {
-            write_file(&self.dir.join("pids.max"), &limits.pids.to_string(), true)?;
+            write_file(&self.dir.join("pids.max"), &limits.pids_max(), true)?;
         }
         if let (Some(q), true) = (limits.cpu_quota_us(), has("cpu")) {
             write_file(

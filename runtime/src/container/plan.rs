@@ -71,7 +71,7 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
             ("proc", _) => MountStep::Proc { target },
             ("devpts", _) => MountStep::DevPts { target },
             ("mqueue", _) => MountStep::Mqueue { target },
-            ("sysfs", _) => MountStep::Sysfs { target },
+            ("sysfs", _) => MountStep::Sysfs { target, writable: !options.iter().any(|o| o == "ro") },
             ("tmpfs", "/dev") => MountStep::Dev { target },
             // On a cgroup v2 host: cgroup2, which in the container's cgroup namespace shows its
             // own cgroup as the root, limits included. A v1 host's controllers are not mounted.

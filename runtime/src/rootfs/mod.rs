@@ -270,7 +270,10 @@ pub(crate) fn mount_step(
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
         ),
         MountKind::Mqueue => new_fs(c"mqueue", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
-        MountKind::Sysfs => new_fs(c"sysfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
+        MountKind::Sysfs { writable } => {
+            let ro = if *writable { 0 } else { MOUNT_ATTR_RDONLY };
+            new_fs(c"sysfs", &[], ro | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+        }
         // After the cgroup namespace was unshared: its root is the container's own cgroup.
         MountKind::Cgroup2 => new_fs(c"cgroup2", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Tmpfs { size, mode, attrs, files } => {

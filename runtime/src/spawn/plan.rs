@@ -169,8 +169,13 @@ pub enum MountStep {
     DevPts { target: String },
     /// A new mqueue instance (`nosuid,nodev,noexec`).
     Mqueue { target: String },
-    /// A new sysfs instance, read-only, of the container's network namespace.
-    Sysfs { target: String },
+    /// A new sysfs instance of the container's network namespace: read-only unless
+    /// `writable` (`run --privileged`).
+    Sysfs {
+        target: String,
+        #[serde(default)]
+        writable: bool,
+    },
     /// A read-only cgroup2 mount of the container's cgroup namespace (its own cgroup as the
     /// root, its limits readable), on a cgroup v2 host.
     Cgroup2 { target: String },
@@ -203,7 +208,7 @@ impl MountStep {
             MountStep::DevPts { target: "/dev/pts".into() },
             MountStep::Tmpfs { target: "/dev/shm".into(), size_bytes: 64 << 20, mode: 0o1777, flags: MountFlags::HARDENED, files: vec![] },
             MountStep::Mqueue { target: "/dev/mqueue".into() },
-            MountStep::Sysfs { target: "/sys".into() },
+            MountStep::Sysfs { target: "/sys".into(), writable: false },
         ]
     }
 
@@ -213,7 +218,7 @@ impl MountStep {
             | MountStep::Dev { target }
             | MountStep::DevPts { target }
             | MountStep::Mqueue { target }
-            | MountStep::Sysfs { target }
+            | MountStep::Sysfs { target, .. }
             | MountStep::Cgroup2 { target }
             | MountStep::Tmpfs { target, .. }
             | MountStep::Bind { target, .. } => target,

@@ -25,12 +25,14 @@ use tfctl_schema::model::{Container, MountSource};
 use crate::capabilities::{self, CapSet, ProcessCaps};
 use crate::cgroup::{CgroupLimits, ALLOWED_DEVICES, CPU_PERIOD_US};
 use crate::seccomp::{self, SeccompPolicy};
-pub use user::{resolve_user, ResolvedUser};
+pub use user::{add_groups, resolve_user, ResolvedUser};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("container `{0}` has nothing to run: the image has no Entrypoint or Cmd and the app file gives no `command`")]
     NoCommand(String),
+    #[error("group `{0}` is not in the image's /etc/group: use a number, or a group the image defines")]
+    UnknownGroup(String),
     #[error("user `{user}` is not in the image's {file}: use a numeric UID[:GID] or a name the image defines")]
     UnknownUser { user: String, file: &'static str },
     #[error("image file {path}: {message}")]
@@ -260,7 +262,8 @@ pub fn mounts(c: &Container, volumes_dir: &Path) -> Result<Vec<Mount>, SpecError
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            // Docker's --privileged: /sys writable.
+            if c.privileged { &["nosuid", "noexec", "nodev", "rw"] } else { &["nosuid", "noexec", "nodev", "ro"] },
         )?,
         mount(
             "/sys/fs/cgroup",
@@ -301,8 +304,15 @@ pub fn compile(
         .user
         .clone()
         .or_else(|| cfg.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()));
-    let user = resolve_user(user_spec.as_deref(), ctx.rootfs)?;
-    let caps = capabilities::resolve(&c.cap_add, &c.cap_drop, user.uid == 0)?;
+    let mut user = resolve_user(user_spec.as_deref(), ctx.rootfs)?;
+    add_groups(&mut user, &c.group_add, ctx.rootfs)?;
+    // --privileged: every capability tfctl holds, whatever --cap-add and --cap-drop say (as
+    // Docker ignores them there), and no seccomp filter.
+    let caps = if c.privileged {
+        capabilities::resolve(&["ALL".to_string()], &[], user.uid == 0)?
+    } else {
+        capabilities::resolve(&c.cap_add, &c.cap_drop, user.uid == 0)?
+    };
     let env = merge_env(c, image, &user.home);
     let cwd = c
         .workdir
@@ -314,7 +324,9 @@ pub fn compile(
         .unwrap_or_else(|| "/".to_string());
     let (raw_rlimits, oci_rlimits) = rlimits(c)?;
     let cgroup = CgroupLimits::from_model(&c.limits);
-    let policy = SeccompPolicy::from_model(&c.seccomp)?;
+    let policy = SeccompPolicy::from_model(if c.privileged { &tfctl_schema::model::Seccomp::Unconfined } else { &c.seccomp })?;
+    // --privileged: nothing of /proc or /sys hidden or made read-only.
+    let (masked, readonly): (&[&str], &[&str]) = if c.privileged { (&[], &[]) } else { (MASKED_PATHS, READONLY_PATHS) };
 
     let oci_caps = LinuxCapabilitiesBuilder::default()
         .bounding(oci_caps(caps.bounding))
@@ -402,13 +414,13 @@ pub fn compile(
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(
-            MASKED_PATHS
+            masked
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),
         )
         .readonly_paths(
-            READONLY_PATHS
+            readonly
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),

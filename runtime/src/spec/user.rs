@@ -133,6 +133,33 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
         .collect()
 }
 
+/// Adds `groups` (`--group-add`: names the image's /etc/group defines, or numbers) to the
+/// user's supplementary groups, as Docker does: a name is looked up in the image, never on the
+/// host.
+pub fn add_groups(user: &mut ResolvedUser, groups: &[String], root: BorrowedFd<'_>) -> Result<(), SpecError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let known = read_db(root, "etc/group")?.map(|t| parse_group(&t)).unwrap_or_default();
+    for g in groups {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => known
+                .iter()
+                .find(|e| e.name == *g)
+                .map(|e| e.gid)
+                .ok_or_else(|| SpecError::UnknownGroup(g.clone()))?,
+        };
+        if gid == u32::MAX {
+            return Err(SpecError::ReservedId { what: "gid", id: gid });
+        }
+        user.additional_gids.push(gid);
+    }
+    user.additional_gids.sort_unstable();
+    user.additional_gids.dedup();
+    Ok(())
+}
+
 /// Resolves `spec` (`None`: root) in the rootfs whose top folder is `root`.
 pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>) -> Result<ResolvedUser, SpecError> {
     let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("0");

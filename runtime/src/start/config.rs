@@ -137,7 +137,7 @@ pub(crate) enum MountKind {
     Dev,
     DevPts,
     Mqueue,
-    Sysfs,
+    Sysfs { writable: bool },
     Cgroup2,
     Tmpfs { size: CString, mode: CString, attrs: u64, files: Vec<FileConfig> },
     Bind { source: CString, recursive: bool, attrs: u64, source_is_dir: bool, idmap: bool },
@@ -446,7 +446,7 @@ fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_under: Option<&P
         MountStep::Dev { .. } => MountKind::Dev,
         MountStep::DevPts { .. } => MountKind::DevPts,
         MountStep::Mqueue { .. } => MountKind::Mqueue,
-        MountStep::Sysfs { .. } => MountKind::Sysfs,
+        MountStep::Sysfs { writable, .. } => MountKind::Sysfs { writable: *writable },
         MountStep::Cgroup2 { .. } => MountKind::Cgroup2,
         MountStep::Tmpfs { size_bytes, mode, flags, files, .. } => MountKind::Tmpfs {
             size: tmpfs_size(step.target(), *size_bytes)?,
