@@ -163,6 +163,16 @@ pub enum Command {
     /// stderr, and with -i its stdin, are pipes tfctl relays (without -i it reads /dev/null),
     /// never tfctl's own descriptors; output is passed through as it comes, control characters
     /// included, as `docker run` passes it.
+    ///
+    /// The flags Docker users type daily mean what they mean in Docker: --tmpfs, --mount,
+    /// --cpus (1.5: a CFS quota of 150000 per 100000 µs), --pids-limit, --ulimit, --sysctl,
+    /// --add-host, --dns, --label, --stop-signal, --stop-timeout (what `tfctl stop` does),
+    /// --group-add, --privileged. Unlike Docker's, an attached container without -p has no
+    /// network but loopback (as --network none); with -p or -d it gets an app network of its own.
+    /// Attached, /etc/hosts and /etc/resolv.conf are the image's unless --add-host or --dns ask
+    /// for lines.
+    /// --entrypoint "" clears the image's Entrypoint and Cmd: the command given runs as it is.
+    /// A value that does not parse exits 2, naming the flag and showing how to write it.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
     Pull(PullArgs),
@@ -474,7 +484,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<String>,
     /// CPUs' worth of time (e.g. 1.5: a CFS quota of 150000 per 100000 µs).
-    #[arg(long, value_name = "NUMBER")]
+    #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
     pub cpus: Option<String>,
     /// A resource limit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048); repeatable.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
@@ -492,20 +502,21 @@ pub struct RunArgs {
     /// A nameserver of the container's /etc/resolv.conf, instead of the host's; repeatable.
     #[arg(long, value_name = "IP")]
     pub dns: Vec<String>,
-    /// Metadata: KEY=VALUE (shown by `ps --format json`); repeatable.
+    /// Metadata: KEY=VALUE (shown by `ps --format json` of an attached container); repeatable.
     #[arg(short = 'l', long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
     /// The signal `stop` sends (default: the image's StopSignal, else SIGTERM).
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
     /// Seconds `stop` waits after the stop signal before SIGKILL (default 10).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub stop_timeout: Option<String>,
     /// A supplementary group: a name from the image's /etc/group, or a number; repeatable.
     #[arg(long, value_name = "GROUP")]
     pub group_add: Vec<String>,
     /// Give the container every capability tfctl holds, no seccomp filter, and /proc and /sys
-    /// unmasked and writable: root in it is root on the host. tfctl warns on stderr.
+    /// unmasked and writable: root in it is root on the host. tfctl warns on stderr. Unlike
+    /// Docker, tfctl does not add the host's devices to the container's /dev.
     #[arg(long)]
     pub privileged: bool,
     /// The container's name (default run-<6 hex>).

@@ -419,3 +419,39 @@ fn volumes_binds_and_tmpfs_are_nodev() {
         .unwrap()
         .contains(&"noexec".to_string()));
 }
+
+#[test]
+fn group_add_resolves_names_in_the_image_and_keeps_numbers() {
+    let root = rootfs();
+    let img = image(r#"{"Cmd":["sh"]}"#);
+    let mut c = container();
+    c.group_add = strings(&["www", "4242", "adm"]);
+    let compiled = compile_in(&c, &img, &root).unwrap();
+    assert_eq!(compiled.user.additional_gids, vec![4, 33, 4242]);
+    c.group_add = strings(&["wheel"]);
+    let err = compile_in(&c, &img, &root).unwrap_err();
+    assert!(matches!(&err, SpecError::UnknownGroup(g) if g == "wheel"), "{err}");
+}
+
+#[test]
+fn privileged_unmasks_proc_and_sys_and_drops_seccomp() {
+    let root = rootfs();
+    let img = image(r#"{"Cmd":["sh"]}"#);
+    let mut c = container();
+    c.cap_drop = strings(&["ALL"]);
+    let plain = compile_in(&c, &img, &root).unwrap();
+    c.privileged = true;
+    let privileged = compile_in(&c, &img, &root).unwrap();
+    // The control: the default confinement masks paths, filters syscalls and mounts /sys ro.
+    let linux = |cc: &CompiledContainer| cc.spec.linux().clone().unwrap();
+    let sys_ro = |cc: &CompiledContainer| {
+        cc.spec.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/sys")).unwrap().options().clone().unwrap().contains(&"ro".to_string())
+    };
+    assert!(!linux(&plain).masked_paths().clone().unwrap().is_empty() && linux(&plain).seccomp().is_some() && sys_ro(&plain));
+    assert!(linux(&privileged).masked_paths().clone().unwrap().is_empty());
+    assert!(linux(&privileged).readonly_paths().clone().unwrap().is_empty());
+    assert!(linux(&privileged).seccomp().is_none());
+    assert!(!sys_ro(&privileged), "/sys stays read-only");
+    // Every capability tfctl can give, --cap-drop ALL notwithstanding (as Docker ignores it).
+    assert_eq!(privileged.caps.effective, crate::capabilities::CapSet::grantable());
+}
