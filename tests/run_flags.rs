@@ -345,6 +345,29 @@ fn names_network_and_sysctls_match_docker() {
     assert_eq!(t, "lo\n");
     assert!(d.contains("eth0"), "docker's default network: {d}");
 
+    // Detached, a tfctl container gets an app network of its own (as Docker's its bridge);
+    // --network none keeps it on none, and out of its own /etc/hosts.
+    for (flags, want) in [(&["--network", "none"][..], "lo\n"), (&[][..], "eth0\nlo\n")] {
+        let name = format!("det-{}", unique());
+        let mut args = vec!["run", "-d", "--name", &name];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&b.image, "sleep", "1000"]);
+        let o = b.t.run_in(&b.ns, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let t = b.t.run_in(&b.ns, &["exec", &name, "--", "sh", "-c", "ls /sys/class/net; cat /etc/hosts"]);
+        assert_eq!(b.t.run_in(&b.ns, &["down", &name]).status.code(), Some(0));
+        let mut dargs = vec!["run", "-d", "--rm", "--name", &name];
+        dargs.extend_from_slice(flags);
+        dargs.extend_from_slice(&[DOCKER_IMAGE, "sleep", "1000"]);
+        b.docker.must(&dargs);
+        let d = b.docker.must(&["exec", &name, "ls", "/sys/class/net"]);
+        let _ = b.docker.run(&["rm", "-f", &name]);
+        let t = stdout(&t);
+        assert!(t.starts_with(want), "run -d {flags:?}: {t}");
+        assert_eq!(&t[..want.len()], d, "run -d {flags:?}");
+        assert_eq!(t.contains(&format!("{name}.{name}")), flags.is_empty(), "run -d {flags:?}: its own address in /etc/hosts: {t}");
+    }
+
     // --sysctl of the network and IPC namespaces.
     let flags = ["--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--sysctl", "kernel.shm_rmid_forced=1"];
     let (t, d) = b.sh(&flags, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced");

@@ -113,8 +113,10 @@ pub struct HostDriver {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
+/// The app's containers on its network, by address (a `network none` one is on none).
 fn peers(m: &Model) -> Vec<(String, std::net::Ipv4Addr)> {
-    m.net.as_ref().map(|n| n.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
+    let on_net = |name: &str| m.app.container(name).is_none_or(|c| c.network != tfctl_schema::model::NetworkMode::None);
+    m.net.as_ref().map(|n| n.containers.iter().filter(|(k, _)| on_net(k)).map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
