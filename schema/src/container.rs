@@ -317,6 +317,56 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     c.stop_timeout = d;
                 }
             }
+            "group-add" => {
+                for a in s.args() {
+                    if let Some(g) = cx.scalar(Some(a)) {
+                        if cx.parsed(a, values::check_group(&g), "invalid group").is_some() {
+                            c.group_add.push(g);
+                        }
+                    }
+                }
+            }
+            "label" => {
+                if let (Some(k), Some(v)) = (cx.str(arg0), cx.scalar(s.arg(1))) {
+                    c.labels.push((k, v));
+                }
+            }
+            "add-host" => {
+                let name = cx.str(arg0);
+                let ip = cx.str(s.arg(1));
+                if let (Some(name), Some(ip)) = (name, ip) {
+                    let name_ok = cx.parsed(arg0?, values::check_hostname(&name), "invalid host name");
+                    let ip = cx.parsed(s.arg(1)?, values::parse_ip(&ip), "not an IP address");
+                    if let (Some(_), Some(ip)) = (name_ok, ip) {
+                        c.extra_hosts.push((name, ip));
+                    }
+                }
+            }
+            "dns" => {
+                for a in s.args() {
+                    if let Some(ip) = cx.str(Some(a)) {
+                        if let Some(ip) = cx.parsed(a, values::parse_ip(&ip), "not an IP address") {
+                            c.dns.push(ip);
+                        }
+                    }
+                }
+            }
+            "network" => {
+                if let Some(v) = cx.str(arg0) {
+                    match v.as_str() {
+                        "app" => c.network = NetworkMode::App,
+                        "none" => c.network = NetworkMode::None,
+                        other => {
+                            let p = cx
+                                .problem("tfctl::invalid-network", value_span(arg0?), format!("unknown network `{other}`"))
+                                .label("not a network")
+                                .help("write network \"none\" for loopback only, or leave it out for the app's network");
+                            cx.push(p);
+                        }
+                    }
+                }
+            }
+            "privileged" => c.privileged = true,
             "read-only" => c.read_only = true,
             "init" => c.init = true,
             "sleep" => c.sleep = true,
@@ -333,6 +383,17 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
             )
             .label("no image")
             .help("add the image to run: image \"busybox\" (or a local \"oci:PATH\")");
+        cx.push(p);
+    }
+    if c.network == NetworkMode::None && !c.publish.is_empty() {
+        let p = cx
+            .problem(
+                "tfctl::publish-without-network",
+                n.name_span(),
+                format!("container `{owner_name}` has network \"none\" and publishes ports"),
+            )
+            .label("on no network")
+            .help("a container on no network cannot publish: remove `network \"none\"` or its `publish` nodes");
         cx.push(p);
     }
     // env-file entries first, then env nodes; a later key wins, in the place of its first use.

@@ -238,18 +238,20 @@ pub struct Container {
     /// A task expected to run to completion (`one-shot`, or the target of an
     /// `after ... until="completed"`).
     pub one_shot: bool,
-    /// Supplementary groups beyond the user's own (`run --group-add`): names the image's
-    /// /etc/group defines, or numbers.
+    /// Supplementary groups beyond the user's own (`group-add`, `run --group-add`): names the
+    /// image's /etc/group defines, or numbers.
     pub group_add: Vec<String>,
-    /// `run --label KEY=VALUE`: metadata for people and tools; the container never sees it.
+    /// `label`, `run --label KEY=VALUE`: metadata for people and tools; the container never
+    /// sees it.
     pub labels: Vec<(String, String)>,
-    /// `run --add-host NAME:IP`: lines of the container's /etc/hosts, after tfctl's own.
+    /// `add-host`, `run --add-host NAME:IP`: lines of the container's /etc/hosts, after
+    /// tfctl's own.
     pub extra_hosts: Vec<(String, IpAddr)>,
-    /// `run --dns IP`: the nameservers of the container's /etc/resolv.conf instead of the
-    /// host's.
+    /// `dns`, `run --dns IP`: the nameservers of the container's /etc/resolv.conf instead of
+    /// the host's.
     pub dns: Vec<IpAddr>,
     pub network: NetworkMode,
-    /// `run --privileged`: every capability tfctl holds, no seccomp filter, no masked or
+    /// `privileged`, `run --privileged`: every capability tfctl holds, no seccomp filter, no masked or
     /// read-only paths under /proc and /sys, /sys writable.
     pub privileged: bool,
 }
@@ -261,7 +263,8 @@ pub enum NetworkMode {
     /// The app's network (a one-off `run` without `-p` or `-d`: loopback only).
     #[default]
     App,
-    /// `run --network none`: a network namespace with loopback only, on no network.
+    /// `network "none"`, `run --network none`: a network namespace with loopback only, on no
+    /// network.
     None,
 }
 

@@ -229,7 +229,23 @@ fn container(w: &mut String, c: &Container) {
         let _ = writeln!(w, "{i}stop-signal {}", q(sig));
     }
     let _ = writeln!(w, "{i}stop-timeout \"{}\"", format_duration(c.stop_timeout));
+    if !c.group_add.is_empty() {
+        let _ = writeln!(w, "{i}group-add{}", args(&c.group_add));
+    }
+    for (k, v) in &c.labels {
+        let _ = writeln!(w, "{i}label {} {}", q(k), q(v));
+    }
+    for (name, ip) in &c.extra_hosts {
+        let _ = writeln!(w, "{i}add-host {} {}", q(name), q(&ip.to_string()));
+    }
+    if !c.dns.is_empty() {
+        let _ = writeln!(w, "{i}dns{}", args(&c.dns.iter().map(|ip| ip.to_string()).collect::<Vec<_>>()));
+    }
+    if c.network == NetworkMode::None {
+        let _ = writeln!(w, "{i}network \"none\"");
+    }
     for (on, name) in [
+        (c.privileged, "privileged"),
         (c.read_only, "read-only"),
         (c.init, "init"),
         (c.sleep, "sleep"),

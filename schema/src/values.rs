@@ -413,6 +413,30 @@ pub fn check_sysctl(key: &str) -> Result<(), Bad> {
     ))
 }
 
+/// An IPv4 or IPv6 address (`add-host`, `dns`).
+pub fn parse_ip(s: &str) -> Result<std::net::IpAddr, Bad> {
+    s.parse().map_err(|_| {
+        bad(
+            "tfctl::invalid-ip",
+            format!("`{s}` is not an IP address"),
+            "write an address such as \"192.0.2.10\"",
+        )
+    })
+}
+
+/// A `group-add` entry: a group name or number (never `:` or `,`, which mean other things in
+/// /etc/group).
+pub fn check_group(s: &str) -> Result<(), Bad> {
+    if !s.is_empty() && !s.contains([':', ',', '\n', '\0']) {
+        return Ok(());
+    }
+    Err(bad(
+        "tfctl::invalid-group",
+        format!("`{s}` is not a group name or number"),
+        "write a group the image's /etc/group defines, such as \"audio\", or a number",
+    ))
+}
+
 pub fn check_ulimit(name: &str) -> Result<(), Bad> {
     const NAMES: &[&str] = &[
         "as",

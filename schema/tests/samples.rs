@@ -328,3 +328,34 @@ fn defaults_are_filled_in() {
     );
     assert_eq!(app.file, Path::new("/x/a.kdl"));
 }
+
+/// The nodes `tfctl run`'s Docker flags share with app files load into the model `run` fills,
+/// and survive `to_kdl`.
+#[test]
+fn run_flag_nodes_load_and_round_trip() {
+    let text = r#"app "flags"
+container "web" {
+    image "busybox"
+    group-add "audio" 4242
+    label "com.example.team" "web"
+    add-host "db.local" "192.0.2.10"
+    dns "192.0.2.53" "2001:db8::53"
+    network "none"
+    privileged
+}
+"#;
+    let app = tfctl_schema::load_str("flags.kdl", text, &samples(), &no_env)
+        .unwrap_or_else(|d| panic!("{}", d.render_plain(100)));
+    let c = &app.containers[0];
+    assert_eq!(c.group_add, vec!["audio".to_string(), "4242".to_string()]);
+    assert_eq!(c.labels, vec![("com.example.team".to_string(), "web".to_string())]);
+    assert_eq!(c.extra_hosts, vec![("db.local".to_string(), "192.0.2.10".parse().unwrap())]);
+    assert_eq!(c.dns, vec!["192.0.2.53".parse::<std::net::IpAddr>().unwrap(), "2001:db8::53".parse().unwrap()]);
+    assert_eq!(c.network, NetworkMode::None);
+    assert!(c.privileged);
+    assert_eq!(&reload(&app), &app);
+    // Left out, each is at Docker's default.
+    let plain = Container::new("web", "busybox");
+    assert!(plain.group_add.is_empty() && plain.labels.is_empty() && plain.extra_hosts.is_empty() && plain.dns.is_empty());
+    assert_eq!((plain.network, plain.privileged), (NetworkMode::App, false));
+}
