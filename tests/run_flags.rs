@@ -207,10 +207,10 @@ fn limit_line(limits: &str, what: &str) -> String {
 
 /// The mount at `target` in a /proc/mounts text: (fstype, ro or rw, its size= option).
 fn mount_at(mounts: &str, target: &str) -> (String, String, Option<String>) {
+    // The last one: what the path shows.
     let l = mounts
         .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some(target))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(1) == Some(target))
         .unwrap_or_else(|| panic!("nothing is mounted at {target}: {mounts}"));
     let f: Vec<&str> = l.split_whitespace().collect();
     let opts: Vec<&str> = f[3].split(',').collect();

@@ -85,6 +85,8 @@ pub enum Format {
     Json,
 }
 
+// One value per process, parsed once: `run`'s many flags make it large, which costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate an app file; exit 0 when it is valid, 2 with diagnostics when not.

@@ -515,7 +515,11 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         tfctl: None,
         init: None,
         exit_code: None,
-        exec: Some(one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: c.cap_add.clone(), cap_drop: c.cap_drop.clone() }),
+        // `exec -u` works its capabilities out from these: a privileged container's are all.
+        exec: Some(match c.privileged {
+            true => one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: vec!["ALL".to_string()], cap_drop: vec![] },
+            false => one_off::ExecTemplate { plan: prepared.plan.clone(), cap_add: c.cap_add.clone(), cap_drop: c.cap_drop.clone() },
+        }),
         // As `docker stop` chooses: --stop-signal, else the image's StopSignal.
         stop_signal: c.stop_signal.clone().or_else(|| image.config.config().as_ref().and_then(|cfg| cfg.stop_signal().clone())),
         stop_timeout: Some(c.stop_timeout.as_secs()),
