@@ -91,6 +91,16 @@ pub enum Command {
     Check(FileArg),
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
     Config(FileArg),
+    /// Convert Docker Compose files into an app file.
+    ///
+    /// The files are merged in order as `docker compose -f A -f B` merges them, with Compose's
+    /// interpolation (`${X:-y}`, `${X:?msg}`, the project's `.env`), `extends`, `include`,
+    /// anchors and `x-` extensions. Each service becomes a container; containers that share a
+    /// Compose network get `allow` rules that let them reach each other (on the `expose`d ports
+    /// when there are some, else on every port), and nothing else reaches them. Whatever has no
+    /// tfctl equivalent (`build`, a network driver, `deploy.placement`, ...) is printed as a
+    /// warning naming the service and key, and kept as a comment in the app file.
+    Convert(ConvertArgs),
     /// Start an app, or bring a running one in line with its file.
     ///
     /// Of a running app, a container that failed is started again even when the file did not
@@ -195,6 +205,28 @@ pub enum Command {
     GenerateMan {
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A Compose file (the same as -f FILE).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A Compose file; repeat to merge several, later ones overriding. Without any:
+    /// compose.yaml (or docker-compose.yml) of the current folder and its override file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the app file here instead of standard output; relative host paths are written
+    /// from its folder.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The Compose project name (default: `name:` of the files, COMPOSE_PROJECT_NAME, or the
+    /// first file's folder name); it becomes the app's name.
+    #[arg(short = 'p', long, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Fail with exit 2, writing nothing, when anything does not convert exactly.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
