@@ -100,6 +100,54 @@ pub enum Command {
     /// when there are some, else on every port), and nothing else reaches them. Whatever has no
     /// tfctl equivalent (`build`, a network driver, `deploy.placement`, ...) is printed as a
     /// warning naming the service and key, and kept as a comment in the app file.
+    ///
+    /// The mapping, Compose key → app file (tfctl.kdl(5)):
+    ///
+    /// `name`, `-p` → `app` (a DNS label: `_` and `.` become `-`). Each service → `container`
+    /// of the same name, made a DNS label the same way (a warning says when a name changes).
+    ///
+    /// `image` → `image`, the reference copied as written. `build` → a warning; a service with
+    /// only `build` runs `<project>-<service>`, the image Compose would build.
+    ///
+    /// `command`, `entrypoint` → `command`, `entrypoint` (a string is split into words as
+    /// Compose splits it). `working_dir` → `workdir`; `user`, `hostname` → `user`, `hostname`.
+    ///
+    /// `environment` → `env` (a variable without a value is taken from the environment of
+    /// `convert`); `env_file` → `env-file` (a missing optional file is left out).
+    ///
+    /// `ports` → `publish` per port (ranges expanded; no host port: `publish 0`; `::1` becomes
+    /// 127.0.0.1, since tfctl is IPv4-only). `expose` → the ports of the `allow` rules.
+    ///
+    /// `volumes` → `mount`: a named volume (declared with `volume`), a bind (`create=#true`
+    /// unless `bind.create_host_path: false`, as Docker creates a missing folder), an anonymous
+    /// volume as the volume `<service>-data`, `type: tmpfs` and `tmpfs` → `tmpfs` with `size=`.
+    ///
+    /// `secrets` → the app's `secret` (`file` → `from-file=`, `environment` → `from-env=`) and
+    /// the container's `secret` with `at=`, `mode=` and `owner=`. `configs` → `file` with
+    /// `from=` or the content, mode 0444 unless given.
+    ///
+    /// `healthcheck` → `health { exec ... }` (CMD-SHELL and strings run with /bin/sh -c), with
+    /// Compose's timing defaults (30s interval and timeout). `depends_on` → `after`, with
+    /// `until="healthy"` for service_healthy and `"completed"` for
+    /// service_completed_successfully.
+    ///
+    /// `restart`, `deploy.restart_policy` → `restart` (unless-stopped as "always", on-failure:N
+    /// as max=N). `mem_limit`, `cpus`, `pids_limit`, `deploy.resources.limits` → `limits`.
+    /// `ulimits` → `ulimit`; `cap_add`, `cap_drop` → `cap-add`, `cap-drop`; `read_only`,
+    /// `init` → `read-only`, `init`; `stop_signal`, `stop_grace_period` → `stop-signal`,
+    /// `stop-timeout`; `sysctls` → `sysctl`; `shm_size` → `shm-size`; `security_opt`
+    /// seccomp → `seccomp`.
+    ///
+    /// `networks` → `allow from=PEER` on each container for every service it shares a network
+    /// with (every port, or its `expose`d and published ones); an `internal` network, or none,
+    /// gives `egress "deny"`.
+    ///
+    /// Not yet in the app file, kept as warnings and comments: `profiles`, `labels`, `logging`,
+    /// network aliases, `extra_hosts`, `dns`, `privileged`, `devices`, `network_mode`,
+    /// `links` and replicas. Without an equivalent: `container_name`, network drivers and
+    /// IPAM, external volumes and networks, `deploy.placement`, reservations, `pid`, `ipc`,
+    /// and the rest of the Compose Specification's keys; `version`, `tty`, `stdin_open`,
+    /// `platform`, `pull_policy` and `develop` are only comments.
     Convert(ConvertArgs),
     /// Start an app, or bring a running one in line with its file.
     ///
