@@ -204,9 +204,15 @@ fn converted_nodes_keep_the_compose_meaning() {
     assert_has(db, &["egress \"deny\"", "allow from=\"app\""]);
     let app = kdl.split("container \"app\"").nth(1).unwrap().split("container \"db\"").next().unwrap();
     assert!(!app.contains("egress \"deny\""), "app is also on a network with a way out:\n{kdl}");
+    let batch = kdl.split("container \"batch\"").nth(1).unwrap();
+    assert_has(batch, &["egress \"deny\""]);
+    assert_lacks(batch, &["allow "]);
+    assert_lacks(app, &["allow from=\"batch\""]);
     let kdl = converted("reverse-proxy");
     let whoami = kdl.split("container \"whoami\"").nth(1).unwrap().split("container \"blog\"").next().unwrap();
     assert_has(whoami, &["allow from=\"proxy\"", "allow from=\"blog\""]);
+    let proxy = kdl.split("container \"proxy\"").nth(1).unwrap().split("container \"whoami\"").next().unwrap();
+    assert_has(proxy, &["allow from=\"whoami\"", "allow from=\"blog\"", "publish 8081 to=8080 host-ip=\"127.0.0.1\""]);
 }
 
 #[test]

@@ -243,6 +243,10 @@ struct Peer {
     listens: Vec<Listen>,
     exposes: bool,
     has_health: bool,
+    /// What its network settings did not convert, as comments for its block.
+    notes: Vec<String>,
+    /// `network_mode: none`: no network at all, so no way out either.
+    isolated: bool,
 }
 
 struct Cx<'a> {
@@ -385,6 +389,7 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
         let compose = name.as_str().unwrap_or_default().to_string();
         let mut scratch = Block::default();
         let nets = service_networks(&mut cx, &mut scratch, &compose, svc, &networks);
+        let isolated = svc.get("network_mode").and_then(Value::as_str) == Some("none");
         let mut listens = Vec::new();
         let exposes = svc.get("expose").is_some();
         for e in seq(svc.get("expose")) {
@@ -406,7 +411,8 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
             .get("healthcheck")
             .map(|h| h.get("test").is_some() && !h.get("disable").and_then(as_bool).unwrap_or(false))
             .unwrap_or(false);
-        peers.push(Peer { name: cx.containers.get(&compose).cloned().unwrap_or_default(), compose, networks: nets, listens, exposes, has_health });
+        let name = cx.containers.get(&compose).cloned().unwrap_or_default();
+        peers.push(Peer { name, compose, networks: nets, listens, exposes, has_health, notes: scratch.lines, isolated });
     }
 
     let mut blocks = Vec::new();
@@ -724,7 +730,7 @@ fn service(cx: &mut Cx, compose: &str, svc: &Mapping, peers: &[Peer], networks: 
         b.node("init");
     }
     security(cx, &mut b, compose, get("security_opt"));
-    reachability(cx, &mut b, compose, peers, networks);
+    reachability(&mut b, compose, peers, networks);
 
     for (k, v) in svc {
         let key = k.as_str().unwrap_or_default();
@@ -1203,11 +1209,16 @@ fn security(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>) {
 
 /// The peers a service's Compose networks let reach it, as `allow` rules: on the ports it
 /// `expose`s (and publishes) when it declares some, else on every port, as Compose allows.
-fn reachability(cx: &mut Cx, b: &mut Block, compose: &str, peers: &[Peer], networks: &BTreeMap<String, Network>) {
+fn reachability(b: &mut Block, compose: &str, peers: &[Peer], networks: &BTreeMap<String, Network>) {
     let Some(me) = peers.iter().find(|p| p.compose == compose) else { return };
-    if me.networks.is_empty() {
-        b.comment("compose: on no network: no other container reaches it");
+    b.lines.extend(me.notes.iter().cloned());
+    if me.isolated {
+        b.comment("compose: network_mode: none: no other container reaches it, and it reaches nothing");
         b.node("egress \"deny\"");
+        return;
+    }
+    if me.networks.is_empty() {
+        b.comment("compose: on no network of the app: no other container reaches it");
         return;
     }
     if me.networks.iter().all(|n| networks.get(n).is_some_and(|n| n.internal)) {
@@ -1218,7 +1229,6 @@ fn reachability(cx: &mut Cx, b: &mut Block, compose: &str, peers: &[Peer], netwo
         .iter()
         .filter(|p| p.compose != compose && p.networks.iter().any(|n| me.networks.contains(n)))
         .collect();
-    let _ = cx;
     if reached_by.is_empty() {
         b.comment(&format!("compose: networks {}: no other service shares them", me.networks.join(", ")));
         return;
