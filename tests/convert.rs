@@ -220,11 +220,17 @@ fn without_files_the_folder_compose_file_and_its_override_are_read() {
     let t = Tfctl::new();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("compose.yaml"), "services:\n  web:\n    image: nginx\n").unwrap();
-    std::fs::write(dir.path().join("compose.override.yaml"), "services:\n  web:\n    ports: ['8080:80']\n").unwrap();
+    std::fs::write(dir.path().join("compose.override.yaml"), "services:\n  web:\n    ports: ['8080:80']\n    env_file: web.env\n").unwrap();
+    std::fs::write(dir.path().join("web.env"), "A=1\n").unwrap();
     let o = t.cmd().current_dir(dir.path()).arg("convert").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let kdl = stdout(&o);
-    assert_has(&kdl, &["image \"nginx\"", "publish 8080 to=80"]);
+    // Host paths are written from the app file's folder, here the current one.
+    assert_has(&kdl, &["image \"nginx\"", "publish 8080 to=80", "env-file \"./web.env\""]);
+    let o = t.cmd().current_dir(dir.path()).args(["convert", "-o", "app.kdl"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = t.cmd().current_dir(dir.path()).args(["check", "app.kdl"]).output().unwrap();
+    assert!(c.status.success(), "{}", stderr(&c));
     let name = dir.path().file_name().unwrap().to_string_lossy().to_ascii_lowercase();
     assert!(kdl.contains(&format!("app \"{}\"", name.trim_start_matches(['.', '_', '-']).replace(['_', '.'], "-"))), "{kdl}");
 
