@@ -260,8 +260,9 @@ pub struct ConvertArgs {
     /// A Compose file (the same as -f FILE).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A Compose file; repeat to merge several, later ones overriding. Without any:
-    /// compose.yaml (or docker-compose.yml) of the current folder and its override file.
+    /// A Compose file; repeat to merge several, later ones overriding. Without any: those of
+    /// COMPOSE_FILE, else compose.yaml (or docker-compose.yml) of the current folder and its
+    /// override file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Write the app file here instead of standard output; relative host paths are written

@@ -16,9 +16,14 @@ pub const DEFAULT_FILES: &[&str] = &["compose.yaml", "compose.yml", "docker-comp
 /// The override file Compose adds to a default file of the same spelling.
 const OVERRIDES: &[&str] = &["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"];
 
-/// The files `docker compose` reads in `dir` when none is named: the first default file and its
+/// The files `docker compose` reads in `dir` when none is named: those of `COMPOSE_FILE`
+/// (separated by `COMPOSE_PATH_SEPARATOR`, default `:`), else the first default file and its
 /// override file, if any.
-pub fn default_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+pub fn default_files(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<PathBuf>, Error> {
+    if let Some(list) = env("COMPOSE_FILE").filter(|l| !l.is_empty()) {
+        let sep = env("COMPOSE_PATH_SEPARATOR").filter(|s| !s.is_empty()).unwrap_or_else(|| ":".into());
+        return Ok(list.split(sep.as_str()).filter(|f| !f.is_empty()).map(|f| dir.join(f)).collect());
+    }
     let (i, first) = DEFAULT_FILES
         .iter()
         .enumerate()
@@ -343,6 +348,22 @@ mod tests {
             .err()
             .expect("a cycle is an error");
         assert!(err.to_string().contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn default_files_follow_compose_file_then_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        assert!(matches!(default_files(dir.path(), &none), Err(Error::NoFile { .. })));
+        std::fs::write(dir.path().join("docker-compose.yml"), "services: {}").unwrap();
+        std::fs::write(dir.path().join("docker-compose.override.yml"), "services: {}").unwrap();
+        std::fs::write(dir.path().join("compose.override.yaml"), "services: {}").unwrap();
+        let names = |files: Vec<PathBuf>| -> Vec<String> {
+            files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(names(default_files(dir.path(), &none).unwrap()), ["docker-compose.yml", "docker-compose.override.yml"]);
+        let set = |n: &str| (n == "COMPOSE_FILE").then(|| "a.yaml:b.yaml".to_string());
+        assert_eq!(names(default_files(dir.path(), &set).unwrap()), ["a.yaml", "b.yaml"]);
     }
 
     #[test]

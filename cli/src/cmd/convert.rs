@@ -10,7 +10,7 @@ pub fn convert(args: ConvertArgs, global: &GlobalOpts) -> CmdResult {
     files.extend(args.files);
     let cwd = std::env::current_dir().map_err(|e| Failure::msg(Exit::Failed, format!("cannot read the current folder: {e}")))?;
     if files.is_empty() {
-        files = tfctl_compose::default_files(&cwd).map_err(|e| Failure::msg(Exit::Usage, e.to_string()))?;
+        files = tfctl_compose::default_files(&cwd, &tfctl_schema::process_env).map_err(|e| Failure::msg(Exit::Usage, e.to_string()))?;
     }
     let out_dir = match &args.output {
         Some(out) => out.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| cwd.clone()),
