@@ -93,6 +93,64 @@ pub enum Command {
     Check(FileArg),
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
     Config(FileArg),
+    /// Convert Docker Compose files into an app file.
+    ///
+    /// The files are merged in order as `docker compose -f A -f B` merges them, with Compose's
+    /// interpolation (`${X:-y}`, `${X:?msg}`, the project's `.env`), `extends`, `include`,
+    /// anchors and `x-` extensions. Each service becomes a container; containers that share a
+    /// Compose network get `allow` rules that let them reach each other (on the `expose`d ports
+    /// when there are some, else on every port), and nothing else reaches them. Whatever has no
+    /// tfctl equivalent (`build`, a network driver, `deploy.placement`, ...) is printed as a
+    /// warning naming the service and key, and kept as a comment in the app file.
+    ///
+    /// The mapping, Compose key → app file (tfctl.kdl(5)):
+    ///
+    /// `name`, `-p` → `app` (a DNS label: `_` and `.` become `-`). Each service → `container`
+    /// of the same name, made a DNS label the same way (a warning says when a name changes).
+    ///
+    /// `image` → `image`, the reference copied as written. `build` → a warning; a service with
+    /// only `build` runs `<project>-<service>`, the image Compose would build.
+    ///
+    /// `command`, `entrypoint` → `command`, `entrypoint` (a string is split into words as
+    /// Compose splits it). `working_dir` → `workdir`; `user`, `hostname` → `user`, `hostname`.
+    ///
+    /// `environment` → `env` (a variable without a value is taken from the environment of
+    /// `convert`); `env_file` → `env-file` (a missing optional file is left out).
+    ///
+    /// `ports` → `publish` per port (ranges expanded; no host port: `publish 0`; `::1` becomes
+    /// 127.0.0.1, since tfctl is IPv4-only). `expose` → the ports of the `allow` rules.
+    ///
+    /// `volumes` → `mount`: a named volume (declared with `volume`), a bind (`create=#true`
+    /// unless `bind.create_host_path: false`, as Docker creates a missing folder), an anonymous
+    /// volume as the volume `<service>-data`, `type: tmpfs` and `tmpfs` → `tmpfs` with `size=`.
+    ///
+    /// `secrets` → the app's `secret` (`file` → `from-file=`, `environment` → `from-env=`) and
+    /// the container's `secret` with `at=`, `mode=` and `owner=`. `configs` → `file` with
+    /// `from=` or the content, mode 0444 unless given.
+    ///
+    /// `healthcheck` → `health { exec ... }` (CMD-SHELL and strings run with /bin/sh -c), with
+    /// Compose's timing defaults (30s interval and timeout). `depends_on` → `after`, with
+    /// `until="healthy"` for service_healthy and `"completed"` for
+    /// service_completed_successfully.
+    ///
+    /// `restart`, `deploy.restart_policy` → `restart` (unless-stopped as "always", on-failure:N
+    /// as max=N). `mem_limit`, `cpus`, `pids_limit`, `deploy.resources.limits` → `limits`.
+    /// `ulimits` → `ulimit`; `cap_add`, `cap_drop` → `cap-add`, `cap-drop`; `read_only`,
+    /// `init` → `read-only`, `init`; `stop_signal`, `stop_grace_period` → `stop-signal`,
+    /// `stop-timeout`; `sysctls` → `sysctl`; `shm_size` → `shm-size`; `security_opt`
+    /// seccomp → `seccomp`.
+    ///
+    /// `networks` → `allow from=PEER` on each container for every service it shares a network
+    /// with (every port, or its `expose`d and published ones); an `internal` network, or none,
+    /// gives `egress "deny"`.
+    ///
+    /// Not yet in the app file, kept as warnings and comments: `profiles`, `labels`, `logging`,
+    /// network aliases, `extra_hosts`, `dns`, `privileged`, `devices`, `network_mode`,
+    /// `links` and replicas. Without an equivalent: `container_name`, network drivers and
+    /// IPAM, external volumes and networks, `deploy.placement`, reservations, `pid`, `ipc`,
+    /// and the rest of the Compose Specification's keys; `version`, `tty`, `stdin_open`,
+    /// `platform`, `pull_policy` and `develop` are only comments.
+    Convert(ConvertArgs),
     /// Start an app, or bring a running one in line with its file.
     ///
     /// Of a running app, a container that failed is started again even when the file did not
@@ -207,6 +265,29 @@ pub enum Command {
     GenerateMan {
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A Compose file (the same as -f FILE).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A Compose file; repeat to merge several, later ones overriding. Without any: those of
+    /// COMPOSE_FILE, else compose.yaml (or docker-compose.yml) of the current folder and its
+    /// override file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the app file here instead of standard output; relative host paths are written
+    /// from its folder.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The Compose project name (default: `name:` of the files, COMPOSE_PROJECT_NAME, or the
+    /// first file's folder name); it becomes the app's name.
+    #[arg(short = 'p', long, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Fail with exit 2, writing nothing, when anything does not convert exactly.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,7 +44,8 @@ use std::path::{Path, PathBuf};
 pub use config::{load_config, load_config_str};
 pub use diag::{Diagnostics, Problem};
 pub use model::App;
-pub use render::to_kdl;
+/// `kdl_string`: a KDL string literal that loads back as the given text (`$` doubled).
+pub use render::{q as kdl_string, to_kdl};
 
 use crate::reader::Cx;
 use crate::vars::Vars;

@@ -302,7 +302,7 @@ fn args(list: &[String]) -> String {
 
 /// A KDL string literal whose loading gives back `s`: escapes for KDL, `$$` for tfctl's
 /// variables.
-fn q(s: &str) -> String {
+pub fn q(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -2,6 +2,7 @@
 
 pub mod check;
 mod completions;
+mod convert;
 mod cp;
 mod exec;
 mod generate_man;
@@ -25,7 +26,7 @@ use crate::exit::CmdResult;
 pub fn needs_root(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Check(_) | Command::Config(_) | Command::Completions(_) | Command::Version | Command::GenerateMan { .. } | Command::Info | Command::Systemd(_)
+        Command::Check(_) | Command::Config(_) | Command::Convert(_) | Command::Completions(_) | Command::Version | Command::GenerateMan { .. } | Command::Info | Command::Systemd(_)
     )
 }
 
@@ -55,6 +56,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::GenerateMan { dir } => generate_man::run(&dir),
         Command::Check(args) => check::check(args, &global),
         Command::Config(args) => check::config(args, &global),
+        Command::Convert(args) => convert::convert(args, &global),
         Command::Pull(args) => images::pull(args, &global),
         Command::Images(args) => images::images(args, &global),
         Command::Login(args) => images::login(args, &global),
