@@ -518,14 +518,13 @@ fn probe(c: &Container, h: &tfctl_schema::model::Health, notes: &mut Vec<String>
     p.timeout_seconds = Some(timeout as i32);
     p.failure_threshold = Some(h.retries.max(1) as i32);
     p.initial_delay_seconds = (delay > 0).then_some(delay as i32);
-    if p_round || t_round || d_round {
-        notes.push(format!(
-            "health of \"{}\": probes count whole seconds, so interval {}, timeout {} and start-period {} are rounded up to {period}s, {timeout}s and {delay}s.",
-            c.name,
-            tfctl_schema::model::format_duration(h.interval),
-            tfctl_schema::model::format_duration(h.timeout),
-            tfctl_schema::model::format_duration(h.start_period)
-        ));
+    let rounded: Vec<String> = [("interval", h.interval, period, p_round), ("timeout", h.timeout, timeout, t_round), ("start-period", h.start_period, delay, d_round)]
+        .into_iter()
+        .filter(|r| r.3)
+        .map(|(what, d, s, _)| format!("{what} {} to {s}s", tfctl_schema::model::format_duration(d)))
+        .collect();
+    if !rounded.is_empty() {
+        notes.push(format!("health of \"{}\": probes count whole seconds, so {} (rounded up).", c.name, rounded.join(", ")));
     }
     if !h.start_period.is_zero() {
         notes.push("start-period: the readiness probe starts after it (tfctl already probes during it).".into());
