@@ -181,8 +181,8 @@ pub enum Command {
     /// the app's containers get their cgroups below the unit's, so `systemctl stop` stops every
     /// process of the app and leaves no cgroup behind.
     Systemd(SystemdArgs),
-    /// Export a container's filesystem as a tar archive, or an app file as Kubernetes
-    /// manifests (`export kubernetes FILE`).
+    /// Export a container's filesystem as a tar archive (`export kubernetes`: an app file as
+    /// Kubernetes manifests).
     Export(ExportArgs),
     /// Show what this host gives tfctl: kernel, cgroups, the features tfctl uses and the route it
     /// takes for each, the state root. With --format json, one document with "schema": 1.
@@ -616,8 +616,9 @@ pub enum ExportKind {
     /// container: a Deployment of one replica named after it; a StatefulSet when it (or an init
     /// container of its pod) mounts a named volume, each volume a volumeClaimTemplate of 1Gi in
     /// the default storage class; a Job for a one-shot (restart "no": backoffLimit 0; sleep:
-    /// suspended). A one-shot others wait on with `after until="completed"` is an init
-    /// container of each of their pods instead (it then runs once per pod start of each).
+    /// suspended; a named volume it mounts is a PersistentVolumeClaim APP-VOLUME of its own).
+    /// A one-shot others wait on with `after until="completed"` is an init container of each of
+    /// their pods instead, with no Service of its own (it then runs once per pod start of each).
     /// sleep: zero replicas. image: as written; a local image (oci:, oci-archive:,
     /// docker-archive:) becomes a placeholder NAME:TAG and a warning. entrypoint and command:
     /// command and args. env, workdir, hostname: env, workingDir, the pod's hostname.

@@ -69,7 +69,9 @@ impl Ports {
 }
 
 pub fn services(app: &App, publish_as: PublishAs, out: &mut Out) {
-    for c in &app.containers {
+    // An init container has no pod of its own to serve from.
+    let init_only = crate::workload::init_only(app);
+    for c in app.containers.iter().filter(|c| !init_only.contains(&c.name)) {
         let ports: Vec<ServicePort> = known_ports(c)
             .into_iter()
             .map(|(port, proto)| ServicePort {

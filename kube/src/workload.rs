@@ -63,6 +63,11 @@ fn init_containers(app: &App) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// The containers that have no pod of their own: each runs in its waiters' pods.
+pub(crate) fn init_only(app: &App) -> BTreeSet<String> {
+    init_containers(app).into_values().flatten().collect()
+}
+
 pub fn workloads(app: &App, files: &BTreeMap<String, PodFiles>, out: &mut Out) {
     let inits = init_containers(app);
     let as_init: BTreeSet<&String> = inits.values().flatten().collect();
