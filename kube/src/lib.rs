@@ -49,6 +49,8 @@ pub struct Options {
 }
 
 /// One Kubernetes object.
+// Unboxed: an export holds a few dozen objects, made once each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     Secret(Secret),

@@ -152,7 +152,7 @@ pub fn workloads(app: &App, files: &BTreeMap<String, PodFiles>, out: &mut Out) {
                     ..Default::default()
                 })
             } else {
-                let claims = named.iter().map(|v| claim(v, &meta(v, None))).collect();
+                let claims = named.iter().map(|v| claim(&meta(v, None))).collect();
                 notes.push(format!("Each named volume is a claim of {CLAIM_SIZE} in the cluster's default storage class: change the size to what the data needs."));
                 Resource::StatefulSet(StatefulSet {
                     metadata: meta(&c.name, Some(&c.name)),
@@ -189,14 +189,14 @@ pub fn workloads(app: &App, files: &BTreeMap<String, PodFiles>, out: &mut Out) {
     // A Job has no claim templates: its volumes are claims of their own, made first.
     for v in job_volumes {
         let name = dns_name(&[&app.name, &v]);
-        let mut o = Object::new(Resource::PersistentVolumeClaim(claim(&v, &meta(&name, None))));
+        let mut o = Object::new(Resource::PersistentVolumeClaim(claim(&meta(&name, None))));
         o.notes.push(format!("Volume \"{v}\" of a one-shot: a claim of {CLAIM_SIZE}; change the size to what the data needs."));
         out.objects.push(o);
     }
     out.objects.extend(objects);
 }
 
-fn claim(_volume: &str, metadata: &ObjectMeta) -> PersistentVolumeClaim {
+fn claim(metadata: &ObjectMeta) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: metadata.clone(),
         spec: Some(PersistentVolumeClaimSpec {
@@ -600,7 +600,7 @@ fn lifecycle(c: &Container, notes: &mut Vec<String>, out: &mut Out) -> Option<Li
 /// A byte count as a quantity, in the largest binary unit that divides it.
 pub(crate) fn bytes(n: u64) -> Quantity {
     for (unit, shift) in [("Gi", 30), ("Mi", 20), ("Ki", 10)] {
-        if n != 0 && n % (1 << shift) == 0 {
+        if n != 0 && n.trailing_zeros() >= shift {
             return Quantity(format!("{}{unit}", n >> shift));
         }
     }
