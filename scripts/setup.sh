@@ -10,7 +10,7 @@ packages=(
   # the busybox image the samples and tests are made of
   busybox-static
   # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth
-  docker-registry nftables iproute2 strace openssl apache2-utils python3 curl wget procps util-linux zstd
+  docker-registry nftables iproute2 strace openssl apache2-utils python3 python3-pip curl wget procps util-linux zstd
   # tests: Docker Engine beside tfctl (tests/common/docker.rs starts its own dockerd per test;
   # docker.io brings containerd, runc and iptables-nft) and skopeo to load images into it
   docker.io
@@ -47,6 +47,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
   pkill -x docker-registry 2>/dev/null || true
 fi
+
+# tests/export_k8s.rs validates `tfctl export kubernetes` output offline against the Kubernetes
+# OpenAPI schemas. Debian's python is externally managed: the package goes beside it.
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q --break-system-packages kubernetes-validate
 
 # The image every sample uses (`image "oci:images/busybox"`), built from busybox-static so the
 # samples run offline. Reproducible: rebuilding gives the same digests.

@@ -251,7 +251,8 @@ pub enum Command {
     /// the app's containers get their cgroups below the unit's, so `systemctl stop` stops every
     /// process of the app and leaves no cgroup behind.
     Systemd(SystemdArgs),
-    /// Export a container's filesystem as a tar archive.
+    /// Export a container's filesystem as a tar archive (`export kubernetes`: an app file as
+    /// Kubernetes manifests).
     Export(ExportArgs),
     /// Show what this host gives tfctl: kernel, cgroups, the features tfctl uses and the route it
     /// takes for each, the state root. With --format json, one document with "schema": 1.
@@ -724,14 +725,118 @@ pub struct SystemdArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ExportArgs {
-    /// APP/CONTAINER, or a container name.
-    pub target: String,
+    #[command(subcommand)]
+    pub kind: Option<ExportKind>,
+    /// APP/CONTAINER, or a container name (a container named `kubernetes` needs its APP/).
+    #[arg(required = true)]
+    pub target: Option<String>,
     /// Write the archive here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportKind {
+    /// Write an app file as Kubernetes manifests.
+    ///
+    /// Reads FILE as `tfctl check` does and writes one object per file into DIR, numbered in
+    /// the order to apply them (`kubectl apply -f DIR`), or a multi-document YAML stream to
+    /// standard output (`-o -`, the default). Every object is labelled
+    /// app.kubernetes.io/part-of=APP. Whatever has no Kubernetes equivalent is a warning on
+    /// standard error naming the app file's node, and the same text as a comment above the
+    /// object it concerns: nothing is dropped silently. The host files `file from=` names are
+    /// read; secrets never are.
+    ///
+    /// The mapping:
+    ///
+    /// container: a Deployment of one replica named after it; a StatefulSet when it (or an init
+    /// container of its pod) mounts a named volume, each volume a volumeClaimTemplate of 1Gi in
+    /// the default storage class; a Job for a one-shot (restart "no": backoffLimit 0; sleep:
+    /// suspended; a named volume it mounts is a PersistentVolumeClaim APP-VOLUME of its own).
+    /// A one-shot others wait on with `after until="completed"` is an init container of each of
+    /// their pods instead, with no Service of its own (it then runs once per pod start of each).
+    /// sleep: zero replicas. image: as written; a local image (oci:, oci-archive:,
+    /// docker-archive:) becomes a placeholder NAME:TAG and a warning. entrypoint and command:
+    /// command and args. env, workdir, hostname: env, workingDir, the pod's hostname.
+    ///
+    /// Services: each container gets a headless Service under its own name, so `db:5432`
+    /// resolves to the pod and every port answers as on tfctl's app network (the ports listed
+    /// are those of its allow, publish and health nodes). A publish adds a Service
+    /// CONTAINER-published of type NodePort (the host port as node port when it lies in
+    /// 30000-32767, else Kubernetes picks one) or LoadBalancer (--publish-as), listening on the
+    /// host port.
+    ///
+    /// Secrets: a Secret per app secret, under its name, its key "value" left empty, with a
+    /// warning saying how to fill it (kubectl create secret generic NAME --from-file|
+    /// --from-literal). Never the value: tfctl reads from-file and from-env secrets only when
+    /// the app starts, and derives generated ones from this host's key, which a cluster does
+    /// not have; a random value of the same length in their place works the same for a new
+    /// deployment. A container's secret is that Secret's key mounted at its path with its mode
+    /// (subPath), or an env var from it.
+    ///
+    /// Files: a ConfigMap CONTAINER-files holding the container's pre-boot files (binary ones in
+    /// binaryData), each mounted at its path with its mode. In a template, {{ ip.NAME }} and
+    /// {{ name.NAME }} become NAME (the Service name); a template with {{ secret.NAME }} goes
+    /// into a Secret CONTAINER-templates with the placeholders left in, and a warning.
+    ///
+    /// Network: NetworkPolicies. APP-default-deny denies all ingress and egress of the app's
+    /// pods; APP-egress-app lets them reach each other and cluster DNS (kube-dns in
+    /// kube-system). Each allow is a policy CONTAINER-allow-N (from a container: its pods; from
+    /// "any": every source; from a CIDR: an ipBlock), each with its ports and protocols;
+    /// publish admits the container ports from anywhere (CONTAINER-published); egress "allow"
+    /// and each allow-egress CIDR are CONTAINER-egress rules (link-local 169.254.0.0/16 kept
+    /// closed unless a CIDR inside it opens it).
+    ///
+    /// Health and hooks: health is a readinessProbe (exec, httpGet, tcpSocket; interval,
+    /// timeout and retries as period, timeout and failureThreshold, rounded up to whole
+    /// seconds; start-period as initialDelaySeconds): tfctl does not restart an unhealthy
+    /// container, and a failing readiness probe does not either. exec steps of "started" hooks
+    /// are postStart, of "stopping" hooks preStop (several steps joined in one `sh -c`).
+    ///
+    /// Confinement and limits: securityContext with allowPrivilegeEscalation false (tfctl's
+    /// no_new_privs), capabilities add/drop, runAsUser/runAsGroup from a numeric user,
+    /// readOnlyRootFilesystem from read-only, seccompProfile RuntimeDefault (default),
+    /// Unconfined, or Localhost tfctl/APP/FILE for a profile of the app's own (copy it to
+    /// /var/lib/kubelet/seccomp/ on each node). limits memory and cpus are resource limits;
+    /// sysctls the pod's; tmpfs and shm-size memory-backed emptyDirs; userns "auto" hostUsers
+    /// false; init shareProcessNamespace; stop-timeout terminationGracePeriodSeconds. A bind
+    /// mount is a hostPath volume, with a warning.
+    ///
+    /// Not exported (each a warning): host `run` steps of hooks and app hooks; hooks on
+    /// healthy, unhealthy, exited and failed; on-fail="ignore" of started hooks; `after`
+    /// ordering until started or healthy (pods start at once); restart max=; per-file and
+    /// per-secret owners (files are root's); ulimits; limits pids=; stop-signal; publish
+    /// host-ip=; allow from="host" and allow-egress to="host" (a policy cannot name the node).
+    /// A restart policy other than "always" is a comment: Kubernetes restarts a Deployment's
+    /// container whenever it exits.
+    Kubernetes(ExportKubernetesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportKubernetesArgs {
+    /// The app file.
+    pub file: PathBuf,
+    /// Put every object into this namespace (default: kubectl's current one).
+    #[arg(short, long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// A folder to write one file per object into, or `-` for a YAML stream on standard output.
+    #[arg(short, long, value_name = "DIR|-", default_value = "-")]
+    pub output: PathBuf,
+    /// The Service type of published ports.
+    #[arg(long, value_enum, default_value_t = PublishAs::NodePort)]
+    pub publish_as: PublishAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublishAs {
+    /// A port on every node.
+    NodePort,
+    /// A cloud load balancer.
+    LoadBalancer,
 }
 
 #[derive(Debug, Args)]

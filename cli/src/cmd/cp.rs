@@ -61,7 +61,7 @@ pub fn export(args: ExportArgs, global: &GlobalOpts) -> CmdResult {
         return Err(Failure::msg(Exit::Usage, "export writes a tar archive: redirect standard output, or name a file with -o FILE"));
     }
     let root = context::existing_state_root(global)?.ok_or_else(|| Failure::msg(Exit::Usage, "no app is up under this state root"))?;
-    let t = target::resolve(&root, &args.target, args.target_opts.file.as_deref(), true)?;
+    let t = target::resolve(&root, args.target.as_deref().unwrap_or_default(), args.target_opts.file.as_deref(), true)?;
     let container = t.container.expect("need_container");
     let dir = context::runtime()
         .block_on(ops::request_root(&root, &t.app, &container))

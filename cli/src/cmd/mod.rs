@@ -5,6 +5,7 @@ mod completions;
 mod convert;
 mod cp;
 mod exec;
+mod export;
 mod generate_man;
 mod images;
 mod info;
@@ -18,7 +19,7 @@ mod up;
 
 use tfctl_runtime::spawn::Spawner;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, ExportArgs};
 use crate::exit::CmdResult;
 
 /// Commands that only read files or print: everything else works on the host's kernel and the
@@ -26,7 +27,7 @@ use crate::exit::CmdResult;
 pub fn needs_root(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Check(_) | Command::Config(_) | Command::Convert(_) | Command::Completions(_) | Command::Version | Command::GenerateMan { .. } | Command::Info | Command::Systemd(_)
+        Command::Check(_) | Command::Config(_) | Command::Convert(_) | Command::Completions(_) | Command::Version | Command::GenerateMan { .. } | Command::Info | Command::Systemd(_) | Command::Export(ExportArgs { kind: Some(_), .. })
     )
 }
 
@@ -77,6 +78,7 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Rm(args) => ops::rm(args, &global),
         Command::Port(args) => ops::port(args, &global),
         Command::Volumes(cmd) => ops::volumes(cmd, &global),
+        Command::Export(ExportArgs { kind: Some(kind), .. }) => export::export(kind, &global),
         Command::Export(args) => cp::export(args, &global),
     }
 }
