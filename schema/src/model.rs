@@ -29,6 +29,9 @@ pub struct App {
     pub containers: Vec<Container>,
     /// App-level host hooks (`on "up"|"down"|"failed"`).
     pub hooks: Vec<Hook>,
+    /// `label "KEY" "VALUE"` at the top level: the app's labels, in file order, keys unique (a
+    /// later one wins in the place of the first).
+    pub labels: Vec<(String, String)>,
 }
 
 impl App {
@@ -53,6 +56,7 @@ impl App {
             volumes: Vec::new(),
             containers: Vec::new(),
             hooks: Vec::new(),
+            labels: Vec::new(),
         }
     }
 
@@ -238,6 +242,35 @@ pub struct Container {
     /// A task expected to run to completion (`one-shot`, or the target of an
     /// `after ... until="completed"`).
     pub one_shot: bool,
+    /// `profile`: the container runs only when `up --profile` names one of these; empty: it
+    /// always runs.
+    pub profiles: Vec<String>,
+    /// `label "KEY" "VALUE"`, in file order, keys unique (a later one wins in the place of the
+    /// first).
+    pub labels: Vec<(String, String)>,
+    /// `alias`: more names the app's containers resolve to this container's address.
+    pub aliases: Vec<String>,
+    /// `extra-host "NAME" "ADDRESS"`: lines added to the container's /etc/hosts.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `dns`: the nameservers of the container's resolv.conf; empty: the host's.
+    pub dns: Vec<Ipv4Addr>,
+    /// `network "NAME"`: the named networks the container joins; members of one network reach
+    /// each other on every port, as `allow from=` each other would.
+    pub networks: Vec<String>,
+    /// `network "host"`: the host's network namespace instead of the app's network.
+    pub host_network: bool,
+    /// `pid "host"`: the host's PID namespace: the container sees every process of the host.
+    pub host_pid: bool,
+    /// `privileged`: every capability, no seccomp filter, the host's devices.
+    pub privileged: bool,
+    /// `device "/dev/PATH"`: host devices made available in the container.
+    pub devices: Vec<String>,
+    /// `tty`: the process gets a pseudo-terminal as its stdin, stdout and stderr.
+    pub tty: bool,
+    /// `container "NAME" replicas=N`: N instances NAME-1..NAME-N, each with its own address.
+    pub replicas: u32,
+    /// `log`: the container's log rotation; unset parts take the host config's.
+    pub log: LogOptions,
 }
 
 /// `shm-size` when the app file does not say (Docker's: 64 MiB).
@@ -285,7 +318,53 @@ impl Container {
             init: false,
             sleep: false,
             one_shot: false,
+            profiles: Vec::new(),
+            labels: Vec::new(),
+            aliases: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            networks: Vec::new(),
+            host_network: false,
+            host_pid: false,
+            privileged: false,
+            devices: Vec::new(),
+            tty: false,
+            replicas: 1,
+            log: LogOptions::default(),
         }
+    }
+
+    /// Whether the container runs when `up` is given `profiles`: one without a profile always
+    /// does, one with profiles when one of them is named.
+    pub fn in_profiles(&self, profiles: &[String]) -> bool {
+        self.profiles.is_empty() || self.profiles.iter().any(|p| profiles.contains(p))
+    }
+
+    /// The names of the container's instances: `NAME` alone, or `NAME-1`..`NAME-N` with
+    /// `replicas=N` above 1.
+    pub fn instance_names(&self) -> Vec<String> {
+        if self.replicas <= 1 {
+            vec![self.name.clone()]
+        } else {
+            (1..=self.replicas).map(|i| format!("{}-{i}", self.name)).collect()
+        }
+    }
+
+    /// Whether the container gives up an isolation the default keeps: `ps`, `inspect` and
+    /// `check` name each of these modes.
+    pub fn host_modes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.privileged {
+            out.push("privileged".to_string());
+        }
+        if self.host_network {
+            out.push("network=host".to_string());
+        }
+        if self.host_pid {
+            out.push("pid=host".to_string());
+        }
+        out.extend(self.devices.iter().map(|d| format!("device={d}")));
+        out
     }
 
     /// The egress policy in force: the container's own, else the app's.
@@ -463,6 +542,24 @@ pub enum Until {
 pub struct After {
     pub container: String,
     pub until: Until,
+    /// `restart=#true`: when `container` restarts, this one is restarted after it.
+    pub restart: bool,
+}
+
+/// `extra-host "NAME" "ADDRESS"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtraHost {
+    pub name: String,
+    pub addr: Ipv4Addr,
+}
+
+/// `log size= files=`: how the container's log rotates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LogOptions {
+    /// Bytes before rotation; `None`: the host config's `log-size`.
+    pub size: Option<u64>,
+    /// Rotated files kept besides the current one; `None`: the runtime's default.
+    pub files: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -491,6 +588,9 @@ pub enum RestartPolicy {
     No,
     Always,
     OnFailure,
+    /// As `always`, but a container stopped by `tfctl stop` stays stopped across `up` and the
+    /// supervisor's restarts.
+    UnlessStopped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

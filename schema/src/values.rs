@@ -249,6 +249,34 @@ pub fn check_hostname(s: &str) -> Result<(), Bad> {
     }
 }
 
+/// An IPv4 address (`extra-host`, `dns`): tfctl is IPv4-only for now.
+pub fn parse_ipv4(s: &str) -> Result<std::net::Ipv4Addr, Bad> {
+    s.parse().map_err(|_| {
+        bad(
+            "tfctl::invalid-address",
+            format!("`{s}` is not an IPv4 address"),
+            "write four numbers from 0 to 255 separated by dots, e.g. \"192.0.2.10\" (tfctl is IPv4-only for now)",
+        )
+    })
+}
+
+/// A host device path (`device`): under /dev, absolute, without `..`.
+pub fn check_device(s: &str) -> Result<(), Bad> {
+    let ok = s.starts_with("/dev/")
+        && s.len() > "/dev/".len()
+        && !s.split('/').any(|p| p == "..")
+        && !s.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "tfctl::invalid-device",
+            format!("`{s}` is not a device path"),
+            "write the host device's path under /dev, e.g. \"/dev/fuse\"",
+        ))
+    }
+}
+
 /// An absolute path inside the container.
 pub fn check_container_path(s: &str) -> Result<(), Bad> {
     if !s.starts_with('/') {

@@ -83,7 +83,8 @@ fn three_tier_sample_has_what_it_promises() {
         api.after,
         [After {
             container: "db".into(),
-            until: Until::Healthy
+            until: Until::Healthy,
+            restart: false,
         }]
     );
     let conf = api
@@ -327,4 +328,61 @@ fn defaults_are_filled_in() {
         )
     );
     assert_eq!(app.file, Path::new("/x/a.kdl"));
+}
+
+/// The Compose-shaped nodes load to the model and survive `to_kdl`.
+#[test]
+fn compose_features_load_and_round_trip() {
+    let text = r#"app "shop"
+label "team" "payments"
+container "db" {
+    image "busybox"
+    alias "database"
+    network "back"
+    log size="1M" files=3
+    restart "unless-stopped"
+}
+container "web" replicas=3 {
+    image "busybox"
+    profile "debug" "ops"
+    label "tier" "front"
+    label "tier" "edge"
+    extra-host "gw.local" "192.0.2.1"
+    dns "1.1.1.1" "9.9.9.9"
+    network "back"
+    after "db" restart=#true
+    tty
+}
+container "probe" {
+    image "busybox"
+    network "host"
+    pid "host"
+    privileged
+    device "/dev/fuse"
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env)
+        .unwrap_or_else(|d| panic!("{}", d.render_plain(100)));
+    assert_eq!(app.labels, [("team".to_string(), "payments".to_string())]);
+    let db = app.container("db").unwrap();
+    assert_eq!(db.aliases, ["database"]);
+    assert_eq!(db.networks, ["back"]);
+    assert_eq!(db.log, LogOptions { size: Some(1 << 20), files: Some(3) });
+    assert_eq!(db.restart.policy, RestartPolicy::UnlessStopped);
+    let web = app.container("web").unwrap();
+    assert_eq!(web.replicas, 3);
+    assert_eq!(web.instance_names(), ["web-1", "web-2", "web-3"]);
+    assert_eq!(web.profiles, ["debug", "ops"]);
+    assert!(web.in_profiles(&["ops".to_string()]) && !web.in_profiles(&[]));
+    assert!(db.in_profiles(&[]));
+    // A later key wins, in the place of the first.
+    assert_eq!(web.labels, [("tier".to_string(), "edge".to_string())]);
+    assert_eq!(web.extra_hosts, [ExtraHost { name: "gw.local".into(), addr: "192.0.2.1".parse().unwrap() }]);
+    assert_eq!(web.dns.len(), 2);
+    assert!(web.after[0].restart && web.tty);
+    let probe = app.container("probe").unwrap();
+    assert_eq!(probe.host_modes(), ["privileged", "network=host", "pid=host", "device=/dev/fuse"]);
+    assert!(db.host_modes().is_empty());
+    assert_eq!(reload(&app), app);
 }

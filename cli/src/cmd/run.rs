@@ -62,6 +62,7 @@ fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
         volumes: vec![],
         containers: vec![c],
         hooks: vec![],
+        labels: vec![],
     };
     let parts = super::up::prepare_app(app, global, &args.registry, crate::args::PullPolicy::Missing)?;
     if super::up::threads() > 1 {
