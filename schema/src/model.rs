@@ -60,6 +60,43 @@ impl App {
         }
     }
 
+    /// Keeps the containers `up --profile` runs: those without a profile and those with one of
+    /// `profiles`. `allow` rules naming a container left out are dropped (there is nothing to
+    /// admit); an `after` naming one is an error, since the container would wait forever.
+    pub fn select_profiles(&mut self, profiles: &[String]) -> Result<(), ProfileError> {
+        if let Some(p) = profiles
+            .iter()
+            .find(|p| !self.containers.iter().any(|c| c.profiles.contains(p)))
+        {
+            let mut known: Vec<&str> = self
+                .containers
+                .iter()
+                .flat_map(|c| c.profiles.iter().map(String::as_str))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(ProfileError::Unknown { profile: p.clone(), known: known.join(", ") });
+        }
+        let (kept, left): (Vec<Container>, Vec<Container>) =
+            std::mem::take(&mut self.containers).into_iter().partition(|c| c.in_profiles(profiles));
+        let is_left = |n: &str| left.iter().any(|c| c.name == n);
+        for c in &kept {
+            if let Some(a) = c.after.iter().find(|a| is_left(&a.container)) {
+                let target = left.iter().find(|l| l.name == a.container).map(|l| l.profiles.join(", "));
+                return Err(ProfileError::AfterLeftOut {
+                    container: c.name.clone(),
+                    after: a.container.clone(),
+                    profiles: target.unwrap_or_default(),
+                });
+            }
+        }
+        self.containers = kept;
+        for c in &mut self.containers {
+            c.allow.retain(|a| !matches!(&a.from, Peer::Container(n) if is_left(n)));
+        }
+        Ok(())
+    }
+
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.containers.iter().find(|c| c.name == name)
     }
@@ -67,6 +104,15 @@ impl App {
     pub fn secret(&self, name: &str) -> Option<&SecretDef> {
         self.secrets.iter().find(|s| s.name == name)
     }
+}
+
+/// Why `up --profile` cannot select the containers it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("no container has profile `{profile}` (the app's profiles: {known}); check its spelling")]
+    Unknown { profile: String, known: String },
+    #[error("container `{container}` runs after `{after}`, which runs only with --profile {profiles}: add that profile, or give `{after}` no profile")]
+    AfterLeftOut { container: String, after: String, profiles: String },
 }
 
 /// An IPv4 network in CIDR notation, e.g. `10.89.7.0/24`. The address is kept as written

@@ -274,7 +274,7 @@ pub static NODES: &[NodeSpec] = &[
         any_props: false,
         children: None,
         repeatable: true,
-        doc: "A label of the app, shown by `inspect` and `ps --format json`; a later key wins.",
+        doc: "A label of the app, shown by `ps --format json`; a later key wins.",
     },
     // Inside `container`.
     NodeSpec {
@@ -297,7 +297,7 @@ pub static NODES: &[NodeSpec] = &[
         any_props: false,
         children: None,
         repeatable: true,
-        doc: "A label, shown by `inspect` and `ps --format json` and matched by `ps --filter label=KEY=VALUE`; a later key wins.",
+        doc: "A label, shown by `ps --format json` and matched by `ps --filter label=KEY=VALUE`; a later key wins.",
     },
     NodeSpec {
         name: "alias",

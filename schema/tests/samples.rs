@@ -386,3 +386,38 @@ container "probe" {
     assert!(db.host_modes().is_empty());
     assert_eq!(reload(&app), app);
 }
+
+/// `up --profile`: containers without a profile always run, profiled ones only when named;
+/// waiting for a left-out container is refused, allowing one is dropped.
+#[test]
+fn profiles_select_containers() {
+    let text = r#"app "shop"
+container "db" { image "busybox"; }
+container "debug" { image "busybox"; profile "debug"; }
+container "web" {
+    image "busybox"
+    allow from="debug"
+    allow from="db"
+}
+container "seed" { image "busybox"; profile "dev"; after "debug"; }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env).unwrap();
+    let names = |a: &App| a.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let mut plain = app.clone();
+    plain.select_profiles(&[]).unwrap();
+    assert_eq!(names(&plain), ["db", "web"]);
+    assert_eq!(plain.container("web").unwrap().allow.len(), 1);
+    let mut debug = app.clone();
+    debug.select_profiles(&["debug".to_string()]).unwrap();
+    assert_eq!(names(&debug), ["db", "debug", "web"]);
+    assert_eq!(debug.container("web").unwrap().allow.len(), 2);
+    let mut dev = app.clone();
+    assert!(matches!(
+        dev.select_profiles(&["dev".to_string()]),
+        Err(ProfileError::AfterLeftOut { container, after, .. }) if container == "seed" && after == "debug"
+    ));
+    let mut typo = app.clone();
+    let err = typo.select_profiles(&["dbug".to_string()]).unwrap_err();
+    assert_eq!(err.to_string(), "no container has profile `dbug` (the app's profiles: debug, dev); check its spelling");
+}

@@ -1,0 +1,117 @@
+//! The Compose features of app files as a user meets them: `profile` and `up --profile`,
+//! `label` in `ps --format json` and `ps --filter label=`, and settings `check` accepts but
+//! `up` does not run yet being refused by name. Each test in a network namespace and state
+//! root of its own.
+
+mod common;
+
+use common::{stderr, World};
+
+/// `ps APP --format json`'s container names, sorted.
+fn names(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["containers"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_profiled_container_runs_only_with_its_profile() {
+    let w = World::new("profile");
+    let body = format!(
+        "container \"web\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n}}\ncontainer \"debug\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n profile \"debug\"\n}}\n",
+        i = w.image
+    );
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(&file, format!("app \"prof\"\n{body}")).unwrap();
+    let file = file.to_str().unwrap();
+    let up = |extra: &[&str]| {
+        let mut args = vec!["up", "--trust-file", "--wait=30s"];
+        args.extend_from_slice(extra);
+        args.push(file);
+        w.t.run_in(&w.ns, &args)
+    };
+    let ps = || -> serde_json::Value { serde_json::from_slice(&w.t.run_in(&w.ns, &["ps", "prof", "--format", "json"]).stdout).unwrap_or_default() };
+    let down = || assert_eq!(w.t.run_in(&w.ns, &["down", "prof"]).status.code(), Some(0));
+
+    // Without --profile: only the container without a profile.
+    let o = up(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(names(&ps()), ["web"]);
+    down();
+
+    // With it: both, running.
+    let o = up(&["--profile", "debug"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = ps();
+    assert_eq!(names(&v), ["debug", "web"]);
+    assert!(v["apps"][0]["containers"].as_array().unwrap().iter().all(|c| c["state"] == "running"), "{v}");
+    down();
+
+    // A misspelt profile is refused with the app's profiles, and starts nothing.
+    let o = up(&["--profile", "dbug"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no container has profile `dbug` (the app's profiles: debug)"), "{}", stderr(&o));
+    assert!(names(&ps()).is_empty() || ps()["apps"][0]["supervisor"].is_null(), "{}", ps());
+}
+
+#[test]
+fn labels_show_in_ps_json_and_filter_it() {
+    let w = World::new("labels");
+    let up = w.up(
+        "lab",
+        &format!(
+            "label \"team\" \"shop\"\ncontainer \"web\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n label \"tier\" \"front\"\n}}\ncontainer \"db\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n label \"tier\" \"back\"\n label \"team\" \"data\"\n}}\n",
+            i = w.image
+        ),
+    );
+    let v = up.ps();
+    assert_eq!(v["apps"][0]["labels"], serde_json::json!({"team": "shop"}));
+    let web = v["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "web").unwrap().clone();
+    // A container has its app's labels beneath its own.
+    assert_eq!(web["labels"], serde_json::json!({"team": "shop", "tier": "front"}));
+    let filtered = |f: &[&str]| -> serde_json::Value {
+        let mut args = vec!["ps", "--format", "json"];
+        for x in f {
+            args.extend(["--filter", x]);
+        }
+        let o = up.run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(names(&filtered(&["label=tier=back"])), ["db"]);
+    assert_eq!(names(&filtered(&["label=tier"])), ["db", "web"]);
+    // The container's own value wins over the app's.
+    assert_eq!(names(&filtered(&["label=team=shop"])), ["web"]);
+    assert_eq!(names(&filtered(&["label=tier=front", "label=team=data"])), Vec::<String>::new());
+    assert_eq!(filtered(&["label=nope"])["apps"], serde_json::json!([]));
+    // The text listing filters the same way.
+    let o = up.run(&["ps", "--filter", "label=tier=front"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains(" web ") && !text.contains(" db "), "{text}");
+    let o = up.run(&["ps", "--filter", "tier=front"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("write label=KEY or label=KEY=VALUE"), "{}", stderr(&o));
+}
+
+#[test]
+fn settings_up_cannot_run_yet_are_refused_by_name() {
+    let w = World::new("notyet");
+    let file = w.dir.path().join("app.kdl");
+    std::fs::write(&file, format!("app \"ny\"\ncontainer \"web\" {{\n image \"{}\"\n privileged\n}}\n", w.image)).unwrap();
+    let file = file.to_str().unwrap();
+    // `check` accepts the file...
+    let o = w.t.run_in(&w.ns, &["check", file]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // ...`up` refuses it, naming the setting, and starts nothing.
+    let o = w.t.run_in(&w.ns, &["up", "--trust-file", "-d", file]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("container web: this tfctl checks but does not run privileged yet"), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&w.t.run_in(&w.ns, &["ps", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["apps"], serde_json::json!([]));
+}
