@@ -115,3 +115,33 @@ fn settings_up_cannot_run_yet_are_refused_by_name() {
     let v: serde_json::Value = serde_json::from_slice(&w.t.run_in(&w.ns, &["ps", "--format", "json"]).stdout).unwrap();
     assert_eq!(v["apps"], serde_json::json!([]));
 }
+
+#[test]
+fn aliases_resolve_from_peers_and_extra_hosts_and_dns_are_written() {
+    let w = World::new("names");
+    let up = w.up(
+        "nm",
+        &format!(
+            "container \"db\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n alias \"database\"\n}}\ncontainer \"web\" {{\n image \"{i}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n extra-host \"gw.example\" \"192.0.2.1\"\n dns \"192.0.2.53\"\n}}\n",
+            i = w.image
+        ),
+    );
+    let v = up.ps();
+    let db = v["apps"][0]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "db").unwrap()["address"].as_str().unwrap().to_string();
+    // ping resolves the alias through /etc/hosts and names the address it resolved to, whether
+    // or not the firewall lets the echo through.
+    let o = up.run(&["exec", "nm/web", "--", "ping", "-c1", "-W1", "database"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains(&format!("PING database ({db})")), "{out}{}", stderr(&o));
+    // The control: a name nobody gave does not resolve.
+    let o = up.run(&["exec", "nm/web", "--", "ping", "-c1", "-W1", "datastore"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("PING datastore ("));
+    let hosts = String::from_utf8_lossy(&up.run(&["exec", "nm/web", "--", "cat", "/etc/hosts"]).stdout).into_owned();
+    assert!(hosts.contains("192.0.2.1\tgw.example\n") && hosts.contains("\tdb.nm db\n"), "{hosts}");
+    let resolv = String::from_utf8_lossy(&up.run(&["exec", "nm/web", "--", "cat", "/etc/resolv.conf"]).stdout).into_owned();
+    assert_eq!(resolv, "nameserver 192.0.2.53\n");
+    // db did not ask for dns: it keeps the host's nameservers.
+    let resolv = String::from_utf8_lossy(&up.run(&["exec", "nm/db", "--", "cat", "/etc/resolv.conf"]).stdout).into_owned();
+    assert!(!resolv.contains("192.0.2.53"), "{resolv}");
+}

@@ -597,6 +597,16 @@ fn pre_boot_file(
         }
     };
     let path = path?;
+    // tfctl writes /etc/hosts with the app's names: a file of the user's would silently drop
+    // them (and the aliases and extra hosts), so it is refused and the nodes that add to it named.
+    if path.trim_end_matches('/') == "/etc/hosts" {
+        let p = cx
+            .problem("tfctl::etc-hosts", value_span(path_e), "tfctl writes /etc/hosts itself, with the app's containers by name")
+            .label("would replace the app's names")
+            .help("add names with extra-host \"NAME\" \"ADDRESS\", or other names of this container with alias \"NAME\"");
+        cx.push(p);
+        return None;
+    }
     paths.claim(cx, &path, value_span(path_e));
     Some(PreBootFile {
         path,

@@ -512,6 +512,7 @@ case!(
 );
 case!(extra_host_address, "tfctl::invalid-address", &with("    extra-host \"db.local\" \"10.0.0\""));
 case!(dns_address, "tfctl::invalid-address", &with("    dns \"1.1.1.1\" \"dns.google\""));
+case!(user_etc_hosts, "tfctl::etc-hosts", &with("    file \"/etc/hosts\" \"10.0.0.1 db\\n\""));
 case!(device_path, "tfctl::invalid-device", &with("    device \"fuse\""));
 case!(pid_choice, "tfctl::invalid-choice", &with("    pid \"container\""));
 case!(

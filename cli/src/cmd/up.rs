@@ -128,9 +128,6 @@ fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
     for c in &app.containers {
         let mut missing: Vec<&str> = Vec::new();
         for (used, what) in [
-            (!c.aliases.is_empty(), "alias"),
-            (!c.extra_hosts.is_empty(), "extra-host"),
-            (!c.dns.is_empty(), "dns"),
             (!c.networks.is_empty(), "network NAME"),
             (c.host_network, "network \"host\""),
             (c.host_pid, "pid \"host\""),

@@ -113,8 +113,17 @@ pub struct HostDriver {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
+/// The names the app's containers resolve: every container, then every `alias` of one that has
+/// an address.
 fn peers(m: &Model) -> Vec<(String, std::net::Ipv4Addr)> {
-    m.net.as_ref().map(|n| n.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
+    let Some(net) = m.net.as_ref() else { return Vec::new() };
+    let mut out: Vec<(String, std::net::Ipv4Addr)> = net.containers.iter().map(|(k, v)| (k.clone(), v.address)).collect();
+    for c in &m.app.containers {
+        if let Some(addr) = net.containers.get(&c.name) {
+            out.extend(c.aliases.iter().map(|a| (a.clone(), addr.address)));
+        }
+    }
+    out
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -172,7 +181,7 @@ impl HostDriver {
         let c = m.app.container(name)?;
         let peers = peers(&m);
         let own = peers.iter().find(|(n, _)| *n == c.name).map(|(_, ip)| *ip);
-        Some(etc::hosts(&m.app.name, &c.hostname, own, &peers))
+        Some(etc::hosts(&m.app.name, &c.hostname, own, &peers, &c.extra_hosts))
     }
 
     /// The container's network namespace, made and wired on first use.
@@ -217,7 +226,7 @@ impl HostDriver {
         }
         let rootfs_files = vec![
             FileInit { path: "/etc/hosts".into(), data: self.hosts_file(&c.name).unwrap_or_default().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
-            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf(&c.dns).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
         ];
         Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
     }
