@@ -145,3 +145,30 @@ fn aliases_resolve_from_peers_and_extra_hosts_and_dns_are_written() {
     let resolv = String::from_utf8_lossy(&up.run(&["exec", "nm/db", "--", "cat", "/etc/resolv.conf"]).stdout).into_owned();
     assert!(!resolv.contains("192.0.2.53"), "{resolv}");
 }
+
+#[test]
+fn a_named_network_admits_its_members_and_only_them() {
+    let w = World::new("nets");
+    let sleeper = |name: &str, extra: &str| format!("container \"{name}\" {{\n image \"{}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n{extra}}}\n", w.image);
+    let up = w.up(
+        "nw",
+        &format!(
+            "container \"api\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"nc -ll -p 8080 -e echo ok\"\n init\n stop-timeout \"1s\"\n network \"back\"\n}}\n{}{}",
+            w.image,
+            sleeper("worker", " network \"back\"\n"),
+            sleeper("outsider", " network \"front\"\n"),
+        ),
+    );
+    let answer = |from: &str| {
+        let o = up.run(&["exec", &format!("nw/{from}"), "--", "sh", "-c", "echo | nc -w 1 api 8080"]);
+        String::from_utf8_lossy(&o.stdout).contains("ok")
+    };
+    assert!(answer("worker"), "a member of api's network is not admitted");
+    // The control: a container of another network is dropped by api's firewall.
+    assert!(!answer("outsider"), "a container of another network reached api");
+    // The file is shown as written: the network, not the rules it stands for.
+    let file = w.dir.path().join("app.kdl");
+    let o = up.run(&["config", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("network \"back\"") && !text.contains("allow from="), "{text}");
+}

@@ -97,6 +97,23 @@ impl App {
         Ok(())
     }
 
+    /// Turns each named `network` into the `allow` rules it stands for: every member admits
+    /// every other member on every port and protocol. Done at `up`, after the profiles, so that
+    /// `config` shows the file as written.
+    pub fn expand_networks(&mut self) {
+        let members: Vec<(String, Vec<String>)> =
+            self.containers.iter().map(|c| (c.name.clone(), c.networks.clone())).collect();
+        for c in &mut self.containers {
+            for (peer, nets) in &members {
+                let shares = *peer != c.name && c.networks.iter().any(|n| nets.contains(n));
+                let from = Peer::Container(peer.clone());
+                if shares && !c.allow.iter().any(|a| a.from == from && a.ports.is_none() && a.proto.is_none()) {
+                    c.allow.push(Allow { from, ports: None, proto: None });
+                }
+            }
+        }
+    }
+
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.containers.iter().find(|c| c.name == name)
     }

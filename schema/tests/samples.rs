@@ -421,3 +421,25 @@ container "seed" { image "busybox"; profile "dev"; after "debug"; }
     let err = typo.select_profiles(&["dbug".to_string()]).unwrap_err();
     assert_eq!(err.to_string(), "no container has profile `dbug` (the app's profiles: debug, dev); check its spelling");
 }
+
+/// A named network stands for `allow` rules between each pair of its members, and only them.
+#[test]
+fn networks_expand_to_allow_rules_between_members() {
+    let text = r#"app "shop"
+container "a" { image "busybox"; network "back"; }
+container "b" { image "busybox"; network "back"; network "front"; allow from="a"; }
+container "c" { image "busybox"; network "front"; }
+container "d" { image "busybox"; }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env).unwrap();
+    app.expand_networks();
+    let froms = |n: &str| -> Vec<String> {
+        app.container(n).unwrap().allow.iter().map(|a| match &a.from { Peer::Container(c) => c.clone(), other => format!("{other:?}") }).collect()
+    };
+    assert_eq!(froms("a"), ["b"]);
+    // The rule already written is not repeated.
+    assert_eq!(froms("b"), ["a", "c"]);
+    assert_eq!(froms("c"), ["b"]);
+    assert!(froms("d").is_empty());
+}

@@ -128,7 +128,6 @@ fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
     for c in &app.containers {
         let mut missing: Vec<&str> = Vec::new();
         for (used, what) in [
-            (!c.networks.is_empty(), "network NAME"),
             (c.host_network, "network \"host\""),
             (c.host_pid, "pid \"host\""),
             (c.privileged, "privileged"),
@@ -158,6 +157,7 @@ pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
     let mut app = load_named(&args.file, args.name.as_deref())?;
     app.select_profiles(&args.profiles).map_err(|e| Failure::msg(Exit::Usage, format!("--profile: {e}")))?;
     refuse_not_yet_run(&app)?;
+    app.expand_networks();
     refuse_from_own_hook("up", &app.name)?;
     if !args.trust_file {
         check_trust(&app)?;
