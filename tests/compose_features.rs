@@ -172,3 +172,27 @@ fn a_named_network_admits_its_members_and_only_them() {
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(text.contains("network \"back\"") && !text.contains("allow from="), "{text}");
 }
+
+#[test]
+fn a_container_log_rotates_at_its_own_size() {
+    let w = World::new("logsize");
+    // 4000 lines of 100 bytes: 400 kB of output against a 64K limit (the host's is 10M).
+    let up = w.up(
+        "lg",
+        &format!(
+            "container \"chatty\" {{\n image \"{}\"\n command \"sh\" \"-c\" \"i=0; while [ $$i -lt 4000 ]; do printf '%099d\\\\n' $$i; i=$$((i+1)); done; sleep 300\"\n init\n stop-timeout \"1s\"\n log size=\"64K\"\n}}\n",
+            w.image
+        ),
+    );
+    let logs = up.state_dir().join("apps/lg/logs");
+    let current = logs.join("chatty.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !logs.join("chatty.log.1").exists() {
+        assert!(std::time::Instant::now() < deadline, "the log never rotated: {:?}", std::fs::metadata(&current).map(|m| m.len()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for f in [current, logs.join("chatty.log.1")] {
+        let len = std::fs::metadata(&f).unwrap().len();
+        assert!(len <= 64 * 1024, "{} is {len} bytes, above its 64K", f.display());
+    }
+}
