@@ -328,6 +328,10 @@ pub struct UpArgs {
     /// Run the app under this name instead of the file's, so one file can run twice.
     #[arg(long)]
     pub name: Option<String>,
+    /// Also run the containers of this profile (repeatable). Containers without a `profile`
+    /// always run; those with one run only when it is named here.
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
@@ -384,7 +388,45 @@ pub struct PlanArgs {
 pub struct PsArgs {
     /// Only this app.
     pub app: Option<String>,
+    /// Only containers matching: `label=KEY` (the label is set) or `label=KEY=VALUE`; a
+    /// container has its own labels and its app's. Repeatable: every filter must match.
+    #[arg(long = "filter", value_name = "FILTER", value_parser = PsFilter::parse)]
+    pub filters: Vec<PsFilter>,
 }
+
+/// A `ps --filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsFilter {
+    /// `label=KEY` or `label=KEY=VALUE`.
+    Label { key: String, value: Option<String> },
+}
+
+impl PsFilter {
+    fn parse(s: &str) -> Result<PsFilter, PsFilterError> {
+        match s.split_once('=') {
+            Some(("label", rest)) if !rest.is_empty() && !rest.starts_with('=') => Ok(match rest.split_once('=') {
+                Some((k, v)) => PsFilter::Label { key: k.to_string(), value: Some(v.to_string()) },
+                None => PsFilter::Label { key: rest.to_string(), value: None },
+            }),
+            _ => Err(PsFilterError(s.to_string())),
+        }
+    }
+
+    /// Whether a container with `labels` (a JSON object, as `ps --format json` shows) passes.
+    pub fn matches(&self, labels: &serde_json::Value) -> bool {
+        match self {
+            PsFilter::Label { key, value } => match (labels.get(key), value) {
+                (Some(_), None) => true,
+                (Some(v), Some(want)) => v.as_str() == Some(want.as_str()),
+                (None, _) => false,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a filter tfctl knows: write label=KEY or label=KEY=VALUE")]
+pub struct PsFilterError(String);
 
 #[derive(Debug, Args)]
 pub struct TargetOpts {

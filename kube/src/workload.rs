@@ -112,15 +112,15 @@ pub fn workloads(app: &App, files: &BTreeMap<String, PodFiles>, out: &mut Out) {
             notes.push("sleep: no replicas; scale to 1 to start it, as `tfctl start` does.".into());
             0
         } else {
-            1
+            c.replicas.max(1) as i32
         };
         let resource = if job {
             let (policy, backoff) = match (c.restart.policy, c.restart.max) {
                 (RestartPolicy::No, _) => ("Never", 0),
                 (_, Some(max)) => ("OnFailure", max as i32),
                 (RestartPolicy::OnFailure, None) => ("OnFailure", i32::MAX),
-                (RestartPolicy::Always, None) => {
-                    notes.push("restart \"always\": a Job restarts its pod until it succeeds, no further.".into());
+                (RestartPolicy::Always | RestartPolicy::UnlessStopped, None) => {
+                    notes.push("restart \"always\" or \"unless-stopped\": a Job restarts its pod until it succeeds, no further.".into());
                     ("OnFailure", i32::MAX)
                 }
             };

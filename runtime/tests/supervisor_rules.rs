@@ -114,7 +114,7 @@ async fn ordering_hooks_and_a_failing_task() {
     db.hooks = vec![hook(Event::Started, &record), hook(Event::Failed, &record), hook(Event::Exited, &record)];
     let mut task = container("migrate", "exit 3");
     task.one_shot = true;
-    task.after = vec![After { container: "db".into(), until: Until::Started }];
+    task.after = vec![After { container: "db".into(), until: Until::Started, restart: false }];
     task.hooks = vec![hook(Event::Failed, &record), hook(Event::Exited, &record)];
     let a = app(dir.path(), vec![db, task]);
 
@@ -186,7 +186,7 @@ async fn ready_when_long_running_containers_run_and_tasks_complete() {
     let mut setup = container("setup", "exit 0");
     setup.one_shot = true;
     let mut web = container("web", "sleep 30");
-    web.after = vec![After { container: "setup".into(), until: Until::Completed }];
+    web.after = vec![After { container: "setup".into(), until: Until::Completed, restart: false }];
     let mut later = container("later", "exit 9");
     later.sleep = true;
     let a = app(dir.path(), vec![setup, web, later]);
@@ -233,7 +233,7 @@ async fn start_of_a_container_whose_dependency_is_stopped_says_so_instead_of_wai
     let dir = tempfile::tempdir().unwrap();
     let db = container("db", "sleep 30");
     let mut web = container("web", "sleep 30");
-    web.after = vec![After { container: "db".into(), until: Until::Started }];
+    web.after = vec![After { container: "db".into(), until: Until::Started, restart: false }];
     let a = app(dir.path(), vec![db, web]);
     let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
     sup.start_all();

@@ -6,7 +6,7 @@ use kdl::{KdlEntry, KdlValue};
 use miette::SourceSpan;
 
 use crate::crossref::{RefKind, Refs};
-use crate::lower::{egress, health, hook, named};
+use crate::lower::{egress, health, hook, label, named};
 use crate::model::*;
 use crate::network::{allow, allow_egress, publish};
 use crate::reader::{sub_span, value_span, Cx, Node};
@@ -63,6 +63,14 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
     let mut env_files: Vec<(String, String)> = Vec::new();
     let mut env_nodes: Vec<(String, String)> = Vec::new();
     let mut paths = Paths::default();
+    if let Some(e) = n.prop("replicas") {
+        c.replicas = replicas(cx, e).unwrap_or(1);
+    }
+    // Where the host-network mode was asked for, and the first `publish`, which it excludes.
+    let mut host_network_at: Option<SourceSpan> = None;
+    let mut no_network_at: Option<SourceSpan> = None;
+    let mut named_network_at: Option<SourceSpan> = None;
+    let mut fixed_publish_at: Option<SourceSpan> = None;
     for s in cx.nodes(n.kdl.children(), Ctx::Container) {
         let arg0 = s.arg(0);
         match s.spec.name {
@@ -164,8 +172,95 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
             }
             "publish" => {
                 if let Some(p) = publish(cx, s, refs) {
+                    if p.host_port != 0 && fixed_publish_at.is_none() {
+                        fixed_publish_at = Some(s.name_span());
+                    }
                     c.publish.push(p);
                 }
+            }
+            "profile" => {
+                for a in s.args() {
+                    if let Some(p) = cx.str(Some(a)) {
+                        if let Err(b) = values::check_name("profile", &p) {
+                            cx.bad(b, value_span(a), "invalid profile name");
+                        } else if !c.profiles.contains(&p) {
+                            c.profiles.push(p);
+                        }
+                    }
+                }
+            }
+            "label" => label(cx, s, &mut c.labels),
+            "alias" => {
+                if let Some(a) = cx.str(arg0) {
+                    if let Err(b) = values::check_name("alias", &a) {
+                        cx.bad(b, value_span(arg0?), "invalid alias");
+                    } else {
+                        refs.aliases.push((a.clone(), owner_name.clone(), value_span(arg0?)));
+                        c.aliases.push(a);
+                    }
+                }
+            }
+            "extra-host" => {
+                let name = cx.str(arg0);
+                let addr_e = s.arg(1);
+                let addr = cx.str(addr_e);
+                if let (Some(name), Some(addr), Some(addr_e)) = (name, addr, addr_e) {
+                    let name = cx
+                        .parsed(arg0?, values::check_hostname(&name), "invalid host name")
+                        .map(|_| name);
+                    let addr = cx.parsed(addr_e, values::parse_ip(&addr), "not an IP address");
+                    if let (Some(name), Some(addr)) = (name, addr) {
+                        c.extra_hosts.push(ExtraHost { name, addr });
+                    }
+                }
+            }
+            "dns" => {
+                for a in s.args() {
+                    if let Some(v) = cx.str(Some(a)) {
+                        if let Some(ip) = cx.parsed(a, values::parse_ip(&v), "not an IP address") {
+                            c.dns.push(ip);
+                        }
+                    }
+                }
+            }
+            "network" => {
+                if let Some(v) = cx.str(arg0) {
+                    let span = value_span(arg0?);
+                    if v == "host" {
+                        c.network = NetworkMode::Host;
+                        host_network_at = Some(span);
+                    } else if v == "none" {
+                        c.network = NetworkMode::None;
+                        no_network_at = Some(span);
+                    } else if let Err(b) = values::check_name("network", &v) {
+                        cx.bad(b, span, "invalid network name");
+                    } else {
+                        named_network_at.get_or_insert(span);
+                        if !c.networks.contains(&v) {
+                            c.networks.push(v);
+                        }
+                    }
+                }
+            }
+            "pid" => {
+                if cx.choice(arg0, "PID namespace", &["host"]).is_some() {
+                    c.host_pid = true;
+                }
+            }
+            "device" => {
+                if let Some(d) = cx.str(arg0) {
+                    if cx.parsed(arg0?, values::check_device(&d), "not a device path").is_some() {
+                        c.devices.push(d);
+                    }
+                }
+            }
+            "log" => {
+                if let Some(e) = s.prop("size") {
+                    c.log.size = cx.size(Some(e), "a log size");
+                }
+                c.log.files = cx
+                    .positive(s.prop("files"), "files")
+                    .and_then(|f| u32::try_from(f).ok());
             }
             "allow" => {
                 if let Some(a) = allow(cx, s, refs) {
@@ -197,17 +292,22 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     c.after.push(After {
                         container: target,
                         until,
+                        restart: cx.bool(s.prop("restart")).unwrap_or(false),
                     });
                 }
             }
             "health" => c.health = health(cx, s),
             "restart" => {
-                let policy =
-                    match cx.choice(arg0, "restart policy", &["no", "always", "on-failure"]) {
-                        Some("always") => RestartPolicy::Always,
-                        Some("on-failure") => RestartPolicy::OnFailure,
-                        _ => RestartPolicy::No,
-                    };
+                let policy = match cx.choice(
+                    arg0,
+                    "restart policy",
+                    &["no", "always", "on-failure", "unless-stopped"],
+                ) {
+                    Some("always") => RestartPolicy::Always,
+                    Some("on-failure") => RestartPolicy::OnFailure,
+                    Some("unless-stopped") => RestartPolicy::UnlessStopped,
+                    _ => RestartPolicy::No,
+                };
                 let max = cx
                     .positive(s.prop("max"), "max")
                     .and_then(|m| u32::try_from(m).ok());
@@ -326,53 +426,53 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
                     }
                 }
             }
-            "label" => {
-                if let (Some(k), Some(v)) = (cx.str(arg0), cx.scalar(s.arg(1))) {
-                    c.labels.push((k, v));
-                }
-            }
-            "add-host" => {
-                let name = cx.str(arg0);
-                let ip = cx.str(s.arg(1));
-                if let (Some(name), Some(ip)) = (name, ip) {
-                    let name_ok = cx.parsed(arg0?, values::check_hostname(&name), "invalid host name");
-                    let ip = cx.parsed(s.arg(1)?, values::parse_ip(&ip), "not an IP address");
-                    if let (Some(_), Some(ip)) = (name_ok, ip) {
-                        c.extra_hosts.push((name, ip));
-                    }
-                }
-            }
-            "dns" => {
-                for a in s.args() {
-                    if let Some(ip) = cx.str(Some(a)) {
-                        if let Some(ip) = cx.parsed(a, values::parse_ip(&ip), "not an IP address") {
-                            c.dns.push(ip);
-                        }
-                    }
-                }
-            }
-            "network" => {
-                if let Some(v) = cx.str(arg0) {
-                    match v.as_str() {
-                        "app" => c.network = NetworkMode::App,
-                        "none" => c.network = NetworkMode::None,
-                        other => {
-                            let p = cx
-                                .problem("tfctl::invalid-network", value_span(arg0?), format!("unknown network `{other}`"))
-                                .label("not a network")
-                                .help("write network \"none\" for loopback only, or leave it out for the app's network");
-                            cx.push(p);
-                        }
-                    }
-                }
-            }
-            "privileged" => c.privileged = true,
             "read-only" => c.read_only = true,
             "init" => c.init = true,
             "sleep" => c.sleep = true,
             "one-shot" => c.one_shot = true,
+            "privileged" => c.privileged = true,
+            "tty" => c.tty = true,
             _ => {}
         }
+    }
+    if let (Some(host), Some(named)) = (host_network_at, named_network_at) {
+        let p = cx
+            .problem("tfctl::host-network", host, "a container in the host's network joins no other network")
+            .label("the host's network")
+            .also(named, "a named network")
+            .help("remove `network \"host\"`, or the named networks");
+        cx.push(p);
+    }
+    if let (Some(none), Some(other)) = (no_network_at, host_network_at.or(named_network_at)) {
+        let p = cx
+            .problem("tfctl::no-network", none, "a container on no network joins no other network")
+            .label("no network")
+            .also(other, "another network")
+            .help("keep `network \"none\"` alone, or remove it");
+        cx.push(p);
+    }
+    if let (Some(host), Some(publish)) = (host_network_at, fixed_publish_at) {
+        let p = cx
+            .problem("tfctl::host-network", publish, "`publish` has no meaning in the host's network")
+            .label("published port")
+            .also(host, "the host's network")
+            .help("in the host's network the container's ports are the host's: remove `publish`");
+        cx.push(p);
+    }
+    if let (true, Some(e)) = (c.network == NetworkMode::Host, n.prop("replicas").filter(|_| c.replicas > 1)) {
+        let p = cx
+            .problem("tfctl::host-network", value_span(e), "replicas of a container in the host's network would share its ports")
+            .label("more than one instance")
+            .help("remove `replicas=`, or run the container in the app's network");
+        cx.push(p);
+    }
+    if let (true, Some(publish), Some(e)) = (c.replicas > 1, fixed_publish_at, n.prop("replicas")) {
+        let p = cx
+            .problem("tfctl::replicas-publish", publish, "replicas cannot all publish one host port")
+            .label("a fixed host port")
+            .also(value_span(e), "several instances")
+            .help("publish host port 0 to give each instance a free port, or remove `replicas=`");
+        cx.push(p);
     }
     if !have_image {
         let p = cx
@@ -404,6 +504,22 @@ pub fn container(cx: &mut Cx<'_>, n: Node<'_>, refs: &mut Refs) -> Option<Contai
         }
     }
     name.map(|_| c)
+}
+
+/// The most instances `replicas=` may ask for: each takes an address of the app's subnet.
+pub const MAX_REPLICAS: u64 = 64;
+
+fn replicas(cx: &mut Cx<'_>, e: &KdlEntry) -> Option<u32> {
+    let n = cx.positive(Some(e), "replicas")?;
+    if n > MAX_REPLICAS {
+        let p = cx
+            .problem("tfctl::invalid-replicas", value_span(e), format!("{n} replicas are more than tfctl runs of one container"))
+            .label("too many")
+            .help(format!("ask for at most {MAX_REPLICAS}; each instance takes an address of the app's subnet"));
+        cx.push(p);
+        return None;
+    }
+    u32::try_from(n).ok()
 }
 
 fn container_path(cx: &mut Cx<'_>, e: Option<&KdlEntry>) -> Option<String> {
@@ -513,6 +629,16 @@ fn pre_boot_file(
         }
     };
     let path = path?;
+    // tfctl writes /etc/hosts with the app's names: a file of the user's would silently drop
+    // them (and the aliases and extra hosts), so it is refused and the nodes that add to it named.
+    if path.trim_end_matches('/') == "/etc/hosts" {
+        let p = cx
+            .problem("tfctl::etc-hosts", value_span(path_e), "tfctl writes /etc/hosts itself, with the app's containers by name")
+            .label("would replace the app's names")
+            .help("add names with extra-host \"NAME\" \"ADDRESS\", or other names of this container with alias \"NAME\"");
+        cx.push(p);
+        return None;
+    }
     paths.claim(cx, &path, value_span(path_e));
     Some(PreBootFile {
         path,

@@ -38,6 +38,8 @@ pub struct Refs {
     /// (container, the container it waits for, place, until).
     pub afters: Vec<(String, String, SourceSpan, Until)>,
     pub publishes: Vec<(Ipv4Addr, u16, Proto, SourceSpan)>,
+    /// (alias, its container, place).
+    pub aliases: Vec<(String, String, SourceSpan)>,
 }
 
 pub fn check(cx: &mut Cx<'_>, app: &mut App, refs: &Refs) {
@@ -80,6 +82,7 @@ pub fn check(cx: &mut Cx<'_>, app: &mut App, refs: &Refs) {
         cx.push(p);
     }
     published_ports(cx, &refs.publishes);
+    names_resolve_once(cx, app, refs, &containers);
     after_cycles(cx, refs, &containers);
     // A container that others wait for to complete is a task.
     for (_, target, _, until) in &refs.afters {
@@ -87,6 +90,48 @@ pub fn check(cx: &mut Cx<'_>, app: &mut App, refs: &Refs) {
             if let Some(c) = app.containers.iter_mut().find(|c| &c.name == target) {
                 c.one_shot = true;
             }
+        }
+    }
+}
+
+/// Every name a peer resolves (a container, an instance `NAME-N` of replicas, an alias) means
+/// one container: /etc/hosts can give one name only one meaning.
+fn names_resolve_once(
+    cx: &mut Cx<'_>,
+    app: &App,
+    refs: &Refs,
+    containers: &HashMap<&str, SourceSpan>,
+) {
+    for c in app.containers.iter().filter(|c| c.replicas > 1) {
+        for inst in c.instance_names() {
+            if let Some(span) = containers.get(inst.as_str()) {
+                let p = cx
+                    .problem("tfctl::duplicate-name", *span, format!("container `{inst}` has the name of an instance of `{}`", c.name))
+                    .label("this container")
+                    .also(containers[c.name.as_str()], format!("replicas make {}-1 to {}-{}", c.name, c.name, c.replicas))
+                    .help("rename this container, or lower `replicas=`");
+                cx.push(p);
+            }
+        }
+    }
+    let mut seen: HashMap<&str, (&str, SourceSpan)> = HashMap::new();
+    for (alias, owner, span) in &refs.aliases {
+        if let Some(first) = containers.get(alias.as_str()) {
+            let p = cx
+                .problem("tfctl::duplicate-name", *span, format!("alias `{alias}` is the name of a container"))
+                .label("alias")
+                .also(*first, "the container of that name")
+                .help("an alias is another name for its container; pick one no container has");
+            cx.push(p);
+        } else if let Some((other, first)) = seen.get(alias.as_str()).filter(|(o, _)| *o != owner) {
+            let p = cx
+                .problem("tfctl::duplicate-name", *span, format!("alias `{alias}` is given to both `{other}` and `{owner}`"))
+                .label("second use")
+                .also(*first, "first use")
+                .help("an alias names one container; for several instances of one container use replicas=N");
+            cx.push(p);
+        } else {
+            seen.insert(alias, (owner, *span));
         }
     }
 }

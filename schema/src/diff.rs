@@ -94,7 +94,8 @@ const FIELDS: &[&str] = &[
     "image", "command", "entrypoint", "workdir", "user", "hostname", "env", "files", "secrets", "mounts", "tmpfs",
     "shm_size", "userns", "publish", "allow", "egress", "allow_egress", "after", "health", "restart", "hooks", "limits", "ulimits", "cap_add",
     "cap_drop", "seccomp", "sysctls", "stop_signal", "stop_timeout", "read_only", "init", "sleep", "one_shot",
-    "group_add", "labels", "extra_hosts", "dns", "network", "privileged",
+    "profiles", "group_add", "labels", "aliases", "extra_hosts", "dns", "network", "networks", "host_pid", "privileged",
+    "devices", "tty", "replicas", "log",
 ];
 
 /// One container's change from `old` to `new` (either absent).

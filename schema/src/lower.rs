@@ -74,6 +74,7 @@ pub fn app(cx: &mut Cx<'_>, doc: &KdlDocument, file: PathBuf) -> Option<App> {
                 }
             }
             "container" => container_nodes.push(n),
+            "label" => label(cx, n, &mut app.labels),
             "on" => {
                 if let Some(h) = hook(cx, n, &[Event::Up, Event::Down, Event::Failed], false) {
                     app.hooks.push(h);
@@ -124,6 +125,25 @@ pub fn named(cx: &mut Cx<'_>, n: Node<'_>, what: &str) -> Option<String> {
             cx.bad(b, value_span(e), "invalid name");
             None
         }
+    }
+}
+
+/// `label "KEY" "VALUE"`: a later key replaces the value, in the place of its first use.
+pub fn label(cx: &mut Cx<'_>, n: Node<'_>, out: &mut Vec<(String, String)>) {
+    let key = cx.str(n.arg(0));
+    let value = cx.scalar(n.arg(1));
+    let (Some(key), Some(value), Some(e)) = (key, value, n.arg(0)) else { return };
+    if key.is_empty() || key.contains(['=', ',', '\0']) || key.chars().any(char::is_whitespace) {
+        let p = cx
+            .problem("tfctl::invalid-label", value_span(e), format!("`{key}` is not a label key"))
+            .label("invalid key")
+            .help("a label key is not empty and has no `=`, `,` or spaces, so that `ps --filter label=KEY=VALUE` can name it; e.g. \"com.example.tier\"");
+        cx.push(p);
+        return;
+    }
+    match out.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => out.push((key, value)),
     }
 }
 

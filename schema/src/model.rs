@@ -29,6 +29,9 @@ pub struct App {
     pub containers: Vec<Container>,
     /// App-level host hooks (`on "up"|"down"|"failed"`).
     pub hooks: Vec<Hook>,
+    /// `label "KEY" "VALUE"` at the top level: the app's labels, in file order, keys unique (a
+    /// later one wins in the place of the first).
+    pub labels: Vec<(String, String)>,
 }
 
 impl App {
@@ -53,6 +56,61 @@ impl App {
             volumes: Vec::new(),
             containers: Vec::new(),
             hooks: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Keeps the containers `up --profile` runs: those without a profile and those with one of
+    /// `profiles`. `allow` rules naming a container left out are dropped (there is nothing to
+    /// admit); an `after` naming one is an error, since the container would wait forever.
+    pub fn select_profiles(&mut self, profiles: &[String]) -> Result<(), ProfileError> {
+        if let Some(p) = profiles
+            .iter()
+            .find(|p| !self.containers.iter().any(|c| c.profiles.contains(p)))
+        {
+            let mut known: Vec<&str> = self
+                .containers
+                .iter()
+                .flat_map(|c| c.profiles.iter().map(String::as_str))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(ProfileError::Unknown { profile: p.clone(), known: known.join(", ") });
+        }
+        let (kept, left): (Vec<Container>, Vec<Container>) =
+            std::mem::take(&mut self.containers).into_iter().partition(|c| c.in_profiles(profiles));
+        let is_left = |n: &str| left.iter().any(|c| c.name == n);
+        for c in &kept {
+            if let Some(a) = c.after.iter().find(|a| is_left(&a.container)) {
+                let target = left.iter().find(|l| l.name == a.container).map(|l| l.profiles.join(", "));
+                return Err(ProfileError::AfterLeftOut {
+                    container: c.name.clone(),
+                    after: a.container.clone(),
+                    profiles: target.unwrap_or_default(),
+                });
+            }
+        }
+        self.containers = kept;
+        for c in &mut self.containers {
+            c.allow.retain(|a| !matches!(&a.from, Peer::Container(n) if is_left(n)));
+        }
+        Ok(())
+    }
+
+    /// Turns each named `network` into the `allow` rules it stands for: every member admits
+    /// every other member on every port and protocol. Done at `up`, after the profiles, so that
+    /// `config` shows the file as written.
+    pub fn expand_networks(&mut self) {
+        let members: Vec<(String, Vec<String>)> =
+            self.containers.iter().map(|c| (c.name.clone(), c.networks.clone())).collect();
+        for c in &mut self.containers {
+            for (peer, nets) in &members {
+                let shares = *peer != c.name && c.networks.iter().any(|n| nets.contains(n));
+                let from = Peer::Container(peer.clone());
+                if shares && !c.allow.iter().any(|a| a.from == from && a.ports.is_none() && a.proto.is_none()) {
+                    c.allow.push(Allow { from, ports: None, proto: None });
+                }
+            }
         }
     }
 
@@ -63,6 +121,15 @@ impl App {
     pub fn secret(&self, name: &str) -> Option<&SecretDef> {
         self.secrets.iter().find(|s| s.name == name)
     }
+}
+
+/// Why `up --profile` cannot select the containers it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("no container has profile `{profile}` (the app's profiles: {known}); check its spelling")]
+    Unknown { profile: String, known: String },
+    #[error("container `{container}` runs after `{after}`, which runs only with --profile {profiles}: add that profile, or give `{after}` no profile")]
+    AfterLeftOut { container: String, after: String, profiles: String },
 }
 
 /// An IPv4 network in CIDR notation, e.g. `10.89.7.0/24`. The address is kept as written
@@ -238,22 +305,40 @@ pub struct Container {
     /// A task expected to run to completion (`one-shot`, or the target of an
     /// `after ... until="completed"`).
     pub one_shot: bool,
+    /// `profile`: the container runs only when `up --profile` names one of these; empty: it
+    /// always runs.
+    pub profiles: Vec<String>,
     /// Supplementary groups beyond the user's own (`group-add`, `run --group-add`): names the
     /// image's /etc/group defines, or numbers.
     pub group_add: Vec<String>,
-    /// `label`, `run --label KEY=VALUE`: metadata for people and tools; the container never
-    /// sees it.
+    /// `label "KEY" "VALUE"`, `run --label KEY=VALUE`, in file order, keys unique (a later one
+    /// wins in the place of the first): metadata for people and tools; the container never sees it.
     pub labels: Vec<(String, String)>,
-    /// `add-host`, `run --add-host NAME:IP`: lines of the container's /etc/hosts, after
-    /// tfctl's own.
-    pub extra_hosts: Vec<(String, IpAddr)>,
-    /// `dns`, `run --dns IP`: the nameservers of the container's /etc/resolv.conf instead of
-    /// the host's.
+    /// `alias`: more names the app's containers resolve to this container's address.
+    pub aliases: Vec<String>,
+    /// `extra-host "NAME" "ADDRESS"`, `run --add-host NAME:IP`: lines added to the container's
+    /// /etc/hosts, after tfctl's own.
+    pub extra_hosts: Vec<ExtraHost>,
+    /// `dns`, `run --dns IP`: the nameservers of the container's resolv.conf; empty: the host's.
     pub dns: Vec<IpAddr>,
+    /// Which network the container is on: the app's (default), none, or the host's.
     pub network: NetworkMode,
-    /// `privileged`, `run --privileged`: every capability tfctl holds, no seccomp filter, no masked or
-    /// read-only paths under /proc and /sys, /sys writable.
+    /// `network "NAME"`: the named networks the container joins; members of one network reach
+    /// each other on every port, as `allow from=` each other would.
+    pub networks: Vec<String>,
+    /// `pid "host"`: the host's PID namespace: the container sees every process of the host.
+    pub host_pid: bool,
+    /// `privileged`, `run --privileged`: every capability tfctl holds, no seccomp filter, no
+    /// masked or read-only paths under /proc and /sys, /sys writable.
     pub privileged: bool,
+    /// `device "/dev/PATH"`: host devices made available in the container.
+    pub devices: Vec<String>,
+    /// `tty`: the process gets a pseudo-terminal as its stdin, stdout and stderr.
+    pub tty: bool,
+    /// `container "NAME" replicas=N`: N instances NAME-1..NAME-N, each with its own address.
+    pub replicas: u32,
+    /// `log`: the container's log rotation; unset parts take the host config's.
+    pub log: LogOptions,
 }
 
 /// Which network a container is on.
@@ -266,6 +351,8 @@ pub enum NetworkMode {
     /// `network "none"`, `run --network none`: a network namespace with loopback only, on no
     /// network.
     None,
+    /// `network "host"`: the host's network namespace instead of the app's network.
+    Host,
 }
 
 /// `shm-size` when the app file does not say (Docker's: 64 MiB).
@@ -313,13 +400,54 @@ impl Container {
             init: false,
             sleep: false,
             one_shot: false,
+            profiles: Vec::new(),
             group_add: Vec::new(),
             labels: Vec::new(),
+            aliases: Vec::new(),
             extra_hosts: Vec::new(),
             dns: Vec::new(),
             network: NetworkMode::App,
+            networks: Vec::new(),
+            host_pid: false,
             privileged: false,
+            devices: Vec::new(),
+            tty: false,
+            replicas: 1,
+            log: LogOptions::default(),
         }
+    }
+
+    /// Whether the container runs when `up` is given `profiles`: one without a profile always
+    /// does, one with profiles when one of them is named.
+    pub fn in_profiles(&self, profiles: &[String]) -> bool {
+        self.profiles.is_empty() || self.profiles.iter().any(|p| profiles.contains(p))
+    }
+
+    /// The names of the container's instances: `NAME` alone, or `NAME-1`..`NAME-N` with
+    /// `replicas=N` above 1.
+    pub fn instance_names(&self) -> Vec<String> {
+        if self.replicas <= 1 {
+            vec![self.name.clone()]
+        } else {
+            (1..=self.replicas).map(|i| format!("{}-{i}", self.name)).collect()
+        }
+    }
+
+    /// Whether the container gives up an isolation the default keeps: `ps`, `inspect` and
+    /// `check` name each of these modes.
+    pub fn host_modes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.privileged {
+            out.push("privileged".to_string());
+        }
+        if self.network == NetworkMode::Host {
+            out.push("network=host".to_string());
+        }
+        if self.host_pid {
+            out.push("pid=host".to_string());
+        }
+        out.extend(self.devices.iter().map(|d| format!("device={d}")));
+        out
     }
 
     /// The egress policy in force: the container's own, else the app's.
@@ -497,6 +625,24 @@ pub enum Until {
 pub struct After {
     pub container: String,
     pub until: Until,
+    /// `restart=#true`: when `container` restarts, this one is restarted after it.
+    pub restart: bool,
+}
+
+/// `extra-host "NAME" "ADDRESS"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtraHost {
+    pub name: String,
+    pub addr: IpAddr,
+}
+
+/// `log size= files=`: how the container's log rotates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LogOptions {
+    /// Bytes before rotation; `None`: the host config's `log-size`.
+    pub size: Option<u64>,
+    /// Rotated files kept besides the current one; `None`: the runtime's default.
+    pub files: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -525,6 +671,9 @@ pub enum RestartPolicy {
     No,
     Always,
     OnFailure,
+    /// As `always`, but a container stopped by `tfctl stop` stays stopped across `up` and the
+    /// supervisor's restarts.
+    UnlessStopped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -34,6 +34,9 @@ pub fn to_kdl(app: &App) -> String {
     for v in &app.volumes {
         let _ = writeln!(w, "volume {}", q(&v.name));
     }
+    for (k, v) in &app.labels {
+        let _ = writeln!(w, "label {} {}", q(k), q(v));
+    }
     for h in &app.hooks {
         hook(&mut w, h, "");
     }
@@ -45,8 +48,18 @@ pub fn to_kdl(app: &App) -> String {
 
 fn container(w: &mut String, c: &Container) {
     let i = "    ";
-    let _ = writeln!(w, "container {} {{", q(&c.name));
+    if c.replicas == 1 {
+        let _ = writeln!(w, "container {} {{", q(&c.name));
+    } else {
+        let _ = writeln!(w, "container {} replicas={} {{", q(&c.name), c.replicas);
+    }
     let _ = writeln!(w, "{i}image {}", q(&c.image));
+    if !c.profiles.is_empty() {
+        let _ = writeln!(w, "{i}profile{}", args(&c.profiles));
+    }
+    for (k, v) in &c.labels {
+        let _ = writeln!(w, "{i}label {} {}", q(k), q(v));
+    }
     if let Some(cmd) = &c.entrypoint {
         let _ = writeln!(w, "{i}entrypoint{}", args(cmd));
     }
@@ -120,6 +133,34 @@ fn container(w: &mut String, c: &Container) {
             p.host_port, p.container_port, p.host_ip, p.proto
         );
     }
+    match c.network {
+        NetworkMode::App => {}
+        NetworkMode::None => {
+            let _ = writeln!(w, "{i}network \"none\"");
+        }
+        NetworkMode::Host => {
+            let _ = writeln!(w, "{i}network \"host\"");
+        }
+    }
+    for n in &c.networks {
+        let _ = writeln!(w, "{i}network {}", q(n));
+    }
+    for a in &c.aliases {
+        let _ = writeln!(w, "{i}alias {}", q(a));
+    }
+    for h in &c.extra_hosts {
+        let _ = writeln!(w, "{i}extra-host {} \"{}\"", q(&h.name), h.addr);
+    }
+    if !c.dns.is_empty() {
+        let dns: Vec<String> = c.dns.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(w, "{i}dns{}", args(&dns));
+    }
+    if c.host_pid {
+        let _ = writeln!(w, "{i}pid \"host\"");
+    }
+    for d in &c.devices {
+        let _ = writeln!(w, "{i}device {}", q(d));
+    }
     for a in &c.allow {
         let from = match &a.from {
             Peer::Container(n) => n.clone(),
@@ -155,7 +196,8 @@ fn container(w: &mut String, c: &Container) {
             Until::Healthy => "healthy",
             Until::Completed => "completed",
         };
-        let _ = writeln!(w, "{i}after {} until=\"{until}\"", q(&a.container));
+        let restart = if a.restart { " restart=#true" } else { "" };
+        let _ = writeln!(w, "{i}after {} until=\"{until}\"{restart}", q(&a.container));
     }
     if let Some(h) = &c.health {
         let _ = writeln!(w, "{i}health {{");
@@ -178,6 +220,7 @@ fn container(w: &mut String, c: &Container) {
         RestartPolicy::No => "no",
         RestartPolicy::Always => "always",
         RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::UnlessStopped => "unless-stopped",
     };
     match c.restart.max {
         Some(m) => writeln!(w, "{i}restart \"{policy}\" max={m}"),
@@ -198,6 +241,16 @@ fn container(w: &mut String, c: &Container) {
         }
         if let Some(p) = l.pids {
             let _ = write!(w, " pids={p}");
+        }
+        w.push('\n');
+    }
+    if c.log.size.is_some() || c.log.files.is_some() {
+        let _ = write!(w, "{i}log");
+        if let Some(s) = c.log.size {
+            let _ = write!(w, " size=\"{s}\"");
+        }
+        if let Some(f) = c.log.files {
+            let _ = write!(w, " files={f}");
         }
         w.push('\n');
     }
@@ -235,21 +288,13 @@ fn container(w: &mut String, c: &Container) {
     for (k, v) in &c.labels {
         let _ = writeln!(w, "{i}label {} {}", q(k), q(v));
     }
-    for (name, ip) in &c.extra_hosts {
-        let _ = writeln!(w, "{i}add-host {} {}", q(name), q(&ip.to_string()));
-    }
-    if !c.dns.is_empty() {
-        let _ = writeln!(w, "{i}dns{}", args(&c.dns.iter().map(|ip| ip.to_string()).collect::<Vec<_>>()));
-    }
-    if c.network == NetworkMode::None {
-        let _ = writeln!(w, "{i}network \"none\"");
-    }
     for (on, name) in [
-        (c.privileged, "privileged"),
         (c.read_only, "read-only"),
         (c.init, "init"),
         (c.sleep, "sleep"),
         (c.one_shot, "one-shot"),
+        (c.privileged, "privileged"),
+        (c.tty, "tty"),
     ] {
         if on {
             let _ = writeln!(w, "{i}{name}");

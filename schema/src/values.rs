@@ -249,6 +249,23 @@ pub fn check_hostname(s: &str) -> Result<(), Bad> {
     }
 }
 
+/// A host device path (`device`): under /dev, absolute, without `..`.
+pub fn check_device(s: &str) -> Result<(), Bad> {
+    let ok = s.starts_with("/dev/")
+        && s.len() > "/dev/".len()
+        && !s.split('/').any(|p| p == "..")
+        && !s.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "tfctl::invalid-device",
+            format!("`{s}` is not a device path"),
+            "write the host device's path under /dev, e.g. \"/dev/fuse\"",
+        ))
+    }
+}
+
 /// An absolute path inside the container.
 pub fn check_container_path(s: &str) -> Result<(), Bad> {
     if !s.starts_with('/') {
@@ -417,9 +434,9 @@ pub fn check_sysctl(key: &str) -> Result<(), Bad> {
 pub fn parse_ip(s: &str) -> Result<std::net::IpAddr, Bad> {
     s.parse().map_err(|_| {
         bad(
-            "tfctl::invalid-ip",
+            "tfctl::invalid-address",
             format!("`{s}` is not an IP address"),
-            "write an address such as \"192.0.2.10\"",
+            "write an IPv4 or IPv6 address, e.g. \"192.0.2.10\"",
         )
     })
 }

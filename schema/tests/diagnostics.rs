@@ -390,7 +390,7 @@ case!(
 case!(
     choice_restart,
     "tfctl::invalid-choice",
-    &with("    restart \"unless-stopped\"")
+    &with("    restart \"sometimes\"")
 );
 case!(choice_until, "tfctl::invalid-choice", "app \"shop\"\ncontainer \"db\" { image \"busybox\"; }\ncontainer \"web\" {\n    image \"busybox\"\n    after \"db\" until=\"ready\"\n}\n");
 case!(
@@ -495,6 +495,50 @@ case!(
     invalid_variable,
     "tfctl::invalid-variable",
     &with("    command \"echo\" \"costs $ 5\"")
+);
+
+// Compose features: profiles, labels, names, host modes, replicas.
+case!(profile_name, "tfctl::invalid-name", &with("    profile \"Debug Tools\""));
+case!(label_key, "tfctl::invalid-label", &with("    label \"tier=web\" \"front\""));
+case!(
+    alias_is_a_container_name,
+    "tfctl::duplicate-name",
+    "app \"shop\"\ncontainer \"db\" { image \"busybox\"; }\ncontainer \"web\" {\n    image \"busybox\"\n    alias \"db\"\n}\n"
+);
+case!(
+    alias_on_two_containers,
+    "tfctl::duplicate-name",
+    "app \"shop\"\ncontainer \"db\" { image \"busybox\"; alias \"store\"; }\ncontainer \"web\" {\n    image \"busybox\"\n    alias \"store\"\n}\n"
+);
+case!(extra_host_address, "tfctl::invalid-address", &with("    extra-host \"db.local\" \"10.0.0\""));
+case!(dns_address, "tfctl::invalid-address", &with("    dns \"1.1.1.1\" \"dns.google\""));
+case!(user_etc_hosts, "tfctl::etc-hosts", &with("    file \"/etc/hosts\" \"10.0.0.1 db\\n\""));
+case!(device_path, "tfctl::invalid-device", &with("    device \"fuse\""));
+case!(pid_choice, "tfctl::invalid-choice", &with("    pid \"container\""));
+case!(
+    host_network_with_publish,
+    "tfctl::host-network",
+    &with("    network \"host\"\n    publish 8080 to=80")
+);
+case!(
+    host_network_with_named_network,
+    "tfctl::host-network",
+    &with("    network \"host\"\n    network \"front\"")
+);
+case!(
+    replicas_with_fixed_port,
+    "tfctl::replicas-publish",
+    "app \"shop\"\ncontainer \"web\" replicas=2 {\n    image \"busybox\"\n    publish 8080 to=80\n}\n"
+);
+case!(
+    replicas_too_many,
+    "tfctl::invalid-replicas",
+    "app \"shop\"\ncontainer \"web\" replicas=1000 {\n    image \"busybox\"\n}\n"
+);
+case!(
+    replica_name_taken,
+    "tfctl::duplicate-name",
+    "app \"shop\"\ncontainer \"web\" replicas=2 { image \"busybox\"; }\ncontainer \"web-2\" {\n    image \"busybox\"\n}\n"
 );
 
 #[test]

@@ -83,7 +83,8 @@ fn three_tier_sample_has_what_it_promises() {
         api.after,
         [After {
             container: "db".into(),
-            until: Until::Healthy
+            until: Until::Healthy,
+            restart: false,
         }]
     );
     let conf = api
@@ -338,7 +339,7 @@ container "web" {
     image "busybox"
     group-add "audio" 4242
     label "com.example.team" "web"
-    add-host "db.local" "192.0.2.10"
+    extra-host "db.local" "192.0.2.10"
     dns "192.0.2.53" "2001:db8::53"
     network "none"
     privileged
@@ -349,7 +350,7 @@ container "web" {
     let c = &app.containers[0];
     assert_eq!(c.group_add, vec!["audio".to_string(), "4242".to_string()]);
     assert_eq!(c.labels, vec![("com.example.team".to_string(), "web".to_string())]);
-    assert_eq!(c.extra_hosts, vec![("db.local".to_string(), "192.0.2.10".parse().unwrap())]);
+    assert_eq!(c.extra_hosts, vec![ExtraHost { name: "db.local".into(), addr: "192.0.2.10".parse().unwrap() }]);
     assert_eq!(c.dns, vec!["192.0.2.53".parse::<std::net::IpAddr>().unwrap(), "2001:db8::53".parse().unwrap()]);
     assert_eq!(c.network, NetworkMode::None);
     assert!(c.privileged);
@@ -358,4 +359,118 @@ container "web" {
     let plain = Container::new("web", "busybox");
     assert!(plain.group_add.is_empty() && plain.labels.is_empty() && plain.extra_hosts.is_empty() && plain.dns.is_empty());
     assert_eq!((plain.network, plain.privileged), (NetworkMode::App, false));
+}
+
+/// The Compose-shaped nodes load to the model and survive `to_kdl`.
+#[test]
+fn compose_features_load_and_round_trip() {
+    let text = r#"app "shop"
+label "team" "payments"
+container "db" {
+    image "busybox"
+    alias "database"
+    network "back"
+    log size="1M" files=3
+    restart "unless-stopped"
+}
+container "web" replicas=3 {
+    image "busybox"
+    profile "debug" "ops"
+    label "tier" "front"
+    label "tier" "edge"
+    extra-host "gw.local" "192.0.2.1"
+    dns "1.1.1.1" "9.9.9.9"
+    network "back"
+    after "db" restart=#true
+    tty
+}
+container "probe" {
+    image "busybox"
+    network "host"
+    pid "host"
+    privileged
+    device "/dev/fuse"
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env)
+        .unwrap_or_else(|d| panic!("{}", d.render_plain(100)));
+    assert_eq!(app.labels, [("team".to_string(), "payments".to_string())]);
+    let db = app.container("db").unwrap();
+    assert_eq!(db.aliases, ["database"]);
+    assert_eq!(db.networks, ["back"]);
+    assert_eq!(db.log, LogOptions { size: Some(1 << 20), files: Some(3) });
+    assert_eq!(db.restart.policy, RestartPolicy::UnlessStopped);
+    let web = app.container("web").unwrap();
+    assert_eq!(web.replicas, 3);
+    assert_eq!(web.instance_names(), ["web-1", "web-2", "web-3"]);
+    assert_eq!(web.profiles, ["debug", "ops"]);
+    assert!(web.in_profiles(&["ops".to_string()]) && !web.in_profiles(&[]));
+    assert!(db.in_profiles(&[]));
+    // A later key wins, in the place of the first.
+    assert_eq!(web.labels, [("tier".to_string(), "edge".to_string())]);
+    assert_eq!(web.extra_hosts, [ExtraHost { name: "gw.local".into(), addr: "192.0.2.1".parse().unwrap() }]);
+    assert_eq!(web.dns.len(), 2);
+    assert!(web.after[0].restart && web.tty);
+    let probe = app.container("probe").unwrap();
+    assert_eq!(probe.host_modes(), ["privileged", "network=host", "pid=host", "device=/dev/fuse"]);
+    assert!(db.host_modes().is_empty());
+    assert_eq!(reload(&app), app);
+}
+
+/// `up --profile`: containers without a profile always run, profiled ones only when named;
+/// waiting for a left-out container is refused, allowing one is dropped.
+#[test]
+fn profiles_select_containers() {
+    let text = r#"app "shop"
+container "db" { image "busybox"; }
+container "debug" { image "busybox"; profile "debug"; }
+container "web" {
+    image "busybox"
+    allow from="debug"
+    allow from="db"
+}
+container "seed" { image "busybox"; profile "dev"; after "debug"; }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env).unwrap();
+    let names = |a: &App| a.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let mut plain = app.clone();
+    plain.select_profiles(&[]).unwrap();
+    assert_eq!(names(&plain), ["db", "web"]);
+    assert_eq!(plain.container("web").unwrap().allow.len(), 1);
+    let mut debug = app.clone();
+    debug.select_profiles(&["debug".to_string()]).unwrap();
+    assert_eq!(names(&debug), ["db", "debug", "web"]);
+    assert_eq!(debug.container("web").unwrap().allow.len(), 2);
+    let mut dev = app.clone();
+    assert!(matches!(
+        dev.select_profiles(&["dev".to_string()]),
+        Err(ProfileError::AfterLeftOut { container, after, .. }) if container == "seed" && after == "debug"
+    ));
+    let mut typo = app.clone();
+    let err = typo.select_profiles(&["dbug".to_string()]).unwrap_err();
+    assert_eq!(err.to_string(), "no container has profile `dbug` (the app's profiles: debug, dev); check its spelling");
+}
+
+/// A named network stands for `allow` rules between each pair of its members, and only them.
+#[test]
+fn networks_expand_to_allow_rules_between_members() {
+    let text = r#"app "shop"
+container "a" { image "busybox"; network "back"; }
+container "b" { image "busybox"; network "back"; network "front"; allow from="a"; }
+container "c" { image "busybox"; network "front"; }
+container "d" { image "busybox"; }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = tfctl_schema::load_str("app.kdl", text, dir.path(), &no_env).unwrap();
+    app.expand_networks();
+    let froms = |n: &str| -> Vec<String> {
+        app.container(n).unwrap().allow.iter().map(|a| match &a.from { Peer::Container(c) => c.clone(), other => format!("{other:?}") }).collect()
+    };
+    assert_eq!(froms("a"), ["b"]);
+    // The rule already written is not repeated.
+    assert_eq!(froms("b"), ["a", "c"]);
+    assert_eq!(froms("c"), ["b"]);
+    assert!(froms("d").is_empty());
 }

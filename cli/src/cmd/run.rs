@@ -67,6 +67,7 @@ fn run_as_app(args: RunArgs, global: &GlobalOpts) -> CmdResult {
         volumes: vec![],
         containers: vec![c],
         hooks: vec![],
+        labels: vec![],
     };
     let parts = super::up::prepare_app(app, global, &args.registry, crate::args::PullPolicy::Missing)?;
     if super::up::threads() > 1 {
@@ -285,13 +286,13 @@ fn parse_sysctl(spec: &str) -> Result<(String, String), Failure> {
 }
 
 /// `--add-host NAME:IP` (or NAME=IP); an IPv6 address may follow the first `:`.
-fn parse_add_host(spec: &str) -> Result<(String, std::net::IpAddr), Failure> {
+fn parse_add_host(spec: &str) -> Result<tfctl_schema::model::ExtraHost, Failure> {
     const EXAMPLE: &str = "db.local:192.0.2.10";
     let (name, ip) = spec.split_once(['=', ':']).ok_or_else(|| bad_flag("--add-host", spec, "write NAME:IP", EXAMPLE))?;
     values::check_hostname(name).map_err(|e| bad_flag("--add-host", spec, e.message, EXAMPLE))?;
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = ip.parse().map_err(|_| bad_flag("--add-host", spec, format!("`{ip}` is not an IP address (tfctl has no host-gateway)"), EXAMPLE))?;
-    Ok((name.to_string(), ip))
+    Ok(tfctl_schema::model::ExtraHost { name: name.to_string(), addr: ip })
 }
 
 fn parse_label(spec: &str) -> Result<(String, String), Failure> {
@@ -489,7 +490,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         inputs.rootfs_files.push(FileInit { path: "/etc/hosts".into(), data: hosts.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
     }
     if !c.dns.is_empty() {
-        let resolv = tfctl_runtime::app::etc::resolv_conf_with(&c.dns);
+        let resolv = tfctl_runtime::app::etc::resolv_conf(&c.dns);
         inputs.rootfs_files.push(FileInit { path: "/etc/resolv.conf".into(), data: resolv.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
     }
     let mut prepared = container::prepare(&root, &name, &c, &image, writes, inputs).map_err(run_failed)?;

@@ -121,9 +121,42 @@ pub(super) fn load_named(file: &Path, name: Option<&str>) -> Result<App, Failure
     Ok(app)
 }
 
+/// The app-file settings `tfctl check` accepts but `up` cannot honour yet: refused by name rather
+/// than silently ignored (a container would run with less isolation or fewer names than asked).
+fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
+    use tfctl_schema::model::RestartPolicy;
+    for c in &app.containers {
+        let mut missing: Vec<&str> = Vec::new();
+        for (used, what) in [
+            (c.network == tfctl_schema::model::NetworkMode::Host, "network \"host\""),
+            (c.host_pid, "pid \"host\""),
+            (!c.devices.is_empty(), "device"),
+            (c.tty, "tty"),
+            (c.replicas > 1, "replicas="),
+            (c.log.files.is_some_and(|f| f != 1), "log files= other than 1"),
+            (c.after.iter().any(|a| a.restart), "after restart=#true"),
+            (c.restart.policy == RestartPolicy::UnlessStopped, "restart \"unless-stopped\""),
+        ] {
+            if used {
+                missing.push(what);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Failure::msg(
+                Exit::Usage,
+                format!("container {}: this tfctl checks but does not run {} yet; remove it to run the app", c.name, missing.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Loads and checks the app file for `up`: `--name`, file trust, the CI verbs.
 pub(super) fn load_for_up(args: &UpArgs) -> Result<App, Failure> {
-    let app = load_named(&args.file, args.name.as_deref())?;
+    let mut app = load_named(&args.file, args.name.as_deref())?;
+    app.select_profiles(&args.profiles).map_err(|e| Failure::msg(Exit::Usage, format!("--profile: {e}")))?;
+    refuse_not_yet_run(&app)?;
+    app.expand_networks();
     refuse_from_own_hook("up", &app.name)?;
     if !args.trust_file {
         check_trust(&app)?;
@@ -154,6 +187,7 @@ pub(super) fn prepare_app(mut app: App, global: &GlobalOpts, registry: &crate::a
         lifecycle::remove_objects(&root, &mut rec).map_err(failed)?;
     }
     rec.app_file = app.file.clone();
+    rec.set_labels(&app);
     let store = Store::open(root.path()).map_err(failed)?;
     let images = images(&app, &store, global, &config, registry, pull)?;
     // Taken now, while tfctl has one thread, and wiped from its environment before anything is
@@ -597,6 +631,11 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
     Ok(())
 }
 
+/// Labels as a JSON object, in file order.
+fn labels_json(labels: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Object(labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
+}
+
 pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
     let Some(root) = context::existing_state_root(global)? else {
         if global.format == Format::Json {
@@ -633,19 +672,26 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "uptime_seconds": s.get("started_at").and_then(|t| t.as_u64()).filter(|_| s["state"] == "running").map(|t| now.saturating_sub(t)),
                             "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
                             "added_at_run_time": r.added.contains(name),
+                            "labels": labels_json(&r.labels_of(name)),
                         })
                     })
+                    .filter(|c| args.filters.iter().all(|f| f.matches(&c["labels"])))
                     .collect()
             })
             .unwrap_or_default();
+        if !args.filters.is_empty() && containers.is_empty() {
+            continue;
+        }
         apps.push(serde_json::json!({
             "name": r.name,
             "supervisor": live.map(|s| serde_json::json!({"pid": s.pid})),
+            "labels": labels_json(&r.labels),
             "containers": containers,
         }));
     }
-    // Containers of `tfctl run` in the foreground: an app of one, without a supervisor.
-    for (name, r, state) in one_off::all(&root).into_iter().filter(|(n, ..)| args.app.as_ref().is_none_or(|a| a == n)) {
+    // Containers of `tfctl run` in the foreground: an app of one, without a supervisor (and
+    // without labels, so a label filter leaves them out).
+    for (name, r, state) in one_off::all(&root).into_iter().filter(|(n, ..)| args.app.as_ref().is_none_or(|a| a == n) && args.filters.is_empty()) {
         let running = state == one_off::RunState::Running;
         apps.push(serde_json::json!({
             "name": name,

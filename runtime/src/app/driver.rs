@@ -113,10 +113,18 @@ pub struct HostDriver {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
-/// The app's containers on its network, by address (a `network none` one is on none).
+/// The names the app's containers resolve: every container on the app's network (not a
+/// `network "none"` one), then every `alias` of one that has an address.
 fn peers(m: &Model) -> Vec<(String, std::net::Ipv4Addr)> {
+    let Some(net) = m.net.as_ref() else { return Vec::new() };
     let on_net = |name: &str| m.app.container(name).is_none_or(|c| c.network != tfctl_schema::model::NetworkMode::None);
-    m.net.as_ref().map(|n| n.containers.iter().filter(|(k, _)| on_net(k)).map(|(k, v)| (k.clone(), v.address)).collect()).unwrap_or_default()
+    let mut out: Vec<(String, std::net::Ipv4Addr)> = net.containers.iter().filter(|(k, _)| on_net(k)).map(|(k, v)| (k.clone(), v.address)).collect();
+    for c in &m.app.containers {
+        if let Some(addr) = net.containers.get(&c.name).filter(|_| on_net(&c.name)) {
+            out.extend(c.aliases.iter().map(|a| (a.clone(), addr.address)));
+        }
+    }
+    out
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -222,7 +230,7 @@ impl HostDriver {
         }
         let rootfs_files = vec![
             FileInit { path: "/etc/hosts".into(), data: self.hosts_file(&c.name).unwrap_or_default().into_bytes(), mode: 0o644, uid: 0, gid: 0 },
-            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf_with(&c.dns).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+            FileInit { path: "/etc/resolv.conf".into(), data: etc::resolv_conf(&c.dns).into_bytes(), mode: 0o644, uid: 0, gid: 0 },
         ];
         Inputs { templates, secret_files, extra_env, netns: Some(netns), rootfs_files }
     }
@@ -269,8 +277,11 @@ impl HostDriver {
     }
 
     fn log_writer(&self, name: &str) -> std::io::Result<Arc<Mutex<LogWriter>>> {
-        let dir = self.ctx.root.dir(&format!("apps/{}/logs", self.model().app.name))?;
-        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), self.ctx.log_size)?)))
+        let m = self.model();
+        let dir = self.ctx.root.dir(&format!("apps/{}/logs", m.app.name))?;
+        // The container's own `log size=`, else the host config's.
+        let size = m.app.container(name).and_then(|c| c.log.size).unwrap_or(self.ctx.log_size);
+        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), size)?)))
     }
 
     /// Removes what a container's run left: its cgroup (with anything still in it).

@@ -4,9 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// The container's /etc/hosts: localhost, its own name, its peers, then the lines `run
-/// --add-host` asked for (`extra`), as Docker writes them (`IP<tab>NAME`).
-pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String, Ipv4Addr)], extra: &[(String, IpAddr)]) -> String {
+use tfctl_schema::model::ExtraHost;
+
+/// `peers` are the app's names (containers, then their aliases) with their addresses; `extra`
+/// the container's own `extra-host` lines, which come last.
+pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String, Ipv4Addr)], extra: &[ExtraHost]) -> String {
     let mut out = String::from("127.0.0.1\tlocalhost\n");
     if own.is_none() {
         out.push_str(&format!("127.0.1.1\t{hostname}\n"));
@@ -14,18 +16,10 @@ pub fn hosts(app: &str, hostname: &str, own: Option<Ipv4Addr>, peers: &[(String,
     for (name, ip) in peers {
         out.push_str(&format!("{ip}\t{name}.{app} {name}\n"));
     }
-    for (name, ip) in extra {
-        out.push_str(&format!("{ip}\t{name}\n"));
+    for h in extra {
+        out.push_str(&format!("{}\t{}\n", h.addr, h.name));
     }
     out
-}
-
-/// The container's /etc/resolv.conf: the nameservers `run --dns` gave, else the host's.
-pub fn resolv_conf_with(dns: &[IpAddr]) -> String {
-    if dns.is_empty() {
-        return resolv_conf();
-    }
-    dns.iter().map(|s| format!("nameserver {s}\n")).collect()
 }
 
 fn nameservers_in(text: &str) -> Vec<String> {
@@ -36,8 +30,12 @@ fn nameservers_in(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The host's non-loopback nameservers; with systemd-resolved (127.0.0.53), its upstream list.
-pub fn resolv_conf() -> String {
+/// The container's `dns` servers (`dns`, `run --dns`) when it names some; else the host's non-loopback nameservers,
+/// with systemd-resolved (127.0.0.53) its upstream list.
+pub fn resolv_conf(dns: &[IpAddr]) -> String {
+    if !dns.is_empty() {
+        return dns.iter().map(|s| format!("nameserver {s}\n")).collect();
+    }
     let mut servers = nameservers_in(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     if servers.is_empty() {
         servers = nameservers_in(&std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default());
@@ -56,8 +54,15 @@ mod tests {
 
     #[test]
     fn hosts_names_every_peer_with_and_without_the_app() {
-        let h = hosts("shop", "web", Some(Ipv4Addr::new(10, 89, 0, 2)), &[("web".into(), Ipv4Addr::new(10, 89, 0, 2)), ("db".into(), Ipv4Addr::new(10, 89, 0, 3))], &[]);
+        let extra = [ExtraHost { name: "gw.local".into(), addr: Ipv4Addr::new(192, 0, 2, 1).into() }];
+        let h = hosts("shop", "web", Some(Ipv4Addr::new(10, 89, 0, 2)), &[("web".into(), Ipv4Addr::new(10, 89, 0, 2)), ("db".into(), Ipv4Addr::new(10, 89, 0, 3))], &extra);
         assert!(h.contains("10.89.0.3\tdb.shop db\n"));
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(h.ends_with("192.0.2.1\tgw.local\n"));
+    }
+
+    #[test]
+    fn dns_replaces_the_hosts_nameservers() {
+        assert_eq!(resolv_conf(&["192.0.2.53".parse().unwrap(), "2001:db8::53".parse().unwrap()]), "nameserver 192.0.2.53\nnameserver 2001:db8::53\n");
     }
 }

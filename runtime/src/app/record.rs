@@ -38,6 +38,12 @@ pub struct AppRecord {
     /// `up --trust-file`: host hooks run without the check of their files' owners.
     #[serde(default)]
     pub trusted_files: bool,
+    /// The app's `label`s at the last `up`, for `ps` and `inspect`.
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
+    /// Each container's `label`s at the last `up`, by container name.
+    #[serde(default)]
+    pub container_labels: std::collections::BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl AppRecord {
@@ -54,7 +60,25 @@ impl AppRecord {
             ports: Vec::new(),
             added: Vec::new(),
             trusted_files: false,
+            labels: Vec::new(),
+            container_labels: std::collections::BTreeMap::new(),
         }
+    }
+}
+
+impl AppRecord {
+    /// Notes the labels of `app` (the app file's, at `up`).
+    pub fn set_labels(&mut self, app: &tfctl_schema::App) {
+        self.labels = app.labels.clone();
+        self.container_labels = app.containers.iter().map(|c| (c.name.clone(), c.labels.clone())).collect();
+    }
+
+    /// A container's labels with the app's beneath them: the container's own value wins.
+    pub fn labels_of(&self, container: &str) -> Vec<(String, String)> {
+        let own = self.container_labels.get(container).cloned().unwrap_or_default();
+        let mut out: Vec<(String, String)> = self.labels.iter().filter(|(k, _)| !own.iter().any(|(o, _)| o == k)).cloned().collect();
+        out.extend(own);
+        out
     }
 }
 

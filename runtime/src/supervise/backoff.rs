@@ -36,7 +36,8 @@ impl Backoff {
     pub fn on_exit(&mut self, policy: &Restart, success: bool, ran_for: Duration) -> Decision {
         let wanted = match policy.policy {
             RestartPolicy::No => false,
-            RestartPolicy::Always => true,
+            // A `tfctl stop` is an exit tfctl asked for: it never gets here.
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
             RestartPolicy::OnFailure => !success,
         };
         if !wanted {
