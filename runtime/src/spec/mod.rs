@@ -62,8 +62,10 @@ pub struct SpecContext<'a> {
     pub app: &'a str,
     /// Named volume `NAME` lives in `<volumes_dir>/NAME` (`<root>/volumes/<app>`).
     pub volumes_dir: &'a Path,
-    /// The container's root filesystem (any folder showing the image's /etc), for users.
+    /// The container's root filesystem (any folder showing the image's /etc/passwd), for users.
     pub rootfs: BorrowedFd<'a>,
+    /// The folder showing the image's /etc/group (a layer above `rootfs`'s may have changed it).
+    pub group_rootfs: BorrowedFd<'a>,
 }
 
 /// One resource limit, as `setrlimit` takes it (the spawner's plan type).
@@ -301,7 +303,7 @@ pub fn compile(
         .user
         .clone()
         .or_else(|| cfg.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()));
-    let user = resolve_user(user_spec.as_deref(), ctx.rootfs)?;
+    let user = resolve_user(user_spec.as_deref(), ctx.rootfs, ctx.group_rootfs)?;
     let caps = capabilities::resolve(&c.cap_add, &c.cap_drop, user.uid == 0)?;
     let env = merge_env(c, image, &user.home);
     let cwd = c

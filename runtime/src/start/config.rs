@@ -296,7 +296,12 @@ impl ChildConfig {
             rlimits.push((r.resource, r.soft, r.hard));
         }
         let argv: Vec<CString> = plan.process.argv.iter().map(|a| cstr("argv", a)).collect::<Result<_, _>>()?;
-        let env: Vec<CString> = plan.process.env.iter().map(|e| cstr("environment entry", e)).collect::<Result<_, _>>()?;
+        let mut env: Vec<CString> = plan.process.env.iter().map(|e| cstr("environment entry", e)).collect::<Result<_, _>>()?;
+        // A terminal says what it is, as Docker's does (`run -t`, `exec -t`), unless the image or
+        // the user already did.
+        if plan.pty && !plan.process.env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push(c"TERM=xterm".to_owned());
+        }
         let argv0 = plan.process.argv.first().ok_or(PrepareError::NoCommand)?;
         let exec_candidates = if argv0.contains('/') {
             vec![cstr("argv[0]", argv0)?]
