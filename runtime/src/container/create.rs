@@ -72,10 +72,13 @@ impl ContainerDirs {
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
-    /// The anonymous volume of the image's VOLUME `target`: the container's own, gone with it.
+    /// The anonymous volumes of the image's VOLUMEs: the container's own, gone with it.
+    pub fn anonymous_volumes(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
+    /// The anonymous volume of the image's VOLUME `target` (a path other than /).
     pub fn anonymous_volume(&self, target: &str) -> PathBuf {
-        let name = target.trim_matches('/').replace('%', "%25").replace('/', "%2F");
-        self.dir.join("volumes").join(if name.is_empty() { "%2F".to_string() } else { name })
+        self.anonymous_volumes().join(target.trim_matches('/').replace('%', "%25").replace('/', "%2F"))
     }
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
@@ -307,7 +310,9 @@ pub fn prepare(
     let mut plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
     plan.userns = userns;
     if let crate::spawn::plan::Mode::Container(setup) = &mut plan.mode {
-        setup.idmapped_binds_under = userns.map(|_| volumes.clone());
+        if userns.is_some() {
+            setup.idmapped_binds_below = vec![volumes.clone(), dirs.anonymous_volumes()];
+        }
     }
 
     let driver = cgroup_driver(root, app, true).map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;
