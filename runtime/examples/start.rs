@@ -52,7 +52,7 @@ fn main() {
             readonly_rootfs: false,
             hostname: Some("bench".into()),
             secret_targets: vec![],
-            idmapped_binds_under: None,
+            idmapped_binds_below: Vec::new(),
             sysctls: vec![],
         })),
         process: Process { argv: vec!["/bin/true".into()], env: vec!["PATH=/bin".into()], cwd: "/".into() },

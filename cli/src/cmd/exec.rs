@@ -169,7 +169,7 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
     for target in targets {
         let t = target::resolve(&root, target, file, op == "restart")?;
         if let Some(one_off) = one_off::load(&root, &t.app) {
-            one_off_op(op, &t.app, one_off, global)?;
+            one_off_op(&root, op, &t.app, one_off, global)?;
             continue;
         }
         let live = record::load(&root, &t.app).ok().flatten().and_then(|r| r.supervisor).is_some_and(|s| s.is_alive());
@@ -187,9 +187,9 @@ pub fn lifecycle_op(op: &str, targets: &[String], file: Option<&std::path::Path>
 }
 
 /// `stop`, `start` and `restart` of a container of `tfctl run` in the foreground: only `stop`
-/// applies (SIGTERM, then SIGKILL after 10 s, as `docker stop`); its tfctl then exits with the
-/// container's status and cleans up.
-fn one_off_op(op: &str, name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), global: &GlobalOpts) -> CmdResult {
+/// applies (the image's StopSignal or SIGTERM, then SIGKILL after 10 s, as `docker stop`); its
+/// tfctl then exits with the container's status and cleans up.
+fn one_off_op(root: &StateRoot, op: &str, name: &str, (record, state): (Option<one_off::RunRecord>, one_off::RunState), global: &GlobalOpts) -> CmdResult {
     if op != "stop" {
         return Err(Failure::msg(
             Exit::Failed,
@@ -198,7 +198,7 @@ fn one_off_op(op: &str, name: &str, (record, state): (Option<one_off::RunRecord>
     }
     match (record, state) {
         (Some(r), one_off::RunState::Running) => {
-            one_off::stop(&r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
+            one_off::stop(root, &r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
             if !global.quiet {
                 eprintln!("{name}: stop done");
             }

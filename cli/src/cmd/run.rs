@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tfctl_runtime::container::{self, Inputs, Writes};
 use tfctl_runtime::image::{ImageError, ImageSource, Store};
 use tfctl_runtime::relay::Relay;
-use tfctl_runtime::spawn::{ExitStatus, FileInit, Launch, Spawner, StartError, StartFds, StartPlan};
+use tfctl_runtime::spawn::{ExitStatus, Launch, Spawner, StartError, StartFds, StartPlan};
 use tfctl_runtime::app::one_off;
 use tfctl_runtime::state::identity::ProcessIdentity;
 use tfctl_runtime::sys::signal_pipe::SignalPipe;
@@ -483,16 +483,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         Err(e) => return Err(run_failed(e)),
     };
     let writes = if args.rm { Writes::Ephemeral } else { Writes::Kept };
-    // /etc/hosts and /etc/resolv.conf are the image's unless --add-host or --dns ask for lines.
-    let mut inputs = Inputs::default();
-    if !c.extra_hosts.is_empty() {
-        let hosts = tfctl_runtime::app::etc::hosts(&name, &c.hostname, None, &[], &c.extra_hosts);
-        inputs.rootfs_files.push(FileInit { path: "/etc/hosts".into(), data: hosts.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
-    }
-    if !c.dns.is_empty() {
-        let resolv = tfctl_runtime::app::etc::resolv_conf(&c.dns);
-        inputs.rootfs_files.push(FileInit { path: "/etc/resolv.conf".into(), data: resolv.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
-    }
+    let inputs = Inputs::default();
     let mut prepared = container::prepare(&root, &name, &c, &image, writes, inputs).map_err(run_failed)?;
     prepared.plan.pty = args.tty;
     // Without -t the container's stdout and stderr (and with -i its stdin) are pipes relayed

@@ -573,7 +573,7 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
     if let Some((r, state)) = one_off::load(&root, &name) {
         // A container of `tfctl run` in the foreground: stopped as `stop` does, then removed.
         if let (Some(r), one_off::RunState::Running) = (&r, state) {
-            one_off::stop(r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
+            one_off::stop(&root, r, Duration::from_secs(10)).map_err(|e| Failure::msg(Exit::Failed, format!("{name}: {e}")))?;
         }
         if let Some(left) = one_off::load(&root, &name) {
             super::ops::rm_one_off(&root, &name, left, true)?;

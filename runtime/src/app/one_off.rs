@@ -309,17 +309,26 @@ pub fn wait_for_tfctl(r: &RunRecord, patience: Duration) -> bool {
     matches!(crate::sys::poll_one(fd.as_raw_fd(), libc::POLLIN, ms), Ok(r) if r != 0)
 }
 
-/// `stop`: the container's stop signal (SIGTERM unless `run --stop-signal` or the image said
-/// otherwise) to the init, then SIGKILL after its stop timeout (else `grace`), as `docker
-/// stop`; returns once the waiting tfctl has exited (and so has cleaned up), or says why not.
-pub fn stop(r: &RunRecord, grace: Duration) -> Result<(), String> {
-    let sig = r
-        .stop_signal
-        .as_deref()
-        .and_then(|n| n.parse::<i32>().ok().or_else(|| n.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)))
-        .unwrap_or(libc::SIGTERM);
+/// The signal `stop` sends, as `docker stop` chooses it: `run --stop-signal`, else the image's
+/// StopSignal (SIGQUIT for nginx, SIGINT for PostgreSQL), else SIGTERM.
+fn stop_signal(root: &StateRoot, r: &RunRecord) -> i32 {
+    if let Some(n) = r.stop_signal.as_deref().and_then(crate::supervise::supervisor::signal_number) {
+        return n;
+    }
+    let store = crate::image::Store::open(root.path()).ok();
+    let image = store.as_ref().and_then(|s| s.image_of(&s.get(&r.image).ok()??).ok());
+    image
+        .and_then(|i| i.config.config().as_ref()?.stop_signal().clone())
+        .and_then(|n| crate::supervise::supervisor::signal_number(&n))
+        .unwrap_or(libc::SIGTERM)
+}
+
+/// `stop`: the stop signal to the init, then SIGKILL after its stop timeout (`run
+/// --stop-timeout`, else `grace`), as `docker stop`; returns once the waiting tfctl has exited
+/// (and so has cleaned up), or says why not.
+pub fn stop(root: &StateRoot, r: &RunRecord, grace: Duration) -> Result<(), String> {
     let grace = r.stop_timeout.map_or(grace, Duration::from_secs);
-    if signal(r, sig).map_err(|e| format!("cannot signal it: {e}"))? && !wait_for_tfctl(r, grace) {
+    if signal(r, stop_signal(root, r)).map_err(|e| format!("cannot signal it: {e}"))? && !wait_for_tfctl(r, grace) {
         let _ = signal(r, libc::SIGKILL);
     }
     if wait_for_tfctl(r, Duration::from_secs(10)) {

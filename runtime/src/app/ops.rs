@@ -138,7 +138,7 @@ pub(crate) fn container_root(pidfd: &std::os::fd::OwnedFd) -> Result<std::os::fd
 /// `cap_add`/`cap_drop` give a user of that uid, and that user's HOME.
 pub fn exec_as_user(pidfd: &std::os::fd::OwnedFd, spec: &str, cap_add: &[String], cap_drop: &[String], plan: &mut crate::spawn::StartPlan) -> Result<(), String> {
     let root = container_root(pidfd)?;
-    let user = crate::spec::resolve_user(Some(spec), std::os::fd::AsFd::as_fd(&root)).map_err(|e| e.to_string())?;
+    let user = crate::spec::resolve_user(Some(spec), std::os::fd::AsFd::as_fd(&root), std::os::fd::AsFd::as_fd(&root)).map_err(|e| e.to_string())?;
     let caps = crate::capabilities::resolve(cap_add, cap_drop, user.uid == 0).map_err(|e| e.to_string())?;
     plan.caps = caps.into();
     plan.user = (&user).into();

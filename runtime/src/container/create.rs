@@ -72,6 +72,14 @@ impl ContainerDirs {
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
+    /// The anonymous volumes of the image's VOLUMEs: the container's own, gone with it.
+    pub fn anonymous_volumes(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
+    /// The anonymous volume of the image's VOLUME `target` (a path other than /).
+    pub fn anonymous_volume(&self, target: &str) -> PathBuf {
+        self.anonymous_volumes().join(target.trim_matches('/').replace('%', "%25").replace('/', "%2F"))
+    }
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
     }
@@ -135,16 +143,36 @@ pub struct Inputs {
     pub netns: Option<OwnedFd>,
 }
 
-/// The topmost layer holding `etc/passwd`: where users and groups are looked up. Whiteouts in
-/// layers above it are not considered; an image that deletes its passwd file is odd enough.
-/// Looked up inside each layer: an image's `etc -> /etc` names its own, never the host's.
-fn user_db_layer(layers: &[PathBuf]) -> Option<&PathBuf> {
+/// The topmost layer holding `file` (`/etc/passwd`, `/etc/group`): where users, or groups, are
+/// looked up (each file in its own: a layer may add a group alone). Whiteouts in layers above
+/// it are not considered; an image that deletes its passwd file is odd enough. Looked up inside
+/// each layer: an image's `etc -> /etc` names its own, never the host's.
+fn user_db_layer<'l>(layers: &'l [PathBuf], file: &str) -> Option<&'l PathBuf> {
     layers.iter().rev().find(|l| {
-        crate::image::open_in_layer(l, "/etc/passwd", libc::O_RDONLY)
+        crate::image::open_in_layer(l, file, libc::O_RDONLY)
             .ok()
             .flatten()
             .is_some_and(|fd| fs::File::from(fd).metadata().is_ok_and(|m| m.is_file()))
     })
+}
+
+/// Bind mounts of the anonymous volumes for the image's VOLUMEs that `c`'s own mounts leave
+/// uncovered (a path that is not absolute or has `..` is not a mount point: skipped).
+fn anonymous_volumes(c: &Container, image: &Image, dirs: &ContainerDirs) -> Vec<tfctl_schema::model::Mount> {
+    let mut targets: Vec<String> = image.config.config().as_ref().and_then(|cfg| cfg.volumes().clone()).unwrap_or_default();
+    targets.sort();
+    targets.dedup();
+    targets
+        .into_iter()
+        .filter(|t| tfctl_schema::values::check_container_path(t).is_ok() && t.trim_matches('/') != "")
+        .filter(|t| !c.mounts.iter().any(|m| Path::new(&m.target) == Path::new(t)))
+        .map(|t| tfctl_schema::model::Mount {
+            source: tfctl_schema::model::MountSource::Bind(dirs.anonymous_volume(&t)),
+            target: t,
+            read_only: false,
+            create: false,
+        })
+        .collect()
 }
 
 /// Creates the container's folders and cgroup and compiles its plan.
@@ -176,6 +204,22 @@ pub fn prepare(
         }
     };
 
+    // The image's VOLUMEs no mount covers: each an anonymous volume of the container's own,
+    // first filled from the image, as Docker makes them (so they stay writable under a
+    // read-only root, and what is written there is not in the container's layer).
+    let with_volumes;
+    let c = match anonymous_volumes(c, image, &dirs) {
+        anonymous if anonymous.is_empty() => c,
+        anonymous => {
+            for m in &anonymous {
+                if let tfctl_schema::model::MountSource::Bind(dir) = &m.source {
+                    super::volumes::ensure(dir, &image.layers, &m.target).map_err(io("create the volume", dir))?;
+                }
+            }
+            with_volumes = Container { mounts: [c.mounts.clone(), anonymous].concat(), ..c.clone() };
+            &with_volumes
+        }
+    };
     for m in &c.mounts {
         match &m.source {
             tfctl_schema::model::MountSource::Volume(v) => {
@@ -195,10 +239,12 @@ pub fn prepare(
             },
         }
     }
-    let users_at = user_db_layer(&image.layers).cloned().unwrap_or_else(|| dirs.mountpoint());
+    let users_at = user_db_layer(&image.layers, "/etc/passwd").cloned().unwrap_or_else(|| dirs.mountpoint());
     let users_fd = fs::File::open(&users_at).map_err(io("open", &users_at))?;
+    let groups_at = user_db_layer(&image.layers, "/etc/group").cloned().unwrap_or_else(|| dirs.mountpoint());
+    let groups_fd = fs::File::open(&groups_at).map_err(io("open", &groups_at))?;
     let volumes = ContainerDirs::volumes(root, app);
-    let ctx = SpecContext { app, volumes_dir: &volumes, rootfs: users_fd.as_fd() };
+    let ctx = SpecContext { app, volumes_dir: &volumes, rootfs: users_fd.as_fd(), group_rootfs: groups_fd.as_fd() };
     let mut compiled = spec::compile(c, &image.config, &ctx).map_err(|source| CreateError::Spec { container: c.name.clone(), source })?;
     if !inputs.extra_env.is_empty() {
         if let Some(p) = compiled.spec.process_mut() {
@@ -221,6 +267,18 @@ pub fn prepare(
         })
         .collect();
     let mut rootfs_files = inputs.rootfs_files;
+    // Every container has its name files, as with Docker: an app's driver gives its own (its
+    // peers, its network); a one-off run without a network of its own gets localhost and its
+    // hostname, its `extra-host` lines (`--add-host`), and its `dns` (`--dns`) else the host's
+    // nameservers.
+    for (path, data) in [
+        ("/etc/hosts", crate::app::etc::hosts(app, &c.hostname, None, &[], &c.extra_hosts)),
+        ("/etc/resolv.conf", crate::app::etc::resolv_conf(&c.dns)),
+    ] {
+        if !rootfs_files.iter().any(|f| f.path == path) {
+            rootfs_files.push(FileInit { path: path.into(), data: data.into_bytes(), mode: 0o644, uid: 0, gid: 0 });
+        }
+    }
     for f in rendered {
         let init = FileInit { path: f.path.clone(), data: f.content.to_vec(), mode: f.mode, uid: f.owner.uid, gid: f.owner.gid };
         if f.uses_secret {
@@ -253,7 +311,9 @@ pub fn prepare(
     let mut plan = start_plan(&compiled, rootfs, extra).map_err(|source| CreateError::Plan { container: c.name.clone(), source })?;
     plan.userns = userns;
     if let crate::spawn::plan::Mode::Container(setup) = &mut plan.mode {
-        setup.idmapped_binds_under = userns.map(|_| volumes.clone());
+        if userns.is_some() {
+            setup.idmapped_binds_below = vec![volumes.clone(), dirs.anonymous_volumes()];
+        }
     }
 
     let driver = cgroup_driver(root, app, true).map_err(|source| CreateError::Cgroup { container: c.name.clone(), source })?;

@@ -125,7 +125,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
         hostname: spec.hostname().clone(),
         secret_targets: files.secret_targets,
-        idmapped_binds_under: None,
+        idmapped_binds_below: vec![],
         // Sorted: the order they are written in, and so which fails first, is the same each time.
         sysctls: {
             let mut s: Vec<(String, String)> = linux.and_then(|l| l.sysctl().clone()).unwrap_or_default().into_iter().collect();

@@ -260,7 +260,8 @@ pub(crate) fn mount_step(
     let mount = match &m.kind {
         MountKind::Proc => new_fs(c"proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Dev => {
-            let fd = tmpfs(c"65536", c"755", owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC).step_at(Step::Mount, index)?;
+            // As the spec says and runc mounts it: 64 MiB (`size=` alone is bytes), strictatime.
+            let fd = tmpfs(c"65536k", c"755", owner, MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_STRICTATIME).step_at(Step::Mount, index)?;
             make_dev(fd).step_at(Step::DevNodes, index)?;
             Ok(fd)
         }

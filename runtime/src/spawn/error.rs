@@ -75,7 +75,7 @@ impl StartError {
             Step::Sysctl => setup.and_then(|s| s.sysctls.get(i)).map(|(k, v)| format!("{k}={v}")),
             Step::Rlimit => plan.rlimits.get(i).map(|r| format!("{} {}:{}", rlimit_name(r.resource), r.soft, r.hard)),
             Step::Exec => plan.process.argv.first().cloned(),
-            Step::Cwd => Some(plan.process.cwd.clone()),
+            Step::Cwd | Step::Workdir => Some(plan.process.cwd.clone()),
             Step::Seccomp => Some(format!("filter #{i}")),
             Step::CgroupAttach => Some(format!("cgroup file #{i}")),
             Step::Uid => Some(plan.user.uid.to_string()),
@@ -94,6 +94,7 @@ fn hint(step: Step, errno: i32, subject: Option<&str>) -> &'static str {
         (Step::Exec, libc::E2BIG) => ": the arguments and environment are too long (at most 128 KiB per string)",
         (Step::Exec, libc::ENOEXEC) => ": not an executable for this machine's architecture",
         (Step::Cwd, libc::ENOENT) => ": the working directory does not exist in the container",
+        (Step::Workdir, libc::ENOTDIR) => ": the path is a file in the image, not a folder: choose another working directory",
         (Step::Rlimit, libc::EPERM) => {
             ": raising a hard limit needs CAP_SYS_RESOURCE, which this host denies; keep hard limits at most the current ones"
         }

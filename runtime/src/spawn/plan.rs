@@ -94,11 +94,11 @@ pub struct ContainerSetup {
     /// tmpfs, placed after the files and before the rootfs turns read-only.
     #[serde(default)]
     pub secret_targets: Vec<String>,
-    /// Under `userns`: bind mounts whose source is below this folder (the app's named volumes)
-    /// are idmapped, so their files keep the container's own ids on disk. Other binds (host
-    /// folders) show their host owners.
+    /// Under `userns`: bind mounts whose source is below one of these folders (the app's named
+    /// volumes, the container's anonymous ones) are idmapped, so their files keep the
+    /// container's own ids on disk. Other binds (host folders) show their host owners.
     #[serde(default)]
-    pub idmapped_binds_under: Option<PathBuf>,
+    pub idmapped_binds_below: Vec<PathBuf>,
     /// (key, value) sysctls written in the container's own network and IPC namespaces
     /// (`net.ipv4.ip_forward`), before pivot_root; the app file allows only namespaced keys.
     #[serde(default)]

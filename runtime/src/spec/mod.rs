@@ -64,8 +64,10 @@ pub struct SpecContext<'a> {
     pub app: &'a str,
     /// Named volume `NAME` lives in `<volumes_dir>/NAME` (`<root>/volumes/<app>`).
     pub volumes_dir: &'a Path,
-    /// The container's root filesystem (any folder showing the image's /etc), for users.
+    /// The container's root filesystem (any folder showing the image's /etc/passwd), for users.
     pub rootfs: BorrowedFd<'a>,
+    /// The folder showing the image's /etc/group (a layer above `rootfs`'s may have changed it).
+    pub group_rootfs: BorrowedFd<'a>,
 }
 
 /// One resource limit, as `setrlimit` takes it (the spawner's plan type).
@@ -304,8 +306,8 @@ pub fn compile(
         .user
         .clone()
         .or_else(|| cfg.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()));
-    let mut user = resolve_user(user_spec.as_deref(), ctx.rootfs)?;
-    add_groups(&mut user, &c.group_add, ctx.rootfs)?;
+    let mut user = resolve_user(user_spec.as_deref(), ctx.rootfs, ctx.group_rootfs)?;
+    add_groups(&mut user, &c.group_add, ctx.group_rootfs)?;
     // --privileged: every capability tfctl holds, whatever --cap-add and --cap-drop say (as
     // Docker ignores them there), and no seccomp filter.
     let caps = if c.privileged {

@@ -49,6 +49,7 @@ fn compile_in(
         app: "shop",
         volumes_dir: Path::new("/var/lib/tfctl/volumes/shop"),
         rootfs: dir.as_fd(),
+        group_rootfs: dir.as_fd(),
     };
     compile(c, img, &ctx)
 }
@@ -136,39 +137,40 @@ fn uid_and_gid_4294967295_are_refused() {
     std::fs::write(d.path().join("etc/group"), "g:x:1000:\n").unwrap();
     let dir = std::fs::File::open(d.path()).unwrap();
     for spec in ["4294967295", "ghost", "0:4294967295", "ok", "4294967295:0"] {
-        let err = resolve_user(Some(spec), dir.as_fd()).unwrap_err();
+        let err = resolve_user(Some(spec), dir.as_fd(), dir.as_fd()).unwrap_err();
         assert!(matches!(err, SpecError::ReservedId { id: u32::MAX, .. }), "{spec}: {err}");
         assert!(err.to_string().contains("4294967295"), "{err}");
     }
     // The control: the largest usable id is fine.
-    assert_eq!(resolve_user(Some("4294967294:4294967294"), dir.as_fd()).unwrap().uid, 4294967294);
+    assert_eq!(resolve_user(Some("4294967294:4294967294"), dir.as_fd(), dir.as_fd()).unwrap().uid, 4294967294);
 }
 
 #[test]
 fn users_resolve_from_the_images_files() {
     let root = rootfs();
     let dir = std::fs::File::open(root.path()).unwrap();
-    let u = resolve_user(Some("nginx"), dir.as_fd()).unwrap();
+    let u = resolve_user(Some("nginx"), dir.as_fd(), dir.as_fd()).unwrap();
     assert_eq!(
         (u.uid, u.gid, u.additional_gids.clone(), u.home.as_str()),
-        (101, 101, vec![4, 33], "/var/cache/nginx")
+        (101, 101, vec![4, 33, 101], "/var/cache/nginx")
     );
-    let u = resolve_user(Some("nginx:www"), dir.as_fd()).unwrap();
-    assert_eq!((u.uid, u.gid, u.additional_gids), (101, 33, vec![4]));
-    let u = resolve_user(Some("1000"), dir.as_fd()).unwrap();
+    let u = resolve_user(Some("nginx:www"), dir.as_fd(), dir.as_fd()).unwrap();
+    // A group named in `user` is the only one, as with Docker.
+    assert_eq!((u.uid, u.gid, u.additional_gids), (101, 33, vec![33]));
+    let u = resolve_user(Some("1000"), dir.as_fd(), dir.as_fd()).unwrap();
     assert_eq!(
         (u.uid, u.gid, u.home.as_str(), u.name),
         (1000, 0, "/", None)
     );
-    let u = resolve_user(Some("1000:1000"), dir.as_fd()).unwrap();
+    let u = resolve_user(Some("1000:1000"), dir.as_fd(), dir.as_fd()).unwrap();
     assert_eq!((u.uid, u.gid), (1000, 1000));
-    assert_eq!(resolve_user(None, dir.as_fd()).unwrap().uid, 0);
+    assert_eq!(resolve_user(None, dir.as_fd(), dir.as_fd()).unwrap().uid, 0);
     assert!(matches!(
-        resolve_user(Some("ghost"), dir.as_fd()),
+        resolve_user(Some("ghost"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::UnknownUser { .. })
     ));
     assert!(matches!(
-        resolve_user(Some("nginx:ghosts"), dir.as_fd()),
+        resolve_user(Some("nginx:ghosts"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::UnknownUser {
             file: "/etc/group",
             ..
@@ -191,19 +193,19 @@ fn a_planted_passwd_symlink_or_fifo_cannot_reach_the_host() {
     std::os::unix::fs::symlink(rel, d.path().join("etc/group")).unwrap();
     let dir = std::fs::File::open(d.path()).unwrap();
     assert!(matches!(
-        resolve_user(Some("evil"), dir.as_fd()),
+        resolve_user(Some("evil"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::UnknownUser { .. })
     ));
     assert!(matches!(
-        resolve_user(Some("0:evil"), dir.as_fd()),
+        resolve_user(Some("0:evil"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::UnknownUser { .. })
     ));
-    assert_eq!(resolve_user(Some("0"), dir.as_fd()).unwrap().home, "/");
+    assert_eq!(resolve_user(Some("0"), dir.as_fd(), dir.as_fd()).unwrap().home, "/");
     // A loop fails, a FIFO fails at once instead of hanging.
     std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
     assert!(matches!(
-        resolve_user(Some("0"), dir.as_fd()),
+        resolve_user(Some("0"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::ImageFile { .. })
     ));
     std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
@@ -213,7 +215,7 @@ fn a_planted_passwd_symlink_or_fifo_cannot_reach_the_host() {
     )
     .unwrap();
     assert!(matches!(
-        resolve_user(Some("0"), dir.as_fd()),
+        resolve_user(Some("0"), dir.as_fd(), dir.as_fd()),
         Err(SpecError::ImageFile { .. })
     ));
 }

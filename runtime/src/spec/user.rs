@@ -18,7 +18,8 @@ const MAX_DB_SIZE: u64 = 4 << 20;
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: those of /etc/group listing the user by name.
+    /// Supplementary groups: the primary group, and unless `user` names its group, those of
+    /// /etc/group listing the user by name.
     pub additional_gids: Vec<u32>,
     /// From /etc/passwd; `/` when the user has no entry.
     pub home: String,
@@ -135,12 +136,12 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 
 /// Adds `groups` (`--group-add`: names the image's /etc/group defines, or numbers) to the
 /// user's supplementary groups, as Docker does: a name is looked up in the image, never on the
-/// host.
-pub fn add_groups(user: &mut ResolvedUser, groups: &[String], root: BorrowedFd<'_>) -> Result<(), SpecError> {
+/// host (`group_root`: the folder, or image layer, whose /etc/group counts).
+pub fn add_groups(user: &mut ResolvedUser, groups: &[String], group_root: BorrowedFd<'_>) -> Result<(), SpecError> {
     if groups.is_empty() {
         return Ok(());
     }
-    let known = read_db(root, "etc/group")?.map(|t| parse_group(&t)).unwrap_or_default();
+    let known = read_db(group_root, "etc/group")?.map(|t| parse_group(&t)).unwrap_or_default();
     for g in groups {
         let gid = match g.parse::<u32>() {
             Ok(n) => n,
@@ -160,8 +161,9 @@ pub fn add_groups(user: &mut ResolvedUser, groups: &[String], root: BorrowedFd<'
     Ok(())
 }
 
-/// Resolves `spec` (`None`: root) in the rootfs whose top folder is `root`.
-pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>) -> Result<ResolvedUser, SpecError> {
+/// Resolves `spec` (`None`: root) with the /etc/passwd under `root` and the /etc/group under
+/// `group_root` (the same folder, or the image layer that last changed /etc/group).
+pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>, group_root: BorrowedFd<'_>) -> Result<ResolvedUser, SpecError> {
     let spec = spec.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("0");
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -170,7 +172,7 @@ pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>) -> Result<Resolved
     let passwd = read_db(root, "etc/passwd")?
         .map(|t| parse_passwd(&t))
         .unwrap_or_default();
-    let groups = read_db(root, "etc/group")?
+    let groups = read_db(group_root, "etc/group")?
         .map(|t| parse_group(&t))
         .unwrap_or_default();
 
@@ -200,15 +202,12 @@ pub fn resolve_user(spec: Option<&str>, root: BorrowedFd<'_>) -> Result<Resolved
         };
     }
     let name = entry.map(|e| e.name.clone());
-    let mut additional_gids: Vec<u32> = match &name {
-        Some(n) => groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| m == n))
-            .map(|g| g.gid)
-            .collect(),
-        None => Vec::new(),
-    };
-    additional_gids.retain(|g| *g != gid);
+    // As Docker (runc) sets them: the primary group always, and the groups listing the user by
+    // name unless `user` names its group (then that group alone).
+    let mut additional_gids = vec![gid];
+    if let (Some(n), None) = (&name, group_part) {
+        additional_gids.extend(groups.iter().filter(|g| g.members.iter().any(|m| m == n)).map(|g| g.gid));
+    }
     additional_gids.sort_unstable();
     additional_gids.dedup();
     // setresuid(-1) and setgroups with -1 change nothing: uid or gid 2^32-1, from `--user` or an

@@ -8,7 +8,7 @@ use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_A
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::spec::DEFAULT_PATH;
 
@@ -257,7 +257,7 @@ impl ChildConfig {
                 mounts: setup
                     .mounts
                     .iter()
-                    .map(|m| prepare_mount(m, plan.userns, setup.idmapped_binds_under.as_deref()))
+                    .map(|m| prepare_mount(m, plan.userns, &setup.idmapped_binds_below))
                     .collect::<Result<_, _>>()?,
                 files: setup.files.iter().map(|f| file(f, plan.userns)).collect::<Result<_, _>>()?,
                 tmpfs_owner: match plan.userns {
@@ -296,7 +296,12 @@ impl ChildConfig {
             rlimits.push((r.resource, r.soft, r.hard));
         }
         let argv: Vec<CString> = plan.process.argv.iter().map(|a| cstr("argv", a)).collect::<Result<_, _>>()?;
-        let env: Vec<CString> = plan.process.env.iter().map(|e| cstr("environment entry", e)).collect::<Result<_, _>>()?;
+        let mut env: Vec<CString> = plan.process.env.iter().map(|e| cstr("environment entry", e)).collect::<Result<_, _>>()?;
+        // A terminal says what it is, as Docker's does (`run -t`, `exec -t`), unless the image or
+        // the user already did.
+        if plan.pty && !plan.process.env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push(c"TERM=xterm".to_owned());
+        }
         let argv0 = plan.process.argv.first().ok_or(PrepareError::NoCommand)?;
         let exec_candidates = if argv0.contains('/') {
             vec![cstr("argv[0]", argv0)?]
@@ -440,7 +445,7 @@ fn prepare_overlay_ids(layers: &[std::path::PathBuf], rw: Option<(&Path, &Path)>
 /// The tty group, as devpts gives new terminals.
 const TTY_GID: u32 = 5;
 
-fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_under: Option<&Path>) -> Result<MountConfig, PrepareError> {
+fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_below: &[PathBuf]) -> Result<MountConfig, PrepareError> {
     let kind = match step {
         MountStep::Proc { .. } => MountKind::Proc,
         MountStep::Dev { .. } => MountKind::Dev,
@@ -456,7 +461,7 @@ fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_under: Option<&P
         },
         MountStep::Bind { source, recursive, flags, .. } => {
             let meta = std::fs::metadata(source).map_err(|e| PrepareError::BindSource { path: source.display().to_string(), source: e })?;
-            let idmap = map.is_some() && idmapped_under.is_some_and(|under| source.starts_with(under));
+            let idmap = map.is_some() && idmapped_below.iter().any(|under| source.starts_with(under));
             MountKind::Bind { source: cpath("bind source", source)?, recursive: *recursive, attrs: attrs(*flags), source_is_dir: meta.is_dir(), idmap }
         }
     };
@@ -479,7 +484,7 @@ mod tests {
                 readonly_rootfs: false,
                 hostname: None,
                 secret_targets: vec![],
-                idmapped_binds_under: None,
+                idmapped_binds_below: vec![],
                 sysctls: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },

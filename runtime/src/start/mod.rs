@@ -119,6 +119,15 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
                 sys::close(at);
                 placed.step_at(Step::SecretMount, i)?;
             }
+            // A working directory the image lacks is made (root's, 0755, each folder resolved
+            // inside the root), as Docker makes it: before the root turns read-only, after the
+            // mounts so that one under a volume lands in the volume. A file there is refused.
+            let wd = rootfs::open_or_create(root, &cfg.cwd, true).step(Step::Workdir)?;
+            let st = sys::fstat(wd);
+            sys::close(wd);
+            if st.step(Step::Workdir)?.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(Failure::new(Step::Workdir, libc::ENOTDIR));
+            }
             if c.readonly_rootfs {
                 if sys::mount_setattr_supported() {
                     sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, 0, false).step(Step::ReadonlyRootfs)?;
@@ -164,6 +173,11 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
         let (master, slave) = sys::open_pty(c"/dev/pts/ptmx", cfg.pty_owner.0, cfg.pty_owner.1).step(Step::Pty)?;
         sys::send_with_fd(cfg.sync_fd, &SyncMsg::PtyMaster.encode(), master).step(Step::Pty)?;
         sys::close(master);
+        if cfg.container.is_some() {
+            // A new container's terminal is its /dev/console too, as runc binds it (an `exec`
+            // leaves the container's own).
+            bind_console(slave).step(Step::Console)?;
+        }
         for target in 0..3 {
             sys::dup3(slave, target, 0).step(Step::Stdio)?;
         }
@@ -236,6 +250,19 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     } else {
         Err(exec(cfg))
     }
+}
+
+/// Binds the pty `slave` onto /dev/console (an empty file made in the container's /dev tmpfs).
+fn bind_console(slave: i32) -> Result<(), crate::sys::Errno> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let target = sys::openat2(libc::AT_FDCWD, c"/dev/console", flags, 0o600, libc::RESOLVE_NO_SYMLINKS)?;
+    let bound = sys::open_tree_clone(slave, false).and_then(|m| {
+        let moved = sys::move_mount_fd(m, target);
+        sys::close(m);
+        moved
+    });
+    sys::close(target);
+    bound
 }
 
 /// execve of the first candidate path that exists; the failure of the most telling attempt.

@@ -69,6 +69,8 @@ steps! {
     JoinUserNamespace = 45: "joining the container's user namespace",
     FsIds = 47: "making files as the container's root for its user namespace (setfsuid, securebits)",
     Sysctl = 48: "setting a sysctl in the container's namespaces",
+    Workdir = 49: "creating the working directory in the rootfs",
+    Console = 50: "binding the terminal on /dev/console",
     UnprivilegedPorts = 46: "letting the container's root bind ports below 1024 in its network namespace (net.ipv4.ip_unprivileged_port_start)",
 }
 

@@ -470,6 +470,14 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
     }
 }
 
+/// A stop signal as an app file or an image's StopSignal writes it (`SIGQUIT`, `QUIT`, `3`).
+pub fn signal_number(name: &str) -> Option<i32> {
+    name.parse::<i32>().ok().or_else(|| {
+        let canonical = tfctl_schema::values::parse_signal(name).ok()?;
+        canonical.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+    })
+}
+
 /// Stops the container's process as `down` does: stopping hooks, the stop signal, then a kill
 /// once `stop-timeout` (which the hooks count against) has passed.
 async fn stop_process<D: Driver>(inner: &Inner<D>, c: &Container) -> ExitStatus {
@@ -479,14 +487,7 @@ async fn stop_process<D: Driver>(inner: &Inner<D>, c: &Container) -> ExitStatus 
     // The app file's, else the image's StopSignal (SIGQUIT for nginx, SIGINT for PostgreSQL),
     // else SIGTERM, as `docker stop` chooses.
     let name = c.stop_signal.clone().or_else(|| inner.driver.image_stop_signal(&c.name));
-    let signal = name
-        .and_then(|n| {
-            n.parse::<i32>().ok().or_else(|| {
-                let canonical = tfctl_schema::values::parse_signal(&n).ok()?;
-                canonical.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
-            })
-        })
-        .unwrap_or(libc::SIGTERM);
+    let signal = name.and_then(|n| signal_number(&n)).unwrap_or(libc::SIGTERM);
     let _ = inner.driver.signal(&c.name, signal).await;
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, inner.driver.wait(&c.name)).await {

@@ -89,7 +89,7 @@ impl Fixture {
                 readonly_rootfs: false,
                 hostname: Some("tfctl-test".into()),
                 secret_targets: vec![],
-                idmapped_binds_under: None,
+                idmapped_binds_below: vec![],
                 sysctls: vec![],
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec!["PATH=/bin".into()], cwd: "/".into() },
