@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use super::backoff::{Backoff, Decision};
 use super::driver::{Driver, ExitStatus};
 use super::order;
-use super::status::{ContainerStatus, Health, Report, State, StatusMap};
+use super::status::{ContainerStatus, Health, Report, State, StatusMap, SETTLE};
 use crate::hooks::env::HookContext;
 use crate::hooks::host;
 
@@ -520,6 +520,7 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
         update(&inner, &name, |s| {
             s.state = State::Starting;
             s.started_hooks_done = false;
+            s.settled = false;
             s.health = c.health.as_ref().map(|_| Health::Starting);
         });
         let began = Instant::now();
@@ -536,6 +537,16 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                     s.state = State::Running;
                     s.started_at = now;
                 });
+                // Aborted as soon as the process ends, so a process that exits at once never
+                // counts as settled (see SETTLE).
+                let settle = tokio::spawn({
+                    let (inner, name) = (inner.clone(), name.clone());
+                    async move {
+                        tokio::time::sleep(SETTLE).await;
+                        update(&inner, &name, |s| s.settled = s.state == State::Running);
+                    }
+                });
+                let settle = settle.abort_handle();
                 let hooks = fire(&inner, Some(&c), Event::Started, "started", None, "").await;
                 update(&inner, &name, |s| s.started_hooks_done = hooks.is_ok());
                 let health = tokio::spawn(watch_health(inner.clone(), name.clone()));
@@ -551,6 +562,7 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                     let mut health = health;
                     tokio::select! {
                         exit = inner.driver.wait(&name) => {
+                            settle.abort();
                             // Killed at its memory limit: said as such, as `docker inspect`'s
                             // OOMKilled, in the event, its hooks' TFCTL_REASON and `ps`.
                             let oom = inner.driver.oom_kills(&name);
@@ -583,6 +595,8 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                 if !health_done {
                     abort.abort();
                 }
+                // Whatever ended this run, its window must not settle the next.
+                settle.abort();
                 outcome
             }
         };
