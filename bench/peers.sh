@@ -248,7 +248,9 @@ measure_app() {
 
 for n in "${sizes[@]}"; do
   busybox_app "$n" "$tmp/peers$n.kdl" "$tmp/peers$n.yml"
-  for _ in $(seq $reps); do measure_app "$n" "$tmp/peers$n.kdl" "$tmp/peers$n.yml" "peers$n" "$n"; done
+  # 200 services under Docker take minutes (and its exec health checks load the machine): once.
+  r=$reps; [ "$n" -ge 100 ] && r=1
+  for _ in $(seq $r); do measure_app "$n" "$tmp/peers$n.kdl" "$tmp/peers$n.yml" "peers$n" "$n"; done
 done
 if [ $real = 1 ]; then
   mkdir -p "$tmp/real"
