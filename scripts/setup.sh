@@ -17,7 +17,7 @@ packages=(
   # benchmark scripts: JSON and arithmetic
   jq bc
   # benchmarks: the peers tfctl is compared with
-  skopeo umoci crun hyperfine
+  skopeo umoci crun hyperfine docker-compose
   # scripts/real-images.sh (tests/real_stack.rs, samples/real-stack.kdl): Debian-built images of
   # real services; mmdebstrap's root mode needs only apt, and the archive's keyring to check it
   mmdebstrap debian-archive-keyring

@@ -321,8 +321,9 @@ pub struct UpArgs {
     /// Detach: leave the app running under its supervisor and return once it is started.
     #[arg(short, long)]
     pub detach: bool,
-    /// Detach and wait until every container is ready (healthy, or running without a health
-    /// check; one-shots exited 0); exit 3 when one fails, 4 when TIMEOUT (default 5m) passes.
+    /// Detach and wait until every container is ready (healthy, or without a health check
+    /// running for a second; one-shots exited 0); exit 3 when one fails, 4 when TIMEOUT
+    /// (default 5m) passes.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, require_equals = true, default_missing_value = "5m")]
     pub wait: Option<String>,
     /// Run the app under this name instead of the file's, so one file can run twice.

@@ -251,3 +251,25 @@ async fn start_of_a_container_whose_dependency_is_stopped_says_so_instead_of_wai
     assert_eq!(sup.status().borrow()["web"].state, State::Running);
     sup.stop_all().await;
 }
+
+/// A service that answers a moment after it starts is healthy then, not a whole interval later
+/// (here an hour): tfctl probes early until the first success. Those early probes' failures do
+/// not count: with retries 1, the ones before it answered did not make it unhealthy.
+#[tokio::test]
+async fn a_service_turns_healthy_when_it_answers_not_an_interval_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("answering");
+    let mut web = container("web", &format!("sleep 0.3; touch {}; exec sleep 30", flag.display()));
+    web.health = Some(Health {
+        probe: Probe::Exec(sh(&format!("test -e {}", flag.display()))),
+        interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(2),
+        retries: 1,
+        start_period: Duration::ZERO,
+    });
+    let a = app(dir.path(), vec![web]);
+    let sup = Supervisor::new(a.clone(), ProcessDriver::new(&a), base(&a));
+    sup.start_all();
+    assert_eq!(wait_outcome(&sup).await, Readiness::Ready);
+    sup.stop_all().await;
+}

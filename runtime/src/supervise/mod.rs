@@ -8,5 +8,5 @@ pub mod status;
 pub mod supervisor;
 
 pub use driver::{Driver, ExitStatus};
-pub use status::{readiness, ContainerStatus, Health, Readiness, Report, State, StatusMap};
+pub use status::{readiness, ContainerStatus, Health, Readiness, Report, State, StatusMap, SETTLE};
 pub use supervisor::Supervisor;

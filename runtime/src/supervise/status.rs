@@ -2,6 +2,7 @@
 //! (`after` ordering, `up --wait`, `ps`), and the events it reports.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 use tfctl_schema::model::{App, Event, Until};
@@ -39,6 +40,9 @@ pub struct ContainerStatus {
     pub restarts: u32,
     /// Its `started` hooks have finished: only then does it count as started for `after`.
     pub started_hooks_done: bool,
+    /// Its current process has run for [`SETTLE`] without exiting.
+    #[serde(skip)]
+    pub settled: bool,
     #[serde(skip)]
     pub exit: Option<ExitStatus>,
     pub exit_code: Option<i32>,
@@ -55,6 +59,7 @@ impl ContainerStatus {
             health: has_health.then_some(Health::Starting),
             restarts: 0,
             started_hooks_done: false,
+            settled: false,
             exit: None,
             exit_code: None,
             started_at: None,
@@ -83,6 +88,13 @@ impl ContainerStatus {
 
 pub type StatusMap = BTreeMap<String, ContainerStatus>;
 
+/// How long a container without a health check must run before `up --wait` counts it as ready.
+/// A process that dies of its configuration (a bad flag, a missing file, a port in use) does so
+/// at once, after its start was already seen: without this window `up --wait` would report ready
+/// an app whose container had just failed. A health check that passes proves more, so a
+/// container with one is ready as soon as it is healthy.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// One thing that happened, as the foreground output and `--wait` see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -103,9 +115,9 @@ pub enum Readiness {
     Failed { container: String, reason: String },
 }
 
-/// Whether the app is ready as `up --wait` means it: every long-running container running (and
-/// healthy if it has a check, its started hooks done), every one-shot exited 0; `sleep`
-/// containers are not waited for.
+/// Whether the app is ready as `up --wait` means it: every long-running container running, its
+/// started hooks done, and healthy if it has a check, else running for [`SETTLE`]; every
+/// one-shot exited 0; `sleep` containers are not waited for.
 pub fn readiness(app: &App, status: &StatusMap) -> Readiness {
     let mut ready = true;
     for c in app.containers.iter().filter(|c| !c.sleep) {
@@ -141,6 +153,8 @@ pub fn readiness(app: &App, status: &StatusMap) -> Readiness {
                             return Readiness::Failed { container: c.name.clone(), reason: "unhealthy".into() };
                         }
                         ready &= h == Health::Healthy;
+                    } else {
+                        ready &= s.settled;
                     }
                 }
                 _ => ready = false,

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use super::backoff::{Backoff, Decision};
 use super::driver::{Driver, ExitStatus};
 use super::order;
-use super::status::{ContainerStatus, Health, Report, State, StatusMap};
+use super::status::{ContainerStatus, Health, Report, State, StatusMap, SETTLE};
 use crate::hooks::env::HookContext;
 use crate::hooks::host;
 
@@ -384,6 +384,13 @@ async fn wait_for_dependencies<D: Driver>(inner: &Inner<D>, c: &Container, comma
     }
 }
 
+/// Until a container's first healthy probe, tfctl probes it at once, again after this, then
+/// after twice as long each time up to the interval, beside the probes at the interval: a
+/// service is seen healthy about when it is up, not up to a whole interval later (which `up
+/// --wait` and every `after until="healthy"` would wait out). Their failures do not count toward
+/// `retries`, so when a container turns unhealthy stays as the app file says.
+const EARLY_PROBE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Probes the container until the task is aborted, updating its health and firing
 /// healthy/unhealthy. Follows the model: a check a reconcile adds, changes or removes takes
 /// effect at once, counting afresh. Returns only when a healthy hook with `on-fail="fail"`
@@ -394,6 +401,10 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
     let mut started = Instant::now();
     let mut failures = 0u32;
     let mut current = Health::Starting;
+    // Probes at the interval count toward retries; until the first success, early ones come
+    // before and between them (see EARLY_PROBE).
+    let mut next_counted = Instant::now();
+    let mut early = EARLY_PROBE;
     loop {
         let Some(c) = inner.current(&name) else {
             return std::future::pending().await;
@@ -403,6 +414,9 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
             started = Instant::now();
             failures = 0;
             current = Health::Starting;
+            // The first counted probe comes an interval after the start, as in Docker.
+            next_counted = Instant::now() + check.as_ref().map_or(std::time::Duration::ZERO, |h| h.interval);
+            early = EARLY_PROBE;
             let shown = check.as_ref().map(|_| Health::Starting);
             update(&inner, &name, |s| s.health = shown);
         }
@@ -412,6 +426,7 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
             }
             continue;
         };
+        let counted = Instant::now() >= next_counted;
         let result = match &health.probe {
             Probe::Exec(argv) => inner.driver.exec(&c.name, argv, health.timeout).await.and_then(|o| {
                 if o.success() {
@@ -429,14 +444,18 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
                 None => Err("the container has no network namespace".into()),
             },
         };
+        if counted {
+            next_counted = Instant::now() + health.interval;
+        }
         let next = match result {
             Ok(()) => {
                 failures = 0;
                 Health::Healthy
             }
             Err(why) => {
-                // Failures during the start period do not count, as in Compose.
-                if started.elapsed() >= health.start_period {
+                // Failures during the start period do not count, as in Compose, nor do those
+                // of early probes.
+                if counted && started.elapsed() >= health.start_period {
                     failures += 1;
                 }
                 tracing::debug!(container = %c.name, "health probe failed: {why}");
@@ -463,8 +482,13 @@ async fn watch_health<D: Driver>(inner: Arc<Inner<D>>, name: String) -> String {
                 Health::Starting => {}
             }
         }
+        let mut wait = next_counted.saturating_duration_since(Instant::now());
+        if current == Health::Starting {
+            wait = wait.min(early);
+            early = (early * 2).min(health.interval);
+        }
         tokio::select! {
-            _ = tokio::time::sleep(health.interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = revision.changed() => {}
         }
     }
@@ -521,6 +545,7 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
         update(&inner, &name, |s| {
             s.state = State::Starting;
             s.started_hooks_done = false;
+            s.settled = false;
             s.health = c.health.as_ref().map(|_| Health::Starting);
         });
         let began = Instant::now();
@@ -537,6 +562,16 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                     s.state = State::Running;
                     s.started_at = now;
                 });
+                // Aborted as soon as the process ends, so a process that exits at once never
+                // counts as settled (see SETTLE).
+                let settle = tokio::spawn({
+                    let (inner, name) = (inner.clone(), name.clone());
+                    async move {
+                        tokio::time::sleep(SETTLE).await;
+                        update(&inner, &name, |s| s.settled = s.state == State::Running);
+                    }
+                });
+                let settle = settle.abort_handle();
                 let hooks = fire(&inner, Some(&c), Event::Started, "started", None, "").await;
                 update(&inner, &name, |s| s.started_hooks_done = hooks.is_ok());
                 let health = tokio::spawn(watch_health(inner.clone(), name.clone()));
@@ -552,6 +587,7 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                     let mut health = health;
                     tokio::select! {
                         exit = inner.driver.wait(&name) => {
+                            settle.abort();
                             // Killed at its memory limit: said as such, as `docker inspect`'s
                             // OOMKilled, in the event, its hooks' TFCTL_REASON and `ps`.
                             let oom = inner.driver.oom_kills(&name);
@@ -584,6 +620,8 @@ async fn run_container<D: Driver>(inner: Arc<Inner<D>>, name: String) {
                 if !health_done {
                     abort.abort();
                 }
+                // Whatever ended this run, its window must not settle the next.
+                settle.abort();
                 outcome
             }
         };
