@@ -7,6 +7,8 @@ command -v cargo >/dev/null || { echo "setup.sh: a Rust toolchain (cargo, from r
 packages=(
   # build: nftnl-sys and mnl-sys link against these
   pkg-config libnftnl-dev libmnl-dev
+  # tests: runtime/tests/seccomp_differential.rs compares the seccomp compiler with libseccomp
+  libseccomp-dev
   # the busybox image the samples and tests are made of
   busybox-static
   # tests: a real OCI registry, tools that check what tfctl did, htpasswd for Basic auth

@@ -16,6 +16,7 @@
 
 mod bpf;
 pub mod docker_format;
+pub mod interp;
 mod linear;
 pub mod oci;
 pub mod profile;

@@ -38,20 +38,23 @@ impl Action {
     }
 
     fn parse(name: &str, errno: Option<u32>) -> Result<Action, SeccompError> {
-        let data = |default: u32| -> Result<u16, SeccompError> {
+        let data = |default: u32, max: u16| -> Result<u16, SeccompError> {
             let v = errno.unwrap_or(default);
-            u16::try_from(v)
-                .map_err(|_| SeccompError::Profile(format!("errnoRet {v} is out of range")))
+            u16::try_from(v).ok().filter(|v| *v <= max).ok_or_else(|| {
+                SeccompError::Profile(format!("errnoRet {v} of {name} is out of range (0-{max})"))
+            })
         };
         Ok(match name {
             "SCMP_ACT_ALLOW" => Action::Allow,
-            // Docker's default errno for ERRNO without errnoRet is EPERM.
-            "SCMP_ACT_ERRNO" => Action::Errno(data(libc::EPERM as u32)?),
+            // Docker's default errno for ERRNO without errnoRet is EPERM. At most MAX_ERRNO:
+            // the kernel would return 4095 for anything larger, and libseccomp (so Docker)
+            // refuses it.
+            "SCMP_ACT_ERRNO" => Action::Errno(data(libc::EPERM as u32, 4095)?),
             "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
             "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
             "SCMP_ACT_TRAP" => Action::Trap,
             "SCMP_ACT_LOG" => Action::Log,
-            "SCMP_ACT_TRACE" => Action::Trace(data(0)?),
+            "SCMP_ACT_TRACE" => Action::Trace(data(0, u16::MAX)?),
             other => {
                 return Err(SeccompError::Profile(format!(
                     "action `{other}` is not supported (use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, \
@@ -79,7 +82,7 @@ pub enum CmpOp {
     Le,
     Gt,
     Ge,
-    /// `(arg & mask) == value`.
+    /// `(arg & mask) == value` (`value` has no bit outside `mask`).
     MaskedEq {
         mask: u64,
     },
@@ -100,8 +103,10 @@ impl ArgCheck {
             "SCMP_CMP_LE" => (CmpOp::Le, a.value),
             "SCMP_CMP_GT" => (CmpOp::Gt, a.value),
             "SCMP_CMP_GE" => (CmpOp::Ge, a.value),
-            // Docker: `value` is the mask, `valueTwo` the expected result.
-            "SCMP_CMP_MASKED_EQ" => (CmpOp::MaskedEq { mask: a.value }, a.value_two),
+            // Docker: `value` is the mask, `valueTwo` the expected result. Bits of the result
+            // outside the mask are dropped, as libseccomp (so Docker) does: `(arg & mask) ==
+            // (valueTwo & mask)`, not a rule that can never match.
+            "SCMP_CMP_MASKED_EQ" => (CmpOp::MaskedEq { mask: a.value }, a.value_two & a.value),
             other => {
                 return Err(SeccompError::Profile(format!(
                     "comparison `{other}` is not supported"
@@ -207,6 +212,11 @@ pub fn resolve(
         }
         // A rule errnoRet without its own default falls back to the profile's.
         let action = Action::parse(&rule.action, rule.errno_ret.or(profile.default_errno_ret))?;
+        // As runc does: libseccomp refuses a rule that answers the default action, so Docker
+        // skips it; it neither decides a syscall nor shadows a later rule.
+        if action == default {
+            continue;
+        }
         let checks = rule
             .args
             .as_deref()
@@ -223,7 +233,8 @@ pub fn resolve(
             };
             let verdict = resolved.syscalls.entry(nr).or_default();
             if checks.is_empty() {
-                // The first unconditional rule decides; a later one cannot change it.
+                // The first unconditional rule decides; a later one cannot change it (as in
+                // libseccomp, which keeps the first and drops the rest).
                 verdict.otherwise.get_or_insert(action);
             } else if !verdict
                 .conditional
@@ -234,10 +245,13 @@ pub fn resolve(
             }
         }
     }
-    // Conditional rules that answer what the syscall answers anyway are dead weight.
+    // An unconditional rule decides its syscall whatever the conditional ones say, before or
+    // after it: libseccomp drops a syscall's argument checks once it has a rule without any
+    // (and conditional rules never answer the default: skipped above).
     for verdict in resolved.syscalls.values_mut() {
-        let fallback = verdict.otherwise.unwrap_or(default);
-        verdict.conditional.retain(|(_, a)| *a != fallback);
+        if verdict.otherwise.is_some() {
+            verdict.conditional.clear();
+        }
     }
     resolved
         .syscalls

@@ -160,55 +160,9 @@ fn user_profiles_load_and_bad_ones_say_why() {
     assert!(parse_docker_profile("{").is_err());
 }
 
-// ---- A classic-BPF interpreter: what the kernel would answer for a program. ----
-
-fn run(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
-    let mut data = Vec::new();
-    data.extend_from_slice(&nr.to_le_bytes());
-    data.extend_from_slice(&arch.to_le_bytes());
-    data.extend_from_slice(&0u64.to_le_bytes());
-    for a in args {
-        data.extend_from_slice(&a.to_le_bytes());
-    }
-    let (mut a, mut pc) = (0u32, 0usize);
-    loop {
-        let i = &prog[pc];
-        pc += 1;
-        let class = u32::from(i.code) & 0x07;
-        match (class, u32::from(i.code)) {
-            (libc::BPF_LD, _) => {
-                let k = i.k as usize;
-                a = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
-            }
-            (libc::BPF_ALU, c) if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => a &= i.k,
-            (libc::BPF_JMP, c) if c == libc::BPF_JMP | libc::BPF_JA => pc += i.k as usize,
-            (libc::BPF_JMP, c) => {
-                let taken = match c & 0xf0 {
-                    libc::BPF_JEQ => a == i.k,
-                    libc::BPF_JGT => a > i.k,
-                    libc::BPF_JGE => a >= i.k,
-                    libc::BPF_JSET => a & i.k != 0,
-                    op => panic!("jump op {op:#x}"),
-                };
-                pc += usize::from(if taken { i.jt } else { i.jf });
-            }
-            (libc::BPF_RET, _) => return i.k,
-            (_, c) => panic!("unexpected opcode {c:#x}"),
-        }
-    }
-}
-
-/// Stacked filters: the most severe action wins; among equals, the most recent filter.
+/// What the kernel answers for these stacked filters (in installation order).
 fn run_stack(progs: &[&[sock_filter]], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
-    let rank = |r: u32| (r & libc::SECCOMP_RET_ACTION_FULL) as i32;
-    let mut best: Option<u32> = None;
-    for p in progs.iter().rev() {
-        let r = run(p, arch, nr, args);
-        if best.is_none_or(|b| rank(r) < rank(b)) {
-            best = Some(r);
-        }
-    }
-    best.unwrap()
+    interp::run_stack(progs, &interp::SeccompData::new(arch, nr, *args)).expect("a valid program")
 }
 
 fn arg_samples() -> Vec<[u64; 6]> {
@@ -395,4 +349,30 @@ fn the_oci_form_gives_every_syscall_its_resolved_action() {
     assert_eq!(unconditional, expected);
     assert!(unconditional.len() > 300 && unconditional[&nr("ptrace")] == Action::Allow && unconditional[&nr("clone3")] == ENOSYS);
     assert_eq!(conditional, p.syscalls.values().map(|v| v.conditional.len()).sum::<usize>());
+}
+
+/// Regression cases of the differential check against libseccomp (fuzz/seccomp_diff.rs): a
+/// profile means what it means to Docker, whose runc builds the filter with libseccomp.
+#[test]
+fn profiles_resolve_as_libseccomp_builds_them() {
+    let resolve_json = |json: &str| resolve(&parse_docker_profile(json).unwrap(), Arch::X86_64, KernelVersion(6, 18), CapSet::EMPTY);
+    let sysctl = nr("_sysctl");
+    // Masked equality: bits of valueTwo outside the mask are dropped, not a rule never met.
+    let p = resolve_json(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["_sysctl"],"action":"SCMP_ACT_KILL","args":[{"index":2,"op":"SCMP_CMP_MASKED_EQ","value":4294967296,"valueTwo":40}]}]}"#).unwrap();
+    assert_eq!(p.evaluate(sysctl, &[0; 6]), Action::KillThread);
+    assert_eq!(p.evaluate(sysctl, &[0, 0, 1 << 32, 0, 0, 0]), Action::Allow);
+    // An unconditional rule decides its syscall, before or after conditional ones.
+    for rules in [
+        r#"{"names":["_sysctl"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"op":"SCMP_CMP_EQ","value":5}]},{"names":["_sysctl"],"action":"SCMP_ACT_ERRNO","errnoRet":9}"#,
+        r#"{"names":["_sysctl"],"action":"SCMP_ACT_ERRNO","errnoRet":9},{"names":["_sysctl"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"op":"SCMP_CMP_EQ","value":5}]}"#,
+    ] {
+        let p = resolve_json(&format!(r#"{{"defaultAction":"SCMP_ACT_KILL","syscalls":[{rules}]}}"#)).unwrap();
+        assert_eq!(p.evaluate(sysctl, &[5, 0, 0, 0, 0, 0]), Action::Errno(9), "{rules}");
+    }
+    // A rule answering the default action is skipped: it does not shadow a later rule.
+    let p = resolve_json(r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["_sysctl"],"action":"SCMP_ACT_ERRNO"},{"names":["_sysctl"],"action":"SCMP_ACT_ALLOW"}]}"#).unwrap();
+    assert_eq!(p.evaluate(sysctl, &[0; 6]), Action::Allow);
+    // errnoRet beyond MAX_ERRNO is refused (the kernel would answer 4095).
+    let err = resolve_json(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":4096}"#).unwrap_err().to_string();
+    assert!(err.contains("4096") && err.contains("0-4095"), "{err}");
 }
