@@ -21,6 +21,7 @@
 # cannot say is left out (tfctl's egress deny and per-port allow rules).
 #
 #   bench/peers.sh               # the release build (built here unless $TFCTL_BIN is set)
+#   PEERS_SIZES=20 PEERS_REAL=0 bench/peers.sh   # a shorter full run
 #   bench/peers.sh --quick       # 3 services, a few runs, no real stack: a smoke of the script
 #                                # (--smoke, as bench/run.sh passes it, is the same)
 #
@@ -33,7 +34,10 @@ case "${1:-}" in --quick | --smoke) quick=1 ;; esac
 if [ $quick = 1 ]; then
   sizes=(3) runs_tfctl=5 runs_docker=3 reps=1 real=0
 else
-  sizes=(20 200) runs_tfctl=50 runs_docker=10 reps=3 real=1
+  # PEERS_SIZES="20" leaves out the 200-service round (docker-compose takes many minutes for it
+  # on 2 cores); PEERS_REAL=0 the real stack.
+  read -r -a sizes <<<"${PEERS_SIZES:-20 200}"
+  runs_tfctl=50 runs_docker=10 reps=3 real=${PEERS_REAL:-1}
 fi
 for t in dockerd docker-compose skopeo hyperfine jq python3; do
   command -v $t >/dev/null || { echo "bench/peers.sh: $t is missing (scripts/setup.sh installs it)" >&2; exit 1; }
