@@ -79,25 +79,6 @@ fn man_pages_match_the_command_line() {
     }
 }
 
-#[test]
-fn systemd_prints_a_unit_whose_main_process_is_the_supervisor() {
-    let t = Tfctl::new();
-    let file = common::repo().join("samples/web.kdl");
-    let o = t.run(&["systemd", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let unit = stdout(&o);
-    let root = t.root.path().join("state");
-    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).expect("an ExecStart line");
-    assert!(exec.ends_with(&format!("up --quiet {}", file.display())), "{exec}");
-    assert!(exec.contains(&format!("--root {}", root.display())), "the unit loses --root: {exec}");
-    assert!(unit.contains("ExecStopPost=-") && unit.contains("down --quiet web"), "{unit}");
-    assert!(unit.contains("[Install]\nWantedBy=multi-user.target"), "{unit}");
-    // The unit's cgroup is delegated: the containers' cgroups go below it (the VM checks in
-    // scripts/vm/ show `systemctl stop` leaving nothing).
-    assert!(unit.contains("\nDelegate=yes\n") && unit.contains("\nEnvironment=TFCTL_DELEGATED=1\n"), "{unit}");
-    assert!(!root.exists(), "printing a unit touched the state root");
-}
-
 /// `info` tells what this host has, as the kernel says it elsewhere; JSON carries the schema.
 #[test]
 fn info_reports_this_host() {
