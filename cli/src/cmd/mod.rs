@@ -5,6 +5,7 @@ mod completions;
 mod cp;
 mod exec;
 mod generate_man;
+mod man_extra;
 mod images;
 mod info;
 mod ops;
