@@ -179,3 +179,63 @@ fn the_variables_and_from_env_secrets_an_app_needs_come_from_an_environment_file
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(stderr(&o).contains("SHOP_PORT"), "{}", stderr(&o));
 }
+
+/// What systemd hears from a `Type=notify` unit's main process: the foreground supervisor says
+/// READY=1 once the app is ready, STATUS= lines, WATCHDOG=1 at half of WATCHDOG_USEC, and
+/// STOPPING=1 when SIGTERM (systemctl stop) stops the app, after which it exits 0.
+#[test]
+fn the_foreground_supervisor_notifies_ready_status_watchdog_and_stopping() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+
+    let t = Tfctl::new();
+    let ns = common::NetNs::new("notify");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "nt.kdl",
+        &format!("app \"nt\"\ncontainer \"web\" {{\n  image \"{}\"\n  command \"sleep\" \"1000000\"\n  init\n  stop-timeout \"1s\"\n}}\n", common::busybox_image()),
+    );
+    let socket_path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    // No read waits forever: a supervisor that never notifies fails the test, it does not hang it.
+    socket.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    // WATCHDOG_PID is the pid systemd started: the supervisor is that very process (nsenter execs).
+    let mut child = t
+        .cmd_in(&ns)
+        .args(["up", "--quiet", file.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = socket.recv(&mut buf).unwrap_or_else(|e| panic!("no notification from the supervisor: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.starts_with("READY=1")) {
+        seen.push(recv());
+    }
+    assert!(seen.iter().any(|m| m == "STATUS=web: started"), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), "READY=1\nSTATUS=app nt is ready (1 container)");
+    // The loop keeps pinging after READY.
+    let mut pings = 0;
+    while pings < 2 {
+        if recv() == "WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut stopping = false;
+    while !stopping {
+        stopping = recv().starts_with("STOPPING=1");
+    }
+    let status = child.wait().unwrap();
+    let err = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(common::mounts_under(t.root.path()).is_empty(), "mounts left: {:?}", common::mounts_under(t.root.path()));
+}
