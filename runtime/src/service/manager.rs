@@ -12,9 +12,9 @@ use crate::cgroup::systemd::{unit_property, SYSTEM_BUS};
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("cannot reach systemd over D-Bus ({SYSTEM_BUS}): {0}; is systemd PID 1 here? Without it, install the unit and start it by hand")]
-    Unreachable(zbus::Error),
+    Unreachable(Box<zbus::Error>),
     #[error("systemd refused to {what} {unit}: {source}")]
-    Refused { what: &'static str, unit: String, source: zbus::Error },
+    Refused { what: &'static str, unit: String, source: Box<zbus::Error> },
     #[error("{unit} did not start: it is {state}; see `journalctl -u {unit}` and `systemctl status {unit}`")]
     NotStarted { unit: String, state: String },
     #[error("cannot start an async runtime for D-Bus: {0}")]
@@ -32,8 +32,8 @@ pub fn reload_enable(unit: &str, start: bool) -> Result<(), ServiceError> {
 const POLL: Duration = Duration::from_millis(200);
 
 async fn run(unit: &str, start: bool) -> Result<(), ServiceError> {
-    let conn = zbus::connection::Builder::address(SYSTEM_BUS).map_err(ServiceError::Unreachable)?.build().await.map_err(ServiceError::Unreachable)?;
-    let refused = |what: &'static str| move |source| ServiceError::Refused { what, unit: unit.to_string(), source };
+    let conn = zbus::connection::Builder::address(SYSTEM_BUS).map_err(|e| ServiceError::Unreachable(Box::new(e)))?.build().await.map_err(|e| ServiceError::Unreachable(Box::new(e)))?;
+    let refused = |what: &'static str| move |source| ServiceError::Refused { what, unit: unit.to_string(), source: Box::new(source) };
     manager(&conn, "Reload", &()).await.map_err(refused("reload its units for"))?;
     // (files, runtime: under /etc rather than /run, force: no, an existing link is kept)
     manager(&conn, "EnableUnitFiles", &(vec![unit], false, false)).await.map_err(refused("enable"))?;
