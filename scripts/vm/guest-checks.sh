@@ -141,9 +141,13 @@ if [ "$mode" = systemd ]; then
 
   # 5. The unit `tfctl systemd` writes, installed as an admin would: `--install --now` returns once
   # the unit is active, which a Type=notify unit is only after the supervisor's READY=1.
-  out=$(tf systemd --install --now apps/limits.kdl 2>&1); rc=$?
-  expect unit-install-now 0 "$rc${out:+ }$(echo "$out" | tail -2 | tr '\n' ' ')"
   unit=tfctl-limits.service
+  out=$(timeout 300 tfctl --root "$R" systemd --install --now apps/limits.kdl 2>&1); rc=$?
+  expect unit-install-now 0 "$rc${out:+ }$(echo "$out" | tail -2 | tr '\n' ' ')"
+  if [ "$rc" != 0 ]; then
+    systemctl status $unit --no-pager -n 0 2>&1 | sed 's/^/guest: status: /'
+    journalctl -u $unit --no-pager -n 30 2>&1 | sed 's/^/guest: journal: /'
+  fi
   expect unit-active-after-ready active "$(systemctl is-active $unit)"
   expect unit-type-notify "notify main" "$(systemctl show -P Type $unit) $(systemctl show -P NotifyAccess $unit)"
   expect unit-enabled enabled "$(systemctl is-enabled $unit 2>&1)"

@@ -44,7 +44,12 @@ async fn run(unit: &str, start: bool) -> Result<(), ServiceError> {
     let job: OwnedObjectPath = reply.body().deserialize().map_err(refused("start"))?;
     // The start job ends when the unit is up (for `Type=notify`: when the supervisor said
     // READY=1) or when the start failed; the unit's state then says which.
+    // With Restart=, a start that failed keeps its job while systemd restarts the unit: a unit
+    // waiting to restart has failed already.
     while job_exists(&conn, &job).await {
+        if unit_property(&conn, unit, "SubState").await.as_deref() == Some("auto-restart") {
+            break;
+        }
         tokio::time::sleep(POLL).await;
     }
     let active = unit_property(&conn, unit, "ActiveState").await.unwrap_or_default();
