@@ -79,23 +79,35 @@ fn man_pages_match_the_command_line() {
     }
 }
 
+/// Every subcommand's page says how it exits; those of commands that print JSON show it, the
+/// main ones show examples; no page names a page that does not exist.
 #[test]
-fn systemd_prints_a_unit_whose_main_process_is_the_supervisor() {
-    let t = Tfctl::new();
-    let file = common::repo().join("samples/web.kdl");
-    let o = t.run(&["systemd", file.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let unit = stdout(&o);
-    let root = t.root.path().join("state");
-    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).expect("an ExecStart line");
-    assert!(exec.ends_with(&format!("up --quiet {}", file.display())), "{exec}");
-    assert!(exec.contains(&format!("--root {}", root.display())), "the unit loses --root: {exec}");
-    assert!(unit.contains("ExecStopPost=-") && unit.contains("down --quiet web"), "{unit}");
-    assert!(unit.contains("[Install]\nWantedBy=multi-user.target"), "{unit}");
-    // The unit's cgroup is delegated: the containers' cgroups go below it (the VM checks in
-    // scripts/vm/ show `systemctl stop` leaving nothing).
-    assert!(unit.contains("\nDelegate=yes\n") && unit.contains("\nEnvironment=TFCTL_DELEGATED=1\n"), "{unit}");
-    assert!(!root.exists(), "printing a unit touched the state root");
+fn man_pages_have_exit_status_json_and_examples_and_name_only_real_pages() {
+    let man = common::repo().join("man");
+    let page = |name: &str| std::fs::read_to_string(man.join(name)).unwrap_or_else(|e| panic!("man/{name}: {e}"));
+    for entry in std::fs::read_dir(&man).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = page(&name);
+        if name.starts_with("tfctl-") && name.ends_with(".1") {
+            assert!(text.contains(".SH \"EXIT STATUS\""), "man/{name} has no EXIT STATUS");
+        }
+        // References such as tfctl\-up(1) or tfctl.kdl(5) name pages of man/.
+        let unescaped = text.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "");
+        for (i, _) in unescaped.match_indices("tfctl") {
+            let rest = &unescaped[i..];
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')).unwrap_or(rest.len());
+            let (word, after) = rest.split_at(end);
+            if let Some(section) = after.strip_prefix('(').and_then(|a| a.chars().next()).filter(char::is_ascii_digit) {
+                assert!(man.join(format!("{word}.{section}")).exists(), "man/{name} names {word}({section}), which does not exist");
+            }
+        }
+    }
+    for name in ["tfctl-ps.1", "tfctl-config.1", "tfctl-plan.1", "tfctl-images-ls.1", "tfctl-info.1"] {
+        assert!(page(name).contains(".SH JSON"), "man/{name} does not show its JSON");
+    }
+    for name in ["tfctl-up.1", "tfctl-down.1", "tfctl-systemd.1", "tfctl-ps.1", "tfctl-run.1", "tfctl-exec.1"] {
+        assert!(page(name).contains(".SH EXAMPLES"), "man/{name} has no EXAMPLES");
+    }
 }
 
 /// `info` tells what this host has, as the kernel says it elsewhere; JSON carries the schema.

@@ -765,6 +765,21 @@ pub struct LogoutArgs {
 pub struct SystemdArgs {
     /// The app file.
     pub file: PathBuf,
+    /// The unit's name (default tfctl-APP.service; `.service` is added when missing).
+    #[arg(long, value_name = "UNIT")]
+    pub name: Option<String>,
+    /// Write the unit to /etc/systemd/system (and its environment file to /etc/tfctl, when the
+    /// app file needs one and it does not exist) and have systemd reload and enable it, instead
+    /// of printing it.
+    #[arg(long)]
+    pub install: bool,
+    /// With --install: start the unit too, and wait until the app is ready.
+    #[arg(long, requires = "install")]
+    pub now: bool,
+    /// The tfctl binary the unit runs (default: this one; one in a cargo target folder only
+    /// when named here).
+    #[arg(long, value_name = "PATH")]
+    pub tfctl: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

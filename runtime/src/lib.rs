@@ -17,6 +17,7 @@ pub mod net;
 pub mod relay;
 pub mod seccomp;
 pub mod secrets;
+pub mod service;
 pub mod spawn;
 pub mod spec;
 pub mod start;

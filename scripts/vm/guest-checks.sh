@@ -139,20 +139,40 @@ if [ "$mode" = systemd ]; then
   check session-place "$( [ -n "$(sed -n 's/^place=//p' /tmp/session.txt)" ] && echo PASS || echo FAIL)" "$(sed -n 's/^place=//p' /tmp/session.txt) supervisors=$(sed -n 's/^nested=//p' /tmp/session.txt)"
   leftovers session-leaves-nothing
 
-  # 5. The unit `tfctl systemd` writes.
-  tf systemd apps/limits.kdl > /etc/systemd/system/tfctl-limits.service 2>/tmp/unit.err
-  systemctl daemon-reload
-  systemctl start tfctl-limits.service
-  for i in $(seq 200); do tf exec limits/box -- true 2>/dev/null && break; systemctl -q is-active tfctl-limits.service || break; sleep 0.5; done
-  unitcg=/sys/fs/cgroup/system.slice/tfctl-limits.service
+  # 5. The unit `tfctl systemd` writes, installed as an admin would: `--install --now` returns once
+  # the unit is active, which a Type=notify unit is only after the supervisor's READY=1.
+  unit=tfctl-limits.service
+  out=$(timeout 300 tfctl --root "$R" systemd --install --now apps/limits.kdl 2>&1); rc=$?
+  expect unit-install-now 0 "$rc${out:+ }$(echo "$out" | tail -2 | tr '\n' ' ')"
+  if [ "$rc" != 0 ]; then
+    systemctl status $unit --no-pager -n 0 2>&1 | sed 's/^/guest: status: /'
+    journalctl -u $unit --no-pager -n 30 2>&1 | sed 's/^/guest: journal: /'
+    # Why a container failed, as the supervisor says it.
+    tf --format json ps limits 2>&1 | tr -d '\n' | sed 's/^/guest: ps: /'; echo
+  fi
+  expect unit-active-after-ready active "$(systemctl is-active $unit)"
+  expect unit-type-notify "notify main" "$(systemctl show -P Type $unit) $(systemctl show -P NotifyAccess $unit)"
+  expect unit-enabled enabled "$(systemctl is-enabled $unit 2>&1)"
+  # READY=1 came with the status line; STATUS= lines follow the containers.
+  got=$(systemctl show -P StatusText $unit)
+  case $got in "app limits is ready"*|"box: "*|"app: "*) check unit-status-text PASS "$got" ;; *) check unit-status-text FAIL "[$got]" ;; esac
+  # The watchdog is on, and the supervisor's pings keep it quiet (WatchdogSec=1min).
+  expect unit-watchdog 1min "$(systemctl show -P WatchdogUSec $unit)"
+  exposure=$(systemd-analyze security $unit 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  case $exposure in [0-4].*) check unit-security-below-5 PASS "$exposure" ;; *) check unit-security-below-5 FAIL "[$exposure]" ;; esac
+  unitcg=/sys/fs/cgroup/system.slice/$unit
   where=$(find /sys/fs/cgroup -type d -name '*-box' | head -1)
-  case $where in "$unitcg"/*) check unit-containers-in-its-cgroup PASS "$where" ;; *) check unit-containers-in-its-cgroup FAIL "box at [$where], unit: $(systemctl is-active tfctl-limits.service) $(journalctl -u tfctl-limits.service -n 5 --no-pager 2>&1 | tr '\n' ' ')" ;; esac
+  case $where in "$unitcg"/*) check unit-containers-in-its-cgroup PASS "$where" ;; *) check unit-containers-in-its-cgroup FAIL "box at [$where], unit: $(systemctl is-active $unit) $(journalctl -u $unit -n 5 --no-pager 2>&1 | tr '\n' ' ')" ;; esac
   got="$(cat "$where/memory.max" 2>&1) $(cat "$where/pids.max" 2>&1) $(cat "$where/cpu.max" 2>&1)"
   expect unit-limits "50331648 20 50000 100000" "$got"
-  expect unit-supervisor-in-leaf "0::/system.slice/tfctl-limits.service/supervisor" "$(cat /proc/$(systemctl show -P MainPID tfctl-limits.service)/cgroup)"
-  systemctl stop tfctl-limits.service
-  expect unit-stopped inactive "$(systemctl is-active tfctl-limits.service)"
+  expect unit-supervisor-in-leaf "0::/system.slice/$unit/supervisor" "$(cat /proc/$(systemctl show -P MainPID $unit)/cgroup)"
+  expect unit-exec "0::/" "$(tf exec limits/box -- cat /proc/self/cgroup 2>&1)"
+  systemctl stop $unit
+  expect unit-stopped inactive "$(systemctl is-active $unit)"
+  # Stopped, not failed: the supervisor said STOPPING=1 and exited 0 on SIGTERM.
+  expect unit-stop-result success "$(systemctl show -P Result $unit)"
   leftovers unit-stop-leaves-nothing
+  systemctl disable --quiet $unit; rm -f /etc/systemd/system/$unit; systemctl daemon-reload
 fi
 
 # 6. The cgroup driver's own tests, on this kernel.

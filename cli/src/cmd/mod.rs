@@ -7,6 +7,7 @@ mod cp;
 mod exec;
 mod export;
 mod generate_man;
+mod man_extra;
 mod images;
 mod info;
 mod ops;

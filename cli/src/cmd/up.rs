@@ -332,17 +332,10 @@ fn foreground(parts: SupervisorSetupParts, global: &GlobalOpts, ci: CiVerbs) -> 
 
 fn print_progress(p: &Progress) {
     match p {
-        Progress::Report(r) => {
-            let who = r.container.as_deref().unwrap_or("app");
-            let code = r.exit_code.map(|c| format!(" (status {c})")).unwrap_or_default();
-            let msg = if r.message.is_empty() { String::new() } else { format!(": {}", r.message) };
-            match r.event {
-                Event::Started | Event::Healthy | Event::Unhealthy | Event::Exited | Event::Failed | Event::Up | Event::Down => {
-                    eprintln!("{who}: {}{code}{msg}", r.event)
-                }
-                Event::Stopping => {}
-            }
-        }
+        Progress::Report(r) => match r.event {
+            Event::Started | Event::Healthy | Event::Unhealthy | Event::Exited | Event::Failed | Event::Up | Event::Down => eprintln!("{}", r.summary()),
+            Event::Stopping => {}
+        },
         Progress::Ready => eprintln!("app is ready"),
         Progress::Failed { container, reason } => eprintln!("{container} failed: {reason}"),
     }

@@ -290,10 +290,16 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
     let mut control = ControlServer::bind(&run_dir)?;
 
+    // Under a `Type=notify` unit (`tfctl systemd`), systemd hears what `up --wait` would.
+    let notifier = crate::service::notify::Notifier::from_env().map(Arc::new);
     let mut events = sup.events();
     let fwd = progress.clone();
+    let notify_status = notifier.clone();
     tokio::spawn(async move {
         while let Ok(r) = events.recv().await {
+            if let Some(n) = &notify_status {
+                n.status(&r.summary());
+            }
             if fwd.send(Progress::Report(r)).is_err() {
                 break;
             }
@@ -301,10 +307,17 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     });
     sup.start_all();
 
+    // WATCHDOG=1 is sent from this loop itself: a ping proves that the loop still answers.
+    let mut watchdog = notifier.as_ref().and_then(|n| n.watchdog_interval()).map(tokio::time::interval);
     let mut status = sup.status();
     let mut announced = false;
     let reason = loop {
         tokio::select! {
+            _ = tick(&mut watchdog) => {
+                if let Some(n) = &notifier {
+                    n.watchdog();
+                }
+            }
             changed = status.changed() => {
                 if changed.is_err() { break StopReason::Signal; }
                 let r = readiness(&sup.app(), &status.borrow_and_update());
@@ -314,10 +327,14 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         // its own app while it runs.
                         Readiness::Ready => {
                             announced = true;
-                            let (sup, progress) = (sup.clone(), progress.clone());
+                            let (sup, progress, notifier) = (sup.clone(), progress.clone(), notifier.clone());
                             tokio::spawn(async move {
                                 let _ = sup.fire_app_event(model::Event::Up, "ready").await;
                                 let _ = progress.send(Progress::Ready);
+                                if let Some(n) = notifier {
+                                    let count = sup.app().containers.len();
+                                    n.ready(&format!("app {} is ready ({count} container{})", sup.app().name, if count == 1 { "" } else { "s" }));
+                                }
                             });
                         }
                         Readiness::Failed { container, reason } => {
@@ -396,6 +413,9 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
         }
     };
 
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     sup.stop_all().await;
     let _ = sup.fire_app_event(model::Event::Down, "stopped").await;
     sup.driver().cleanup_all();
@@ -407,6 +427,14 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     };
     remove_objects(&root, &mut record)?;
     Ok(reason)
+}
+
+/// The next tick of `interval`; never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => drop(i.tick().await),
+        None => std::future::pending().await,
+    }
 }
 
 async fn serve_exec(sup: &Supervisor<HostDriver>, mut conn: crate::control::Connection, fds: Vec<std::os::fd::OwnedFd>, req: &serde_json::Value) {

@@ -11,7 +11,7 @@ use zbus::zvariant::Value;
 
 use super::CgroupError;
 
-const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+pub(crate) const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// How long a call may take: systemd answers in milliseconds, unless it is stuck.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,24 +84,35 @@ async fn call(unit: &str, slice: &str, pids: &[u32]) -> Result<(), CgroupError> 
 
 /// Whether `unit` is loaded and its ActiveState is `active`.
 async fn active(conn: &zbus::Connection, unit: &str) -> bool {
+    active_state(conn, unit).await.is_some_and(|s| s == "active")
+}
+
+/// The ActiveState of `unit` (`active`, `activating`, `failed`, ...); `None` when it is not loaded.
+async fn active_state(conn: &zbus::Connection, unit: &str) -> Option<String> {
+    unit_property(conn, unit, "ActiveState").await
+}
+
+/// A string property of the `org.freedesktop.systemd1.Unit` interface of `unit`; `None` when the
+/// unit is not loaded.
+pub(crate) async fn unit_property(conn: &zbus::Connection, unit: &str, property: &str) -> Option<String> {
     let Ok(reply) = conn
         .call_method(Some("org.freedesktop.systemd1"), "/org/freedesktop/systemd1", Some("org.freedesktop.systemd1.Manager"), "GetUnit", &(unit,))
         .await
     else {
-        return false;
+        return None;
     };
-    let Ok(path) = reply.body().deserialize::<zbus::zvariant::OwnedObjectPath>() else { return false };
+    let Ok(path) = reply.body().deserialize::<zbus::zvariant::OwnedObjectPath>() else { return None };
     let Ok(reply) = conn
         .call_method(
             Some("org.freedesktop.systemd1"),
             path.as_str(),
             Some("org.freedesktop.DBus.Properties"),
             "Get",
-            &("org.freedesktop.systemd1.Unit", "ActiveState"),
+            &("org.freedesktop.systemd1.Unit", property),
         )
         .await
     else {
-        return false;
+        return None;
     };
-    reply.body().deserialize::<zbus::zvariant::OwnedValue>().ok().and_then(|v| String::try_from(v).ok()).is_some_and(|s| s == "active")
+    reply.body().deserialize::<zbus::zvariant::OwnedValue>().ok().and_then(|v| String::try_from(v).ok())
 }

@@ -106,6 +106,16 @@ pub struct Report {
     pub message: String,
 }
 
+impl Report {
+    /// One line for a person: `web: started`, `db: exited (status 1): MESSAGE`, `app: up`.
+    pub fn summary(&self) -> String {
+        let who = self.container.as_deref().unwrap_or("app");
+        let code = self.exit_code.map(|c| format!(" (status {c})")).unwrap_or_default();
+        let msg = if self.message.is_empty() { String::new() } else { format!(": {}", self.message) };
+        format!("{who}: {}{code}{msg}", self.event)
+    }
+}
+
 /// The outcome `up --wait` reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Readiness {
