@@ -192,7 +192,49 @@ if [ -z "$RUNTIME" ]; then
 fi
 
 RUNDIR=$CACHE/run
+
+# Removes what a test left: its containers (through the runtime itself), then any mount still
+# under its temporary folder, then the folder.
+clean_after() { # label, wrapper, tmpdir
+  local label=$1 w=$2 tmp=$3 id m
+  if [ -f "$RUNDIR/$label/ids" ]; then
+    sort -u "$RUNDIR/$label/ids" | while read -r id; do
+      "$w" delete --force "$id" >/dev/null 2>&1 || true
+    done
+    rm -f "$RUNDIR/$label/ids"
+  fi
+  findmnt -rn -o TARGET | awk -v p="$tmp" '$0 == p || index($0, p "/") == 1' | sort -r | while read -r m; do
+    log "unmounting leftover $m"; umount -l "$m" || true
+  done
+  rm -rf "$tmp"
+  # The cgroup tests use fixed paths (runtime-tools' cgroups.AbsCgroupPath "/cgrouptest" and
+  # RelCgroupPath "testdir/cgrouptest/container"), and delete_only_create_resources makes
+  # pids/cgrouptest itself; a failed test leaves them, and the next test would find them.
+  find /sys/fs/cgroup -depth -type d -name cgrouptest 2>/dev/null | while read -r m; do
+    [ ! -d "$m/container" ] || rmdir "$m/container" 2>/dev/null || true
+    if rmdir "$m" 2>/dev/null; then
+      log "removed leftover cgroup $m"
+      case $m in */testdir/cgrouptest) rmdir "${m%/cgrouptest}" 2>/dev/null || true ;; esac
+    fi
+  done || true
+}
+
+# A run that was interrupted may have left containers in its state roots: delete them (its
+# wrappers recorded their IDs) before its folder goes.
+for w in "$RUNDIR"/*/runtime; do
+  [ -x "$w" ] || continue
+  label=${w%/runtime}; label=${label##*/}
+  clean_after "$label" "$w" "$RUNDIR/$label/tmp"
+done
 rm -rf "$RUNDIR" && mkdir -p "$RUNDIR"
+# The test running when the harness is stopped is cleaned up the same way.
+CURRENT=() TEST_PID=
+stop_current() {
+  if [ -n "$TEST_PID" ]; then kill -TERM "$TEST_PID" 2>/dev/null || true; wait "$TEST_PID" 2>/dev/null || true; fi
+  if [ ${#CURRENT[@]} -gt 0 ]; then clean_after "${CURRENT[@]}"; fi
+}
+trap stop_current EXIT
+trap 'exit 130' INT TERM
 
 # A wrapper per runtime: each keeps its state in a root of this run, and records the ID of every
 # container the tests create so that leftovers (a failed or timed-out test) are deleted after it.
@@ -220,32 +262,6 @@ fi
 
 TESTS=$(cd "$BIN" && ls *.t | sed 's/\.t$//' | { if [ -n "$ONLY" ]; then grep -E "$ONLY" || true; else cat; fi })
 [ -n "$TESTS" ] || die "no validation test matches --only '$ONLY'"
-
-# Removes what a test left: its containers (through the runtime itself), then any mount still
-# under its temporary folder, then the folder.
-clean_after() { # label, wrapper, tmpdir
-  local label=$1 w=$2 tmp=$3 id m
-  if [ -f "$RUNDIR/$label/ids" ]; then
-    sort -u "$RUNDIR/$label/ids" | while read -r id; do
-      "$w" delete --force "$id" >/dev/null 2>&1 || true
-    done
-    rm -f "$RUNDIR/$label/ids"
-  fi
-  findmnt -rn -o TARGET | { grep -F "$tmp" || true; } | sort -r | while read -r m; do
-    log "unmounting leftover $m"; umount -l "$m" || true
-  done
-  rm -rf "$tmp"
-  # The cgroup tests use fixed paths (runtime-tools' cgroups.AbsCgroupPath "/cgrouptest" and
-  # RelCgroupPath "testdir/cgrouptest/container"), and delete_only_create_resources makes
-  # pids/cgrouptest itself; a failed test leaves them, and the next test would find them.
-  find /sys/fs/cgroup -depth -type d -name cgrouptest 2>/dev/null | while read -r m; do
-    [ ! -d "$m/container" ] || rmdir "$m/container" 2>/dev/null || true
-    if rmdir "$m" 2>/dev/null; then
-      log "removed leftover cgroup $m"
-      case $m in */testdir/cgrouptest) rmdir "${m%/cgrouptest}" 2>/dev/null || true ;; esac
-    fi
-  done || true
-}
 
 # One word per result, for the summary: pass, skip (every assertion skipped), fail, timeout; and
 # the text for the table.
@@ -276,13 +292,18 @@ run_one() { # label, wrapper, test
   tmp=$RUNDIR/$label/tmp/$t
   out=$RUNDIR/$label/$t.tap
   mkdir -p "$tmp"
+  CURRENT=("$label" "$w" "$tmp")
   set +e
   # The tests look for runtimetest and the rootfs tarball in the working folder, and make their
   # bundles under TMPDIR.
-  (cd "$BIN" && RUNTIME=$w TMPDIR=$tmp timeout -k 10 "$TIMEOUT" "./$t.t") >"$out" 2>&1 </dev/null
+  (cd "$BIN" && RUNTIME=$w TMPDIR=$tmp exec timeout -k 10 "$TIMEOUT" "./$t.t") >"$out" 2>&1 </dev/null &
+  TEST_PID=$!
+  wait "$TEST_PID"
   rc=$?
+  TEST_PID=
   set -e
   clean_after "$label" "$w" "$tmp"
+  CURRENT=()
   local r; r=$(classify "$out" "$rc")
   KIND[$label/$t]=${r%%|*}
   TEXT[$label/$t]=${r#*|}
