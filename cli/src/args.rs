@@ -97,6 +97,8 @@ pub enum Command {
     /// "message", "label", "help"}]}; the exit status is the same.
     Check(FileArg),
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
+    ///
+    /// JSON (--format json): {"schema": 1, "app": the model, as tfctl.kdl(5) names its fields}.
     Config(FileArg),
     /// Start an app, or bring a running one in line with its file.
     ///
@@ -127,8 +129,17 @@ pub enum Command {
     /// volumes, generated secrets and last logs stay (the next `up` starts new logs).
     Down(DownArgs),
     /// Show what `up` would change, per container, with the reason.
+    ///
+    /// JSON (--format json): {"schema": 1, "app", "changed", "changes": [{"container", "action"
+    /// ("keep"|"update"|"recreate"|"create"|"remove"), "reasons"}], "app_level", "note"}.
     Plan(PlanArgs),
     /// List apps and their containers.
+    ///
+    /// JSON (--format json): {"schema": 1, "apps": [{"name", "supervisor": {"pid"} or null,
+    /// "one_off" (a foreground `run`), "containers": [{"name", "address", "state", "health",
+    /// "restarts", "reason", "uptime_seconds", "ports": [{"container", "host_ip", "host_port",
+    /// "container_port", "proto"}], "added_at_run_time"; a foreground `run`'s also "exit_code",
+    /// "image", "labels"}]}]}.
     Ps(PsArgs),
     /// Show a container's output.
     ///
@@ -165,6 +176,9 @@ pub enum Command {
     /// Remove stopped containers.
     Rm(RmArgs),
     /// Show a container's published ports.
+    ///
+    /// JSON (--format json): {"schema": 1, "ports": [{"container", "host_ip", "host_port",
+    /// "container_port", "proto"}]}.
     Port(PortArgs),
     /// Run a one-off container from an image, as `docker run` does.
     ///
@@ -192,10 +206,25 @@ pub enum Command {
     /// A value that does not parse exits 2, naming the flag and showing how to write it.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
+    ///
+    /// JSON (--format json): progress as JSON lines, each {"schema": 1, "time", "event"} and
+    /// its fields: "resolved" {"image", "manifest", "layers"}, "layer-cached" / "layer-started" /
+    /// "layer-downloaded" {"digest", "size"}, "layer-progress" {"digest", "done", "size"},
+    /// "layer-unpacked" {"digest"}, "done" {"image", "manifest", "downloaded"}. `up` prints the
+    /// same lines for the images it pulls.
     Pull(PullArgs),
     /// List, inspect and remove stored images.
+    ///
+    /// JSON (--format json): `images` and `images ls`: {"schema": 1, "images": [{"name",
+    /// "digest", "size", "layers"}]}; `images prune`: {"schema": 1, "removed", "blobs",
+    /// "layers", "bytes"}; `images inspect` (always JSON): {"schema": 1, "name", "manifest",
+    /// "config_digest", "config"}.
     Images(ImagesArgs),
     /// List, inspect and remove an app's named volumes.
+    ///
+    /// JSON: `volumes ls --format json`: {"schema": 1, "volumes": [{"app", "name", "path",
+    /// "used_by"}]}; `volumes inspect` (always JSON): {"schema": 1, "app", "name", "path",
+    /// "used_by"}.
     #[command(subcommand)]
     Volumes(VolumesCommand),
     /// Store credentials for a registry.
