@@ -107,7 +107,8 @@ fn events_say_what_happened_in_order_with_statuses() {
         format!(
             "app \"e\"\n\
              container \"ok\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"trap 'exit 7' TERM; while true; do sleep 0.1; done\"\n stop-timeout \"5s\"\n on \"started\" {{\n  run \"true\"\n }}\n}}\n\
-             container \"bad\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"sleep 1; exit 3\"\n restart \"no\"\n}}\n"
+             container \"bad\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"sleep 1; exit 3\"\n restart \"no\"\n}}\n\
+             container \"flaky\" {{\n image \"{image}\"\n command \"sh\" \"-c\" \"sleep 1; exit 1\"\n restart \"on-failure\" max=1\n}}\n"
         ),
     )
     .unwrap();
@@ -123,6 +124,7 @@ fn events_say_what_happened_in_order_with_statuses() {
         assert!(l["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
     }
     up.wait_state("bad", "failed");
+    up.wait_state("flaky", "failed");
 
     // Followed from here: the stop and the down below are streamed to it.
     let mut follow = t.cmd_in(ns).args(["events", "e", "--follow", "--format", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -144,6 +146,20 @@ fn events_say_what_happened_in_order_with_statuses() {
     // The stop signal (SIGTERM), which it traps to exit 7.
     assert_eq!(of("ok"), [s("started", "started", None), s("hook", "started", Some(0)), s("exited", "stopped", Some(7))], "{all:?}");
     assert_eq!(of("bad"), [s("started", "started", None), s("exited", "exited", Some(3)), s("failed", "exited", Some(3))], "{all:?}");
+    // Restarted once by its policy, then given up on.
+    assert_eq!(
+        of("flaky"),
+        [
+            s("started", "started", None),
+            s("exited", "exited", Some(1)),
+            s("started", "started", None),
+            s("restarted", "started", None),
+            s("exited", "exited", Some(1)),
+            s("failed", "restart-limit", Some(1))
+        ],
+        "{all:?}"
+    );
+    assert_eq!(all.iter().find(|e| e["event"] == "restarted").unwrap()["restarts"], 1);
     for e in &all {
         assert_eq!((&e["schema"], &e["app"]), (&1.into(), &"e".into()), "{e}");
     }
@@ -153,6 +169,23 @@ fn events_say_what_happened_in_order_with_statuses() {
     assert_eq!(since.iter().map(|e| e["event"].as_str().unwrap()).collect::<Vec<_>>(), ["exited"]);
     let text = stdout(&up.run(&["events", "e/bad"]));
     assert!(text.contains("e/bad exited (status 3)"), "{text}");
+
+    // A new app file applied to the running app is `reconciled`, saying what changed.
+    let changed = std::fs::read_to_string(&file).unwrap().replace("stop-timeout \"5s\"", "stop-timeout \"5s\"\n label \"v\" \"2\"");
+    std::fs::write(&file, changed).unwrap();
+    let o = t.run_in(ns, &["up", "-d", "--trust-file", file.to_str().unwrap()]);
+    // `up -d` returns once its containers started; the reconcile is journalled once all of it
+    // is applied.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let r = loop {
+        let now = json_lines(&stdout(&up.run(&["events", "e", "--format", "json"])));
+        if let Some(r) = now.iter().find(|e| e["event"] == "reconciled") {
+            break r.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no reconciled event ({}): {now:?}", stderr(&o));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(r["container"].is_null() && r["message"].as_str().is_some_and(|m| m.contains("ok")), "{r}");
 
     // Down ends the follower, which has seen the stop and the down as they came.
     assert_eq!(up.run(&["down", "e"]).status.code(), Some(0));
