@@ -41,6 +41,11 @@ fn inspect_shows_what_the_kernel_holds_for_the_container() {
     assert!(v["image"]["manifest_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{v}");
     assert!(v["address"].as_str().is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok()), "{v}");
     assert_eq!(v["health_history"][0]["health"], "healthy", "{v}");
+    // The app's table is in the kernel, as nft (run by the test) lists it.
+    assert_eq!(v["firewall"]["table_loaded"], true, "{v}");
+    let table = v["firewall"]["table"].as_str().unwrap().to_string();
+    let listed = w.ns.sh(&format!("nft list table inet {table}"));
+    assert!(listed.status.success(), "{}", stderr(&listed));
 
     // The process part is what /proc says of that very process.
     let p = &v["process"];

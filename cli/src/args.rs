@@ -253,7 +253,7 @@ pub enum Command {
     /// JSON (--format json): one document, {"schema": 1, "app", "container", "status": {"state",
     /// "health", "restarts", "exit_code", "started_at", "reason"}, "restarts", "image": {"name",
     /// "manifest_digest", "config_digest"}, "address", "labels": {KEY: VALUE}, "firewall":
-    /// {"allow", "egress", "allow_egress", "publish"}, "published": [{"container", "host_ip",
+    /// {"allow", "egress", "allow_egress", "publish", "table", "table_loaded"}, "published": [{"container", "host_ip",
     /// "host_port", "container_port", "proto"}], "process": {"pid", "command", "uid", "gid",
     /// "groups", "capabilities": {"effective": {"hex", "names"}, ...}, "seccomp":
     /// "disabled"|"strict"|"filter", "seccomp_filters", "no_new_privs", "namespaces": {"net":

@@ -79,7 +79,7 @@ fn print_text(i: &Inspection) {
         println!("  usage:        memory {} B, {} pids, cpu {:.2} s", u.memory_bytes, u.pids, u.cpu_ns as f64 / 1e9);
     }
     let fw = &i.firewall;
-    println!("  firewall:     egress {}", or_dash(&fw["egress"]));
+    println!("  firewall:     table {} (loaded: {}), egress {}", or_dash(&fw["table"]), or_dash(&fw["table_loaded"]), or_dash(&fw["egress"]));
     for a in fw["allow"].as_array().into_iter().flatten() {
         println!("    allow {a}");
     }

@@ -53,7 +53,20 @@ pub async fn serve(sup: &Supervisor<HostDriver>, mut conn: Connection, req: &ser
     let root = &sup.driver().context().root;
     // The rules the firewall holds for it: from the running model and the host ports chosen.
     let ports = super::record::load(root, &app.name).ok().flatten().map(|r| r.ports).unwrap_or_default();
-    let firewall = super::lifecycle::firewall_spec(&app, &ports).containers.into_iter().find(|r| r.name == name);
+    let rules = super::lifecycle::firewall_spec(&app, &ports).containers.into_iter().find(|r| r.name == name);
+    // The app's nftables table, and whether the kernel holds it now (read over netlink in this
+    // network namespace, the app's host side).
+    let table = model.net.as_ref().map(|n| n.table.clone());
+    let loaded = table.as_deref().map(|t| crate::net::nft::table::exists(t, nftnl::ProtoFamily::Inet).map_err(|e| e.to_string()));
+    let mut firewall = serde_json::to_value(&rules).unwrap_or_default();
+    if let Some(o) = firewall.as_object_mut() {
+        o.insert("table".into(), table.into());
+        match loaded {
+            Some(Ok(l)) => o.insert("table_loaded".into(), l.into()),
+            Some(Err(e)) => o.insert("table_loaded".into(), format!("unknown: {e}").into()),
+            None => o.insert("table_loaded".into(), false.into()),
+        };
+    }
     let reply = serde_json::json!({
         "ok": true,
         "definition": c,
@@ -155,7 +168,8 @@ pub struct Inspection {
     /// Labels of the container (`label` in the app file, `run --label`).
     pub labels: BTreeMap<String, String>,
     /// The firewall rules tfctl applied for it: who may reach it, its egress, its published
-    /// ports (with the host port chosen).
+    /// ports (with the host port chosen); the app's nftables `table` and whether the kernel
+    /// holds it (`table_loaded`).
     pub firewall: serde_json::Value,
     pub published: serde_json::Value,
     /// `None` when it does not run.
