@@ -90,8 +90,15 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate an app file; exit 0 when it is valid, 2 with diagnostics when not.
+    ///
+    /// JSON (--format json): one document on stdout instead of the report on stderr, for CI to
+    /// annotate: {"schema": 1, "file", "valid", "app", "containers" (how many), "diagnostics":
+    /// [{"file", "line", "column" (1-based, in characters), "code" (e.g. tfctl::unknown-node),
+    /// "message", "label", "help"}]}; the exit status is the same.
     Check(FileArg),
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
+    ///
+    /// JSON (--format json): {"schema": 1, "app": the model, as tfctl.kdl(5) names its fields}.
     Config(FileArg),
     /// Convert Docker Compose files into an app file.
     ///
@@ -167,6 +174,12 @@ pub enum Command {
     /// of a unit or scope), never the processes beside it. A limit whose controller the place
     /// cannot have is refused before any container starts, naming the controller and the
     /// setting. cgroup v1 and hybrid hosts: below tfctl's cgroup in each hierarchy.
+    ///
+    /// JSON (--format json, with -d or --wait): the supervisor's reports as JSON lines on
+    /// stdout, each with "schema": 1, "time" (RFC 3339, when `up` read it) and "kind": "plan"
+    /// (a reconcile's changes), "applied" ({"starting"}), "report" ({"report": {"container",
+    /// "event", "reason", "exit_code", "message"}}), "ready", or "failed" ({"container",
+    /// "reason"}).
     Up(UpArgs),
     /// Stop an app and remove its containers, network and firewall rules.
     ///
@@ -174,8 +187,17 @@ pub enum Command {
     /// volumes, generated secrets and last logs stay (the next `up` starts new logs).
     Down(DownArgs),
     /// Show what `up` would change, per container, with the reason.
+    ///
+    /// JSON (--format json): {"schema": 1, "app", "changed", "changes": [{"container", "action"
+    /// ("keep"|"update"|"recreate"|"create"|"remove"), "reasons"}], "app_level", "note"}.
     Plan(PlanArgs),
     /// List apps and their containers.
+    ///
+    /// JSON (--format json): {"schema": 1, "apps": [{"name", "supervisor": {"pid"} or null,
+    /// "one_off" (a foreground `run`), "containers": [{"name", "address", "state", "health",
+    /// "restarts", "reason", "uptime_seconds", "ports": [{"container", "host_ip", "host_port",
+    /// "container_port", "proto"}], "added_at_run_time"; a foreground `run`'s also "exit_code",
+    /// "image", "labels"}]}]}.
     Ps(PsArgs),
     /// Show a container's output.
     ///
@@ -184,6 +206,10 @@ pub enum Command {
     /// it, colour it or write over earlier lines. Written to a file or a pipe, the output is the
     /// container's bytes as they came, as `docker logs` gives them. A line longer than 16 KiB
     /// is logged in pieces, shown joined again (--tail counts pieces).
+    ///
+    /// JSON (--format json): one line per record, {"schema": 1, "time" (RFC 3339), "container",
+    /// "stream" ("stdout"|"stderr"), "text" (bytes that are not UTF-8 become U+FFFD), "partial"
+    /// (the line goes on in the next record)}.
     Logs(LogsArgs),
     /// Run a command inside a running container, with its full confinement.
     ///
@@ -208,6 +234,9 @@ pub enum Command {
     /// Remove stopped containers.
     Rm(RmArgs),
     /// Show a container's published ports.
+    ///
+    /// JSON (--format json): {"schema": 1, "ports": [{"container", "host_ip", "host_port",
+    /// "container_port", "proto"}]}.
     Port(PortArgs),
     /// Run a one-off container from an image, as `docker run` does.
     ///
@@ -235,10 +264,25 @@ pub enum Command {
     /// A value that does not parse exits 2, naming the flag and showing how to write it.
     Run(RunArgs),
     /// Pull images, or every image of an app file.
+    ///
+    /// JSON (--format json): progress as JSON lines, each {"schema": 1, "time", "event"} and
+    /// its fields: "resolved" {"image", "manifest", "layers"}, "layer-cached" / "layer-started" /
+    /// "layer-downloaded" {"digest", "size"}, "layer-progress" {"digest", "done", "size"},
+    /// "layer-unpacked" {"digest"}, "done" {"image", "manifest", "downloaded"}. `up` prints the
+    /// same lines for the images it pulls.
     Pull(PullArgs),
     /// List, inspect and remove stored images.
+    ///
+    /// JSON (--format json): `images` and `images ls`: {"schema": 1, "images": [{"name",
+    /// "digest", "size", "layers"}]}; `images prune`: {"schema": 1, "removed", "blobs",
+    /// "layers", "bytes"}; `images inspect` (always JSON): {"schema": 1, "name", "manifest",
+    /// "config_digest", "config"}.
     Images(ImagesArgs),
     /// List, inspect and remove an app's named volumes.
+    ///
+    /// JSON: `volumes ls --format json`: {"schema": 1, "volumes": [{"app", "name", "path",
+    /// "used_by"}]}; `volumes inspect` (always JSON): {"schema": 1, "app", "name", "path",
+    /// "used_by"}.
     #[command(subcommand)]
     Volumes(VolumesCommand),
     /// Store credentials for a registry.
@@ -254,12 +298,72 @@ pub enum Command {
     /// Export a container's filesystem as a tar archive (`export kubernetes`: an app file as
     /// Kubernetes manifests).
     Export(ExportArgs),
+    /// Show a container's effective configuration, as the kernel sees it.
+    ///
+    /// Read from the kernel, not echoed from the app file: the user, capabilities (effective,
+    /// permitted, inheritable, bounding, ambient), seccomp mode and no_new_privs from
+    /// /proc/PID/status of the container's init; its namespaces from /proc/PID/ns (each marked
+    /// shared with the host when PID 1 is in the same one); its mounts from /proc/PID/mountinfo;
+    /// its command line; its cgroup's limits and usage from the cgroup's files. From the
+    /// supervisor: the image's digests, state, restart count, address, the firewall rules tfctl
+    /// applied for it and its published ports, its labels and its definition; its health history
+    /// from the app's event journal. A container that does not run has no process or cgroup part.
+    ///
+    /// JSON (--format json): one document, {"schema": 1, "app", "container", "status": {"state",
+    /// "health", "restarts", "exit_code", "started_at", "reason"}, "restarts", "image": {"name",
+    /// "manifest_digest", "config_digest"}, "address", "labels": {KEY: VALUE}, "firewall":
+    /// {"allow", "egress", "allow_egress", "publish", "table", "table_loaded"}, "published": [{"container", "host_ip",
+    /// "host_port", "container_port", "proto"}], "process": {"pid", "command", "uid", "gid",
+    /// "groups", "capabilities": {"effective": {"hex", "names"}, ...}, "seccomp":
+    /// "disabled"|"strict"|"filter", "seccomp_filters", "no_new_privs", "namespaces": {"net":
+    /// {"id", "shared_with_host"}, ...}, "mounts": [{"target", "fstype", "source", "options",
+    /// "fs_options"}]} or null, "cgroup": {"paths", "limits": {"memory", "cpu", "pids"}, "usage"
+    /// (as in `tfctl stats`)} or null, "health_history": [{"time", "health"}], "definition"}.
+    Inspect(InspectArgs),
+    /// Show what happened to an app's containers, from its event journal.
+    ///
+    /// Events: started, restarted (a container started again, with its restart count), healthy,
+    /// unhealthy, exited (with its status: 128+N after signal N), oom (killed at its memory
+    /// limit), failed (with why), hook (a hook ran: its event and status), up, down,
+    /// reconciled (a new app file was applied, with what changed). The supervisor writes each as
+    /// it happens to apps/APP/events.jsonl under the state root, so they can be read after the
+    /// fact and after `down`; past 1 MiB the journal is rotated, keeping one previous journal.
+    /// With --follow, events are printed as they come until the app's supervisor exits.
+    ///
+    /// JSON (--format json): one line per event, {"schema": 1, "time" (RFC 3339), "app",
+    /// "container" (null for the app's own), "event", "reason", "status", "message", "restarts"}.
+    Events(EventsArgs),
+    /// Show the resource usage of an app's running containers.
+    ///
+    /// Per container: CPU (percent of one CPU over the sampling interval, and seconds used),
+    /// memory (and its limit), processes, network I/O of its network namespace (loopback left
+    /// out) and block I/O. Figures come from the container's cgroup; where this host's cgroups
+    /// do not account for one (on cgroup v1 a container has a memory or cpu cgroup only with
+    /// that limit) they are the sum over its live processes in /proc, and "*_source" says
+    /// "procs". Live (refreshed every second) unless --no-stream.
+    ///
+    /// JSON (--format json): one line per sample, {"schema": 1, "time", "containers": [{"app",
+    /// "container", "cpu_percent", "cpu_ns", "cpu_source", "memory_bytes", "memory_source",
+    /// "memory_limit_bytes", "pids", "net_rx_bytes", "net_tx_bytes", "block_read_bytes",
+    /// "block_write_bytes", "block_source", "oom_kills"}]}.
+    Stats(StatsArgs),
+    /// Show the processes of a running container.
+    ///
+    /// Every process in the container's cgroup, with its pid on the host and in the container,
+    /// its parent, user, state, memory, CPU time and command line.
+    ///
+    /// JSON (--format json): {"schema": 1, "app", "container", "processes": [{"pid",
+    /// "container_pid", "ppid", "uid", "gid", "state", "threads", "rss_bytes", "cpu_ns",
+    /// "command"}]}.
+    Top(TopArgs),
     /// Show what this host gives tfctl: kernel, cgroups, the features tfctl uses and the route it
     /// takes for each, the state root. With --format json, one document with "schema": 1.
     Info,
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print tfctl's version.
+    ///
+    /// JSON (--format json): {"schema": 1, "version", "os", "arch"}.
     Version,
     /// Write the man pages into DIR (used to generate man/).
     #[command(name = "generate-man", hide = true)]
@@ -452,6 +556,43 @@ pub struct LogsArgs {
     /// Prefix each line with its time.
     #[arg(short, long)]
     pub timestamps: bool,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
+    #[command(flatten)]
+    pub target_opts: TargetOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this app (else every app under the state root); APP/CONTAINER for one container.
+    pub target: Option<String>,
+    /// Only events since this long ago (e.g. 10m) or this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep printing events as they happen, until the app's supervisor exits.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this app's containers.
+    pub app: Option<String>,
+    /// Print one sample and exit (it still takes a second, to measure CPU use).
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// APP/CONTAINER, or a container name.
+    pub target: String,
     #[command(flatten)]
     pub target_opts: TargetOpts,
 }

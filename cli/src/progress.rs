@@ -43,6 +43,7 @@ impl Progress for PullProgress {
             PullProgress::Json => {
                 if let Ok(mut v) = serde_json::to_value(&event) {
                     v["schema"] = 1.into();
+                    v["time"] = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string().into();
                     println!("{v}");
                 }
             }

@@ -29,7 +29,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",

@@ -19,12 +19,31 @@ pub fn print_diagnostics(diags: &Diagnostics) -> Failure {
 }
 
 pub fn check(args: FileArg, global: &GlobalOpts) -> CmdResult {
+    if global.format == Format::Json {
+        return check_json(&args.file);
+    }
     let app = load_app(&args.file)?;
     if !global.quiet {
         let n = app.containers.len();
         eprintln!("{}: app \"{}\" is valid ({n} container{})", args.file.display(), app.name, if n == 1 { "" } else { "s" });
     }
     Ok(())
+}
+
+/// `check --format json`: one document on stdout, `{"schema": 1, "file", "valid", "app",
+/// "containers", "diagnostics": [{"file", "line", "column", "code", "message", "label", "help"}]}`,
+/// for CI to annotate the lines; the exit status is as without it (2 when invalid).
+fn check_json(file: &std::path::Path) -> CmdResult {
+    let (valid, doc) = match tfctl_schema::load(file, &tfctl_schema::process_env) {
+        Ok(app) => (true, serde_json::json!({"file": file, "valid": true, "app": app.name, "containers": app.containers.len(), "diagnostics": []})),
+        Err(diags) => (false, serde_json::json!({"file": file, "valid": false, "app": null, "containers": null, "diagnostics": diags})),
+    };
+    output::print_json(&doc);
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::silent(Exit::Usage))
+    }
 }
 
 pub fn config(args: FileArg, global: &GlobalOpts) -> CmdResult {

@@ -11,7 +11,7 @@ use tfctl_runtime::spawn::{Spawner, StartFds};
 use tfctl_runtime::state::StateRoot;
 
 use super::target;
-use crate::args::{ExecArgs, GlobalOpts, LogsArgs};
+use crate::args::{ExecArgs, Format, GlobalOpts, LogsArgs};
 use crate::context;
 use crate::logview::Output;
 use crate::exit::{CmdResult, Exit, Failure};
@@ -112,7 +112,7 @@ fn exec_one_off(root: &StateRoot, name: &str, (record, state): (Option<one_off::
 }
 
 /// `10m`, `90s`, or an RFC 3339 time.
-fn parse_since(s: &str) -> Result<SystemTime, Failure> {
+pub(super) fn parse_since(s: &str) -> Result<SystemTime, Failure> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         return Ok(t);
     }
@@ -146,7 +146,12 @@ pub fn logs(args: LogsArgs, global: &GlobalOpts) -> CmdResult {
     let mut output = Output::for_terminals();
     loop {
         for (i, c) in containers.iter().enumerate() {
-            print_new_lines(&dir.join(format!("{c}.log")), &mut last_seen[i], &query, prefix.then_some(c.as_str()), args.timestamps, &mut output).map_err(context::failed)?;
+            let log = dir.join(format!("{c}.log"));
+            if global.format == Format::Json {
+                print_new_json(&log, &mut last_seen[i], &query, c).map_err(context::failed)?;
+            } else {
+                print_new_lines(&log, &mut last_seen[i], &query, prefix.then_some(c.as_str()), args.timestamps, &mut output).map_err(context::failed)?;
+            }
             if last_seen[i].is_none() {
                 last_seen[i] = Some(SystemTime::UNIX_EPOCH);
             }
@@ -225,12 +230,7 @@ pub(super) fn print_new_lines(
     timestamps: bool,
     output: &mut Output,
 ) -> std::io::Result<()> {
-    let before = *seen;
-    let query = match before {
-        Some(t) => LogQuery { since: Some(t), tail: None },
-        None => first.clone(),
-    };
-    for l in logs::read(path, &query)?.into_iter().filter(|l| before.is_none_or(|t| l.time > t)) {
+    for l in new_lines(path, seen, first)? {
         let mut head = String::new();
         if let Some(p) = prefix {
             head.push_str(&format!("{p} | "));
@@ -239,7 +239,40 @@ pub(super) fn print_new_lines(
             head.push_str(&format!("{} ", humantime::format_rfc3339_nanos(l.time)));
         }
         output.write(l.stream, prefix.unwrap_or_default(), &head, &l.text, l.partial)?;
-        *seen = Some(l.time);
     }
     Ok(())
+}
+
+/// The records of a log after `seen` (the first time: those `first` asks for); `seen` moves
+/// to the last one.
+fn new_lines(path: &std::path::Path, seen: &mut Option<SystemTime>, first: &LogQuery) -> std::io::Result<Vec<logs::LogLine>> {
+    let before = *seen;
+    let query = match before {
+        Some(t) => LogQuery { since: Some(t), tail: None },
+        None => first.clone(),
+    };
+    let lines: Vec<logs::LogLine> = logs::read(path, &query)?.into_iter().filter(|l| before.is_none_or(|t| l.time > t)).collect();
+    if let Some(l) = lines.last() {
+        *seen = Some(l.time);
+    }
+    Ok(lines)
+}
+
+/// `logs --format json`: one JSON object per record, `{"schema": 1, "time", "container",
+/// "stream", "text", "partial"}`; text that is not UTF-8 has U+FFFD in place of its bad bytes.
+fn print_new_json(path: &std::path::Path, seen: &mut Option<SystemTime>, first: &LogQuery, container: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for l in new_lines(path, seen, first)? {
+        let v = serde_json::json!({
+            "schema": 1,
+            "time": humantime::format_rfc3339_nanos(l.time).to_string(),
+            "container": container,
+            "stream": l.stream.as_str(),
+            "text": String::from_utf8_lossy(&l.text),
+            "partial": l.partial,
+        });
+        writeln!(out, "{v}")?;
+    }
+    out.flush()
 }

@@ -4,16 +4,19 @@ pub mod check;
 mod completions;
 mod convert;
 mod cp;
+mod events;
 mod exec;
 mod export;
 mod generate_man;
 mod man_extra;
 mod images;
 mod info;
+mod inspect;
 mod ops;
 mod reconcile;
 mod run;
 mod run_app;
+mod stats;
 mod systemd;
 mod target;
 mod up;
@@ -52,7 +55,15 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Completions(args) => completions::run(args),
         Command::Info => info::info(&global),
         Command::Version => {
-            println!("tfctl {}", env!("CARGO_PKG_VERSION"));
+            match global.format {
+                // `{"schema": 1, "version", "os", "arch"}`.
+                crate::args::Format::Json => crate::output::print_json(&serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "os": std::env::consts::OS,
+                    "arch": std::env::consts::ARCH,
+                })),
+                crate::args::Format::Text => println!("tfctl {}", env!("CARGO_PKG_VERSION")),
+            }
             Ok(())
         }
         Command::GenerateMan { dir } => generate_man::run(&dir),
@@ -81,5 +92,9 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Volumes(cmd) => ops::volumes(cmd, &global),
         Command::Export(ExportArgs { kind: Some(kind), .. }) => export::export(kind, &global),
         Command::Export(args) => cp::export(args, &global),
+        Command::Inspect(args) => inspect::inspect(args, &global),
+        Command::Events(args) => events::events(args, &global),
+        Command::Stats(args) => stats::stats(args, &global),
+        Command::Top(args) => stats::top(args, &global),
     }
 }

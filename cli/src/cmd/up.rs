@@ -480,7 +480,13 @@ pub(super) fn report_until(
             return Err(Failure::msg(Exit::Failed, format!("app {app}: {}", msg["error"].as_str().unwrap_or("the supervisor refused the request"))));
         }
         if global.format == Format::Json {
-            println!("{msg}");
+            // Each line says its schema and when `up` read it.
+            let mut line = msg.clone();
+            if let Some(o) = line.as_object_mut() {
+                o.insert("schema".into(), 1.into());
+                o.insert("time".into(), humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string().into());
+            }
+            println!("{line}");
         }
         match msg["kind"].as_str() {
             Some("plan") => {

@@ -111,6 +111,8 @@ pub struct HostDriver {
     ctx: Arc<AppContext>,
     model: std::sync::RwLock<Arc<Model>>,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Where every event goes as it happens, for `tfctl events`.
+    journal: super::events::Journal,
 }
 
 /// The names the app's containers resolve: every container on the app's network (not a
@@ -133,11 +135,17 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 impl HostDriver {
     pub fn new(ctx: AppContext, model: Model) -> HostDriver {
-        HostDriver { ctx: Arc::new(ctx), model: std::sync::RwLock::new(Arc::new(model)), slots: Mutex::new(HashMap::new()) }
+        let journal = super::events::Journal::new(&ctx.root, &model.app.name);
+        HostDriver { ctx: Arc::new(ctx), model: std::sync::RwLock::new(Arc::new(model)), slots: Mutex::new(HashMap::new()), journal }
     }
 
     pub fn context(&self) -> &AppContext {
         &self.ctx
+    }
+
+    /// The app's event journal.
+    pub fn journal(&self) -> &super::events::Journal {
+        &self.journal
     }
 
     /// The model containers are started from now.
@@ -395,6 +403,10 @@ impl HostDriver {
 pub const HOOKS_LOG: &str = "_hooks";
 
 impl Driver for HostDriver {
+    fn record_event(&self, report: &crate::supervise::Report, restarts: u32) {
+        self.journal.report(report, restarts);
+    }
+
     fn hook_output(&self, container: Option<&str>, event: &str, line: &str) {
         let text = format!("{} {event}: {line}", container.unwrap_or("app"));
         match self.log_writer(HOOKS_LOG) {

@@ -4,7 +4,9 @@ pub mod client;
 pub mod copy;
 pub mod driver;
 pub mod etc;
+pub mod events;
 pub mod export;
+pub mod inspect;
 pub mod lifecycle;
 pub mod netns;
 pub mod one_off;
@@ -12,6 +14,7 @@ pub mod ops;
 pub mod reconcile;
 pub mod record;
 pub mod serve_reconcile;
+pub mod stats;
 
 pub use driver::{AppContext, HostDriver, OutputLine};
 pub use record::AppRecord;

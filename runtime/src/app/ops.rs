@@ -83,6 +83,9 @@ pub async fn serve(sup: &Supervisor<HostDriver>, mut conn: Connection, req: &ser
     if req["op"] == "root" {
         return serve_root(sup, conn, req).await;
     }
+    if req["op"] == "inspect" {
+        return super::inspect::serve(sup, conn, req).await;
+    }
     let reply = match req["op"].as_str() {
         Some("kill") => kill(sup, req).await,
         Some("volume-users") => Ok(serde_json::json!({"ok": true, "containers": volume_users(sup, req["volume"].as_str().unwrap_or_default())})),
@@ -97,7 +100,7 @@ pub async fn serve(sup: &Supervisor<HostDriver>, mut conn: Connection, req: &ser
 
 /// Whether `op` is one `serve` answers.
 pub fn serves(op: &str) -> bool {
-    matches!(op, "kill" | "volume-users" | "root")
+    matches!(op, "kill" | "volume-users" | "root" | "inspect")
 }
 
 async fn kill(sup: &Supervisor<HostDriver>, req: &serde_json::Value) -> Result<serde_json::Value, String> {
@@ -115,22 +118,35 @@ async fn kill(sup: &Supervisor<HostDriver>, req: &serde_json::Value) -> Result<s
 /// the pidfd's fdinfo is trusted only because the pidfd still names a live process after the
 /// open, so the pid cannot have been reused in between.
 pub(crate) fn container_root(pidfd: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, String> {
-    use std::os::fd::AsRawFd;
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).map_err(|e| e.to_string())?;
-    let pid: i32 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|p| p.trim().parse().ok())
-        .filter(|p| *p > 0)
-        .ok_or("the container's init has exited")?;
+    let pid = pidfd_pid(pidfd)?;
     let root = nix::fcntl::open(
         format!("/proc/{pid}/root").as_str(),
         nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| format!("cannot open the container's root: {e}"))?;
-    crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), 0).map_err(|_| "the container's init exited while its root was opened".to_string())?;
+    if !still_alive(pidfd) {
+        return Err("the container's init exited while its root was opened".to_string());
+    }
     Ok(root)
+}
+
+/// The pid a pidfd names, from its fdinfo; an error once the process has exited. Trust it only
+/// as long as the pidfd is then found to name a live process ([`still_alive`]): the pid may
+/// have been reused in between.
+pub(crate) fn pidfd_pid(pidfd: &std::os::fd::OwnedFd) -> Result<i32, String> {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).map_err(|e| e.to_string())?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| "the container's init has exited".to_string())
+}
+
+/// Whether the process a pidfd names still runs.
+pub(crate) fn still_alive(pidfd: &std::os::fd::OwnedFd) -> bool {
+    crate::sys::pidfd_send_signal(std::os::fd::AsRawFd::as_raw_fd(pidfd), 0).is_ok()
 }
 
 /// `exec -u`: `plan` runs as the user `spec` names in the running container's own /etc/passwd

@@ -78,6 +78,14 @@ pub async fn serve(sup: &Supervisor<HostDriver>, live: &Arc<Mutex<Live>>, mut co
         return;
     }
     let starting = planned.starting();
+    // What `tfctl events` says of it: each container that changed, and how.
+    let summary: Vec<String> = planned
+        .changes
+        .iter()
+        .filter(|c| c.action != tfctl_schema::diff::Action::Keep)
+        .map(|c| format!("{} {}", c.container, c.action.as_str()))
+        .chain(planned.app_level.iter().cloned())
+        .collect();
     let mut events = sup.events();
     let applied = {
         let apply = reconcile::apply(sup, &mut state, planned);
@@ -92,6 +100,9 @@ pub async fn serve(sup: &Supervisor<HostDriver>, live: &Arc<Mutex<Live>>, mut co
         }
     };
     drop(state);
+    if applied.is_ok() {
+        sup.driver().journal().reconciled(&summary.join(", "));
+    }
     let msg = match &applied {
         Ok(()) => json!({"kind": "applied", "starting": starting}),
         Err(e) => json!({"kind": "failed", "container": "", "reason": format!("the reconcile failed: {e}")}),

@@ -70,4 +70,9 @@ pub trait Driver: Send + Sync + 'static {
     /// Keeps a line a hook of `event` (for `container`, or the app) printed, where the app's
     /// logs are. Nowhere by default.
     fn hook_output(&self, _container: Option<&str>, _event: &str, _line: &str) {}
+
+    /// Keeps a report of the supervisor where `tfctl events` reads it (the app's event
+    /// journal), as it happens; `restarts` is the container's restart count then. Nowhere by
+    /// default.
+    fn record_event(&self, _report: &super::Report, _restarts: u32) {}
 }

@@ -284,13 +284,10 @@ fn update(inner: &Inner<impl Driver>, name: &str, f: impl FnOnce(&mut ContainerS
 }
 
 fn report(inner: &Inner<impl Driver>, container: Option<&str>, event: Event, reason: &str, exit: Option<ExitStatus>, message: String) {
-    let _ = inner.events.send(Report {
-        container: container.map(str::to_string),
-        event,
-        reason: reason.to_string(),
-        exit_code: exit.map(|e| e.code),
-        message,
-    });
+    let r = Report { container: container.map(str::to_string), event, reason: reason.to_string(), exit_code: exit.map(|e| e.code), message };
+    let restarts = container.and_then(|c| inner.status.borrow().get(c).map(|s| s.restarts)).unwrap_or(0);
+    inner.driver.record_event(&r, restarts);
+    let _ = inner.events.send(r);
 }
 
 /// Reports `event` and runs its hooks for `container` (or the app), in declaration order.
@@ -339,6 +336,17 @@ async fn fire<D: Driver>(
                     inner.driver.hook_output(name, event.as_str(), line);
                 }
             }
+            // That it ran, and how it ended, for `tfctl events`.
+            let (status, ran) = match &outcome {
+                Ok(o) if o.timed_out => (None, format!("hook timed out after {:?}", hook.timeout)),
+                Ok(o) => (o.status, format!("hook ran: {}", step_name(step))),
+                Err(e) => (None, format!("hook could not run: {e}")),
+            };
+            // Only journalled: whoever follows the reports (`up`'s output, the CI verbs) reads
+            // a report of `exited` as the container's own exit.
+            let restarts = name.and_then(|c| inner.status.borrow().get(c).map(|s| s.restarts)).unwrap_or(0);
+            let r = Report { container: name.map(str::to_string), event, reason: "hook-ran".into(), exit_code: status, message: ran };
+            inner.driver.record_event(&r, restarts);
             match outcome {
                 Ok(o) if o.success() => continue,
                 Ok(o) if o.timed_out => failure = Some(format!("timed out after {:?}", hook.timeout)),
@@ -357,6 +365,14 @@ async fn fire<D: Driver>(
         }
     }
     Ok(())
+}
+
+/// A hook step as the journal names it: `run PROGRAM` or `exec PROGRAM`.
+fn step_name(step: &HookStep) -> String {
+    match step {
+        HookStep::Run(argv) => format!("run {}", argv.first().map_or("", String::as_str)),
+        HookStep::Exec(argv) => format!("exec {}", argv.first().map_or("", String::as_str)),
+    }
 }
 
 /// Waits until every `after` condition of `c` holds; false if one never can.
