@@ -90,6 +90,10 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate an app file; exit 0 when it is valid, 2 with diagnostics when not.
+    ///
+    /// A container with host modes (`privileged`, `network "host"`, `pid "host"`, `device`) is
+    /// valid, but each such container gets a warning line on stderr naming its modes, also with
+    /// `--quiet`; the exit status does not change.
     Check(FileArg),
     /// Print the resolved app model: defaults filled in, variables expanded, paths absolute.
     Config(FileArg),
@@ -189,6 +193,10 @@ pub enum Command {
     /// Show what `up` would change, per container, with the reason.
     Plan(PlanArgs),
     /// List apps and their containers.
+    ///
+    /// A container with host modes (`privileged`, `network=host`, `pid=host`, `device=PATH`)
+    /// has them after its name, `web [host: privileged]`, and in `host_modes` of
+    /// `--format json` (an empty list for a confined container).
     Ps(PsArgs),
     /// Show a container's output.
     ///
