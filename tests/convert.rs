@@ -147,7 +147,7 @@ fn converted_nodes_keep_the_compose_meaning() {
         "publish 8080 to=8000",
         "after \"db\" until=\"healthy\"",
         "after \"cache\"",
-        "restart \"always\"",
+        "restart \"unless-stopped\"",
         "mount \"db-data\" at=\"/var/lib/postgresql/data\"",
         "exec \"/bin/sh\" \"-c\" \"pg_isready -U shop -d shop\"",
         "interval \"10s\"",
@@ -201,18 +201,24 @@ fn converted_nodes_keep_the_compose_meaning() {
     assert_has(&kdl, &["publish 0 to=3000", "publish 0 to=3002", "publish 9091 to=8081", "publish 0 to=5000 host-ip=\"127.0.0.1\"", "publish 6060 to=6060 proto=\"udp\"", "publish 8081 to=80 host-ip=\"127.0.0.1\"", "publish 5353 to=53 host-ip=\"127.0.0.1\" proto=\"udp\""]);
     let kdl = converted("internal-network");
     let db = kdl.split("container \"db\"").nth(1).unwrap();
-    assert_has(db, &["egress \"deny\"", "allow from=\"app\""]);
+    assert_has(db, &["egress \"deny\"", "network \"back\""]);
     let app = kdl.split("container \"app\"").nth(1).unwrap().split("container \"db\"").next().unwrap();
     assert!(!app.contains("egress \"deny\""), "app is also on a network with a way out:\n{kdl}");
     let batch = kdl.split("container \"batch\"").nth(1).unwrap();
-    assert_has(batch, &["egress \"deny\""]);
-    assert_lacks(batch, &["allow "]);
-    assert_lacks(app, &["allow from=\"batch\""]);
+    assert_has(batch, &["network \"none\""]);
+    assert_lacks(batch, &["allow ", "network \"back\""]);
+    assert_has(app, &["network \"front\"", "network \"back\""]);
+    assert_lacks(app, &["allow "]);
     let kdl = converted("reverse-proxy");
     let whoami = kdl.split("container \"whoami\"").nth(1).unwrap().split("container \"blog\"").next().unwrap();
-    assert_has(whoami, &["allow from=\"proxy\"", "allow from=\"blog\""]);
+    assert_has(whoami, &["network \"apps\"", "label \"traefik.http.routers.whoami.rule\" \"Host(`whoami.localhost`)\""]);
+    assert_lacks(whoami, &["network \"edge\""]);
     let proxy = kdl.split("container \"proxy\"").nth(1).unwrap().split("container \"whoami\"").next().unwrap();
-    assert_has(proxy, &["allow from=\"whoami\"", "allow from=\"blog\"", "publish 8081 to=8080 host-ip=\"127.0.0.1\""]);
+    assert_has(proxy, &["network \"edge\"", "network \"apps\"", "publish 8081 to=8080 host-ip=\"127.0.0.1\""]);
+    // Named networks stand for the per-pair rules.
+    assert_lacks(&kdl, &["allow "]);
+    let blog = kdl.split("container \"blog\"").nth(1).unwrap();
+    assert_has(blog, &["alias \"ghost\""]);
 }
 
 #[test]
@@ -272,6 +278,11 @@ struct Running {
 
 impl Running {
     fn up(corpus_name: &str, app: &str) -> Running {
+        Running::up_with(corpus_name, app, &[])
+    }
+
+    /// `up` with more arguments (`--profile P`).
+    fn up_with(corpus_name: &str, app: &str, up_args: &[&str]) -> Running {
         let t = Tfctl::new();
         let dir = tempfile::tempdir().unwrap();
         let file = corpus_dir().join(format!("{corpus_name}.yaml"));
@@ -281,7 +292,10 @@ impl Running {
         assert!(o.status.success(), "{}", stderr(&o));
         let ns = NetNs::new(&corpus_name[..4]);
         let file = out.to_string_lossy().into_owned();
-        let o = t.run_in(&ns, &["up", "--trust-file", "--wait=60s", &file]);
+        let mut args = vec!["up", "--trust-file", "--wait=60s"];
+        args.extend_from_slice(up_args);
+        args.push(&file);
+        let o = t.run_in(&ns, &args);
         let r = Running { t, ns, _dir: dir, app: app.to_string(), file };
         assert_eq!(o.status.code(), Some(0), "up: {}\n{}", stderr(&o), std::fs::read_to_string(&r.file).unwrap());
         r
@@ -336,4 +350,66 @@ fn expose_limits_peers_to_the_exposed_ports() {
     // The database listens there: the firewall, not a missing server, said no.
     let o = r.t.run_in(&r.ns, &["exec", &format!("{}/db", r.app), "--", "sh", "-c", "echo | nc -w 1 127.0.0.1 6000"]);
     assert!(stdout(&o).contains("ok"), "db answers on 6000 itself: {}", stderr(&o));
+}
+
+#[test]
+fn compose_features_become_app_format_nodes() {
+    let kdl = converted("profiles");
+    let adminer = kdl.split("container \"adminer\"").nth(1).unwrap().split("container ").next().unwrap();
+    assert_has(adminer, &["profile \"debug\""]);
+    let db = kdl.split("container \"db\"").nth(1).unwrap().split("container ").next().unwrap();
+    assert_lacks(db, &["profile"]);
+
+    assert_has(&converted("logging-labels"), &["label \"com.example.team\" \"payments\"", "label \"com.example.tier\" \"web\"", "log size=\"10m\" files=2"]);
+    let kdl = converted("dns-hosts");
+    assert_has(&kdl, &["extra-host \"db.internal\" \"10.0.0.5\"", "dns \"1.1.1.1\" \"9.9.9.9\"", "device \"/dev/fuse\""]);
+    assert_lacks(&kdl, &["extra-host \"host.docker.internal\""]);
+    let kdl = converted("monitoring");
+    let exporter = kdl.split("container \"node-exporter\"").nth(1).unwrap().split("container ").next().unwrap();
+    assert_has(exporter, &["network \"host\"", "pid \"host\""]);
+    assert_lacks(exporter, &["allow ", "network \"default\""]);
+    let cadvisor = kdl.split("container \"cadvisor\"").nth(1).unwrap();
+    assert_has(cadvisor, &["privileged", "device \"/dev/kmsg\"", "allow from=\"prometheus\" port=8080 proto=\"tcp\""]);
+    // cadvisor's `expose` keeps it off the network; its peers let it in as a member would be.
+    assert_lacks(cadvisor, &["network \"default\""]);
+    assert_has(&kdl, &["allow from=\"cadvisor\"", "restart \"unless-stopped\""]);
+    assert_has(&converted("security"), &["privileged"]);
+    assert_has(&converted("depends-conditions"), &["after \"db\" until=\"healthy\" restart=#true"]);
+
+    let kdl = converted("host-features");
+    assert_has(&kdl, &[
+        "container \"worker\" replicas=3 {",
+        "container \"web\" replicas=2 {",
+        "publish 0 to=80",
+        "tty",
+        "group-add \"audio\" \"1001\"",
+        "log size=\"5m\"",
+        "device \"/dev/nvidia0\"",
+        "device \"/dev/kvm\"",
+        "extra-host \"db\" \"10.0.0.5\"",
+        "extra-host \"db\" \"fd00::5\"",
+        "dns \"::1\"",
+        "alias \"log-sink\"",
+        "network \"logs\"",
+    ]);
+    // Left out, with a warning and a comment only.
+    let nodes: String = kdl.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    assert_lacks(&nodes, &["publish 8080", "/dev/dri", "alias \"worker\"", "pid "]);
+}
+
+/// The names of the containers `ps` lists for the app.
+fn listed(r: &Running) -> Vec<String> {
+    let mut names: Vec<String> = r.addresses().into_keys().collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn profiles_run_only_when_up_names_them() {
+    let r = Running::up("profiles-run", "profnone");
+    assert_eq!(listed(&r), ["web"], "without --profile only the service without profiles runs");
+    drop(r);
+    let r = Running::up_with("profiles-run", "profdebug", &["--profile", "debug"]);
+    assert_eq!(listed(&r), ["debug", "web"], "--profile debug adds the debug service");
+    assert!(r.reaches("debug", "web", 80), "debug → web:80 on the default network");
 }

@@ -91,6 +91,9 @@ pub enum Format {
 pub enum Command {
     /// Validate an app file; exit 0 when it is valid, 2 with diagnostics when not.
     ///
+    /// A container with host modes (`privileged`, `network "host"`, `pid "host"`, `device`) is
+    /// valid, but each such container gets a warning line on stderr naming its modes, also with
+    /// `--quiet`; the exit status does not change.
     /// JSON (--format json): one document on stdout instead of the report on stderr, for CI to
     /// annotate: {"schema": 1, "file", "valid", "app", "containers" (how many), "diagnostics":
     /// [{"file", "line", "column" (1-based, in characters), "code" (e.g. tfctl::unknown-node),
@@ -104,9 +107,10 @@ pub enum Command {
     ///
     /// The files are merged in order as `docker compose -f A -f B` merges them, with Compose's
     /// interpolation (`${X:-y}`, `${X:?msg}`, the project's `.env`), `extends`, `include`,
-    /// anchors and `x-` extensions. Each service becomes a container; containers that share a
-    /// Compose network get `allow` rules that let them reach each other (on the `expose`d ports
-    /// when there are some, else on every port), and nothing else reaches them. Whatever has no
+    /// anchors and `x-` extensions. Each service becomes a container on `network`s named after
+    /// its Compose networks, so that containers sharing one reach each other on every port (a
+    /// service that `expose`s ports is reached on those only, by `allow` rules), and nothing
+    /// else reaches them. Whatever has no
     /// tfctl equivalent (`build`, a network driver, `deploy.placement`, ...) is printed as a
     /// warning naming the service and key, and kept as a comment in the app file.
     ///
@@ -125,7 +129,8 @@ pub enum Command {
     /// `convert`); `env_file` → `env-file` (a missing optional file is left out).
     ///
     /// `ports` → `publish` per port (ranges expanded; no host port: `publish 0`; `::1` becomes
-    /// 127.0.0.1, since tfctl is IPv4-only). `expose` → the ports of the `allow` rules.
+    /// 127.0.0.1, since tfctl is IPv4-only; with replicas, a fixed host port becomes 0). `expose`
+    /// → the ports of the `allow` rules.
     ///
     /// `volumes` → `mount`: a named volume (declared with `volume`), a bind (`create=#true`
     /// unless `bind.create_host_path: false`, as Docker creates a missing folder), an anonymous
@@ -140,23 +145,34 @@ pub enum Command {
     /// `until="healthy"` for service_healthy and `"completed"` for
     /// service_completed_successfully.
     ///
-    /// `restart`, `deploy.restart_policy` → `restart` (unless-stopped as "always", on-failure:N
-    /// as max=N). `mem_limit`, `cpus`, `pids_limit`, `deploy.resources.limits` → `limits`.
+    /// `restart`, `deploy.restart_policy` → `restart` (on-failure:N as max=N).
+    /// `depends_on.restart: true` → `after restart=#true`. `mem_limit`, `cpus`, `pids_limit`, `deploy.resources.limits` → `limits`.
     /// `ulimits` → `ulimit`; `cap_add`, `cap_drop` → `cap-add`, `cap-drop`; `read_only`,
     /// `init` → `read-only`, `init`; `stop_signal`, `stop_grace_period` → `stop-signal`,
     /// `stop-timeout`; `sysctls` → `sysctl`; `shm_size` → `shm-size`; `security_opt`
     /// seccomp → `seccomp`.
     ///
-    /// `networks` → `allow from=PEER` on each container for every service it shares a network
-    /// with (every port, or its `expose`d and published ones); an `internal` network, or none,
-    /// gives `egress "deny"`.
+    /// `networks` → `network NAME` per Compose network (`default` for a service without
+    /// `networks`). A service that `expose`s ports joins none of them: each service sharing a
+    /// Compose network with it gets `allow` rules to its `expose`d and published ports, and it
+    /// gets `allow from=` on theirs. An `internal` network alone gives `egress "deny"`.
+    /// Network `aliases` → `alias` (an alias that is another container's name, or another
+    /// service's alias, is left out with a warning: tfctl's aliases hold on every network).
+    /// `network_mode: none`, `host` → `network "none"`, `"host"`.
     ///
-    /// Not yet in the app file, kept as warnings and comments: `profiles`, `labels`, `logging`,
-    /// network aliases, `extra_hosts`, `dns`, `privileged`, `devices`, `network_mode`,
-    /// `links` and replicas. Without an equivalent: `container_name`, network drivers and
-    /// IPAM, external volumes and networks, `deploy.placement`, reservations, `pid`, `ipc`,
-    /// and the rest of the Compose Specification's keys; `version`, `tty`, `stdin_open`,
-    /// `platform`, `pull_policy` and `develop` are only comments.
+    /// `profiles` → `profile`; `labels`, `deploy.labels` → `label`; `extra_hosts` →
+    /// `extra-host` (not `host-gateway`); `dns` → `dns`; `privileged` → `privileged`;
+    /// `pid: host` → `pid "host"`; `devices` → `device` (at the same path only); `tty` → `tty`;
+    /// `group_add` → `group-add`; `scale`, `deploy.replicas` → `container replicas=`;
+    /// `logging` (json-file, local) `max-size`, `max-file` → `log size= files=` (Docker's
+    /// file count less the current one).
+    ///
+    /// Not yet in the app file, kept as warnings and comments: `dns_search`, `dns_opt`,
+    /// `links` and `annotations`. Without an equivalent: `container_name`, network drivers and
+    /// IPAM, external volumes and networks, `deploy.placement`, reservations, `network_mode`
+    /// and `pid` of another container, `ipc`, log drivers other than json-file and local, and
+    /// the rest of the Compose Specification's keys; `version`, `stdin_open`, `platform`,
+    /// `pull_policy` and `develop` are only comments.
     Convert(ConvertArgs),
     /// Start an app, or bring a running one in line with its file.
     ///
@@ -193,9 +209,12 @@ pub enum Command {
     Plan(PlanArgs),
     /// List apps and their containers.
     ///
+    /// A container with host modes (`privileged`, `network=host`, `pid=host`, `device=PATH`)
+    /// has them after its name, `web [host: privileged]`, and in `host_modes` of
+    /// `--format json` (an empty list for a confined container).
     /// JSON (--format json): {"schema": 1, "apps": [{"name", "supervisor": {"pid"} or null,
     /// "one_off" (a foreground `run`), "containers": [{"name", "address", "state", "health",
-    /// "restarts", "reason", "uptime_seconds", "ports": [{"container", "host_ip", "host_port",
+    /// "restarts", "reason", "uptime_seconds", "host_modes", "ports": [{"container", "host_ip", "host_port",
     /// "container_port", "proto"}], "added_at_run_time"; a foreground `run`'s also "exit_code",
     /// "image", "labels"}]}]}.
     Ps(PsArgs),

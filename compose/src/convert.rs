@@ -1,6 +1,7 @@
 //! The merged Compose model as a tfctl app file: one `container` per service, `volume`,
-//! `secret` and file nodes for its resources, and `allow` rules that give each container the
-//! peers its Compose networks gave it. What has no equivalent becomes a warning and a comment.
+//! `secret` and file nodes for its resources, `network` nodes for its Compose networks (and
+//! `allow` rules where `expose` narrows them). What has no equivalent becomes a warning and a
+//! comment.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -24,7 +25,8 @@ const MAPPED: &[&str] = &[
     "hostname", "ports", "expose", "volumes", "tmpfs", "secrets", "configs", "healthcheck",
     "depends_on", "restart", "deploy", "mem_limit", "cpus", "pids_limit", "ulimits", "cap_add",
     "cap_drop", "read_only", "init", "stop_signal", "stop_grace_period", "sysctls", "shm_size",
-    "networks", "network_mode", "security_opt", "extends",
+    "networks", "network_mode", "security_opt", "extends", "profiles", "labels", "logging",
+    "extra_hosts", "dns", "pid", "privileged", "devices", "tty", "scale", "group_add",
 ];
 
 /// Compose's health-check timing when a file leaves it out (tfctl's own defaults differ).
@@ -35,6 +37,8 @@ const COMPOSE_HEALTH_TIMEOUT: &str = "30s";
 #[derive(Default)]
 struct Block {
     lines: Vec<String>,
+    /// Properties of the node the block belongs to (` replicas=3` of its `container`).
+    props: String,
 }
 
 impl Block {
@@ -241,12 +245,14 @@ struct Peer {
     name: String,
     networks: Vec<String>,
     listens: Vec<Listen>,
-    exposes: bool,
     has_health: bool,
     /// What its network settings did not convert, as comments for its block.
     notes: Vec<String>,
-    /// `network_mode: none`: no network at all, so no way out either.
-    isolated: bool,
+    /// `network_mode: none` or `host`: on none of the app's networks.
+    mode: Option<&'static str>,
+    /// Whether it joins its networks with `network` nodes: not when `expose` narrows the ports
+    /// its peers reach, which a named network (every port) cannot say.
+    joins: bool,
 }
 
 struct Cx<'a> {
@@ -263,6 +269,8 @@ struct Cx<'a> {
     /// The app's volumes, in the order first used, with a comment.
     declared_volumes: Vec<(String, Option<String>)>,
     used_secrets: BTreeSet<String>,
+    /// Aliases given so far: an alias names one container of the app.
+    aliases: BTreeSet<String>,
 }
 
 impl Cx<'_> {
@@ -364,6 +372,7 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
         secrets: Names::default(),
         declared_volumes: Vec::new(),
         used_secrets: BTreeSet::new(),
+        aliases: BTreeSet::new(),
     };
     let mut header = Block::default();
     for name in &project.unset {
@@ -389,7 +398,11 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
         let compose = name.as_str().unwrap_or_default().to_string();
         let mut scratch = Block::default();
         let nets = service_networks(&mut cx, &mut scratch, &compose, svc, &networks);
-        let isolated = svc.get("network_mode").and_then(Value::as_str) == Some("none");
+        let mode = match svc.get("network_mode").and_then(Value::as_str) {
+            Some("none") => Some("none"),
+            Some("host") => Some("host"),
+            _ => None,
+        };
         let mut listens = Vec::new();
         let exposes = svc.get("expose").is_some();
         for e in seq(svc.get("expose")) {
@@ -412,7 +425,8 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
             .map(|h| h.get("test").is_some() && !h.get("disable").and_then(as_bool).unwrap_or(false))
             .unwrap_or(false);
         let name = cx.containers.get(&compose).cloned().unwrap_or_default();
-        peers.push(Peer { name, compose, networks: nets, listens, exposes, has_health, notes: scratch.lines, isolated });
+        let joins = !exposes || listens.is_empty();
+        peers.push(Peer { name, compose, networks: nets, listens, has_health, notes: scratch.lines, mode, joins });
     }
 
     let mut blocks = Vec::new();
@@ -444,7 +458,7 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
         }
     }
     for (name, block) in blocks {
-        let _ = writeln!(out, "\ncontainer {} {{", q(&name));
+        let _ = writeln!(out, "\ncontainer {}{} {{", q(&name), block.props);
         for l in &block.lines {
             let _ = writeln!(out, "    {l}");
         }
@@ -453,14 +467,25 @@ pub fn convert(project: &Project, env: &Env, given_name: Option<&str>, out_dir: 
     Ok(Conversion { kdl: out, warnings: cx.warnings })
 }
 
-/// A Compose network: whether its containers may reach the outside world.
+/// A Compose network: its tfctl name and whether its containers may reach the outside world.
 struct Network {
+    name: String,
     internal: bool,
+}
+
+/// A Compose network's name as a tfctl network name: a DNS label, never `none` or `host`,
+/// which `network` reads as modes.
+fn network_name(used: &mut Names, compose: &str) -> String {
+    match dns_label(compose).as_str() {
+        "none" | "host" => used.add(&format!("{compose}-net")),
+        _ => used.add(compose),
+    }
 }
 
 fn networks(cx: &mut Cx, header: &mut Block) -> BTreeMap<String, Network> {
     let mut out = BTreeMap::new();
-    out.insert("default".to_string(), Network { internal: false });
+    let mut names = Names::default();
+    out.insert("default".to_string(), Network { name: network_name(&mut names, "default"), internal: false });
     for (name, def) in &section(&cx.project.model, "networks") {
         let name = name.as_str().unwrap_or_default().to_string();
         let mut internal = false;
@@ -482,7 +507,8 @@ fn networks(cx: &mut Cx, header: &mut Block) -> BTreeMap<String, Network> {
                 }
             }
         }
-        out.insert(name, Network { internal });
+        let tf = network_name(&mut names, &name);
+        out.insert(name, Network { name: tf, internal });
     }
     out
 }
@@ -495,11 +521,12 @@ fn seq(v: Option<&Value>) -> Vec<Value> {
     }
 }
 
-/// The Compose networks a service is on; `network_mode` takes it off them.
+/// The Compose networks a service is on, and its aliases on them as `alias` nodes;
+/// `network_mode` takes it off them.
 fn service_networks(cx: &mut Cx, block: &mut Block, compose: &str, svc: &Value, known: &BTreeMap<String, Network>) -> Vec<String> {
     if let Some(mode) = svc.get("network_mode") {
         let m = scalar_text(mode).unwrap_or_default();
-        if m != "none" {
+        if m != "none" && m != "host" {
             cx.unmapped(block, Some(compose), "network_mode", mode);
         }
         return Vec::new();
@@ -518,6 +545,10 @@ fn service_networks(cx: &mut Cx, block: &mut Block, compose: &str, svc: &Value, 
         if let Value::Mapping(settings) = settings {
             for (k, v) in settings {
                 let key = k.as_str().unwrap_or_default();
+                if key == "aliases" {
+                    aliases(cx, block, compose, &name, &v);
+                    continue;
+                }
                 let fate = keys::fate(&format!("networks.{key}")).unwrap_or(Fate::Unsupported("tfctl has no such setting"));
                 let msg = keys::describe(fate, &flow(&v));
                 cx.warn(block, Some(compose), &format!("networks.{name}.{key}"), msg);
@@ -526,6 +557,30 @@ fn service_networks(cx: &mut Cx, block: &mut Block, compose: &str, svc: &Value, 
         out.push(name);
     }
     out
+}
+
+/// A service's aliases on one network as `alias` nodes. tfctl's aliases hold on every network of
+/// the app, so an alias another container has (or is) cannot be given.
+fn aliases(cx: &mut Cx, block: &mut Block, compose: &str, network: &str, v: &Value) {
+    let me = cx.containers.get(compose).cloned().unwrap_or_default();
+    for a in seq(Some(v)) {
+        let text = scalar_text(&a).unwrap_or_default();
+        let alias = dns_label(&text);
+        let key = format!("networks.{network}.aliases");
+        if alias == me || block.lines.contains(&format!("alias {}", q(&alias))) {
+            continue;
+        }
+        if cx.containers.map.values().any(|n| *n == alias) {
+            cx.warn(block, Some(compose), &key, format!("{text} (the name of another container: left out)"));
+        } else if !cx.aliases.insert(alias.clone()) {
+            cx.warn(block, Some(compose), &key, format!("{text} (another service's alias too: tfctl's aliases hold on every network, so it is left out here)"));
+        } else {
+            if alias != text {
+                block.comment(&format!("compose: alias `{text}` is `{alias}` (tfctl names are DNS labels)"));
+            }
+            block.node(format!("alias {}", q(&alias)));
+        }
+    }
 }
 
 /// Secrets and volumes declared at the top level, after the services said which they use.
@@ -653,7 +708,11 @@ fn service(cx: &mut Cx, compose: &str, svc: &Mapping, peers: &[Peer], networks: 
         }
     }
 
-    publish(cx, &mut b, compose, get("ports"));
+    let replicas = replicas(cx, &mut b, compose, svc);
+    if replicas > 1 {
+        b.props = format!(" replicas={replicas}");
+    }
+    publish(cx, &mut b, compose, get("ports"), replicas);
     volumes(cx, &mut b, compose, get("volumes"))?;
     tmpfs(cx, &mut b, compose, get("tmpfs"));
     secrets(cx, &mut b, compose, get("secrets"));
@@ -730,6 +789,8 @@ fn service(cx: &mut Cx, compose: &str, svc: &Mapping, peers: &[Peer], networks: 
         b.node("init");
     }
     security(cx, &mut b, compose, get("security_opt"));
+    host_modes(cx, &mut b, compose, svc);
+    extras(cx, &mut b, compose, svc);
     reachability(&mut b, compose, peers, networks);
 
     for (k, v) in svc {
@@ -777,12 +838,19 @@ fn env_files(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>) {
     }
 }
 
-fn publish(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>) {
+fn publish(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>, replicas: u32) {
     for p in seq(v) {
         match ports::parse_port(&p) {
             Ok(list) => {
                 for one in list {
-                    let mut line = format!("publish {} to={}", one.host.unwrap_or(0), one.container);
+                    let mut host = one.host.unwrap_or(0);
+                    if replicas > 1 && host != 0 {
+                        // Compose fails to start the second replica on the same host port.
+                        let msg = format!("{} ({replicas} replicas cannot share host port {host}: each is published on a free port)", flow(&p));
+                        cx.warn(b, Some(compose), "ports", msg);
+                        host = 0;
+                    }
+                    let mut line = format!("publish {host} to={}", one.container);
                     // tfctl is IPv4-only: an IPv6 address is narrowed to its IPv4 twin, never
                     // widened to more of the host than it named.
                     match one.host_ip.as_deref() {
@@ -1089,11 +1157,9 @@ fn depends(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>, peers: 
         if settings.get("required").and_then(as_bool) == Some(false) {
             b.comment(&format!("compose: depends_on: {dep} is optional in Compose (required: false)"));
         }
-        if settings.get("restart").and_then(as_bool) == Some(true) {
-            cx.warn(b, s, "depends_on.restart", format!("{dep}: restarting with it has no tfctl equivalent"));
-        }
+        let restart = if settings.get("restart").and_then(as_bool) == Some(true) { " restart=#true" } else { "" };
         let until = until.map(|u| format!(" until={}", q(u))).unwrap_or_default();
-        b.node(format!("after {}{until}", q(&peer.name)));
+        b.node(format!("after {}{until}{restart}", q(&peer.name)));
     }
 }
 
@@ -1104,10 +1170,7 @@ fn restart(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>, deploy:
         match name.as_str() {
             "no" => {}
             "always" => b.node("restart \"always\""),
-            "unless-stopped" => {
-                b.comment("compose: restart: unless-stopped (tfctl's \"always\"; a container `tfctl stop` stopped stays stopped)");
-                b.node("restart \"always\"");
-            }
+            "unless-stopped" => b.node("restart \"unless-stopped\""),
             "on-failure" => match max.map(|m| m.parse::<u32>()) {
                 None => b.node("restart \"on-failure\""),
                 Some(Ok(m)) => b.node(format!("restart \"on-failure\" max={m}")),
@@ -1184,7 +1247,8 @@ fn limits(cx: &mut Cx, b: &mut Block, compose: &str, svc: &Mapping) {
                         }
                     }
                 }
-                "replicas" if v.as_u64() == Some(1) => {}
+                // `replicas` is read by `replicas`, `labels` by `extras`.
+                "replicas" | "labels" => {}
                 _ => cx.unmapped(b, s, &format!("deploy.{key}"), v),
             }
         }
@@ -1207,46 +1271,256 @@ fn security(cx: &mut Cx, b: &mut Block, compose: &str, v: Option<&Value>) {
     }
 }
 
-/// The peers a service's Compose networks let reach it, as `allow` rules: on the ports it
-/// `expose`s (and publishes) when it declares some, else on every port, as Compose allows.
+/// The service's Compose networks as `network` nodes, and `allow` rules where those cannot say
+/// it: a service that `expose`s ports is reached by its peers on those ports only, as this
+/// converter reads Compose's `expose`, while a named network opens every port to its members.
+/// So such a service joins no named network; each peer sharing a Compose network with it is
+/// allowed in on its exposed ports, and it is allowed into each such peer as a member would be.
 fn reachability(b: &mut Block, compose: &str, peers: &[Peer], networks: &BTreeMap<String, Network>) {
     let Some(me) = peers.iter().find(|p| p.compose == compose) else { return };
     b.lines.extend(me.notes.iter().cloned());
-    if me.isolated {
-        b.comment("compose: network_mode: none: no other container reaches it, and it reaches nothing");
-        b.node("egress \"deny\"");
-        return;
+    match me.mode {
+        Some("none") => {
+            b.comment("compose: network_mode: none: loopback only; no other container reaches it, and it reaches nothing");
+            b.node("network \"none\"");
+            return;
+        }
+        Some(_) => {
+            b.comment("compose: network_mode: host: the host's network, outside tfctl's firewall");
+            b.node("network \"host\"");
+            return;
+        }
+        None => {}
     }
     if me.networks.is_empty() {
         b.comment("compose: on no network of the app: no other container reaches it");
         return;
     }
+    let tf = |n: &String| networks.get(n).map(|n| n.name.clone()).unwrap_or_else(|| dns_label(n));
+    if me.joins {
+        for n in &me.networks {
+            b.node(format!("network {}", q(&tf(n))));
+        }
+    }
     if me.networks.iter().all(|n| networks.get(n).is_some_and(|n| n.internal)) {
         b.comment(&format!("compose: only on internal networks ({}): no traffic to the outside world", me.networks.join(", ")));
         b.node("egress \"deny\"");
     }
-    let reached_by: Vec<&Peer> = peers
-        .iter()
-        .filter(|p| p.compose != compose && p.networks.iter().any(|n| me.networks.contains(n)))
-        .collect();
+    let shares = |p: &Peer| p.compose != compose && p.mode.is_none() && p.networks.iter().any(|n| me.networks.contains(n));
+    // Pairs that both join a shared network reach each other through it.
+    let by_network = |p: &Peer| me.joins && p.joins;
+    let reached_by: Vec<&Peer> = peers.iter().filter(|p| shares(p) && !by_network(p)).collect();
     if reached_by.is_empty() {
-        b.comment(&format!("compose: networks {}: no other service shares them", me.networks.join(", ")));
         return;
     }
-    let ports = if me.exposes && !me.listens.is_empty() { "on its exposed ports" } else { "on every port" };
+    let ports = if me.joins { "on every port" } else { "on its exposed ports" };
     b.comment(&format!(
-        "compose: networks {}: reached by the services that share them, {ports}",
+        "compose: networks {}: also reached, {ports}, by services that share them but not their tfctl networks (`expose` keeps one side off them)",
         me.networks.join(", ")
     ));
     for p in reached_by {
-        if me.exposes && !me.listens.is_empty() {
+        if me.joins {
+            b.node(format!("allow from={}", q(&p.name)));
+        } else {
             for l in &me.listens {
                 let proto = if l.udp { " proto=\"udp\"" } else { " proto=\"tcp\"" };
                 b.node(format!("allow from={} port={}{proto}", q(&p.name), l.kdl()));
             }
-        } else {
-            b.node(format!("allow from={}", q(&p.name)));
         }
+    }
+}
+
+/// `scale` or `deploy.replicas` as `replicas=`: 1 when absent.
+fn replicas(cx: &mut Cx, b: &mut Block, compose: &str, svc: &Mapping) -> u32 {
+    let (key, v) = match (svc.get("scale"), svc.get("deploy").and_then(|d| d.get("replicas"))) {
+        (Some(v), _) => ("scale", v),
+        (None, Some(v)) => ("deploy.replicas", v),
+        (None, None) => return 1,
+    };
+    match v.as_u64().or_else(|| scalar_text(v).and_then(|t| t.parse().ok())) {
+        Some(n @ 1..=64) => n as u32,
+        Some(0) => {
+            cx.warn(b, Some(compose), key, "0 (no replicas has no tfctl equivalent: use a profile to leave a container out): one instance runs".into());
+            1
+        }
+        _ => {
+            cx.warn(b, Some(compose), key, format!("{} (tfctl runs 1 to 64 instances): one instance runs", flow(v)));
+            1
+        }
+    }
+}
+
+/// `privileged`, `pid: host` and `devices`: the modes that give a container part of the host,
+/// which `tfctl check` and `ps` name.
+fn host_modes(cx: &mut Cx, b: &mut Block, compose: &str, svc: &Mapping) {
+    let s = Some(compose);
+    if svc.get("privileged").and_then(as_bool) == Some(true) {
+        b.node("privileged");
+    }
+    if let Some(pid) = svc.get("pid") {
+        match scalar_text(pid).as_deref() {
+            Some("host") => b.node("pid \"host\""),
+            _ => cx.unmapped(b, s, "pid", pid),
+        }
+    }
+    for d in seq(svc.get("devices")) {
+        // `HOST[:CONTAINER[:PERMISSIONS]]`, or the long syntax's `source`/`target`/`permissions`.
+        let (host, target, perms) = match &d {
+            Value::Mapping(_) => {
+                let f = |k: &str| d.get(k).and_then(scalar_text);
+                (f("source").unwrap_or_default(), f("target"), f("permissions"))
+            }
+            other => {
+                let text = scalar_text(other).unwrap_or_default();
+                let mut parts = text.splitn(3, ':').map(str::to_string);
+                (parts.next().unwrap_or_default(), parts.next(), parts.next())
+            }
+        };
+        // `/dev/x:rw` is a path and permissions, as Docker reads it.
+        let (target, perms) = match target {
+            Some(t) if !t.starts_with('/') && perms.is_none() => (None, Some(t)),
+            t => (t, perms),
+        };
+        if target.as_ref().is_some_and(|t| *t != host) {
+            cx.warn(b, s, "devices", format!("{} (tfctl makes a device available at its own path only)", flow(&d)));
+            continue;
+        }
+        if let Err(bad) = values::check_device(&host) {
+            cx.warn(b, s, "devices", format!("{} ({})", flow(&d), bad.message));
+            continue;
+        }
+        if perms.as_deref().is_some_and(|p| p != "rwm") {
+            cx.warn(b, s, "devices", format!("{} (tfctl allows read, write and mknod: the permissions are not narrowed)", flow(&d)));
+        }
+        b.node(format!("device {}", q(&host)));
+    }
+}
+
+/// A label key as tfctl takes it: not empty, without `=`, `,` or spaces.
+fn label_key_ok(k: &str) -> bool {
+    !k.is_empty() && !k.contains(['=', ',']) && !k.contains(char::is_whitespace)
+}
+
+/// Profiles, labels, names and resolvers, terminal, log rotation and groups.
+fn extras(cx: &mut Cx, b: &mut Block, compose: &str, svc: &Mapping) {
+    let s = Some(compose);
+    let profiles: Vec<String> = seq(svc.get("profiles")).iter().filter_map(scalar_text).map(|p| dns_label(&p)).collect();
+    if !profiles.is_empty() {
+        let args: String = profiles.iter().map(|p| format!(" {}", q(p))).collect();
+        b.node(format!("profile{args}"));
+    }
+    let deploy_labels = svc.get("deploy").and_then(|d| d.get("labels")).cloned();
+    for (key, v) in [("labels", svc.get("labels").cloned()), ("deploy.labels", deploy_labels)] {
+        let Some(v) = v else { continue };
+        if key == "deploy.labels" {
+            b.comment("compose: deploy.labels (Swarm's service labels) are kept as container labels");
+        }
+        for (k, v) in key_values(v) {
+            let k = scalar_text(&k).unwrap_or_default();
+            let v = scalar_text(&v).unwrap_or_default();
+            if label_key_ok(&k) {
+                b.node(format!("label {} {}", q(&k), q(&v)));
+            } else {
+                cx.warn(b, s, key, format!("{k}={v} (a tfctl label key is not empty and has no `=`, `,` or spaces)"));
+            }
+        }
+    }
+    if let Some(hosts) = svc.get("extra_hosts") {
+        // A list of `NAME=ADDR` or `NAME:ADDR` (an IPv6 address in brackets), or a mapping.
+        let entries: Vec<(String, String)> = match hosts {
+            Value::Mapping(m) => m
+                .iter()
+                .flat_map(|(k, v)| {
+                    let k = scalar_text(k).unwrap_or_default();
+                    seq(Some(v)).iter().map(|a| (k.clone(), scalar_text(a).unwrap_or_default())).collect::<Vec<_>>()
+                })
+                .collect(),
+            other => seq(Some(other))
+                .iter()
+                .map(|e| {
+                    let text = scalar_text(e).unwrap_or_default();
+                    let (k, a) = text.split_once('=').or_else(|| text.split_once(':')).unwrap_or((&text, ""));
+                    (k.to_string(), a.to_string())
+                })
+                .collect(),
+        };
+        for (name, addr) in entries {
+            let addr = addr.trim_start_matches('[').trim_end_matches(']').to_string();
+            let why = if addr == "host-gateway" {
+                Some("the host's address on the app's network is not a fixed one: write the address".to_string())
+            } else if let Err(bad) = values::check_hostname(&name) {
+                Some(bad.message)
+            } else {
+                values::parse_ip(&addr).err().map(|bad| bad.message)
+            };
+            match why {
+                None => b.node(format!("extra-host {} {}", q(&name), q(&addr))),
+                Some(why) => cx.warn(b, s, "extra_hosts", format!("{name}:{addr} ({why}): left out")),
+            }
+        }
+    }
+    let mut dns = Vec::new();
+    for a in seq(svc.get("dns")) {
+        let text = scalar_text(&a).unwrap_or_default();
+        match values::parse_ip(&text) {
+            Ok(_) => dns.push(q(&text)),
+            Err(bad) => cx.warn(b, s, "dns", format!("{text} ({}): left out", bad.message)),
+        }
+    }
+    if !dns.is_empty() {
+        b.node(format!("dns {}", dns.join(" ")));
+    }
+    if svc.get("tty").and_then(as_bool) == Some(true) {
+        b.node("tty");
+    }
+    let mut groups = Vec::new();
+    for g in seq(svc.get("group_add")) {
+        let text = scalar_text(&g).unwrap_or_default();
+        match values::check_group(&text) {
+            Ok(()) => groups.push(q(&text)),
+            Err(bad) => cx.warn(b, s, "group_add", format!("{text} ({})", bad.message)),
+        }
+    }
+    if !groups.is_empty() {
+        b.node(format!("group-add {}", groups.join(" ")));
+    }
+    if let Some(log) = svc.get("logging") {
+        logging(cx, b, compose, log);
+    }
+}
+
+/// `logging`: the json-file and local drivers' rotation as `log size= files=`.
+fn logging(cx: &mut Cx, b: &mut Block, compose: &str, log: &Value) {
+    let s = Some(compose);
+    if let Some(driver) = log.get("driver").and_then(scalar_text) {
+        if !matches!(driver.as_str(), "json-file" | "local") {
+            cx.unmapped(b, s, "logging.driver", &Value::String(driver));
+            return;
+        }
+    }
+    let mut props = String::new();
+    let Some(Value::Mapping(opts)) = log.get("options") else { return };
+    for (k, v) in opts {
+        let key = k.as_str().unwrap_or_default();
+        match key {
+            "max-size" => match size(v) {
+                Some(sz) => {
+                    let _ = write!(props, " size={sz}");
+                }
+                None => cx.warn(b, s, "logging.options.max-size", format!("{} (not a size tfctl understands)", flow(v))),
+            },
+            // Docker counts the current file; tfctl counts the rotated ones besides it.
+            "max-file" => match v.as_u64().or_else(|| scalar_text(v).and_then(|t| t.parse().ok())) {
+                Some(n) if n >= 2 => {
+                    let _ = write!(props, " files={}", n - 1);
+                }
+                _ => cx.warn(b, s, "logging.options.max-file", format!("{} (tfctl keeps at least one rotated file)", flow(v))),
+            },
+            _ => cx.warn(b, s, &format!("logging.options.{key}"), format!("{} (no tfctl equivalent)", flow(v))),
+        }
+    }
+    if !props.is_empty() {
+        b.node(format!("log{props}"));
     }
 }
 

@@ -32,27 +32,17 @@ pub enum Fate {
     Pending,
     /// tfctl has no equivalent: the reason, in the user's terms.
     Unsupported(&'static str),
-    /// Nothing changes for the app: kept only as a comment (`version`, `tty`).
+    /// Nothing changes for the app: kept only as a comment (`version`, `stdin_open`).
     Ignored(&'static str),
 }
 
 /// Service keys (and a few sub-keys, written `deploy.replicas`) without a tfctl node.
 pub const UNMAPPED: &[(&str, Fate)] = &[
-    ("profiles", Fate::Pending),
-    ("labels", Fate::Pending),
-    ("deploy.labels", Fate::Pending),
-    ("logging", Fate::Pending),
-    ("extra_hosts", Fate::Pending),
-    ("dns", Fate::Pending),
     ("dns_search", Fate::Pending),
     ("dns_opt", Fate::Pending),
-    ("privileged", Fate::Pending),
-    ("devices", Fate::Pending),
-    ("network_mode", Fate::Pending),
-    ("networks.aliases", Fate::Pending),
     ("links", Fate::Pending),
-    ("scale", Fate::Pending),
-    ("deploy.replicas", Fate::Pending),
+    ("network_mode", Fate::Unsupported("a container is on the app's networks, on none or on the host's; not on another container's")),
+    ("logging.driver", Fate::Unsupported("tfctl keeps each container's log itself, read with `tfctl logs`")),
     ("annotations", Fate::Pending),
     ("build", Fate::Unsupported("tfctl does not build images: build it, then push it to a registry or save it as an OCI archive and name that")),
     ("container_name", Fate::Unsupported("container names come from the service names")),
@@ -83,7 +73,7 @@ pub const UNMAPPED: &[(&str, Fate)] = &[
     ("cpuset", Fate::Unsupported("tfctl does not pin CPUs")),
     ("security_opt", Fate::Unsupported("only seccomp profiles have a tfctl equivalent")),
     ("userns_mode", Fate::Unsupported("tfctl's user namespaces are `userns \"auto\"` or `\"host\"`")),
-    ("pid", Fate::Unsupported("each container has its own PID namespace")),
+    ("pid", Fate::Unsupported("a container has its own PID namespace or the host's (`pid \"host\"`), not another container's")),
     ("ipc", Fate::Unsupported("each container has its own IPC namespace")),
     ("cgroup_parent", Fate::Unsupported("tfctl places the cgroups itself")),
     ("volumes_from", Fate::Unsupported("name the volumes in each container instead")),
@@ -92,7 +82,6 @@ pub const UNMAPPED: &[(&str, Fate)] = &[
     ("develop", Fate::Ignored("watch mode is a development tool")),
     ("pull_policy", Fate::Ignored("tfctl up --pull chooses it")),
     ("platform", Fate::Ignored("tfctl pulls the host's platform")),
-    ("tty", Fate::Ignored("containers of an app have no terminal; output goes to tfctl logs")),
     ("stdin_open", Fate::Ignored("containers of an app have no stdin")),
     ("version", Fate::Ignored("obsolete in Compose too")),
 ];

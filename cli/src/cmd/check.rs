@@ -23,6 +23,14 @@ pub fn check(args: FileArg, global: &GlobalOpts) -> CmdResult {
         return check_json(&args.file);
     }
     let app = load_app(&args.file)?;
+    // Host modes are valid, but each gives a container part of the host: said on every check,
+    // even a quiet one, so that nobody runs one unknowingly. The exit status stays 0.
+    for c in &app.containers {
+        let modes = c.host_modes();
+        if !modes.is_empty() {
+            eprintln!("warning: container {}: host modes {}: not confined from the host", c.name, modes.join(", "));
+        }
+    }
     if !global.quiet {
         let n = app.containers.len();
         eprintln!("{}: app \"{}\" is valid ({n} container{})", args.file.display(), app.name, if n == 1 { "" } else { "s" });

@@ -516,6 +516,7 @@ pub fn run(args: RunArgs, global: &GlobalOpts, spawner: Spawner) -> CmdResult {
         stop_signal: c.stop_signal.clone().or_else(|| image.config.config().as_ref().and_then(|cfg| cfg.stop_signal().clone())),
         stop_timeout: Some(c.stop_timeout.as_secs()),
         labels: c.labels.clone(),
+        host_modes: c.host_modes(),
     };
     let fds = std::mem::take(&mut prepared.fds);
     // Caught from before the launch until the cleanup is done, so none ends tfctl without it.

@@ -188,6 +188,7 @@ pub(super) fn prepare_app(mut app: App, global: &GlobalOpts, registry: &crate::a
     }
     rec.app_file = app.file.clone();
     rec.set_labels(&app);
+    rec.set_host_modes(&app);
     let store = Store::open(root.path()).map_err(failed)?;
     let images = images(&app, &store, global, &config, registry, pull)?;
     // Taken now, while tfctl has one thread, and wiped from its environment before anything is
@@ -635,6 +636,16 @@ fn labels_json(labels: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Object(labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
 }
 
+/// ` [host: privileged,pid=host]` after a container's name in `ps`, nothing for a confined one.
+fn host_marker(modes: &serde_json::Value) -> String {
+    let modes: Vec<&str> = modes.as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
+    if modes.is_empty() {
+        String::new()
+    } else {
+        format!(" [host: {}]", modes.join(","))
+    }
+}
+
 pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
     let Some(root) = context::existing_state_root(global)? else {
         if global.format == Format::Json {
@@ -672,6 +683,8 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                             "ports": r.ports.iter().filter(|p| p.container == *name).collect::<Vec<_>>(),
                             "added_at_run_time": r.added.contains(name),
                             "labels": labels_json(&r.labels_of(name)),
+                            // What is not confined from the host (privileged, network=host, ...).
+                            "host_modes": r.host_modes_of(name),
                         })
                     })
                     .filter(|c| args.filters.iter().all(|f| f.matches(&c["labels"])))
@@ -708,6 +721,7 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                 "labels": r.as_ref().map(|r| r.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()).unwrap_or_default(),
                 "ports": [],
                 "added_at_run_time": false,
+                "host_modes": r.as_ref().map(|r| r.host_modes.clone()).unwrap_or_default(),
             }],
         }));
     }
@@ -729,8 +743,9 @@ pub fn ps(args: PsArgs, global: &GlobalOpts) -> CmdResult {
                     println!(
                         "{:<20} {:<20} {:<10} {:<10} {:<16} {:>8} {:>8}  {}",
                         a["name"].as_str().unwrap_or(""),
-                        // `run --app` containers are marked, as they are not in the app file.
-                        format!("{}{}", c["name"].as_str().unwrap_or(""), if c["added_at_run_time"] == true { " (run)" } else { "" }),
+                        // `run --app` containers are marked, as they are not in the app file, and
+                        // host modes are named, as the container is not confined from the host.
+                        format!("{}{}{}", c["name"].as_str().unwrap_or(""), if c["added_at_run_time"] == true { " (run)" } else { "" }, host_marker(&c["host_modes"])),
                         match c["exit_code"].as_i64() {
                             Some(code) => format!("exited ({code})"),
                             None => c["state"].as_str().unwrap_or("").to_string(),

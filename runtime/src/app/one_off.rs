@@ -59,6 +59,9 @@ pub struct RunRecord {
     /// `run --label`, for `ps --format json`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<(String, String)>,
+    /// Its host modes (`run --privileged`, ...), for `ps`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_modes: Vec<String>,
 }
 
 /// What `exec` needs to start a process in a one-off container with the container's own
@@ -358,6 +361,7 @@ mod tests {
             stop_signal: None,
             stop_timeout: None,
             labels: Vec::new(),
+            host_modes: Vec::new(),
         }
     }
 

@@ -44,6 +44,10 @@ pub struct AppRecord {
     /// Each container's `label`s at the last `up`, by container name.
     #[serde(default)]
     pub container_labels: std::collections::BTreeMap<String, Vec<(String, String)>>,
+    /// Each container's host modes at the last `up` (`privileged`, `network=host`, ...), by
+    /// container name: `ps` names them, so that what is not confined from the host is seen.
+    #[serde(default)]
+    pub host_modes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl AppRecord {
@@ -62,6 +66,7 @@ impl AppRecord {
             trusted_files: false,
             labels: Vec::new(),
             container_labels: std::collections::BTreeMap::new(),
+            host_modes: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -71,6 +76,17 @@ impl AppRecord {
     pub fn set_labels(&mut self, app: &tfctl_schema::App) {
         self.labels = app.labels.clone();
         self.container_labels = app.containers.iter().map(|c| (c.name.clone(), c.labels.clone())).collect();
+    }
+
+    /// Notes the host modes of `app`'s containers (the app file's, at `up`); those without any
+    /// are left out.
+    pub fn set_host_modes(&mut self, app: &tfctl_schema::App) {
+        self.host_modes = app.containers.iter().map(|c| (c.name.clone(), c.host_modes())).filter(|(_, m)| !m.is_empty()).collect();
+    }
+
+    /// A container's host modes, empty for a confined one.
+    pub fn host_modes_of(&self, container: &str) -> Vec<String> {
+        self.host_modes.get(container).cloned().unwrap_or_default()
     }
 
     /// A container's labels with the app's beneath them: the container's own value wins.
