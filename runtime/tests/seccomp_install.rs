@@ -189,6 +189,54 @@ fn main() {
         "{e}"
     );
 
+    clone3_fork_where_clone3_answers_enosys();
+
     // Timings: bench/confine.sh.
     println!("seccomp_install: all passed");
+}
+
+/// Under a filter that answers clone3 with ENOSYS (systemd's `RestrictNamespaces=`, which
+/// `tfctl systemd`'s unit sets, installs one), `sys::clone3_fork` still makes a child in new
+/// namespaces, with a pidfd: the spawner starts a container's init this way.
+fn clone3_fork_where_clone3_answers_enosys() {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    // SAFETY: this test binary is single-threaded (harness = false).
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            drop(r);
+            // SAFETY: plain prctl.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            seccomp::install(&seccomp::compile_clone3_enosys(Arch::native())).unwrap();
+            // SAFETY: a raw syscall with deliberately empty arguments.
+            let raw = errno_of(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) });
+            let own_uts = std::fs::read_link("/proc/self/ns/uts").unwrap();
+            // SAFETY: this child is single-threaded; the grandchild only reads a link and exits.
+            let msg = match unsafe { tfctl_runtime::sys::clone3_fork(libc::CLONE_NEWUTS as u64) } {
+                Ok(tfctl_runtime::sys::Cloned::Child) => {
+                    let moved = std::fs::read_link("/proc/self/ns/uts").map(|l| l != own_uts).unwrap_or(false);
+                    // SAFETY: leave without running the parent's atexit handlers.
+                    unsafe { libc::_exit(if moved { 7 } else { 1 }) };
+                }
+                Ok(tfctl_runtime::sys::Cloned::Parent { pid, pidfd }) => {
+                    let status = waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+                    let code = if let WaitStatus::Exited(_, c) = status { c } else { -1 };
+                    format!("{raw} ok {} {code}", (pidfd >= 0) as u8)
+                }
+                Err(e) => format!("{raw} err {e} 0"),
+            };
+            nix::unistd::write(&w, msg.as_bytes()).unwrap();
+            // SAFETY: leave without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut out).unwrap();
+            assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "probe child failed");
+            let v: Vec<&str> = out.split_whitespace().collect();
+            assert_eq!(v[0], libc::ENOSYS.to_string(), "control: the filter answers clone3 with ENOSYS ({out})");
+            assert_eq!(v[1..], ["ok", "1", "7"], "clone3_fork made a child in a new UTS namespace, with a pidfd ({out})");
+            println!("ok: clone3_fork falls back to clone where clone3 answers ENOSYS: {out}");
+        }
+    }
 }

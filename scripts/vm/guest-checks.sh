@@ -143,12 +143,17 @@ if [ "$mode" = systemd ]; then
   # the unit is active, which a Type=notify unit is only after the supervisor's READY=1.
   unit=tfctl-limits.service
   out=$(timeout 300 tfctl --root "$R" systemd --install --now apps/limits.kdl 2>&1); rc=$?
-  expect unit-install-now 0 "$rc${out:+ }$(echo "$out" | tail -2 | tr '\n' ' ')"
+  # rc alone decides; what --now said goes into the detail.
+  check unit-install-now "$( [ "$rc" = 0 ] && echo PASS || echo FAIL)" "rc $rc: $(echo "$out" | tail -2 | tr '\n' ' ')"
   if [ "$rc" != 0 ]; then
     systemctl status $unit --no-pager -n 0 2>&1 | sed 's/^/guest: status: /'
-    journalctl -u $unit --no-pager -n 30 2>&1 | sed 's/^/guest: journal: /'
-    # Why a container failed, as the supervisor says it.
+    # The supervisor is the unit's main process: its output is the unit's journal.
+    journalctl -u $unit --no-pager -o cat -n 60 2>&1 | sed 's/^/guest: journal: /'
+    why limits
+    # Why a container failed, as the supervisor says it, and what the container wrote.
     tf --format json ps limits 2>&1 | tr -d '\n' | sed 's/^/guest: ps: /'; echo
+    tail -n 20 "$R"/apps/limits/logs/*.log 2>/dev/null | sed 's/^/guest: container log: /'
+    systemctl show -p ExecMainStatus -p StatusText -p Result $unit 2>&1 | sed 's/^/guest: show: /'
   fi
   expect unit-active-after-ready active "$(systemctl is-active $unit)"
   expect unit-type-notify "notify main" "$(systemctl show -P Type $unit) $(systemctl show -P NotifyAccess $unit)"

@@ -451,7 +451,9 @@ pub(crate) fn render(unit: &Unit) -> Result<String, UnitError> {
         if has(needs.container_caps, "CAP_SYS_ADMIN") {
             line("# No RestrictNamespaces=~user: a container holds CAP_SYS_ADMIN and may make one.");
         } else {
-            line("# Only user namespaces are refused: tfctl makes every other kind for its containers.");
+            line("# Only user namespaces are refused: tfctl makes every other kind for its containers. systemd's");
+            line("# filter for it answers every clone3() with ENOSYS (clone3 passes its flags out of seccomp's");
+            line("# sight): tfctl then makes its containers with clone(), whose flags the filter checks.");
             line("RestrictNamespaces=~user");
         }
     }

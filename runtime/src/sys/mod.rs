@@ -52,6 +52,10 @@ pub enum Cloned {
 /// clone3 with fork semantics (no new stack: the child continues on a copy of ours) and
 /// CLONE_PIDFD always set.
 ///
+/// Where clone3 answers ENOSYS, the classic clone(2) does the same: a seccomp filter that
+/// restricts namespaces must refuse clone3 that way, as it cannot see clone3's flags (systemd's
+/// `RestrictNamespaces=`, which `tfctl systemd`'s unit sets, and Docker's default profile do).
+///
 /// # Safety
 /// The caller must be single-threaded, or the child must only make async-signal-safe calls:
 /// locks held by other threads at the time of the clone stay locked forever in the child.
@@ -63,9 +67,17 @@ pub unsafe fn clone3_fork(flags: u64) -> SysResult<Cloned> {
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: args lives across the call and is sized as passed; stack 0 means fork semantics.
-    let ret = unsafe {
+    let mut ret = unsafe {
         libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
     };
+    if ret < 0 && errno() == libc::ENOSYS {
+        // SAFETY: as clone3 above: stack 0 is fork semantics; with CLONE_PIDFD the kernel
+        // stores the pidfd through the third argument (parent_tid); child_tid and tls are
+        // unused (their order differs between architectures, both are 0).
+        ret = unsafe {
+            libc::syscall(libc::SYS_clone, args.flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong, 0usize, &mut pidfd as *mut libc::c_int, 0usize, 0usize)
+        };
+    }
     match check(ret)? {
         0 => Ok(Cloned::Child),
         pid => Ok(Cloned::Parent { pid: pid as libc::pid_t, pidfd }),
