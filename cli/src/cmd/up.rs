@@ -133,7 +133,6 @@ fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
             (!c.devices.is_empty(), "device"),
             (c.tty, "tty"),
             (c.replicas > 1, "replicas="),
-            (c.log.files.is_some_and(|f| f != 1), "log files= other than 1"),
             (c.after.iter().any(|a| a.restart), "after restart=#true"),
             (c.restart.policy == RestartPolicy::UnlessStopped, "restart \"unless-stopped\""),
         ] {

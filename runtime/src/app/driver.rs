@@ -279,9 +279,11 @@ impl HostDriver {
     fn log_writer(&self, name: &str) -> std::io::Result<Arc<Mutex<LogWriter>>> {
         let m = self.model();
         let dir = self.ctx.root.dir(&format!("apps/{}/logs", m.app.name))?;
-        // The container's own `log size=`, else the host config's.
-        let size = m.app.container(name).and_then(|c| c.log.size).unwrap_or(self.ctx.log_size);
-        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), size)?)))
+        // The container's own `log size=`, else the host config's; `files=`, else one.
+        let c = m.app.container(name);
+        let size = c.and_then(|c| c.log.size).unwrap_or(self.ctx.log_size);
+        let keep = c.and_then(|c| c.log.files).unwrap_or(1);
+        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), size, keep)?)))
     }
 
     /// Removes what a container's run left: its cgroup (with anything still in it).
