@@ -36,3 +36,56 @@ fn a_log_keeps_as_many_rotated_files_as_files_says() {
     assert!(numbers.windows(2).all(|p| p[1] == p[0] + 1), "{text}");
     assert_eq!(numbers.last(), Some(&399));
 }
+
+/// The supervisor's pid, from `ps`.
+fn supervisor_pid(up: &common::Up<'_>) -> i32 {
+    let v = up.ps();
+    v["apps"][0]["supervisor"]["pid"].as_i64().unwrap_or_else(|| panic!("no supervisor: {v}")) as i32
+}
+
+/// Kills the supervisor as a crash or a power cut would, and waits until it is gone.
+fn crash_supervisor(up: &common::Up<'_>) {
+    let pid = supervisor_pid(up);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "supervisor {pid} outlived SIGKILL");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unless_stopped_keeps_a_user_stop_across_a_later_up_and_always_does_not() {
+    let w = World::new("unlessstop");
+    let sleeper = |name: &str, policy: &str| {
+        format!("container \"{name}\" {{\n image \"{}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n restart \"{policy}\"\n}}\n", w.image)
+    };
+    let up = w.up("us", &format!("{}{}", sleeper("web", "unless-stopped"), sleeper("db", "always")));
+    let file = w.dir.path().join("app.kdl");
+    let again = || {
+        let o = up.run(&["up", "--trust-file", "--wait=30s", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "up: {}", common::stderr(&o));
+    };
+    for c in ["us/web", "us/db"] {
+        let o = up.run(&["stop", c]);
+        assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    }
+    // The host goes down with the app up and both containers stopped by the user.
+    crash_supervisor(&up);
+    again();
+    // unless-stopped remembers the user's stop; the control, always, runs again.
+    assert_eq!(up.state("web"), "stopped", "{}", up.ps());
+    assert_eq!(up.state("db"), "running", "{}", up.ps());
+    // `start` undoes the stop, for good: the next `up` runs it.
+    let o = up.run(&["start", "us/web"]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert_eq!(up.state("web"), "running");
+    crash_supervisor(&up);
+    again();
+    assert_eq!(up.state("web"), "running", "{}", up.ps());
+    // `down` forgets a stop, as Docker's does.
+    assert_eq!(up.run(&["stop", "us/web"]).status.code(), Some(0));
+    assert_eq!(up.run(&["down", "us"]).status.code(), Some(0));
+    again();
+    assert_eq!(up.state("web"), "running", "{}", up.ps());
+}

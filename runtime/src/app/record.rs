@@ -44,6 +44,11 @@ pub struct AppRecord {
     /// Each container's `label`s at the last `up`, by container name.
     #[serde(default)]
     pub container_labels: std::collections::BTreeMap<String, Vec<(String, String)>>,
+    /// Containers `tfctl stop` stopped and no `start` started again since: a later `up` (after
+    /// the supervisor ended without `down`: a reboot, a crash, a signal) keeps those with
+    /// `restart "unless-stopped"` stopped, as Docker does. `down` forgets them.
+    #[serde(default)]
+    pub user_stopped: std::collections::BTreeSet<String>,
 }
 
 impl AppRecord {
@@ -62,6 +67,7 @@ impl AppRecord {
             trusted_files: false,
             labels: Vec::new(),
             container_labels: std::collections::BTreeMap::new(),
+            user_stopped: std::collections::BTreeSet::new(),
         }
     }
 }
