@@ -89,3 +89,23 @@ fn unless_stopped_keeps_a_user_stop_across_a_later_up_and_always_does_not() {
     again();
     assert_eq!(up.state("web"), "running", "{}", up.ps());
 }
+
+#[test]
+fn host_network_and_host_pid_share_the_hosts_namespaces_and_the_control_does_not() {
+    let w = World::new("hostmodes");
+    // The test's network namespace stands for the host: tfctl runs in it, and so does the link
+    // only the host has.
+    assert!(w.ns.sh("ip link add tfhostmark type bridge").status.success());
+    let sleeper = |name: &str, extra: &str| format!("container \"{name}\" {{\n image \"{}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n{extra}}}\n", w.image);
+    let up = w.up("hm", &format!("{}{}{}", sleeper("hostnet", " network \"host\"\n"), sleeper("hostpid", " pid \"host\"\n"), sleeper("plain", "")));
+    let out = |c: &str, cmd: &str| stdout(&up.run(&["exec", &format!("hm/{c}"), "--", "sh", "-c", cmd]));
+    // network "host": the host's links, no veth of its own (only the two others have one).
+    assert!(out("hostnet", "cat /proc/net/dev").contains("tfhostmark"), "{}", out("hostnet", "cat /proc/net/dev"));
+    assert!(!out("plain", "cat /proc/net/dev").contains("tfhostmark"));
+    let veths = stdout(&w.ns.cmd("ip").args(["-o", "link", "show", "type", "veth"]).output().unwrap());
+    assert_eq!(veths.lines().count(), 2, "{veths}");
+    // pid "host": the host's processes, this test's among them; the control sees its own only.
+    let me = format!("test -d /proc/{} && echo seen", std::process::id());
+    assert_eq!(out("hostpid", &me).trim(), "seen");
+    assert_eq!(out("plain", &me).trim(), "");
+}

@@ -127,8 +127,6 @@ fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
     for c in &app.containers {
         let mut missing: Vec<&str> = Vec::new();
         for (used, what) in [
-            (c.network == tfctl_schema::model::NetworkMode::Host, "network \"host\""),
-            (c.host_pid, "pid \"host\""),
             (!c.devices.is_empty(), "device"),
             (c.tty, "tty"),
             (c.replicas > 1, "replicas="),

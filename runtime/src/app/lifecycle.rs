@@ -86,9 +86,11 @@ fn free_port(p: model::Proto) -> u16 {
 /// The firewall intent of the app model. A `publish 0` keeps the host port chosen before
 /// (`previous`), so a reconcile does not move it.
 pub fn firewall_spec(app: &App, previous: &[super::ops::PublishedPort]) -> firewall::FirewallSpec {
+    // A `network "host"` container is not on the app's network: no rules of its own.
     let containers = app
         .containers
         .iter()
+        .filter(|c| c.network != model::NetworkMode::Host)
         .map(|c| firewall::ContainerRules {
             name: c.name.clone(),
             allow: c

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::seccomp::{self, SeccompError};
 use crate::spawn::{
@@ -132,6 +132,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
             s.sort();
             s
         },
+        host_pid: !linux.and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid)),
     };
     let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
     let seccomp: Vec<BpfProgram> = match programs {

@@ -103,6 +103,9 @@ pub struct ContainerSetup {
     /// (`net.ipv4.ip_forward`), before pivot_root; the app file allows only namespaced keys.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// `pid "host"`: no pid namespace of its own; the process runs in the spawner's (the host's).
+    #[serde(default)]
+    pub host_pid: bool,
 }
 
 /// Moby's masked paths.

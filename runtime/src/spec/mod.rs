@@ -355,13 +355,15 @@ pub fn compile(
         .no_new_privileges(true)
         .build()?;
 
-    let mut namespaces = vec![
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ];
+    let mut namespaces = vec![LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount];
+    // `pid "host"` and `network "host"` give up those namespaces: the container sees the host's
+    // processes, or uses the host's network stack itself (its netns is the supervisor's).
+    if !c.host_pid {
+        namespaces.insert(0, LinuxNamespaceType::Pid);
+    }
+    if c.network != tfctl_schema::model::NetworkMode::Host {
+        namespaces.insert(usize::from(!c.host_pid), LinuxNamespaceType::Network);
+    }
     if Path::new("/proc/self/ns/cgroup").exists() {
         namespaces.push(LinuxNamespaceType::Cgroup);
     }

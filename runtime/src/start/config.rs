@@ -486,6 +486,7 @@ mod tests {
                 secret_targets: vec![],
                 idmapped_binds_below: vec![],
                 sysctls: vec![],
+                host_pid: false,
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
             user: User::default(),
