@@ -109,3 +109,24 @@ fn host_network_and_host_pid_share_the_hosts_namespaces_and_the_control_does_not
     assert_eq!(out("hostpid", &me).trim(), "seen");
     assert_eq!(out("plain", &me).trim(), "");
 }
+
+#[test]
+fn a_device_is_made_in_dev_and_allowed_and_no_other_device_is() {
+    let w = World::new("device");
+    let sleeper = |name: &str, extra: &str| format!("container \"{name}\" {{\n image \"{}\"\n command \"sleep\" \"300\"\n init\n stop-timeout \"1s\"\n{extra}}}\n", w.image);
+    let up = w.up("dv", &format!("{}{}", sleeper("fuse", " device \"/dev/fuse\"\n device \"/dev/net/tun\"\n"), sleeper("plain", "")));
+    let sh = |c: &str, cmd: &str| {
+        let o = up.run(&["exec", &format!("dv/{c}"), "--", "sh", "-c", cmd]);
+        format!("{}{}", stdout(&o), common::stderr(&o))
+    };
+    // The nodes have the host's type and numbers, a nested path included, and open.
+    let ls = sh("fuse", "ls -l /dev/fuse /dev/net/tun");
+    assert!(ls.contains("10, 229") && ls.contains("10, 200") && ls.lines().all(|l| l.starts_with('c')), "{ls}");
+    assert_eq!(sh("fuse", "exec 3<>/dev/fuse && exec 4<>/dev/net/tun && echo opened").trim(), "opened");
+    // The device cgroup still refuses what was not given: a node the container makes itself
+    // (kmsg, 1:11) does not open.
+    let kmsg = sh("fuse", "mknod /dev/k c 1 11 && cat /dev/k; echo status=$?");
+    assert!(kmsg.contains("Operation not permitted") && kmsg.contains("status=1"), "{kmsg}");
+    // The control has neither node.
+    assert_eq!(sh("plain", "test -e /dev/fuse || test -e /dev/net/tun || echo absent").trim(), "absent");
+}

@@ -127,7 +127,6 @@ fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
     for c in &app.containers {
         let mut missing: Vec<&str> = Vec::new();
         for (used, what) in [
-            (!c.devices.is_empty(), "device"),
             (c.tty, "tty"),
             (c.replicas > 1, "replicas="),
             (c.after.iter().any(|a| a.restart), "after restart=#true"),
