@@ -103,7 +103,7 @@ fn labels_show_in_ps_json_and_filter_it() {
 fn settings_up_cannot_run_yet_are_refused_by_name() {
     let w = World::new("notyet");
     let file = w.dir.path().join("app.kdl");
-    std::fs::write(&file, format!("app \"ny\"\ncontainer \"web\" {{\n image \"{}\"\n pid \"host\"\n}}\n", w.image)).unwrap();
+    std::fs::write(&file, format!("app \"ny\"\ncontainer \"web\" {{\n image \"{}\"\n tty\n}}\n", w.image)).unwrap();
     let file = file.to_str().unwrap();
     // `check` accepts the file...
     let o = w.t.run_in(&w.ns, &["check", file]);
@@ -111,7 +111,7 @@ fn settings_up_cannot_run_yet_are_refused_by_name() {
     // ...`up` refuses it, naming the setting, and starts nothing.
     let o = w.t.run_in(&w.ns, &["up", "--trust-file", "-d", file]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("container web: this tfctl checks but does not run pid \"host\" yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("container web: this tfctl checks but does not run tty yet"), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&w.t.run_in(&w.ns, &["ps", "--format", "json"]).stdout).unwrap();
     assert_eq!(v["apps"], serde_json::json!([]));
 }

@@ -110,6 +110,7 @@ fn main() {
         cpus: Some(1.0),
         pids: 4096,
         pids_explicit: false,
+        devices: Vec::new(),
     };
     let (mut create, mut kill, mut remove, mut child_attach, mut parent_attach) =
         (vec![], vec![], vec![], vec![], vec![]);

@@ -54,6 +54,7 @@ fn main() {
             secret_targets: vec![],
             idmapped_binds_below: Vec::new(),
             sysctls: vec![],
+            host_pid: false,
         })),
         process: Process { argv: vec!["/bin/true".into()], env: vec!["PATH=/bin".into()], cwd: "/".into() },
         user: User::default(),

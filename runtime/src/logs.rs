@@ -1,6 +1,6 @@
 //! Container logs: one file per container, each record stamped with its time and stream,
-//! rotated at a size limit with one previous file kept (and read back), as Docker's json-file
-//! driver does with max-file=2.
+//! rotated at a size limit with N previous files kept (`NAME.log.1`, the newest, to
+//! `NAME.log.N`) and read back, as Docker's json-file driver does with max-file=N+1.
 //!
 //! A record on disk reads `2026-11-30T02:11:59.123456789Z stdout the text`: the time first, so
 //! `--since` can stop reading early; the stream, so `logs` can send each line where it came from.
@@ -134,13 +134,15 @@ impl Splitter {
     }
 }
 
-/// Appends a container's output to its log file, rotating it at `max_size` bytes. No file
-/// grows past `max_size`: a record that would not fit in an empty file is cut to fit.
+/// Appends a container's output to its log file, rotating it at `max_size` bytes and keeping
+/// `keep` rotated files. No file grows past `max_size`: a record that would not fit in an empty
+/// file is cut to fit.
 pub struct LogWriter {
     path: PathBuf,
     file: File,
     size: u64,
     max_size: u64,
+    keep: u32,
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -152,17 +154,50 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-fn previous(path: &Path) -> PathBuf {
+/// The `n`th rotated file of the log at `path` (1: the newest).
+fn rotated(path: &Path, n: u32) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".1");
+    p.push(format!(".{n}"));
     PathBuf::from(p)
 }
 
+/// Removes a file that may not be there.
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl LogWriter {
-    pub fn open(path: &Path, max_size: u64) -> io::Result<LogWriter> {
+    /// Opens the log at `path` (`keep` of at least 1). Rotated files beyond `keep`, left by a run
+    /// that kept more, are removed now: what `logs` reads is what the setting keeps.
+    pub fn open(path: &Path, max_size: u64, keep: u32) -> io::Result<LogWriter> {
+        let keep = keep.max(1);
+        let mut n = keep + 1;
+        while fs::symlink_metadata(rotated(path, n)).is_ok() {
+            remove_if_there(&rotated(path, n))?;
+            n += 1;
+        }
         let file = open_append(path)?;
         let size = file.metadata()?.len();
-        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size: max_size.max(1) })
+        Ok(LogWriter { path: path.to_path_buf(), file, size, max_size: max_size.max(1), keep })
+    }
+
+    /// Shifts the rotated files one up (dropping the oldest) and starts an empty current file.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        remove_if_there(&rotated(&self.path, self.keep))?;
+        for n in (1..self.keep).rev() {
+            match fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        fs::rename(&self.path, rotated(&self.path, 1))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
     }
 
     /// Writes one record (a line without its newline, or a piece of one: `partial`) stamped now.
@@ -185,10 +220,7 @@ impl LogWriter {
         record.extend_from_slice(text);
         record.push(b'\n');
         if self.size > 0 && self.size + record.len() as u64 > self.max_size {
-            self.file.flush()?;
-            fs::rename(&self.path, previous(&self.path))?;
-            self.file = open_append(&self.path)?;
-            self.size = 0;
+            self.rotate()?;
         }
         self.file.write_all(&record)?;
         self.size += record.len() as u64;
@@ -259,11 +291,15 @@ fn next_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<bool> 
     }
 }
 
-/// Reads a container's log, the previous (rotated) file first.
+/// Reads a container's log, the oldest rotated file first, the current one last.
 pub fn read(path: &Path, query: &LogQuery) -> io::Result<Vec<LogLine>> {
     let mut lines = Vec::new();
     let mut line = Vec::new();
-    for p in [previous(path), path.to_path_buf()] {
+    // The writer keeps the rotated files numbered without a gap from 1.
+    let mut files: Vec<PathBuf> = (1..).map(|n| rotated(path, n)).take_while(|p| fs::symlink_metadata(p).is_ok()).collect();
+    files.reverse();
+    files.push(path.to_path_buf());
+    for p in files {
         let file = match File::open(&p) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -294,14 +330,14 @@ mod tests {
     fn rotates_keeping_one_previous_file_and_reads_both() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.log");
-        let mut w = LogWriter::open(&path, 200).unwrap();
+        let mut w = LogWriter::open(&path, 200, 1).unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for i in 0..20 {
             w.record_at(t0 + Duration::from_secs(i), if i % 2 == 0 { Stream::Stdout } else { Stream::Stderr }, format!("line {i}").as_bytes(), false)
                 .unwrap();
         }
         assert!(fs::metadata(&path).unwrap().len() <= 200);
-        assert!(fs::metadata(previous(&path)).unwrap().len() <= 200);
+        assert!(fs::metadata(rotated(&path, 1)).unwrap().len() <= 200);
         assert!(!dir.path().join("web.log.1.1").exists());
         let all = read(&path, &LogQuery::default()).unwrap();
         // Only what the two files hold survives, oldest first and in order.
@@ -314,6 +350,33 @@ mod tests {
         assert_eq!(tail.iter().map(|l| l.text.as_slice()).collect::<Vec<_>>(), [b"line 18", b"line 19"]);
         let since = read(&path, &LogQuery { since: Some(t0 + Duration::from_secs(18)), ..Default::default() }).unwrap();
         assert_eq!(since.len(), 2);
+    }
+
+    #[test]
+    fn keeps_as_many_rotated_files_as_asked_and_reads_them_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.log");
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut w = LogWriter::open(&path, 100, 3).unwrap();
+        for i in 0..40 {
+            w.record_at(t0 + Duration::from_secs(i), Stream::Stdout, format!("line {i:02}").as_bytes(), false).unwrap();
+        }
+        // Three rotated files and the current one; none past the third.
+        for n in 1..=3 {
+            assert!(fs::metadata(rotated(&path, n)).unwrap().len() <= 100);
+        }
+        assert!(!rotated(&path, 4).exists());
+        let all = read(&path, &LogQuery::default()).unwrap();
+        assert!(all.windows(2).all(|w| w[0].time < w[1].time));
+        assert_eq!(all.last().unwrap().text, b"line 39");
+        // Four files of 100 bytes hold more than the two that one kept file would.
+        let two = all.len();
+        assert!(two > 4, "{two}");
+        drop(w);
+        // Opened again keeping one: the files beyond it go.
+        let _w = LogWriter::open(&path, 100, 1).unwrap();
+        assert!(rotated(&path, 1).exists() && !rotated(&path, 2).exists() && !rotated(&path, 3).exists());
+        assert!(read(&path, &LogQuery::default()).unwrap().len() < two);
     }
 
     /// Feeds `input` in reads of `step` bytes, as the pump does, and collects the records.
@@ -385,7 +448,7 @@ mod tests {
     fn keeps_bytes_that_are_not_utf8_and_reads_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
-        let mut w = LogWriter::open(&path, 1 << 20).unwrap();
+        let mut w = LogWriter::open(&path, 1 << 20, 1).unwrap();
         w.record(Stream::Stdout, b"\xff\xfe bad", false).unwrap();
         w.record(Stream::Stdout, b"after\r\x1b[2J", false).unwrap();
         w.record(Stream::Stderr, b"part", true).unwrap();
@@ -399,11 +462,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.log");
         let limit = 1000;
-        let mut w = LogWriter::open(&path, limit).unwrap();
+        let mut w = LogWriter::open(&path, limit, 1).unwrap();
         for i in 0..10 {
             w.record(Stream::Stdout, &vec![b'a' + i; MAX_RECORD], true).unwrap();
             w.record(Stream::Stdout, b"short", false).unwrap();
-            for p in [&path, &previous(&path)] {
+            for p in [&path, &rotated(&path, 1)] {
                 let size = fs::metadata(p).map(|m| m.len()).unwrap_or(0);
                 assert!(size <= limit, "{} is {size} bytes", p.display());
             }
@@ -413,7 +476,7 @@ mod tests {
         assert!(last.iter().any(|l| l.partial && l.text.starts_with(b"jjjj")));
         // A limit below a bare record keeps nothing rather than overflow.
         let tiny = dir.path().join("tiny.log");
-        let mut w = LogWriter::open(&tiny, 10).unwrap();
+        let mut w = LogWriter::open(&tiny, 10, 1).unwrap();
         w.record(Stream::Stdout, b"x", false).unwrap();
         assert_eq!(fs::metadata(&tiny).unwrap().len(), 0);
     }
@@ -439,7 +502,7 @@ mod tests {
         let target = dir.path().join("elsewhere");
         fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, dir.path().join("c.log")).unwrap();
-        assert!(LogWriter::open(&dir.path().join("c.log"), 100).is_err());
+        assert!(LogWriter::open(&dir.path().join("c.log"), 100, 1).is_err());
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
     }
 }

@@ -59,6 +59,7 @@ fn fork_bomb_stops_at_pids_max(d: &dyn CgroupDriver) {
         cpus: None,
         pids: 20,
         pids_explicit: true,
+        devices: Vec::new(),
     };
     let cg = Guard(d.create(&name("pids"), &limits).unwrap());
     let child = in_child(cg.0.attach_files().unwrap().fds, || {
@@ -104,6 +105,7 @@ fn v1_files_hold_the_limits(d: &dyn CgroupDriver) {
         cpus: Some(0.5),
         pids: 99,
         pids_explicit: true,
+        devices: Vec::new(),
     };
     let cg = Guard(d.create(&name("files"), &limits).unwrap());
     let read = |file: &str| -> Option<String> {
@@ -164,6 +166,7 @@ fn memory_hog_is_oom_killed(d: &dyn CgroupDriver) {
         cpus: None,
         pids: 64,
         pids_explicit: false,
+        devices: Vec::new(),
     };
     let cg = Guard(d.create(&name("mem"), &limits).unwrap());
     let child = in_child(cg.0.attach_files().unwrap().fds, || {

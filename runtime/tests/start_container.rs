@@ -537,7 +537,7 @@ impl Drop for CgroupGuard {
 fn cgroup_attached_by_the_child(s: &Spawner, f: &Fixture) {
     use tfctl_runtime::cgroup::{detect, CgroupLimits};
     let driver = detect("start-container-test").unwrap();
-    let limits = CgroupLimits { memory: None, cpus: None, pids: 20, pids_explicit: true };
+    let limits = CgroupLimits { memory: None, cpus: None, pids: 20, pids_explicit: true, devices: Vec::new() };
     let cg = CgroupGuard(driver.create(&format!("tfctl-test-{}-start", std::process::id()), &limits).unwrap());
     let attach = cg.0.attach_files().unwrap();
     // A fork bomb of 40 background sleeps stops at pids.max; the cgroup namespace shows the

@@ -124,18 +124,12 @@ pub(super) fn load_named(file: &Path, name: Option<&str>) -> Result<App, Failure
 /// The app-file settings `tfctl check` accepts but `up` cannot honour yet: refused by name rather
 /// than silently ignored (a container would run with less isolation or fewer names than asked).
 fn refuse_not_yet_run(app: &App) -> Result<(), Failure> {
-    use tfctl_schema::model::RestartPolicy;
     for c in &app.containers {
         let mut missing: Vec<&str> = Vec::new();
         for (used, what) in [
-            (c.network == tfctl_schema::model::NetworkMode::Host, "network \"host\""),
-            (c.host_pid, "pid \"host\""),
-            (!c.devices.is_empty(), "device"),
             (c.tty, "tty"),
             (c.replicas > 1, "replicas="),
-            (c.log.files.is_some_and(|f| f != 1), "log files= other than 1"),
             (c.after.iter().any(|a| a.restart), "after restart=#true"),
-            (c.restart.policy == RestartPolicy::UnlessStopped, "restart \"unless-stopped\""),
         ] {
             if used {
                 missing.push(what);
@@ -619,7 +613,9 @@ pub fn down(args: DownArgs, global: &GlobalOpts) -> CmdResult {
         }
         rec = record::load(&root, &name).map_err(failed)?.unwrap_or(rec);
     }
-    // Whatever a dead supervisor left (or nothing, if it cleaned up) goes now.
+    // Whatever a dead supervisor left (or nothing, if it cleaned up) goes now; so do the user's
+    // stops `restart "unless-stopped"` would keep at the next `up`, as Docker's `down` does.
+    rec.user_stopped.clear();
     lifecycle::remove_objects(&root, &mut rec).map_err(failed)?;
     if args.volumes {
         let _ = std::fs::remove_dir_all(root.path().join("volumes").join(&name));

@@ -116,10 +116,10 @@ pub struct HostDriver {
 }
 
 /// The names the app's containers resolve: every container on the app's network (not a
-/// `network "none"` one), then every `alias` of one that has an address.
+/// `network "none"` or `"host"` one), then every `alias` of one that has an address.
 fn peers(m: &Model) -> Vec<(String, std::net::Ipv4Addr)> {
     let Some(net) = m.net.as_ref() else { return Vec::new() };
-    let on_net = |name: &str| m.app.container(name).is_none_or(|c| c.network != tfctl_schema::model::NetworkMode::None);
+    let on_net = |name: &str| m.app.container(name).is_none_or(|c| c.network == tfctl_schema::model::NetworkMode::App);
     let mut out: Vec<(String, std::net::Ipv4Addr)> = net.containers.iter().filter(|(k, _)| on_net(k)).map(|(k, v)| (k.clone(), v.address)).collect();
     for c in &m.app.containers {
         if let Some(addr) = net.containers.get(&c.name).filter(|_| on_net(&c.name)) {
@@ -198,8 +198,14 @@ impl HostDriver {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(name.to_string()).or_default();
         if slot.netns.is_none() {
-            let ns = super::netns::new_netns().map_err(|e| format!("cannot create a network namespace: {e}"))?;
             let m = self.model();
+            // `network "host"`: the supervisor's own namespace, the host's: no veth, no address.
+            if m.app.container(name).is_some_and(|c| c.network == tfctl_schema::model::NetworkMode::Host) {
+                let ns = std::fs::File::open("/proc/self/ns/net").map_err(|e| format!("cannot open the host's network namespace: {e}"))?;
+                slot.netns = Some(ns.into());
+                return slot.netns.as_ref().expect("set above").try_clone().map_err(|e| e.to_string());
+            }
+            let ns = super::netns::new_netns().map_err(|e| format!("cannot create a network namespace: {e}"))?;
             // `network none`: loopback only, on no network.
             let on_none = m.app.container(name).is_some_and(|c| c.network == tfctl_schema::model::NetworkMode::None);
             if let (Some(net), false) = (&m.net, on_none) {
@@ -287,9 +293,11 @@ impl HostDriver {
     fn log_writer(&self, name: &str) -> std::io::Result<Arc<Mutex<LogWriter>>> {
         let m = self.model();
         let dir = self.ctx.root.dir(&format!("apps/{}/logs", m.app.name))?;
-        // The container's own `log size=`, else the host config's.
-        let size = m.app.container(name).and_then(|c| c.log.size).unwrap_or(self.ctx.log_size);
-        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), size)?)))
+        // The container's own `log size=`, else the host config's; `files=`, else one.
+        let c = m.app.container(name);
+        let size = c.and_then(|c| c.log.size).unwrap_or(self.ctx.log_size);
+        let keep = c.and_then(|c| c.log.files).unwrap_or(1);
+        Ok(Arc::new(Mutex::new(LogWriter::open(&dir.join(format!("{name}.log")), size, keep)?)))
     }
 
     /// Removes what a container's run left: its cgroup (with anything still in it).

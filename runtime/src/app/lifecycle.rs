@@ -86,9 +86,11 @@ fn free_port(p: model::Proto) -> u16 {
 /// The firewall intent of the app model. A `publish 0` keeps the host port chosen before
 /// (`previous`), so a reconcile does not move it.
 pub fn firewall_spec(app: &App, previous: &[super::ops::PublishedPort]) -> firewall::FirewallSpec {
+    // A `network "host"` container is not on the app's network: no rules of its own.
     let containers = app
         .containers
         .iter()
+        .filter(|c| c.network != model::NetworkMode::Host)
         .map(|c| firewall::ContainerRules {
             name: c.name.clone(),
             allow: c
@@ -285,6 +287,9 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
     let model = Model { app: app.clone(), images, net: Some(net.clone()), secrets: values };
     let prints = reconcile::fingerprints(&key, &model).map_err(|e| LifecycleError::Io(std::io::Error::other(e)))?;
     let sup = Supervisor::new(app.clone(), HostDriver::new(ctx, model), hook_base);
+    for c in app.containers.iter().filter(|c| c.restart.policy == model::RestartPolicy::UnlessStopped && record.user_stopped.contains(&c.name)) {
+        sup.keep_stopped(&c.name);
+    }
     let live = Arc::new(tokio::sync::Mutex::new(reconcile::Live { root: root.clone(), config_file, record, key, prints, held_ports }));
 
     let run_dir = root.dir(&format!("apps/{}/run", app.name))?;
@@ -365,7 +370,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                         tokio::spawn(async move { serve_exec(&sup, conn, fds, &req).await });
                     }
                     Some(op @ ("stop" | "start" | "restart" | "reset")) => {
-                        let (sup, op, root) = (sup.clone(), op.to_string(), root.clone());
+                        let (sup, op, root, live) = (sup.clone(), op.to_string(), root.clone(), live.clone());
                         // The whole app: in dependency order, so each finds what it comes after.
                         let names: Vec<String> = match req["container"].as_str() {
                             Some(c) => vec![c.to_string()],
@@ -385,6 +390,7 @@ pub async fn supervise(setup: SupervisorSetup, spawner: Arc<Spawner>, mut stop: 
                                     errors.push(e);
                                 }
                             }
+                            remember_user_stops(&live, &op, &names).await;
                             let reply = if errors.is_empty() {
                                 serde_json::json!({"ok": true})
                             } else {
@@ -551,6 +557,25 @@ fn is_pipe_or_null(fd: &std::os::fd::OwnedFd) -> bool {
         rustix::fs::FileType::CharacterDevice => (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3),
         _ => false,
     })
+}
+
+/// Notes in the record which containers a user's `stop` stopped and a `start` (or `restart`)
+/// has not started since, for `restart "unless-stopped"` at a later `up`.
+async fn remember_user_stops(live: &tokio::sync::Mutex<reconcile::Live>, op: &str, names: &[String]) {
+    let mut live = live.lock().await;
+    let before = live.record.user_stopped.clone();
+    for n in names {
+        if op == "stop" {
+            live.record.user_stopped.insert(n.clone());
+        } else {
+            live.record.user_stopped.remove(n);
+        }
+    }
+    if live.record.user_stopped != before {
+        if let Err(e) = record::save(&live.root, &live.record) {
+            tracing::warn!("app {}: cannot note the stopped containers in its record: {e}", live.record.name);
+        }
+    }
 }
 
 /// `restart --reset`: every change to the container's filesystem since it was created goes

@@ -48,6 +48,11 @@ pub struct AppRecord {
     /// container name: `ps` names them, so that what is not confined from the host is seen.
     #[serde(default)]
     pub host_modes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Containers `tfctl stop` stopped and no `start` started again since: a later `up` (after
+    /// the supervisor ended without `down`: a reboot, a crash, a signal) keeps those with
+    /// `restart "unless-stopped"` stopped, as Docker does. `down` forgets them.
+    #[serde(default)]
+    pub user_stopped: std::collections::BTreeSet<String>,
 }
 
 impl AppRecord {
@@ -67,6 +72,7 @@ impl AppRecord {
             labels: Vec::new(),
             container_labels: std::collections::BTreeMap::new(),
             host_modes: std::collections::BTreeMap::new(),
+            user_stopped: std::collections::BTreeSet::new(),
         }
     }
 }

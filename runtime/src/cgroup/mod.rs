@@ -29,7 +29,7 @@ pub const DEFAULT_PIDS_MAX: u64 = 4096;
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// The limits one container's cgroup gets.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CgroupLimits {
     /// Bytes of memory (swap not allowed on top).
     pub memory: Option<u64>,
@@ -38,6 +38,8 @@ pub struct CgroupLimits {
     pub pids: u64,
     /// Whether `pids` came from the app file (else it is the default, applied where possible).
     pub pids_explicit: bool,
+    /// Host devices allowed besides [`ALLOWED_DEVICES`] (`device "/dev/fuse"`).
+    pub devices: Vec<DeviceRule>,
 }
 
 impl CgroupLimits {
@@ -47,6 +49,7 @@ impl CgroupLimits {
             cpus: l.cpus,
             pids: l.pids.unwrap_or(DEFAULT_PIDS_MAX),
             pids_explicit: l.pids.is_some(),
+            devices: Vec::new(),
         }
     }
 
@@ -75,6 +78,11 @@ pub struct DeviceRule {
 }
 
 impl DeviceRule {
+    /// The allow-list: every container's devices, then `extra`.
+    pub fn allowed(extra: &[DeviceRule]) -> Vec<DeviceRule> {
+        ALLOWED_DEVICES.iter().chain(extra).copied().collect()
+    }
+
     const fn chr(major: u32, minor: Option<u32>) -> DeviceRule {
         DeviceRule {
             block: false,

@@ -190,6 +190,7 @@ fn v2_container_gets_exactly_its_limit_files() {
         cpus: Some(0.5),
         pids: 256,
         pids_explicit: true,
+        devices: Vec::new(),
     };
     let cg = d.create("web-1", &limits).unwrap();
     let dir = d.base.join("web-1");
@@ -258,6 +259,7 @@ fn v2_limits_without_their_controller_are_refused_clearly() {
         cpus: None,
         pids: 4096,
         pids_explicit: false,
+        devices: Vec::new(),
     };
     let err = d.create("x", &limits).unwrap_err();
     assert!(

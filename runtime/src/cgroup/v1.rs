@@ -216,7 +216,7 @@ impl V1Cgroup {
             // One descriptor for the whole list: the kernel takes one rule per write.
             let allow = dir.join("devices.allow");
             let mut f = open_write(&allow)?;
-            for rule in ALLOWED_DEVICES {
+            for rule in DeviceRule::allowed(&limits.devices) {
                 let line = rule.v1_line();
                 f.write_all(line.as_bytes()).map_err(|source| CgroupError::Write { path: allow.clone(), value: line, source })?;
             }

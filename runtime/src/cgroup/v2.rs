@@ -184,7 +184,7 @@ impl V2Cgroup {
                 path: self.dir.clone(),
                 source,
             })?;
-            let prog = devices_bpf::load(&ALLOWED_DEVICES)?;
+            let prog = devices_bpf::load(&DeviceRule::allowed(&limits.devices))?;
             devices_bpf::attach(dir.as_fd(), prog.as_fd())?;
         }
         Ok(())

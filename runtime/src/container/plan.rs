@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::seccomp::{self, SeccompError};
 use crate::spawn::{
-    BpfProgram, CapSets, ContainerSetup, FileInit, Mode, MountFlags, MountStep, OverlayUpper, Process, Rlimit, Rootfs,
+    BpfProgram, CapSets, ContainerSetup, DevNode, FileInit, Mode, MountFlags, MountStep, OverlayUpper, Process, Rlimit, Rootfs,
     RootfsSource, StartPlan, User,
 };
 use crate::spec::CompiledContainer;
@@ -59,6 +59,21 @@ fn size_option(target: &str, options: &[String]) -> Result<u64, PlanError> {
     }
 }
 
+/// The Spec's devices (`device "/dev/X"`) as nodes of the container's /dev.
+fn dev_nodes(spec: &Spec) -> Vec<DevNode> {
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
+    devices
+        .iter()
+        .map(|d| DevNode {
+            path: d.path().to_string_lossy().trim_start_matches("/dev/").to_string(),
+            block: d.typ() == oci_spec::runtime::LinuxDeviceType::B,
+            major: d.major() as u32,
+            minor: d.minor() as u32,
+            mode: d.file_mode().unwrap_or(0o666),
+        })
+        .collect()
+}
+
 /// The Spec's mounts as spawner steps. The standard kernel filesystems map onto the spawner's
 /// own hardened steps; binds and tmpfs mounts keep the Spec's options, always `nodev`.
 fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
@@ -72,7 +87,7 @@ fn mount_steps(spec: &Spec) -> Result<Vec<MountStep>, PlanError> {
             ("devpts", _) => MountStep::DevPts { target },
             ("mqueue", _) => MountStep::Mqueue { target },
             ("sysfs", _) => MountStep::Sysfs { target, writable: !options.iter().any(|o| o == "ro") },
-            ("tmpfs", "/dev") => MountStep::Dev { target },
+            ("tmpfs", "/dev") => MountStep::Dev { target, nodes: dev_nodes(spec) },
             // On a cgroup v2 host: cgroup2, which in the container's cgroup namespace shows its
             // own cgroup as the root, limits included. A v1 host's controllers are not mounted.
             ("cgroup", _) | ("cgroup2", _) if crate::cgroup::version() == crate::cgroup::CgroupVersion::V2 => MountStep::Cgroup2 { target },
@@ -132,6 +147,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
             s.sort();
             s
         },
+        host_pid: !linux.and_then(|l| l.namespaces().as_ref()).is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid)),
     };
     let programs = seccomp::programs(&compiled.seccomp, compiled.caps.bounding)?;
     let seccomp: Vec<BpfProgram> = match programs {

@@ -7,7 +7,7 @@
 //! (`/proc -> /`, `/dev -> /host/dev`) resolves inside the rootfs, never on the host.
 //! Runs in the child: no allocation, only syscalls on precomputed data.
 
-use crate::start::config::{FileConfig, MountConfig, MountKind, OverlayConfig, RootConfig, RootKind};
+use crate::start::config::{DevNodeConfig, FileConfig, MountConfig, MountKind, OverlayConfig, RootConfig, RootKind};
 use crate::start::step::{Failure, Step, StepExt};
 use crate::sys::{self, SysResult, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CStr;
@@ -259,10 +259,10 @@ pub(crate) fn mount_step(
     let mut remount = None;
     let mount = match &m.kind {
         MountKind::Proc => new_fs(c"proc", &[], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
-        MountKind::Dev => {
+        MountKind::Dev { nodes } => {
             // As the spec says and runc mounts it: 64 MiB (`size=` alone is bytes), strictatime.
             let fd = tmpfs(c"65536k", c"755", owner, MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_STRICTATIME).step_at(Step::Mount, index)?;
-            make_dev(fd).step_at(Step::DevNodes, index)?;
+            make_dev(fd, nodes).step_at(Step::DevNodes, index)?;
             Ok(fd)
         }
         MountKind::DevPts => new_fs(
@@ -330,8 +330,9 @@ fn tmpfs(size: &CStr, mode: &CStr, owner: Option<&(std::ffi::CString, std::ffi::
     }
 }
 
-/// The device nodes of a fresh /dev tmpfs (the umask is 0 here, so modes are exact).
-fn make_dev(dev: RawFd) -> SysResult<()> {
+/// The device nodes of a fresh /dev tmpfs (the umask is 0 here, so modes are exact), then the
+/// `device` nodes asked for (their parents made first: nothing of the image is there yet).
+fn make_dev(dev: RawFd, nodes: &[DevNodeConfig]) -> SysResult<()> {
     const NODES: [(&CStr, u32, u32); 6] = [(c"null", 1, 3), (c"zero", 1, 5), (c"full", 1, 7), (c"random", 1, 8), (c"urandom", 1, 9), (c"tty", 5, 0)];
     for (name, major, minor) in NODES {
         sys::mknodat(dev, name, libc::S_IFCHR | 0o666, libc::makedev(major, minor))?;
@@ -343,6 +344,15 @@ fn make_dev(dev: RawFd) -> SysResult<()> {
         [(c"ptmx", c"pts/ptmx"), (c"fd", c"/proc/self/fd"), (c"stdin", c"/proc/self/fd/0"), (c"stdout", c"/proc/self/fd/1"), (c"stderr", c"/proc/self/fd/2")];
     for (name, target) in LINKS {
         sys::symlinkat(target, dev, name)?;
+    }
+    for n in nodes {
+        for p in &n.parents {
+            match sys::mkdirat(dev, p, 0o755) {
+                Err(e) if e != libc::EEXIST => return Err(e),
+                _ => {}
+            }
+        }
+        sys::mknodat(dev, &n.path, n.mode, n.dev)?;
     }
     Ok(())
 }

@@ -103,6 +103,9 @@ pub struct ContainerSetup {
     /// (`net.ipv4.ip_forward`), before pivot_root; the app file allows only namespaced keys.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
+    /// `pid "host"`: no pid namespace of its own; the process runs in the spawner's (the host's).
+    #[serde(default)]
+    pub host_pid: bool,
 }
 
 /// Moby's masked paths.
@@ -156,6 +159,17 @@ pub enum OverlayUpper {
     Dirs { upper: PathBuf, work: PathBuf },
 }
 
+/// A host device node made in the container's /dev: its path under /dev (`fuse`, `net/tun`),
+/// type, numbers and mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevNode {
+    pub path: String,
+    pub block: bool,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: u32,
+}
+
 /// Container paths are absolute (`/dev/shm`) and resolved inside the rootfs by descriptor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum MountStep {
@@ -163,8 +177,12 @@ pub enum MountStep {
     Proc { target: String },
     /// A small tmpfs (`nosuid,noexec`, 64 KiB) holding only null, zero, full, random, urandom,
     /// tty, ptmx -> pts/ptmx, the fd/stdin/stdout/stderr links, and the pts, shm and mqueue
-    /// directories, all created by descriptor.
-    Dev { target: String },
+    /// directories, all created by descriptor; then `nodes` (`device "/dev/X"`).
+    Dev {
+        target: String,
+        #[serde(default)]
+        nodes: Vec<DevNode>,
+    },
     /// A new devpts instance (`newinstance,ptmxmode=0666,mode=0620,gid=5`, `nosuid,noexec`).
     DevPts { target: String },
     /// A new mqueue instance (`nosuid,nodev,noexec`).
@@ -204,7 +222,7 @@ impl MountStep {
     pub fn defaults() -> Vec<MountStep> {
         vec![
             MountStep::Proc { target: "/proc".into() },
-            MountStep::Dev { target: "/dev".into() },
+            MountStep::Dev { target: "/dev".into(), nodes: vec![] },
             MountStep::DevPts { target: "/dev/pts".into() },
             MountStep::Tmpfs { target: "/dev/shm".into(), size_bytes: 64 << 20, mode: 0o1777, flags: MountFlags::HARDENED, files: vec![] },
             MountStep::Mqueue { target: "/dev/mqueue".into() },
@@ -215,7 +233,7 @@ impl MountStep {
     pub fn target(&self) -> &str {
         match self {
             MountStep::Proc { target }
-            | MountStep::Dev { target }
+            | MountStep::Dev { target, .. }
             | MountStep::DevPts { target }
             | MountStep::Mqueue { target }
             | MountStep::Sysfs { target, .. }

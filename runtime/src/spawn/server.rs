@@ -340,7 +340,10 @@ impl Server {
         let flags = if join {
             0
         } else {
-            let mut f = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+            let mut f = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+            if !matches!(&plan.mode, Mode::Container(s) if s.host_pid) {
+                f |= libc::CLONE_NEWPID;
+            }
             if child_fds.netns.is_none() {
                 f |= libc::CLONE_NEWNET;
             }

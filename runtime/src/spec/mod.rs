@@ -15,7 +15,7 @@ use std::str::FromStr;
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capabilities, Capability as OciCapability, LinuxBuilder, LinuxCapabilitiesBuilder,
-    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
+    LinuxCpuBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
     MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder,
     Spec, SpecBuilder, UserBuilder,
@@ -23,7 +23,7 @@ use oci_spec::runtime::{
 use tfctl_schema::model::{Container, MountSource};
 
 use crate::capabilities::{self, CapSet, ProcessCaps};
-use crate::cgroup::{CgroupLimits, ALLOWED_DEVICES, CPU_PERIOD_US};
+use crate::cgroup::{CgroupLimits, DeviceRule, ALLOWED_DEVICES, CPU_PERIOD_US};
 use crate::seccomp::{self, SeccompPolicy};
 pub use user::{add_groups, resolve_user, ResolvedUser};
 
@@ -49,8 +49,43 @@ pub enum SpecError {
     UlimitOrder { name: String, soft: u64, hard: u64 },
     #[error("ulimit `{name}`: hard limit {asked} is above this host's current hard limit {max}; raising it needs CAP_SYS_RESOURCE, which this host denies: ask for at most {max}")]
     UlimitAboveHost { name: String, asked: u64, max: u64 },
+    #[error("device {path}: {reason}; give a character or block device that exists on this host, or remove the `device` line")]
+    Device { path: String, reason: String },
+    #[error("device {0}: tfctl makes this path of the container's /dev itself; give another device")]
+    DeviceReserved(String),
     #[error("building the OCI spec: {0}")]
     Oci(String),
+}
+
+/// The names tfctl makes in every container's /dev: a `device` cannot take one.
+const OWN_DEV_NAMES: [&str; 14] =
+    ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd", "stdin", "stdout", "stderr"];
+
+/// `device "/dev/X"`: the host node's type, numbers and mode, read now (a missing one is an
+/// error at start), as the spec's device and the cgroup rule that allows it.
+fn host_device(path: &str) -> Result<(LinuxDevice, DeviceRule), SpecError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let first = path.trim_start_matches("/dev/").split('/').next().unwrap_or_default();
+    if OWN_DEV_NAMES.contains(&first) {
+        return Err(SpecError::DeviceReserved(path.to_string()));
+    }
+    let bad = |reason: String| SpecError::Device { path: path.to_string(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    let block = meta.file_type().is_block_device();
+    if !block && !meta.file_type().is_char_device() {
+        return Err(bad("not a device node on the host".into()));
+    }
+    let (major, minor) = (rustix::fs::major(meta.rdev()), rustix::fs::minor(meta.rdev()));
+    let device = LinuxDeviceBuilder::default()
+        .path(path)
+        .typ(if block { LinuxDeviceType::B } else { LinuxDeviceType::C })
+        .major(i64::from(major))
+        .minor(i64::from(minor))
+        .file_mode(meta.mode() & 0o777)
+        .uid(meta.uid())
+        .gid(meta.gid())
+        .build()?;
+    Ok((device, DeviceRule { block, major: Some(major), minor: Some(minor) }))
 }
 
 impl From<oci_spec::OciSpecError> for SpecError {
@@ -325,7 +360,13 @@ pub fn compile(
         })
         .unwrap_or_else(|| "/".to_string());
     let (raw_rlimits, oci_rlimits) = rlimits(c)?;
-    let cgroup = CgroupLimits::from_model(&c.limits);
+    let mut cgroup = CgroupLimits::from_model(&c.limits);
+    let mut host_devices = Vec::new();
+    for d in &c.devices {
+        let (device, rule) = host_device(d)?;
+        host_devices.push(device);
+        cgroup.devices.push(rule);
+    }
     let policy = SeccompPolicy::from_model(if c.privileged { &tfctl_schema::model::Seccomp::Unconfined } else { &c.seccomp })?;
     // --privileged: nothing of /proc or /sys hidden or made read-only.
     let (masked, readonly): (&[&str], &[&str]) = if c.privileged { (&[], &[]) } else { (MASKED_PATHS, READONLY_PATHS) };
@@ -355,13 +396,15 @@ pub fn compile(
         .no_new_privileges(true)
         .build()?;
 
-    let mut namespaces = vec![
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Network,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
-    ];
+    let mut namespaces = vec![LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount];
+    // `pid "host"` and `network "host"` give up those namespaces: the container sees the host's
+    // processes, or uses the host's network stack itself (its netns is the supervisor's).
+    if !c.host_pid {
+        namespaces.insert(0, LinuxNamespaceType::Pid);
+    }
+    if c.network != tfctl_schema::model::NetworkMode::Host {
+        namespaces.insert(usize::from(!c.host_pid), LinuxNamespaceType::Network);
+    }
     if Path::new("/proc/self/ns/cgroup").exists() {
         namespaces.push(LinuxNamespaceType::Cgroup);
     }
@@ -374,7 +417,7 @@ pub fn compile(
         .allow(false)
         .access("rwm")
         .build()?];
-    for d in ALLOWED_DEVICES {
+    for d in ALLOWED_DEVICES.iter().chain(&cgroup.devices) {
         let mut b = LinuxDeviceCgroupBuilder::default()
             .allow(true)
             .typ(if d.block {
@@ -430,6 +473,9 @@ pub fn compile(
         .sysctl(c.sysctls.iter().cloned().collect::<HashMap<_, _>>())
         .rootfs_propagation("rprivate")
         .resources(resources.build()?);
+    if !host_devices.is_empty() {
+        linux = linux.devices(host_devices);
+    }
     if let Some(seccomp) = oci_seccomp(&policy, caps.bounding)? {
         linux = linux.seccomp(seccomp);
     }

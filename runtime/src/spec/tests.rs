@@ -429,7 +429,9 @@ fn group_add_resolves_names_in_the_image_and_keeps_numbers() {
     let mut c = container();
     c.group_add = strings(&["www", "4242", "adm"]);
     let compiled = compile_in(&c, &img, &root).unwrap();
-    assert_eq!(compiled.user.additional_gids, vec![4, 33, 4242]);
+    // Root's own group (0) comes first, as Docker lists the primary group among the
+    // supplementary ones; then the added ones, sorted.
+    assert_eq!(compiled.user.additional_gids, vec![0, 4, 33, 4242]);
     c.group_add = strings(&["wheel"]);
     let err = compile_in(&c, &img, &root).unwrap_err();
     assert!(matches!(&err, SpecError::UnknownGroup(g) if g == "wheel"), "{err}");

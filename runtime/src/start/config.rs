@@ -3,7 +3,7 @@
 
 use crate::capabilities::{self, CapSet, ProcessCaps};
 use crate::userns::IdMap;
-use crate::spawn::plan::{CapSets, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
+use crate::spawn::plan::{CapSets, DevNode, FileInit, Mode, MountFlags, MountStep, OverlayUpper, RootfsSource, StartPlan};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -132,9 +132,18 @@ pub(crate) struct FileConfig {
     pub gid: u32,
 }
 
+/// A `device` node: the directories under /dev to make first, its path, mode (type included)
+/// and number.
+pub(crate) struct DevNodeConfig {
+    pub parents: Vec<CString>,
+    pub path: CString,
+    pub mode: libc::mode_t,
+    pub dev: libc::dev_t,
+}
+
 pub(crate) enum MountKind {
     Proc,
-    Dev,
+    Dev { nodes: Vec<DevNodeConfig> },
     DevPts,
     Mqueue,
     Sysfs { writable: bool },
@@ -442,13 +451,20 @@ fn prepare_overlay_ids(layers: &[std::path::PathBuf], rw: Option<(&Path, &Path)>
     Ok(o)
 }
 
+fn dev_node(n: &DevNode) -> Result<DevNodeConfig, PrepareError> {
+    let parts: Vec<&str> = n.path.split('/').filter(|p| !p.is_empty()).collect();
+    let parents = (1..parts.len()).map(|i| cstr("device directory", parts[..i].join("/"))).collect::<Result<_, _>>()?;
+    let kind = if n.block { libc::S_IFBLK } else { libc::S_IFCHR };
+    Ok(DevNodeConfig { parents, path: cstr("device path", parts.join("/"))?, mode: kind | (n.mode & 0o777), dev: libc::makedev(n.major, n.minor) })
+}
+
 /// The tty group, as devpts gives new terminals.
 const TTY_GID: u32 = 5;
 
 fn prepare_mount(step: &MountStep, map: Option<IdMap>, idmapped_below: &[PathBuf]) -> Result<MountConfig, PrepareError> {
     let kind = match step {
         MountStep::Proc { .. } => MountKind::Proc,
-        MountStep::Dev { .. } => MountKind::Dev,
+        MountStep::Dev { nodes, .. } => MountKind::Dev { nodes: nodes.iter().map(dev_node).collect::<Result<_, _>>()? },
         MountStep::DevPts { .. } => MountKind::DevPts,
         MountStep::Mqueue { .. } => MountKind::Mqueue,
         MountStep::Sysfs { writable, .. } => MountKind::Sysfs { writable: *writable },
@@ -486,6 +502,7 @@ mod tests {
                 secret_targets: vec![],
                 idmapped_binds_below: vec![],
                 sysctls: vec![],
+                host_pid: false,
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: env.iter().map(|s| s.to_string()).collect(), cwd: "/".into() },
             user: User::default(),

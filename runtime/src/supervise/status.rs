@@ -50,6 +50,9 @@ pub struct ContainerStatus {
     pub started_at: Option<u64>,
     /// Why it failed, when it did.
     pub reason: Option<String>,
+    /// Stopped by `tfctl stop` before this supervisor started, and kept so by `restart
+    /// "unless-stopped"`: `up --wait` does not wait for it.
+    pub kept_stopped: bool,
 }
 
 impl ContainerStatus {
@@ -64,6 +67,7 @@ impl ContainerStatus {
             exit_code: None,
             started_at: None,
             reason: None,
+            kept_stopped: false,
         }
     }
 
@@ -135,6 +139,9 @@ pub fn readiness(app: &App, status: &StatusMap) -> Readiness {
             ready = false;
             continue;
         };
+        if s.kept_stopped {
+            continue;
+        }
         if s.state == State::Failed {
             let reason = s.reason.clone().unwrap_or_else(|| "failed".into());
             return Readiness::Failed { container: c.name.clone(), reason };

@@ -137,9 +137,20 @@ impl<D: Driver> Supervisor<D> {
             .app()
             .containers
             .iter()
-            .filter(|c| !c.sleep)
+            .filter(|c| !c.sleep && self.command(&c.name).is_ok_and(|t| *t.borrow() == Command::Run))
             .map(|c| self.spawn_task(&c.name))
             .collect()
+    }
+
+    /// Keeps a container stopped from the start (a user's `stop` that `restart "unless-stopped"`
+    /// honours across supervisors): [`Self::start_all`] passes it by, and only `start` runs it.
+    pub fn keep_stopped(&self, name: &str) {
+        let Ok(tx) = self.command(name) else { return };
+        tx.send_replace(Command::Stop);
+        update(&self.inner, name, |s| {
+            s.state = State::Stopped;
+            s.kept_stopped = true;
+        });
     }
 
     /// The containers in dependency levels: each level's `after` targets stand in earlier ones.

@@ -91,6 +91,7 @@ impl Fixture {
                 secret_targets: vec![],
                 idmapped_binds_below: vec![],
                 sysctls: vec![],
+                host_pid: false,
             })),
             process: Process { argv: argv.iter().map(|s| s.to_string()).collect(), env: vec!["PATH=/bin".into()], cwd: "/".into() },
             user: User::default(),
