@@ -8,6 +8,15 @@ if [ "$(id -u)" != 0 ]; then
   echo "scripts/test.sh: the tests create namespaces, mounts, cgroups and nftables rules: run it as root" >&2
   exit 2
 fi
+# A test that cannot run here (not root, no cgroup2 controllers...) fails under CI instead of
+# printing SKIP and passing (runtime/tests/common/skip.rs).
+export CI=true
+# Except the cgroup v2 controller checks on a host that has none (cgroup v1 or hybrid): the
+# virtual machine step at the end runs the same test binary on cgroup v2 and fails the run if it
+# fails there.
+if ! grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+  export TFCTL_CHECKED_ELSEWHERE="v2 backend limits"
+fi
 scripts/setup.sh
 cargo build --workspace --locked
 bench/run.sh --smoke

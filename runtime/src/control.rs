@@ -300,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn a_process_not_running_as_root_is_refused() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIP: needs root to switch users");
+            crate::skip::cannot_run("a_process_not_running_as_root_is_refused", "needs root to switch users");
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

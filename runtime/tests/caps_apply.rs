@@ -2,6 +2,9 @@
 //! process what the kernel then reports in /proc/self/status after execve.
 //! `harness = false`: single-threaded, so the child may exec.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::ffi::CString;
 use std::io::Read;
 
@@ -56,7 +59,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        println!("SKIP caps_apply: needs root");
+        skip::cannot_run("caps_apply", "needs root");
         return;
     }
     let dflt = 0x8004_05fb;

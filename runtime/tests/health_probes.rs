@@ -1,6 +1,9 @@
 //! Health probes run inside the container's network namespace: a server that listens only on a
 //! namespace's loopback is healthy through that namespace and unreachable from the test's own.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::os::fd::AsFd;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -50,7 +53,7 @@ impl Drop for Netns {
 #[tokio::test]
 async fn probes_reach_the_namespace_loopback_and_only_it() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: needs root for network namespaces");
+        skip::cannot_run("health probes", "needs root for network namespaces");
         return;
     }
     let ns = Netns::with_httpd(18080);

@@ -39,6 +39,9 @@ impl App {
 struct Fixture {
     w: World,
     before: (String, String),
+    /// net.ipv4.ip_forward as the new namespace got it: it inherits the host's default
+    /// (1 where anything on the host runs containers), so it is read, not assumed.
+    fwd_before: String,
     host: HostRecord,
     apps: Vec<App>,
 }
@@ -55,9 +58,11 @@ impl Fixture {
             assert!(v == "0" || v == "absent", "bridge-nf-call-iptables is {v}");
         }
         let before = w.host.snapshot();
+        let fwd_before = w.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim().to_string();
         Fixture {
             w,
             before,
+            fwd_before,
             host: HostRecord::default(),
             apps: vec![],
         }
@@ -114,7 +119,6 @@ impl Fixture {
 
     /// Tears everything down and checks the namespace is as before (ruleset, links, forwarding).
     fn finish(mut self) {
-        let fwd_before = "0";
         for app in &self.apps {
             self.w.host.run(|| tfnet::teardown(&app.rec)).unwrap();
             let id = app.rec.app_id.clone();
@@ -123,7 +127,7 @@ impl Fixture {
         }
         assert_eq!(
             self.w.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim(),
-            fwd_before
+            self.fwd_before
         );
         assert_eq!(self.w.host.snapshot(), self.before);
     }

@@ -12,6 +12,8 @@ use tfctl_runtime::net::{self, subnet, AppId, AppNet, NetRecord};
 fn wires_containers_and_tears_down_exactly() {
     let w = World::new(false);
     let before = w.host.snapshot();
+    // Inherited from the host's default (1 where anything runs containers): read, not assumed.
+    let fwd_before = w.host.sh("cat /proc/sys/net/ipv4/ip_forward").trim().to_string();
     let a = Ns::new("a");
     let b = Ns::new("b");
     let id = AppId::derive(w.root.path(), "links");
@@ -99,7 +101,7 @@ fn wires_containers_and_tears_down_exactly() {
     let rec2: NetRecord = serde_json::from_str(&json).unwrap();
     w.host.run(|| net::teardown(&rec2)).unwrap();
     w.host.run(|| net::teardown(&rec2)).unwrap();
-    w.host.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
+    w.host.sh(&format!("echo {fwd_before} > /proc/sys/net/ipv4/ip_forward"));
     assert_eq!(w.host.snapshot(), before_dummy);
     w.host.sh("ip route del 10.89.0.0/25");
     assert_eq!(w.host.snapshot(), before);

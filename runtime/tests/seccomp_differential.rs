@@ -23,7 +23,7 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 #[test]
 fn tfctl_and_libseccomp_answer_alike_for_random_profiles() {
     // TFCTL_SECCOMP_CASES raises the count for a longer local run.
-    let cases: u64 = std::env::var("TFCTL_SECCOMP_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let cases: u64 = std::env::var("TFCTL_SECCOMP_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(3000);
     for seed in 0..cases {
         let data = random_bytes(seed, 1024);
         if let Err(e) = std::panic::catch_unwind(|| seccomp_diff::seccomp_differential(&data)) {

@@ -1,6 +1,9 @@
 //! Installs the compiled filters in forked children and probes what the kernel then allows.
 //! `harness = false`: the process stays single-threaded, so forking is safe.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use tfctl_runtime::capabilities::{self, CapSet};
@@ -95,7 +98,7 @@ fn default_caps(add: &[&str]) -> CapSet {
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        println!("SKIP seccomp_install: needs root (unshare(CLONE_NEWUSER) as the control)");
+        skip::cannot_run("seccomp_install", "needs root (unshare(CLONE_NEWUSER) as the control)");
         return;
     }
     let unconfined = probe(None);

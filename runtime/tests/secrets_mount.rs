@@ -2,8 +2,11 @@
 //! never staged on disk; a symlink planted in the image cannot send them outside the rootfs.
 //! `harness = false`: single-threaded, so the child may unshare its mount namespace.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::collections::HashMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -11,7 +14,6 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
-use tfctl_runtime::files::{self, TargetKind};
 use tfctl_runtime::secrets::{self, SecretFile, SecretValue};
 use tfctl_schema::model::{Owner, SecretTarget, SecretUse};
 
@@ -44,7 +46,7 @@ fn check(cond: bool, what: &str) -> Result<(), String> {
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        println!("SKIP secrets_mount: needs root");
+        skip::cannot_run("secrets_mount", "needs root");
         return;
     }
     // A fresh random value: anything holding it afterwards is a leak.
@@ -55,6 +57,8 @@ fn main() {
     let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     // The image plants /run -> a host folder.
     std::os::unix::fs::symlink(outside.path(), rootfs.path().join("run")).unwrap();
+    // Inside the rootfs that path exists, as in an image that has it: the symlink resolves there.
+    std::fs::create_dir_all(rootfs.path().join(outside.path().strip_prefix("/").unwrap())).unwrap();
     std::fs::create_dir(rootfs.path().join("etc")).unwrap();
 
     let uses = vec![SecretUse {
@@ -100,8 +104,13 @@ fn main() {
                 .map_err(|e| format!("rprivate: {e}"))?;
                 let root = std::fs::File::open(rootfs.path()).unwrap();
                 for m in &prepared.mounts {
-                    let target = files::mount_target(root.as_fd(), &m.target, TargetKind::File)
-                        .map_err(|e| e.to_string())?;
+                    // What the start sequence does (crate::start): the target made by
+                    // descriptor inside the rootfs, then the secret's mount moved onto it.
+                    let path = std::ffi::CString::new(m.target.as_str()).unwrap();
+                    let target = tfctl_runtime::rootfs::open_or_create(root.as_raw_fd(), &path, false)
+                        .map_err(|e| format!("mount target {}: errno {e}", m.target))?;
+                    // SAFETY: open_or_create returned a descriptor that nothing else owns.
+                    let target = unsafe { OwnedFd::from_raw_fd(target) };
                     secrets::attach(m.fd.as_fd(), target.as_fd())
                         .map_err(|e| format!("attach {}: {e}", m.target))?;
                 }

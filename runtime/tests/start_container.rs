@@ -3,6 +3,9 @@
 //! `harness = false`: the spawner must be forked while the process is single-threaded, so main
 //! starts it before anything else and then runs the cases in sequence. Needs root.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 #[path = "start/fixture.rs"]
 mod fixture;
 #[path = "start/lifetime.rs"]
@@ -16,7 +19,7 @@ fn main() {
     lifetime::maybe_play_holder();
     let spawner = Spawner::start().expect("the spawner starts while we are single-threaded");
     if nix::unistd::geteuid().as_raw() != 0 {
-        println!("SKIP: the start tests need root");
+        skip::cannot_run("start_container", "the start tests need root");
         return;
     }
     let fx = Fixture::new();
@@ -279,13 +282,30 @@ fn failures_name_the_step(s: &Spawner, f: &Fixture) {
     let err = run(s, &f.plan(&["/etc/passwd"])).err().expect("not executable");
     assert_eq!((err.step(), err.errno()), (Some(Step::Exec), Some(libc::EACCES)), "{err}");
     let mut plan = f.plan(&["true"]);
-    plan.process.cwd = "/does/not/exist".into();
+    // A missing working directory is made (as Docker does); a file in its place is refused.
+    plan.process.cwd = "/etc/passwd".into();
     let err = run(s, &plan).err().expect("cwd fails");
-    assert_eq!((err.step(), err.errno()), (Some(Step::Cwd), Some(libc::ENOENT)), "{err}");
+    assert_eq!((err.step(), err.errno()), (Some(Step::Workdir), Some(libc::ENOTDIR)), "{err}");
     let mut plan = f.plan(&["true"]);
     setup(&mut plan).rootfs.source = RootfsSource::Overlay { layers: vec![f.path("no-such-layer")], upper: OverlayUpper::Tmpfs { size_bytes: 1 << 20 } };
     let err = run(s, &plan).err().expect("overlay fails");
     assert_eq!(err.step(), Some(Step::RootfsOverlay), "{err}");
+    // A tmpfs file that cannot be written ("x" is a file, not a folder) is named by its own path,
+    // not by the container file whose index equals the tmpfs mount's.
+    let mut plan = f.plan(&["true"]);
+    let set = setup(&mut plan);
+    let tmpfs_file = |path: &str| FileInit { path: path.into(), data: b"x".to_vec(), mode: 0o600, uid: 0, gid: 0 };
+    set.mounts.push(MountStep::Tmpfs {
+        target: "/run/cfg".into(),
+        size_bytes: 1 << 20,
+        mode: 0o755,
+        flags: MountFlags::HARDENED,
+        files: vec![tmpfs_file("x"), tmpfs_file("x/y")],
+    });
+    set.files = (0..set.mounts.len()).map(|n| tmpfs_file(&format!("/etc/file{n}"))).collect();
+    let err = run(s, &plan).err().expect("the tmpfs file fails");
+    assert_eq!((err.step(), err.errno()), (Some(Step::TmpfsFile), Some(libc::ENOTDIR)), "{err}");
+    assert!(err.to_string().contains("/run/cfg/x/y") && !err.to_string().contains("/etc/file"), "{err}");
 }
 
 fn rlimits_applied_and_refused_above_hard(s: &Spawner, f: &Fixture) {

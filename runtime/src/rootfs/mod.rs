@@ -8,7 +8,7 @@
 //! Runs in the child: no allocation, only syscalls on precomputed data.
 
 use crate::start::config::{DevNodeConfig, FileConfig, MountConfig, MountKind, OverlayConfig, RootConfig, RootKind};
-use crate::start::step::{Failure, Step, StepExt};
+use crate::start::step::{tmpfs_file_index, Failure, Step, StepExt};
 use crate::sys::{self, SysResult, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -49,7 +49,8 @@ fn c_in<'a>(buf: &'a mut [u8; PATH_BUF], bytes: &[u8]) -> SysResult<&'a CStr> {
 
 /// Opens `path` under `root` as O_PATH, creating missing components by descriptor: directories,
 /// and for `dir == false` an empty regular file as the last component (a file bind target).
-pub(crate) fn open_or_create(root: RawFd, path: &CStr, dir: bool) -> SysResult<RawFd> {
+/// Public for the secrets test (runtime/tests/secrets_mount.rs), which mounts as the start does.
+pub fn open_or_create(root: RawFd, path: &CStr, dir: bool) -> SysResult<RawFd> {
     match open_in_root(root, path, libc::O_PATH) {
         Err(libc::ENOENT) => {}
         other => return other,
@@ -279,8 +280,8 @@ pub(crate) fn mount_step(
         MountKind::Cgroup2 => new_fs(c"cgroup2", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC),
         MountKind::Tmpfs { size, mode, attrs, files } => {
             let fd = tmpfs(size, mode, owner, attrs & !MOUNT_ATTR_RDONLY).step_at(Step::Mount, index)?;
-            for f in files {
-                write_file(fd, f).step_at(Step::WriteFile, index)?;
+            for (i, f) in files.iter().enumerate() {
+                write_file(fd, f).step_at(Step::TmpfsFile, tmpfs_file_index(index, i))?;
             }
             if attrs & MOUNT_ATTR_RDONLY != 0 {
                 if setattr {
@@ -456,3 +457,6 @@ pub(crate) fn make_readonly(root: RawFd, path: &CStr, index: usize) -> Result<()
     sys::close(target);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

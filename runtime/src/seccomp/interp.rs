@@ -53,6 +53,8 @@ pub enum InterpError {
     OffTheEnd { pc: usize },
     #[error("instruction {pc}: scratch memory slot {k} does not exist (there are 16)")]
     Scratch { pc: usize, k: u32 },
+    #[error("the program has {len} instructions; the kernel takes 1 to {}", super::bpf::MAX_INSNS)]
+    Length { len: usize },
 }
 
 /// Runs one filter on `data` and returns its `SECCOMP_RET_*` value.
@@ -67,13 +69,15 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, InterpError>
     const BPF_TXA: u32 = 0x80;
     const BPF_RET_A: u32 = 0x10;
     const BPF_MOD: u32 = 0x90;
+    if prog.is_empty() || prog.len() > super::bpf::MAX_INSNS {
+        return Err(InterpError::Length { len: prog.len() });
+    }
     let bytes = data.bytes();
     let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
     let mut pc = 0usize;
-    loop {
-        let Some(i) = prog.get(pc) else {
-            return Err(InterpError::OffTheEnd { pc });
-        };
+    // Classic BPF only jumps forward: every step moves `pc` on by at least one, so a run ends
+    // after at most `prog.len()` (≤ 4096) instructions, whatever the program.
+    while let Some(i) = prog.get(pc) {
         let (code, k) = (u32::from(i.code), i.k);
         let bad = InterpError::Opcode { pc, code: i.code };
         let here = pc;
@@ -151,6 +155,7 @@ pub fn run(prog: &[sock_filter], data: &SeccompData) -> Result<u32, InterpError>
             _ => return Err(bad),
         }
     }
+    Err(InterpError::OffTheEnd { pc })
 }
 
 /// Runs stacked filters, given in installation order, as the kernel does: every filter runs,

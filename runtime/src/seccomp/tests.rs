@@ -376,3 +376,25 @@ fn profiles_resolve_as_libseccomp_builds_them() {
     let err = resolve_json(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":4096}"#).unwrap_err().to_string();
     assert!(err.contains("4096") && err.contains("0-4095"), "{err}");
 }
+
+/// The interpreter's termination rests on the kernel's own limits: programs of 1 to 4096
+/// instructions that only jump forward. The longest run, a chain of 4095 one-step jumps, ends.
+#[test]
+fn the_interpreter_ends_on_any_program_and_refuses_what_the_kernel_refuses() {
+    let insn = |code: u32, jt: u8, jf: u8, k: u32| sock_filter { code: code as u16, jt, jf, k };
+    let ja = |k| insn(libc::BPF_JMP | libc::BPF_JA, 0, 0, k);
+    let ret_allow = || insn(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW);
+    let data = interp::SeccompData::new(Arch::X86_64.audit_arch(), 0, [0; 6]);
+
+    let mut chain = vec![ja(0); bpf::MAX_INSNS - 1];
+    chain.push(ret_allow());
+    assert_eq!(interp::run(&chain, &data), Ok(libc::SECCOMP_RET_ALLOW));
+
+    chain.insert(0, ja(0));
+    assert_eq!(interp::run(&chain, &data), Err(interp::InterpError::Length { len: bpf::MAX_INSNS + 1 }));
+    assert_eq!(interp::run(&[], &data), Err(interp::InterpError::Length { len: 0 }));
+    // Jumps past the end, by BPF_JA's 32-bit offset or a conditional's 8-bit one, are errors.
+    assert_eq!(interp::run(&[ja(u32::MAX), ret_allow()], &data), Err(interp::InterpError::OffTheEnd { pc: 1 << 32 }));
+    let jeq = insn(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 255, 255, 0);
+    assert_eq!(interp::run(&[jeq, ret_allow()], &data), Err(interp::InterpError::OffTheEnd { pc: 256 }));
+}

@@ -4,7 +4,7 @@
 //! For the spawner: [`SecretMounts::mounts`] is plain data, a detached mount descriptor and the
 //! absolute container path for each secret file (and each templated file that uses a secret).
 //! In the child, after the rootfs is mounted and before `pivot_root`, for each mount:
-//! `target = files::mount_target(root_fd, path, TargetKind::File)` (created by descriptor if
+//! `target = rootfs::open_or_create(root_fd, path, false)` (created by descriptor if
 //! missing, resolved with `RESOLVE_IN_ROOT`), then [`attach`]`(mount.fd, target)`.
 //! Secrets given as environment variables (`env=`) are in [`secret_env`].
 
@@ -276,7 +276,7 @@ pub fn prepare_mounts(
 }
 
 /// Moves a prepared mount onto its target (an `O_PATH` descriptor from
-/// `files::mount_target`). Async-signal-safe.
+/// `rootfs::open_or_create`). Async-signal-safe.
 pub fn attach(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), nix::errno::Errno> {
     tmpfs::move_mount_onto(mount, target)
 }

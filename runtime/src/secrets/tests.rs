@@ -156,7 +156,7 @@ fn sources_resolve_and_missing_ones_say_which() {
 #[test]
 fn secrets_tmpfs_holds_files_in_memory_with_mode_and_owner() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: the secrets tmpfs needs root");
+        crate::skip::cannot_run("secrets_tmpfs_holds_files_in_memory_with_mode_and_owner", "the secrets tmpfs needs root");
         return;
     }
     let mut m = SecretMounts::new().unwrap();

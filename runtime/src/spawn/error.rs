@@ -1,8 +1,8 @@
 //! Errors of the spawner and of a start, each naming where it happened and what to do.
 
-use super::plan::{Mode, StartPlan};
+use super::plan::{Mode, MountStep, StartPlan};
 use crate::start::config::rlimit_name;
-use crate::start::step::Step;
+use crate::start::step::{split_tmpfs_file_index, Step};
 
 /// Why the spawner could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,16 @@ impl StartError {
             Step::MountTarget | Step::Mount | Step::DevNodes => setup.and_then(|s| s.mounts.get(i)).map(|m| m.target().to_string()),
             Step::MaskPath => setup.and_then(|s| s.masked_paths.get(i)).cloned(),
             Step::ReadonlyPath => setup.and_then(|s| s.readonly_paths.get(i)).cloned(),
-            Step::WriteFile => setup.and_then(|s| s.files.get(i).map(|f| f.path.clone()).or_else(|| s.mounts.get(i).map(|m| m.target().to_string()))),
+            Step::WriteFile => setup.and_then(|s| s.files.get(i)).map(|f| f.path.clone()),
+            Step::TmpfsFile => {
+                let (mount, file) = split_tmpfs_file_index(index);
+                match setup.and_then(|s| s.mounts.get(mount)) {
+                    Some(MountStep::Tmpfs { target, files, .. }) => {
+                        files.get(file).map(|f| format!("{}/{}", target.trim_end_matches('/'), f.path.trim_start_matches('/')))
+                    }
+                    _ => None,
+                }
+            }
             Step::Sysctl => setup.and_then(|s| s.sysctls.get(i)).map(|(k, v)| format!("{k}={v}")),
             Step::Rlimit => plan.rlimits.get(i).map(|r| format!("{} {}:{}", rlimit_name(r.resource), r.soft, r.hard)),
             Step::Exec => plan.process.argv.first().cloned(),

@@ -37,6 +37,7 @@ steps! {
     Mount = 13: "mounting a filesystem",
     DevNodes = 14: "creating the /dev nodes",
     WriteFile = 15: "writing a file into the container",
+    TmpfsFile = 51: "writing a file into a tmpfs mount",
     ReadonlyRootfs = 16: "making the rootfs read-only",
     PivotRoot = 17: "pivot_root into the rootfs",
     DetachOldRoot = 18: "detaching the old root",
@@ -90,6 +91,17 @@ impl Failure {
     pub fn at(step: Step, index: usize) -> impl FnOnce(Errno) -> Failure {
         move |errno| Failure { step, errno, index: index as u32 }
     }
+}
+
+/// The failure index of file `file` of the tmpfs mount `mount`: both numbers in one index, 16
+/// bits each (a plan has far fewer mounts and files; larger ones saturate and name nothing).
+pub(crate) fn tmpfs_file_index(mount: usize, file: usize) -> usize {
+    mount.min(0xffff) << 16 | file.min(0xffff)
+}
+
+/// The mount and file indexes `tmpfs_file_index` put together.
+pub(crate) fn split_tmpfs_file_index(index: u32) -> (usize, usize) {
+    ((index >> 16) as usize, (index & 0xffff) as usize)
 }
 
 /// Attaches a step to a syscall result.

@@ -695,6 +695,7 @@ pub fn copy_window_size(from: RawFd, to: RawFd) -> SysResult<()> {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCGWINSZ fills the winsize we pass; TIOCSWINSZ reads it.
     check_int(unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) })?;
+    // SAFETY: as above; TIOCSWINSZ only reads the winsize.
     check_int(unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws as *const libc::winsize) }).map(drop)
 }
 
