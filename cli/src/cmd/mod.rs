@@ -8,6 +8,7 @@ mod exec;
 mod generate_man;
 mod images;
 mod info;
+pub mod oci;
 mod ops;
 mod reconcile;
 mod run;
@@ -41,7 +42,11 @@ pub fn name(command: &Command) -> String {
 /// Commands that put processes into containers: `main` starts the spawner for them before
 /// anything else, while the process still has one thread.
 pub fn needs_spawner(command: &Command) -> bool {
-    matches!(command, Command::Run(_))
+    match command {
+        Command::Run(_) => true,
+        Command::Oci(a) => a.needs_spawner(),
+        _ => false,
+    }
 }
 
 pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
@@ -78,5 +83,6 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Port(args) => ops::port(args, &global),
         Command::Volumes(cmd) => ops::volumes(cmd, &global),
         Command::Export(args) => cp::export(args, &global),
+        Command::Oci(args) => oci::oci(args, &global, spawner),
     }
 }

@@ -69,6 +69,7 @@ steps! {
     JoinUserNamespace = 45: "joining the container's user namespace",
     FsIds = 47: "making files as the container's root for its user namespace (setfsuid, securebits)",
     Sysctl = 48: "setting a sysctl in the container's namespaces",
+    StartGate = 49: "waiting for the start signal (the exec FIFO of `tfctl oci create`)",
     UnprivilegedPorts = 46: "letting the container's root bind ports below 1024 in its network namespace (net.ipv4.ip_unprivileged_port_start)",
 }
 

@@ -102,6 +102,7 @@ impl Fixture {
             controlling_tty: false,
             pty: false,
             userns: None,
+            detached: false,
         }
     }
 }
