@@ -298,7 +298,12 @@ impl Server {
                 let pty = r.pty.take();
                 let fds: Vec<RawFd> = std::iter::once(r.pidfd.as_raw_fd()).chain(pty.as_ref().map(AsRawFd::as_raw_fd)).collect();
                 self.reply(&Reply::Started { id, pid: r.pid, pty: pty.is_some() }, &fds);
-                self.running.push(r);
+                // A detached process is never reaped here: its exit belongs to whoever
+                // inherits it when the spawner exits (containerd's shim, a subreaper), and a
+                // reap here, racing that exit, would take its status from them.
+                if !plan.detached {
+                    self.running.push(r);
+                }
             }
             Err(Outcome::Refused(message)) => self.reply(&Reply::Refused { id, message }, &[]),
             Err(Outcome::Failed(f)) => self.reply(&Reply::Failed { id, step: f.step as u32, errno: f.errno, index: f.index }, &[]),
