@@ -81,9 +81,10 @@ fn launch_in(
         let gate = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&fifo).map_err(OciError::io("cannot open", &fifo))?;
         fds.start_gate = Some(gate.into());
     }
-    // tfctl's own cgroup place, named after the id (the config's cgroupsPath is not used).
+    // tfctl's own cgroup place, named after the id and its state folder (two roots may use
+    // the same id); the config's cgroupsPath is not used.
     let driver = cgroup::detect("oci")?;
-    let cg = driver.create(&format!("oci-{id}"), &plan::limits(spec))?;
+    let cg = driver.create(&format!("oci-{id}-{:016x}", folder_hash(dir)), &plan::limits(spec))?;
     let cgroups = cg.paths();
     fds.cgroup_procs = cg.attach_files()?.fds;
     *cgroup_out = Some(cg);
@@ -128,6 +129,13 @@ fn launch_in(
         write_atomic(path, pid.to_string().as_bytes()).map_err(fail)?;
     }
     Ok((container, child))
+}
+
+fn folder_hash(dir: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    h.finish()
 }
 
 fn open_ns(path: &Path) -> Result<OwnedFd, OciError> {
