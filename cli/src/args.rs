@@ -375,6 +375,8 @@ pub enum Command {
     /// "container_pid", "ppid", "uid", "gid", "state", "threads", "rss_bytes", "cpu_ns",
     /// "command"}]}.
     Top(TopArgs),
+    /// The OCI runtime command line (runc's), for Docker's and containerd's `--runtime`.
+    Oci(crate::cmd::oci::OciArgs),
     /// Show what this host gives tfctl: kernel, cgroups, the features tfctl uses and the route it
     /// takes for each, the state root. With --format json, one document with "schema": 1.
     Info,

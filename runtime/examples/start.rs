@@ -66,6 +66,7 @@ fn main() {
         controlling_tty: false,
         pty: false,
         userns: None,
+        detached: false,
     };
     // Warm up (page cache, first overlay mount).
     for _ in 0..3 {

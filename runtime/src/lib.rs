@@ -14,6 +14,7 @@ pub mod image;
 pub mod info;
 pub mod logs;
 pub mod net;
+pub mod oci;
 pub mod relay;
 pub mod seccomp;
 pub mod secrets;

@@ -36,6 +36,8 @@ pub struct Docker {
     pub cgroup_parent: String,
     child: Option<Child>,
     shared_dirs_made: Vec<&'static str>,
+    /// More dockerd flags (`--add-runtime NAME=PATH`).
+    extra_args: Vec<String>,
 }
 
 fn out(o: &Output) -> String {
@@ -46,6 +48,11 @@ impl Docker {
     /// Starts dockerd in the network namespace at `netns` (e.g. `/run/netns/NAME`) and waits
     /// until it answers. Panics, with its log, if it does not within a minute.
     pub fn start(netns: &str) -> Docker {
+        Docker::start_with(netns, &[])
+    }
+
+    /// As [`Docker::start`], with more dockerd flags.
+    pub fn start_with(netns: &str, extra_args: &[&str]) -> Docker {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::Builder::new().prefix("tfctl-docker-").tempdir().unwrap();
@@ -58,7 +65,7 @@ impl Docker {
         let sock = d.join("docker.sock");
         let log = d.join("dockerd.log");
         let shared_dirs_made = SHARED_DIRS.iter().copied().filter(|p| !Path::new(p).exists()).collect();
-        let mut docker = Docker { dir, sock, log, netns: netns.to_string(), cgroup_parent, child: None, shared_dirs_made };
+        let mut docker = Docker { dir, sock, log, netns: netns.to_string(), cgroup_parent, child: None, shared_dirs_made, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
         docker.spawn();
         docker
     }
@@ -76,6 +83,7 @@ impl Docker {
             .arg("--pidfile").arg(d.join("docker.pid"))
             .arg("-H").arg(format!("unix://{}", self.sock.display()))
             .args(["--iptables=true", "--cgroup-parent", &self.cgroup_parent, "--shutdown-timeout", "2"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf)

@@ -12,6 +12,7 @@ mod man_extra;
 mod images;
 mod info;
 mod inspect;
+pub mod oci;
 mod ops;
 mod reconcile;
 mod run;
@@ -46,7 +47,11 @@ pub fn name(command: &Command) -> String {
 /// Commands that put processes into containers: `main` starts the spawner for them before
 /// anything else, while the process still has one thread.
 pub fn needs_spawner(command: &Command) -> bool {
-    matches!(command, Command::Run(_))
+    match command {
+        Command::Run(_) => true,
+        Command::Oci(a) => a.needs_spawner(),
+        _ => false,
+    }
 }
 
 pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
@@ -96,5 +101,6 @@ pub fn dispatch(cli: Cli, spawner: Option<Spawner>) -> CmdResult {
         Command::Events(args) => events::events(args, &global),
         Command::Stats(args) => stats::stats(args, &global),
         Command::Top(args) => stats::top(args, &global),
+        Command::Oci(args) => oci::oci(args, &global, spawner),
     }
 }

@@ -185,6 +185,7 @@ pub fn start_plan(compiled: &CompiledContainer, rootfs: RootfsPlan, files: Extra
         controlling_tty: false,
         pty: false,
         userns: None,
+        detached: false,
     })
 }
 

@@ -229,6 +229,7 @@ impl Spawner {
             netns: fds.netns.is_some(),
             target: fds.target.is_some(),
             secret_mounts: fds.secret_mounts.len(),
+            start_gate: fds.start_gate.is_some(),
         };
         if matches!(plan.mode, Mode::Join) && fds.target.is_none() {
             return Err(StartError::Refused("joining a container needs its init's pidfd in StartFds::target".into()));
@@ -240,6 +241,7 @@ impl Spawner {
             .chain(fds.netns.iter())
             .chain(fds.target.iter())
             .chain(fds.secret_mounts.iter())
+            .chain(fds.start_gate.iter())
             .map(AsRawFd::as_raw_fd)
             .collect();
         if raw.len() > protocol::MAX_FDS {

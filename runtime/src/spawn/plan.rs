@@ -59,6 +59,11 @@ pub struct StartPlan {
     /// the process joins it last, so `user` is read inside it.
     #[serde(default)]
     pub userns: Option<crate::userns::IdMap>,
+    /// The process outlives the spawner (`tfctl oci create`: the runtime exits while the
+    /// container runs, and the caller, e.g. containerd's shim as child subreaper, inherits it):
+    /// no parent-death signal.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -371,6 +376,9 @@ pub struct StartFds {
     pub target: Option<OwnedFd>,
     /// Detached mounts of one file each, placed at [`ContainerSetup::secret_targets`].
     pub secret_mounts: Vec<OwnedFd>,
+    /// A FIFO opened read-write: the process is reported started once set up, then waits to
+    /// read one byte from it before its execve (`tfctl oci create`, released by `start`).
+    pub start_gate: Option<OwnedFd>,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub(crate) enum Request {
 }
 
 /// Which descriptors follow a start request, in this order: stdin, stdout, stderr, cgroup
-/// files, netns, target, secret mounts.
+/// files, netns, target, secret mounts, start gate.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct FdLayout {
     pub stdio: [bool; 3],
@@ -30,6 +30,8 @@ pub(crate) struct FdLayout {
     pub target: bool,
     #[serde(default)]
     pub secret_mounts: usize,
+    #[serde(default)]
+    pub start_gate: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

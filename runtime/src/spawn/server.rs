@@ -298,7 +298,12 @@ impl Server {
                 let pty = r.pty.take();
                 let fds: Vec<RawFd> = std::iter::once(r.pidfd.as_raw_fd()).chain(pty.as_ref().map(AsRawFd::as_raw_fd)).collect();
                 self.reply(&Reply::Started { id, pid: r.pid, pty: pty.is_some() }, &fds);
-                self.running.push(r);
+                // A detached process is never reaped here: its exit belongs to whoever
+                // inherits it when the spawner exits (containerd's shim, a subreaper), and a
+                // reap here, racing that exit, would take its status from them.
+                if !plan.detached {
+                    self.running.push(r);
+                }
             }
             Err(Outcome::Refused(message)) => self.reply(&Reply::Refused { id, message }, &[]),
             Err(Outcome::Failed(f)) => self.reply(&Reply::Failed { id, step: f.step as u32, errno: f.errno, index: f.index }, &[]),
@@ -354,9 +359,10 @@ impl Server {
             sys::setns(child_fds.target.unwrap_or(-1), libc::CLONE_NEWPID)
                 .map_err(|e| Outcome::Refused(format!("joining the container's pid namespace: {}", std::io::Error::from_raw_os_error(e))))?;
         }
-        let cloned = if cfg.init {
-            // An init lives beside the spawner without ever executing a program: it gets a copy
-            // of our memory.
+        let cloned = if cfg.init || child_fds.start_gate.is_some() {
+            // An init lives beside the spawner without ever executing a program, and a gated
+            // child waits for `start` after the spawner has gone on (or exited): each gets a
+            // copy of our memory.
             // SAFETY: the spawner is single-threaded; the child runs only start::child_main,
             // which reads `cfg` (copied with our memory) and makes raw syscalls.
             let cloned = unsafe { sys::clone3_fork(flags) };
@@ -505,6 +511,9 @@ fn assign_fds(layout: FdLayout, fds: &[OwnedFd]) -> Option<ChildFds> {
     }
     for _ in 0..layout.secret_mounts {
         out.secret_mounts.push(it.next()?);
+    }
+    if layout.start_gate {
+        out.start_gate = Some(it.next()?);
     }
     it.next().is_none().then_some(out)
 }

@@ -181,6 +181,11 @@ pub fn merge_env(c: &Container, image: &ImageConfiguration, home: &str) -> Vec<S
     env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// `RLIMIT_NOFILE` (or `nofile`) -> `libc::RLIMIT_NOFILE` (an OCI config's rlimit type).
+pub fn rlimit_resource(name: &str) -> Option<u32> {
+    rlimit_kind(name).map(|(r, _)| r as u32)
+}
+
 /// `nofile` -> (`RLIMIT_NOFILE`, the OCI type).
 fn rlimit_kind(name: &str) -> Option<(u32, PosixRlimitType)> {
     use PosixRlimitType as T;

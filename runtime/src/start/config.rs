@@ -82,6 +82,8 @@ pub(crate) struct ChildFds {
     pub netns: Option<RawFd>,
     pub target: Option<RawFd>,
     pub secret_mounts: Vec<RawFd>,
+    /// A FIFO to read one byte from before execve (see `StartFds::start_gate`).
+    pub start_gate: Option<RawFd>,
     /// `userns`, for a new container: the user namespace the spawner made for it.
     pub userns: Option<RawFd>,
 }
@@ -194,6 +196,8 @@ pub(crate) struct ChildConfig {
     /// Every path execve tries, in order (argv[0] joined to each PATH entry, or argv[0] itself).
     pub exec_candidates: Vec<CString>,
     pub init: bool,
+    /// No parent-death signal: the process outlives the spawner (see `StartPlan::detached`).
+    pub detached: bool,
     /// Under `init`: the spawner's strings the init rewrites (see [`super::init::rename`]).
     pub init_strings: Option<super::init::ProcStrings>,
     pub controlling_tty: bool,
@@ -334,6 +338,7 @@ impl ChildConfig {
             caps: process_caps(plan.caps),
             last_cap: capabilities::last_cap(),
             no_new_privs: plan.no_new_privs,
+            detached: plan.detached,
             seccomp: plan
                 .seccomp
                 .iter()
@@ -514,6 +519,7 @@ mod tests {
             controlling_tty: false,
             pty: false,
             userns: None,
+            detached: false,
         }
     }
 

@@ -53,7 +53,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     // The spawner blocks SIGCHLD (it reads it from a signalfd); the process starts with none
     // blocked. Only a bad `how` fails this call.
     let _ = sys::sigprocmask(libc::SIG_SETMASK, &sys::empty_sigset());
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    if !cfg.detached {
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    }
     if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
         sys::exit(FAILED_EXIT);
     }
@@ -216,7 +218,9 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     sys::setresgid(cfg.gid).step(Step::Gid)?;
     sys::setresuid(cfg.uid).step(Step::Uid)?;
     // A change of user or group clears the parent-death signal: set it again.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    if !cfg.detached {
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as _, 0, 0, 0).step(Step::DeathSignal)?;
+    }
     if sys::poll_one(cfg.sync_fd, 0, 0).step(Step::DeathSignal)? & libc::POLLHUP != 0 {
         sys::exit(FAILED_EXIT);
     }
@@ -240,6 +244,22 @@ fn sequence(cfg: &ChildConfig) -> Result<Infallible, Failure> {
     // Everything but 0-2 closes at execve; the sync socket stays open until then, so an exec
     // failure is still reported.
     sys::cloexec_from(3).step(Step::CloseFds)?;
+    if let Some(gate) = cfg.fds.start_gate {
+        // Created: everything but the execve is done. Reported now (the caller goes on with
+        // its pid), then the process waits, as long as it takes, for `start`'s byte. Before
+        // seccomp, whose filters may deny the read.
+        sys::write_all(cfg.sync_fd, &SyncMsg::Executed.encode()).step(Step::StartGate)?;
+        let mut byte = [0u8; 1];
+        loop {
+            match sys::read(gate, &mut byte) {
+                Ok(1) => break,
+                Err(libc::EINTR) => continue,
+                Ok(_) => return Err(Failure::new(Step::StartGate, libc::EPIPE)),
+                Err(e) => return Err(Failure::new(Step::StartGate, e)),
+            }
+        }
+        sys::close(gate);
+    }
     // Last: after this only the syscalls the filters allow remain.
     for (i, filter) in cfg.seccomp.iter().enumerate() {
         seccomp::install(filter).map_err(|e| Failure { step: Step::Seccomp, errno: e as i32, index: i as u32 })?;

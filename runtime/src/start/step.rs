@@ -72,6 +72,7 @@ steps! {
     Sysctl = 48: "setting a sysctl in the container's namespaces",
     Workdir = 49: "creating the working directory in the rootfs",
     Console = 50: "binding the terminal on /dev/console",
+    StartGate = 52: "waiting for the start signal (the exec FIFO of `tfctl oci create`)",
     UnprivilegedPorts = 46: "letting the container's root bind ports below 1024 in its network namespace (net.ipv4.ip_unprivileged_port_start)",
 }
 

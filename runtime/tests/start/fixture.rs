@@ -103,6 +103,7 @@ impl Fixture {
             controlling_tty: false,
             pty: false,
             userns: None,
+            detached: false,
         }
     }
 }
