@@ -2,7 +2,7 @@
 //! stdin and killed at its timeout. tfctl runs every hook in the runtime's namespaces (the
 //! spec's createContainer and startContainer hooks run in the container's there).
 
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,12 +85,15 @@ fn run_one(kind: Kind, hook: &Hook, doc: &[u8]) -> Result<(), OciError> {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    // The state comes from an unlinked file, not a pipe: a hook that exits without reading it
+    // (`/bin/false`) must not kill tfctl with SIGPIPE mid-write, and nothing waits on its reading.
+    let mut state = tempfile::tempfile().map_err(|e| fail(format!("cannot hold its state document: {e}")))?;
+    state
+        .write_all(doc)
+        .and_then(|()| state.rewind())
+        .map_err(|e| fail(format!("cannot hold its state document: {e}")))?;
+    cmd.stdin(Stdio::from(state)).stdout(Stdio::null()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run it: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its state is not an error.
-        let _ = stdin.write_all(doc);
-    }
     let timeout = hook.timeout().filter(|&t| t > 0).map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t as u64));
     let deadline = Instant::now() + timeout;
     loop {
