@@ -3,7 +3,7 @@
 //! merged in order.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -47,22 +47,8 @@ pub struct Project {
     pub unset: BTreeSet<String>,
 }
 
-/// `a/./b/../c` as `a/c`, without asking the file system.
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The schema's lexical normaliser: one answer for app files and Compose files.
+pub use tfctl_schema::normalize_path as normalize;
 
 fn absolute(p: &Path) -> PathBuf {
     normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))

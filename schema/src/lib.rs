@@ -46,6 +46,8 @@ pub use diag::{Diagnostics, Problem};
 pub use model::App;
 /// `kdl_string`: a KDL string literal that loads back as the given text (`$` doubled).
 pub use render::{q as kdl_string, to_kdl};
+/// `a/./b/../c` as `a/c`, without asking the file system (as Compose resolves relative paths).
+pub use reader::normalize as normalize_path;
 
 use crate::reader::Cx;
 use crate::vars::Vars;
