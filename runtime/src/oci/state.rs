@@ -214,7 +214,8 @@ mod tests {
         let me = std::process::id() as i32;
         let (start, state) = process_start(me).unwrap();
         assert!(start > 0);
-        assert_eq!(state, 'R');
+        // Alive: running or sleeping (the test harness's main thread waits), never a zombie.
+        assert!(!matches!(state, 'Z' | 'X'), "{state}");
         assert!(process_start(0).is_none());
     }
 
