@@ -302,21 +302,12 @@ impl Running {
     }
 
     fn addresses(&self) -> HashMap<String, String> {
-        let o = self.t.run_in(&self.ns, &["ps", &self.app, "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ps prints JSON");
-        v["apps"][0]["containers"]
-            .as_array()
-            .expect("ps lists containers")
-            .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().split('/').next().unwrap().to_string()))
-            .collect()
+        self.t.addresses_in(&self.ns, &self.app)
     }
 
     /// Whether container `from` gets "ok" from `to:port` (`to` a name or an address).
     fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
-        let target = format!("{}/{from}", self.app);
-        let o = self.t.run_in(&self.ns, &["exec", &target, "--", "sh", "-c", &format!("echo | nc -w 1 {to} {port}")]);
-        stdout(&o).contains("ok")
+        self.t.reaches_in(&self.ns, &format!("{}/{from}", self.app), to, port)
     }
 }
 

@@ -73,20 +73,12 @@ impl Up {
 
     /// Container name → address, from `ps --format json`.
     fn addresses(&self, app: &str) -> HashMap<String, String> {
-        let o = self.t.run_in(&self.ns, &["ps", app, "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ps prints JSON");
-        v["apps"][0]["containers"]
-            .as_array()
-            .expect("ps lists containers")
-            .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().split('/').next().unwrap().to_string()))
-            .collect()
+        self.t.addresses_in(&self.ns, app)
     }
 
     /// Whether `app/from` gets an "ok" from `ip:port` over tcp.
     fn reaches(&self, from: &str, ip: &str, port: u16) -> bool {
-        let o = self.t.run_in(&self.ns, &["exec", from, "--", "sh", "-c", &format!("echo | nc -w 1 {ip} {port}")]);
-        stdout(&o).contains("ok")
+        self.t.reaches_in(&self.ns, from, ip, port)
     }
 
     /// Whether the test's namespace (the host) gets an "ok" from `ip:port`.

@@ -146,6 +146,26 @@ impl Tfctl {
     pub fn run_in(&self, ns: &NetNs, args: &[&str]) -> Output {
         self.cmd_in(ns).args(args).output().expect("tfctl runs")
     }
+
+    /// An app's container names with their addresses (without the prefix length), from `ps
+    /// --format json`, as a user would read them.
+    pub fn addresses_in(&self, ns: &NetNs, app: &str) -> std::collections::HashMap<String, String> {
+        let o = self.run_in(ns, &["ps", app, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ps prints JSON");
+        v["apps"][0]["containers"]
+            .as_array()
+            .expect("ps lists containers")
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["address"].as_str().unwrap().split('/').next().unwrap().to_string()))
+            .collect()
+    }
+
+    /// Whether container `target` (APP/NAME) gets an "ok" from `to:port` over tcp (`to` a name
+    /// or an address; the server answers "ok").
+    pub fn reaches_in(&self, ns: &NetNs, target: &str, to: &str, port: u16) -> bool {
+        let o = self.run_in(ns, &["exec", target, "--", "sh", "-c", &format!("echo | nc -w 1 {to} {port}")]);
+        stdout(&o).contains("ok")
+    }
 }
 
 /// The image the samples use (`samples/images/busybox`), built if scripts/setup.sh has not;
