@@ -1,6 +1,6 @@
 //! The app-file settings `check` always accepted and `up` now runs: `log files=`, `restart
-//! "unless-stopped"`, the host modes, `device`, `tty`, `after restart=` and `replicas=`, as a user
-//! meets them. Each test in a network namespace and state root of its own.
+//! "unless-stopped"`, the host network and PID modes and `device`, as a user meets them (`tty`,
+//! `after restart=` and `replicas=` are still refused by `up`, by name). Each test in a network namespace and state root of its own.
 
 mod common;
 

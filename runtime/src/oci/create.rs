@@ -9,7 +9,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::hooks::{self, Kind};
 use super::plan::{self, namespace};
-use super::state::{process_start, write_atomic, Container, Record, Root, Status};
+use super::state::{write_atomic, Container, Record, Root, Status};
+use crate::state::identity::stat_of;
 use super::OciError;
 use crate::cgroup::{self, ContainerCgroup};
 use crate::spawn::{Child, Spawner, StartFds, StartPlan};
@@ -107,7 +108,7 @@ fn launch_in(
         oci_version: spec.version().clone(),
         id: id.to_string(),
         pid,
-        pid_start: process_start(pid).map_or(0, |(s, _)| s),
+        pid_start: stat_of(pid).map_or(0, |(_, start)| start),
         bundle: bundle.to_path_buf(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroups,

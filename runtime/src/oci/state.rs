@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{check_id, OciError};
+use crate::state::identity::stat_of;
 
 /// Where runc keeps its state by default, beside which tfctl keeps its own.
 pub const DEFAULT_ROOT: &str = "/run/tfctl-oci";
@@ -133,7 +134,7 @@ impl Container {
 
     /// Whether the recorded process still lives (a zombie does not: it has exited).
     pub fn alive(&self) -> bool {
-        process_start(self.record.pid).is_some_and(|(start, state)| start == self.record.pid_start && state != 'Z' && state != 'X')
+        stat_of(self.record.pid).is_some_and(|(state, start)| start == self.record.pid_start && state != 'Z' && state != 'X')
     }
 
     pub fn status(&self) -> Status {
@@ -189,17 +190,6 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), OciError> {
     std::fs::rename(&tmp, path).map_err(OciError::io("cannot write", path))
 }
 
-/// A process's start time and state letter from /proc/PID/stat.
-pub(crate) fn process_start(pid: i32) -> Option<(u64, char)> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
-    // Field 3 is the state, field 22 the start time; `fields` starts at field 3.
-    Some((fields.get(19)?.parse().ok()?, fields.first()?.chars().next()?))
-}
-
 /// `state ID`: the runtime spec's state document.
 pub fn state(root: &Root, id: &str) -> Result<StateDoc, OciError> {
     Ok(root.load(id)?.doc())
@@ -212,11 +202,11 @@ mod tests {
     #[test]
     fn our_own_process_is_alive_and_dated() {
         let me = std::process::id() as i32;
-        let (start, state) = process_start(me).unwrap();
+        let (state, start) = stat_of(me).unwrap();
         assert!(start > 0);
         // Alive: running or sleeping (the test harness's main thread waits), never a zombie.
         assert!(!matches!(state, 'Z' | 'X'), "{state}");
-        assert!(process_start(0).is_none());
+        assert!(stat_of(0).is_none());
     }
 
     #[test]

@@ -19,20 +19,25 @@ fn boot_id() -> Option<String> {
     BOOT_ID.get_or_init(|| fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())).clone()
 }
 
-/// Field 22 of /proc/PID/stat. The command name (field 2) may hold spaces and parentheses, so
-/// fields are counted after its last `)`.
-fn start_time(pid: i32) -> Option<u64> {
+/// The state letter (field 3) and start time (field 22) of /proc/PID/stat. The command name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+pub(crate) fn stat_of(pid: i32) -> Option<(char, u64)> {
+    if pid <= 0 {
+        return None;
+    }
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+fn start_time(pid: i32) -> Option<u64> {
+    stat_of(pid).map(|(_, start)| start)
 }
 
 /// Whether /proc/PID/stat shows an exited, unreaped process (state `Z`, or `X` while it goes).
 fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z" || s == "X")))
-        .unwrap_or(false)
+    stat_of(pid).is_some_and(|(state, _)| matches!(state, 'Z' | 'X'))
 }
 
 impl ProcessIdentity {
